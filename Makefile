@@ -1,0 +1,49 @@
+# tabml: `make repro` builds the environment and runs the pipeline; `make test` runs every check.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV_VERSION := 0.13.8
+# use uv from PATH if there is one, else a private copy installed with pip into .tools/
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+RUN := $(UV) run --locked --no-sync
+export UV_PYTHON_DOWNLOADS := never
+export NML_DISABLE_USAGE_LOGGING := 1
+export ITERATIVE_DO_NOT_TRACK := 1
+
+.PHONY: help sync repro test lint typecheck pytest params bench clean-outputs
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+.tools/bin/uv:
+	@echo ">> installing uv $(UV_VERSION) into .tools/ (no uv on PATH)"
+	python3 -m venv .tools
+	.tools/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+sync: $(if $(filter .tools/bin/uv,$(UV)),.tools/bin/uv) ## create/update .venv exactly from uv.lock
+	@echo ">> uv sync --locked"
+	$(UV) sync --locked
+
+repro: sync ## run the whole pipeline on the bundled default data (dvc repro)
+	@echo ">> dvc repro"
+	$(RUN) dvc repro
+
+params: sync ## regenerate params.yaml from conf/ (what dvc exp run does)
+	$(RUN) tabml params
+
+lint: sync ## ruff
+	@echo ">> ruff"
+	$(RUN) ruff check src tests benchmarks
+	$(RUN) ruff format --check src tests benchmarks
+
+typecheck: sync ## mypy
+	@echo ">> mypy"
+	$(RUN) mypy
+
+pytest: sync ## pytest only
+	@echo ">> pytest"
+	$(RUN) pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest ## lint, types and every test
+
+bench: sync ## run the benchmarks (slow; figures go to docs/benchmarks.md)
+	$(RUN) python benchmarks/pipeline.py

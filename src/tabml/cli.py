@@ -1,0 +1,186 @@
+"""The `tabml` command line: one thin command per pipeline stage and per user task.
+
+Every path is an argument: `dvc.yaml` is the one place the pipeline's paths are written.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tabml.errors import TabmlError
+
+app = typer.Typer(
+    name="tabml",
+    help=(
+        "A reproducible MLOps pipeline for tabular binary classification.\n\n"
+        "The stage commands (ingest, clean, split, train, evaluate, package) are run by "
+        "'dvc repro' as dvc.yaml declares them; predict, params and datasets are for people."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+Params = Annotated[
+    Path, typer.Option("--params", help="params.yaml composed from conf/ (see 'tabml params').")
+]
+
+
+@app.command()
+def ingest(
+    sources_dir: Annotated[Path, typer.Option(help="Folder that relative dataset sources live in.")],
+    output_dir: Annotated[Path, typer.Option(help="Where the raw Parquet files go.")],
+    params: Params = Path("params.yaml"),
+) -> None:
+    """Read the dataset's sources, validate them (every failure at once), write Parquet."""
+    from tabml.stages import ingest as stage
+
+    stage.run(params, sources_dir, output_dir)
+
+
+@app.command()
+def clean(
+    input_dir: Annotated[Path, typer.Option(help="Folder written by ingest.")],
+    output_dir: Annotated[Path, typer.Option(help="Where clean, rejected and production go.")],
+    report: Annotated[Path, typer.Option(help="The data-quality JSON report.")],
+    params: Params = Path("params.yaml"),
+) -> None:
+    """Type, dedupe and pseudonymise; quarantine unusable rows with a reason."""
+    from tabml.stages import clean as stage
+
+    stage.run(params, input_dir, output_dir, report)
+
+
+@app.command()
+def split(
+    input: Annotated[Path, typer.Option(help="The clean development Parquet file.")],
+    output_dir: Annotated[Path, typer.Option(help="Where train/valid/test.parquet go.")],
+    report: Annotated[Path, typer.Option(help="The split summary JSON.")],
+    params: Params = Path("params.yaml"),
+) -> None:
+    """Split development data into train, valid and test (by time or stratified)."""
+    from tabml.stages import split as stage
+
+    stage.run(params, input, output_dir, report)
+
+
+@app.command()
+def train(
+    input_dir: Annotated[Path, typer.Option(help="Folder with train.parquet and valid.parquet.")],
+    model_dir: Annotated[Path, typer.Option(help="Where the model files go.")],
+    live_dir: Annotated[Path, typer.Option(help="dvclive folder for the training curves.")],
+    params: Params = Path("params.yaml"),
+) -> None:
+    """Fit preprocessing and the model on train, early-stopped on valid."""
+    from tabml.stages import train as stage
+
+    stage.run(params, input_dir, model_dir, live_dir)
+
+
+@app.command()
+def evaluate(
+    model_dir: Annotated[Path, typer.Option(help="Folder written by train.")],
+    splits_dir: Annotated[Path, typer.Option(help="Folder with valid.parquet and test.parquet.")],
+    production_dir: Annotated[Path, typer.Option(help="Folder with the clean production batch.")],
+    predictions_dir: Annotated[Path, typer.Option(help="Where scored test/production go.")],
+    metrics: Annotated[Path, typer.Option(help="Metrics JSON (DVC metrics).")],
+    slices: Annotated[Path, typer.Option(help="Per-segment metrics JSON.")],
+    plots_dir: Annotated[Path, typer.Option(help="Where the DVC plot data go.")],
+    params: Params = Path("params.yaml"),
+) -> None:
+    """Metrics on test (and on the production batch when it has labels), slices and plots."""
+    from tabml.stages import evaluate as stage
+
+    stage.run(params, model_dir, splits_dir, production_dir, predictions_dir, metrics, slices,
+              plots_dir)
+
+
+@app.command()
+def package(
+    model_dir: Annotated[Path, typer.Option(help="Folder written by train.")],
+    metrics: Annotated[Path, typer.Option(help="Metrics JSON from evaluate.")],
+    slices: Annotated[Path, typer.Option(help="Slice metrics JSON from evaluate.")],
+    quality: Annotated[Path, typer.Option(help="Data-quality JSON from clean.")],
+    split_report: Annotated[Path, typer.Option(help="Split summary JSON from split.")],
+    data: Annotated[list[Path], typer.Option(help="Data files whose hashes metadata records.")],
+    output: Annotated[Path, typer.Option(help="The package folder to write.")],
+    params: Params = Path("params.yaml"),
+) -> None:
+    """Write the versioned model package with its schema, metadata, card and manifest."""
+    from tabml.stages import package as stage
+
+    stage.run(params, model_dir, metrics, slices, quality, split_report, data, output)
+
+
+@app.command()
+def predict(
+    package: Annotated[Path, typer.Option(help="A package folder (models/package).")],
+    input: Annotated[Path, typer.Option(help="CSV or Parquet file of records to score.")],
+    output: Annotated[Path, typer.Option(help="Output file; .csv or .parquet.")],
+) -> None:
+    """Score a CSV or Parquet file with a verified package.
+
+    Writes the id column, `score` (probability of the positive class) and `label`. The package's
+    manifest is verified before anything is loaded; columns the schema does not know are ignored.
+    """
+    from tabml import io
+    from tabml import package as pkg
+    from tabml.log import info
+    from tabml.predict import score
+
+    loaded = pkg.load(package)
+    frame = io.read_table(input)
+    info(f"predict: scoring {len(frame):,} rows from {input}")
+    result = score(loaded, frame, str(input))
+    if output.suffix.lower() == ".csv":
+        with io.atomic_path(output) as tmp:
+            result.to_csv(tmp, index=False)
+    elif output.suffix.lower() in (".parquet", ".pq"):
+        io.write_parquet(output, result)
+    else:
+        raise TabmlError(f"{output}: output must end in .csv or .parquet")
+    info(f"predict: wrote {output} (threshold {loaded.threshold:.4f})")
+
+
+@app.command()
+def params(
+    output: Annotated[Path, typer.Option(help="File to write.")] = Path("params.yaml"),
+    config_dir: Annotated[Path, typer.Option(help="Hydra config folder.")] = Path("conf"),
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="Hydra overrides, e.g. dataset=employment.")
+    ] = None,
+) -> None:
+    """Compose conf/ into params.yaml, exactly as 'dvc exp run' does."""
+    from tabml.dvc_adapter import compose_params
+
+    compose_params(config_dir, output, overrides or [])
+    print(f"wrote {output}", file=sys.stderr)
+
+
+@app.command()
+def datasets() -> None:
+    """List the data sets bundled in the nannyml package (usable as nannyml://FILE)."""
+    from tabml.datasets import bundled_dir, list_bundled
+
+    print(f"# {bundled_dir()}", file=sys.stderr)
+    for name in list_bundled():
+        print(f"nannyml://{name}")
+
+
+def main() -> None:
+    # telemetry off on every code path, before anything that could send it is imported
+    os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
+    os.environ.setdefault("ITERATIVE_DO_NOT_TRACK", "1")
+    try:
+        app()
+    except TabmlError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted; outputs are only replaced once complete", file=sys.stderr)
+        sys.exit(130)

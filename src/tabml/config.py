@@ -1,0 +1,283 @@
+"""Typed configuration, loaded once per stage from the sections of params.yaml it declares.
+
+`params.yaml` is Hydra's composition of `conf/` (DVC writes it on `dvc exp run`, `make params`
+writes it otherwise). Each stage names the keys it reads in a `PARAMS` tuple; the same tuple is
+its `params:` list in `dvc.yaml`, and a contract test keeps the two equal. `Params.section`
+refuses a key the stage did not declare, so a stage cannot silently depend on more than DVC
+tracks for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tabml.errors import ConfigError
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- dataset -------------------------------------------------------------------------------
+
+
+class FeatureSpec(_Frozen):
+    """One feature column: its kind and, where known, the values it may take."""
+
+    kind: Literal["numeric", "categorical", "boolean"]
+    min: float | None = None
+    max: float | None = None
+    categories: tuple[str, ...] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> FeatureSpec:
+        if self.kind != "numeric" and (self.min is not None or self.max is not None):
+            raise ValueError(f"min/max only apply to numeric features, not {self.kind}")
+        if self.kind != "categorical" and self.categories is not None:
+            raise ValueError(f"categories only apply to categorical features, not {self.kind}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is greater than max {self.max}")
+        return self
+
+
+class TargetSpec(_Frozen):
+    column: str
+    positive: int | str | bool = 1
+
+
+class SchemaConfig(_Frozen):
+    """`dataset.schema`: what a valid record of this dataset looks like."""
+
+    id: str
+    timestamp: str | None = None
+    target: TargetSpec
+    features: dict[str, FeatureSpec]
+    ignore: tuple[str, ...] = ()
+    extra_columns: Literal["allow", "reject"] = "reject"
+    # personal data: column -> what `clean` does with it. HMAC-SHA256 pseudonyms are keyed by
+    # the environment variable TABML_PII_KEY, never by anything in the repository.
+    pii: dict[str, Literal["pseudonymise", "drop"]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> SchemaConfig:
+        if not self.features:
+            raise ValueError("at least one feature is needed")
+        special = {self.id, self.target.column, *(x for x in [self.timestamp] if x)}
+        clash = sorted(special & (set(self.features) | set(self.ignore)))
+        if clash:
+            raise ValueError(f"id/target/timestamp columns cannot be features or ignored: {clash}")
+        pii_features = sorted(set(self.pii) & set(self.features))
+        if pii_features:
+            raise ValueError(
+                f"personal-data columns cannot be model features: {pii_features}; "
+                "drop them from features or from pii"
+            )
+        if self.pii.get(self.id) == "drop":
+            raise ValueError(f"the id column '{self.id}' can be pseudonymised, not dropped")
+        if self.target.column in self.pii:
+            raise ValueError("the target column cannot be personal data")
+        return self
+
+    @property
+    def known_columns(self) -> set[str]:
+        """Every column a development file may carry without being 'extra'."""
+        cols = {self.id, self.target.column, *self.features, *self.ignore, *self.pii}
+        if self.timestamp:
+            cols.add(self.timestamp)
+        return cols
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.features)
+
+
+class SourcesConfig(_Frozen):
+    """`dataset.sources`: where the raw files come from.
+
+    Each value is either `nannyml://FILE` (a data set bundled in the nannyml package) or a file
+    name relative to the sources folder that dvc.yaml gives ingest (`data/external/`), where the
+    user tracks it with `dvc add`.
+    """
+
+    development: str
+    production: str | None = None
+    production_labels: str | None = None
+
+
+# --- split ---------------------------------------------------------------------------------
+
+
+class SplitConfig(_Frozen):
+    method: Literal["time", "stratified"]
+    valid_fraction: Annotated[float, Field(gt=0, lt=0.5)]
+    test_fraction: Annotated[float, Field(gt=0, lt=0.5)]
+
+
+# --- model ---------------------------------------------------------------------------------
+
+
+class _Preprocess(_Frozen):
+    impute: Literal["none", "median"]
+    clip_quantiles: tuple[float, float] | None = None
+
+    @model_validator(mode="after")
+    def _check_clip(self) -> _Preprocess:
+        if self.clip_quantiles is not None:
+            lo, hi = self.clip_quantiles
+            if not 0.0 <= lo < hi <= 1.0:
+                raise ValueError("clip_quantiles must be [low, high] with 0 <= low < high <= 1")
+        return self
+
+
+class LightGBMConfig(_Preprocess):
+    name: Literal["lightgbm"]
+    learning_rate: Annotated[float, Field(gt=0)]
+    num_boost_round: Annotated[int, Field(gt=0)]
+    early_stopping_rounds: Annotated[int, Field(gt=0)]
+    num_leaves: Annotated[int, Field(gt=1)]
+    min_child_samples: Annotated[int, Field(ge=1)]
+    feature_fraction: Annotated[float, Field(gt=0, le=1)]
+    bagging_fraction: Annotated[float, Field(gt=0, le=1)]
+    bagging_freq: Annotated[int, Field(ge=0)]
+    lambda_l2: Annotated[float, Field(ge=0)]
+    num_threads: Annotated[int, Field(ge=1)]
+
+
+class LogRegConfig(_Preprocess):
+    name: Literal["logreg"]
+    C: Annotated[float, Field(gt=0)]
+    max_iter: Annotated[int, Field(gt=0)]
+
+
+ModelConfig = Annotated[LightGBMConfig | LogRegConfig, Field(discriminator="name")]
+
+
+# --- evaluate ------------------------------------------------------------------------------
+
+
+class ThresholdRule(_Frozen):
+    """How the decision threshold is chosen on the validation split."""
+
+    rule: Literal["max_f1", "fixed", "min_precision"]
+    value: Annotated[float, Field(ge=0, le=1)] = 0.5
+
+
+class EvaluateConfig(_Frozen):
+    threshold: ThresholdRule
+    calibration_bins: Annotated[int, Field(ge=2, le=100)] = 10
+    min_slice_rows: Annotated[int, Field(ge=1)] = 50
+
+
+# --- loading -------------------------------------------------------------------------------
+
+_SECTIONS: dict[str, Any] = {
+    "seed": int,
+    "dataset.name": str,
+    "dataset.sources": SourcesConfig,
+    "dataset.schema": SchemaConfig,
+    "dataset.segments": tuple[str, ...],
+    "split": SplitConfig,
+    "model": ModelConfig,
+    "evaluate": EvaluateConfig,
+}
+
+
+def _lookup(tree: Mapping[str, Any], key: str, source: str) -> Any:
+    node: Any = tree
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            raise ConfigError(
+                f"{source}: key '{key}' is missing. Regenerate it from conf/ with 'make params' "
+                "or check the dataset config in conf/dataset/."
+            )
+        node = node[part]
+    return node
+
+
+def _describe(err: ValidationError, key: str, source: str) -> ConfigError:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in (key, *e["loc"]) if p not in ("", None))
+        lines.append(f"  {loc}: {e['msg']}")
+    return ConfigError(f"{source}: invalid config:\n" + "\n".join(lines))
+
+
+class Params:
+    """The keys of params.yaml a stage declared, and nothing else."""
+
+    def __init__(self, tree: Mapping[str, Any], declared: Sequence[str], source: str) -> None:
+        unknown = sorted(set(declared) - set(_SECTIONS))
+        if unknown:
+            raise ConfigError(f"no typed config section for {unknown}")
+        self._tree = tree
+        self._declared = tuple(declared)
+        self._source = source
+
+    @classmethod
+    def load(cls, path: Path, declared: Sequence[str]) -> Params:
+        import yaml
+
+        try:
+            tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(
+                f"{path}: not found. Create it from conf/ with 'make params'."
+            ) from None
+        if not isinstance(tree, Mapping):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        return cls(tree, declared, str(path))
+
+    def section(self, key: str) -> Any:
+        """The typed value of a declared key."""
+        if key not in self._declared:
+            raise ConfigError(
+                f"stage reads '{key}' but does not declare it; add it to the stage's PARAMS "
+                "and to its params in dvc.yaml"
+            )
+        raw = _lookup(self._tree, key, self._source)
+        from pydantic import TypeAdapter
+
+        try:
+            return TypeAdapter(_SECTIONS[key]).validate_python(raw)
+        except ValidationError as err:
+            raise _describe(err, key, self._source) from None
+
+
+def parse(key: str, raw: Any) -> Any:
+    """Validate a raw value as the typed section `key` (used by packages and tests)."""
+    from pydantic import TypeAdapter
+
+    try:
+        return TypeAdapter(_SECTIONS[key]).validate_python(raw)
+    except ValidationError as err:
+        raise _describe(err, key, "config") from None
+
+
+def dump(value: Any) -> Any:
+    """A JSON-ready form of a typed section."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+__all__ = [
+    "EvaluateConfig",
+    "FeatureSpec",
+    "LightGBMConfig",
+    "LogRegConfig",
+    "ModelConfig",
+    "Params",
+    "SchemaConfig",
+    "SourcesConfig",
+    "SplitConfig",
+    "TargetSpec",
+    "ThresholdRule",
+]

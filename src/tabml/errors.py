@@ -1,0 +1,25 @@
+"""Errors meant for people: each one says what went wrong, where, and what to do next."""
+
+
+class TabmlError(Exception):
+    """Base class for every error tabml reports to a user without a traceback."""
+
+    exit_code = 1
+
+
+class ConfigError(TabmlError):
+    """A params.yaml section is missing, misspelt or has a wrong value."""
+
+    exit_code = 2
+
+
+class DataError(TabmlError):
+    """An input file cannot be read or does not meet its schema."""
+
+    exit_code = 3
+
+
+class PackageError(TabmlError):
+    """A model package is missing, incomplete or has been tampered with."""
+
+    exit_code = 4

@@ -1,0 +1,150 @@
+"""Reading input tables and writing every output atomically.
+
+A stage writes each output to a temporary file in the destination folder and renames it into
+place only once it is complete, so a crash or kill never leaves a half-written file that looks
+valid (DVC does not roll back a failed stage).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tabml.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success, rename it onto `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with tmp.open("rb") as fh:
+            os.fsync(fh.fileno())
+        tmp.chmod(0o644)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: Path) -> Iterator[Path]:
+    """Yield a temporary folder beside `path`; on success, swap it in place of `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        tmp.chmod(0o755)
+        old = path.with_name(f".{path.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if path.exists():
+            path.rename(old)
+        tmp.rename(path)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def to_json_text(data: Any) -> str:
+    """Deterministic JSON: sorted keys, fixed float formatting, trailing newline."""
+    return json.dumps(_round_floats(data), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _round_floats(data: Any) -> Any:
+    if isinstance(data, float):
+        return float(f"{data:.10g}") if data == data else None  # NaN is not JSON
+    if isinstance(data, dict):
+        return {str(k): _round_floats(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_round_floats(v) for v in data]
+    return data
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_text(path, to_json_text(data))
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: not found. Run the stage that writes it first.") from None
+
+
+def write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    """Write a frame to Parquet deterministically (no pandas index, fixed compression)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    # drop pandas' metadata blob: it is not needed to read the file back
+    table = table.replace_schema_metadata(None)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd", write_statistics=True)
+
+
+def read_parquet(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
+    if not path.exists():
+        raise DataError(f"{path}: not found. Run the stage that writes it first.")
+    return pd.read_parquet(path)
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a user's CSV or Parquet file, with errors that say what to fix."""
+    import pandas as pd
+
+    if not path.exists():
+        raise DataError(f"{path}: file not found. Check the path, or run 'dvc pull'.")
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, expected a .csv or .parquet file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: file is empty (0 bytes)")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        try:
+            frame = pd.read_csv(path, encoding="utf-8", encoding_errors="strict")
+        except UnicodeDecodeError as err:
+            line = path.read_bytes()[: err.start].count(b"\n") + 1
+            raise DataError(
+                f"{path}: not valid UTF-8: byte 0x{err.object[err.start]:02x} at offset "
+                f"{err.start} (line {line}). Re-export the file as UTF-8."
+            ) from None
+        except pd.errors.EmptyDataError:
+            raise DataError(f"{path}: file has no header and no rows") from None
+        except pd.errors.ParserError as err:
+            raise DataError(f"{path}: malformed CSV: {err}") from None
+    elif suffix in (".parquet", ".pq"):
+        import pyarrow as pa
+
+        try:
+            frame = pd.read_parquet(path)
+        except (pa.ArrowInvalid, OSError) as err:
+            raise DataError(f"{path}: not a readable Parquet file: {err}") from None
+    else:
+        raise DataError(
+            f"{path}: unsupported file type '{suffix}'; use one of {', '.join(TABLE_SUFFIXES)}"
+        )
+    if len(frame) == 0:
+        raise DataError(f"{path}: file has a header but no rows")
+    return frame

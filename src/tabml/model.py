@@ -1,0 +1,209 @@
+"""Models: LightGBM (the main one) and a logistic-regression baseline, saved without pickle.
+
+A saved model is a folder: `model.json` (kind, preprocessing state and, for the baseline, its
+coefficients) plus `model.txt`, LightGBM's own text format, for LightGBM. Loading either
+never executes code from the files.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tabml import io
+from tabml.config import LightGBMConfig, LogRegConfig, ModelConfig, SchemaConfig
+from tabml.errors import PackageError
+from tabml.features import Encoding, Preprocessor, fit as fit_preprocessor
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+MODEL_JSON = "model.json"
+BOOSTER_TXT = "model.txt"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Model:
+    """A fitted model: preprocessing plus either a LightGBM booster or linear coefficients."""
+
+    kind: str
+    preprocessor: Preprocessor
+    booster: Any = None
+    coef: list[float] = field(default_factory=list)
+    intercept: float = 0.0
+    best_iteration: int = 0
+
+    @property
+    def encoding(self) -> Encoding:
+        return "codes" if self.kind == "lightgbm" else "linear"
+
+    def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
+        """Positive-class probabilities for an already encoded matrix."""
+        import numpy as np
+
+        if self.kind == "lightgbm":
+            return np.asarray(self.booster.predict(matrix, num_iteration=self.best_iteration))
+        z = matrix @ np.asarray(self.coef) + self.intercept
+        return np.asarray(1.0 / (1.0 + np.exp(-z)))
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Positive-class probability for every row of a typed frame."""
+        return self.predict_matrix(self.preprocessor.transform(frame, self.encoding))
+
+    def importance(self) -> dict[str, float]:
+        """Gain importance (LightGBM) or |coefficient| (baseline), per encoded column."""
+        names = self.preprocessor.names(self.encoding)
+        if self.kind == "lightgbm":
+            gains = self.booster.feature_importance(
+                importance_type="gain", iteration=self.best_iteration
+            )
+            return {n: float(g) for n, g in zip(names, gains, strict=True)}
+        return {n: abs(float(c)) for n, c in zip(names, self.coef, strict=True)}
+
+
+@dataclass(frozen=True)
+class History:
+    """Per-iteration training curves, by split and metric."""
+
+    curves: dict[str, dict[str, list[float]]]
+    best_iteration: int
+
+
+def _lgb_name(name: str) -> str:
+    # LightGBM refuses JSON punctuation in feature names
+    return re.sub(r'[\[\]{}":,\s]', "_", name)
+
+
+def fit(
+    train: pd.DataFrame,
+    valid: pd.DataFrame,
+    schema: SchemaConfig,
+    cfg: ModelConfig,
+    seed: int,
+) -> tuple[Model, History]:
+    """Fit preprocessing on train, then the configured model (early-stopped on valid)."""
+    prep = fit_preprocessor(train, schema, cfg.impute == "median", cfg.clip_quantiles)
+    y_train = train[schema.target.column].to_numpy(dtype="float64")
+    y_valid = valid[schema.target.column].to_numpy(dtype="float64")
+    if isinstance(cfg, LightGBMConfig):
+        return _fit_lightgbm(prep, train, valid, y_train, y_valid, cfg, seed)
+    return _fit_logreg(prep, train, valid, y_train, y_valid, cfg, seed)
+
+
+def _fit_lightgbm(
+    prep: Preprocessor,
+    train: pd.DataFrame,
+    valid: pd.DataFrame,
+    y_train: np.ndarray,
+    y_valid: np.ndarray,
+    cfg: LightGBMConfig,
+    seed: int,
+) -> tuple[Model, History]:
+    import lightgbm as lgb
+
+    names = [_lgb_name(n) for n in prep.names("codes")]
+    cats = [names[prep.features.index(c)] for c in prep.categorical]
+    params = {
+        "objective": "binary",
+        "metric": ["binary_logloss", "auc"],
+        "learning_rate": cfg.learning_rate,
+        "num_leaves": cfg.num_leaves,
+        "min_child_samples": cfg.min_child_samples,
+        "feature_fraction": cfg.feature_fraction,
+        "bagging_fraction": cfg.bagging_fraction,
+        "bagging_freq": cfg.bagging_freq,
+        "lambda_l2": cfg.lambda_l2,
+        "num_threads": cfg.num_threads,
+        "seed": seed,
+        # byte-identical models from identical inputs
+        "deterministic": True,
+        "force_row_wise": True,
+        "verbosity": -1,
+    }
+    dtrain = lgb.Dataset(
+        prep.transform(train, "codes"), y_train, feature_name=names, categorical_feature=cats,
+        free_raw_data=True,
+    )
+    dvalid = lgb.Dataset(prep.transform(valid, "codes"), y_valid, reference=dtrain)
+    curves: dict[str, Any] = {}
+    booster = lgb.train(
+        params,
+        dtrain,
+        num_boost_round=cfg.num_boost_round,
+        valid_sets=[dtrain, dvalid],
+        valid_names=["train", "valid"],
+        callbacks=[
+            lgb.early_stopping(cfg.early_stopping_rounds, verbose=False),
+            lgb.record_evaluation(curves),
+        ],
+    )
+    best = int(booster.best_iteration or booster.current_iteration())
+    model = Model("lightgbm", prep, booster=booster, best_iteration=best)
+    history = {s: {m: [float(v) for v in vals] for m, vals in ms.items()} for s, ms in curves.items()}
+    return model, History(history, best)
+
+
+def _fit_logreg(
+    prep: Preprocessor,
+    train: pd.DataFrame,
+    valid: pd.DataFrame,
+    y_train: np.ndarray,
+    y_valid: np.ndarray,
+    cfg: LogRegConfig,
+    seed: int,
+) -> tuple[Model, History]:
+    from sklearn.linear_model import LogisticRegression
+
+    from tabml.evaluate import log_loss, roc_auc
+
+    clf = LogisticRegression(C=cfg.C, max_iter=cfg.max_iter, random_state=seed)
+    clf.fit(prep.transform(train, "linear"), y_train)
+    model = Model(
+        "logreg", prep, coef=[float(c) for c in clf.coef_[0]], intercept=float(clf.intercept_[0])
+    )
+    curves = {}
+    for name, frame, y in (("train", train, y_train), ("valid", valid, y_valid)):
+        p = model.predict(frame)
+        curves[name] = {"binary_logloss": [log_loss(y, p)], "auc": [roc_auc(y, p)]}
+    return model, History(curves, 1)
+
+
+def save(model: Model, folder: Path) -> None:
+    """Write the model files into `folder` (which the caller swaps in atomically)."""
+    meta: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "kind": model.kind,
+        "preprocessor": model.preprocessor.to_dict(),
+    }
+    if model.kind == "lightgbm":
+        meta["best_iteration"] = model.best_iteration
+        text = model.booster.model_to_string(num_iteration=model.best_iteration)
+        io.write_text(folder / BOOSTER_TXT, text)
+    else:
+        meta["coef"] = model.coef
+        meta["intercept"] = model.intercept
+    io.write_json(folder / MODEL_JSON, meta)
+
+
+def load(folder: Path) -> Model:
+    """Load a model folder written by `save`."""
+    path = folder / MODEL_JSON
+    if not path.is_file():
+        raise PackageError(f"{folder}: no {MODEL_JSON}; this is not a tabml model folder")
+    meta = io.read_json(path)
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise PackageError(
+            f"{path}: model format {meta.get('format_version')} is not supported by this "
+            f"tabml (expects {FORMAT_VERSION})"
+        )
+    prep = Preprocessor.from_dict(meta["preprocessor"])
+    if meta["kind"] == "lightgbm":
+        import lightgbm as lgb
+
+        booster = lgb.Booster(model_str=(folder / BOOSTER_TXT).read_text(encoding="utf-8"))
+        return Model("lightgbm", prep, booster=booster, best_iteration=meta["best_iteration"])
+    return Model("logreg", prep, coef=meta["coef"], intercept=meta["intercept"])

@@ -1,0 +1,159 @@
+"""Model packages: the model, its input schema, metadata, a model card and a SHA-256 manifest.
+
+`load` verifies the manifest before it reads anything else, and refuses a package in which any
+file is missing, added, truncated or changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tabml import io
+from tabml.config import SchemaConfig, parse
+from tabml.errors import PackageError
+from tabml.model import Model
+from tabml.model import load as load_model
+
+MANIFEST = "MANIFEST.sha256"
+SCHEMA = "schema.json"
+METADATA = "metadata.json"
+CARD = "MODEL_CARD.md"
+MODEL_DIR = "model"
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def manifest_text(folder: Path) -> str:
+    """`sha256sum`-compatible lines for every file in folder, sorted by path."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
+    return "".join(f"{sha256(p)}  {p.relative_to(folder).as_posix()}\n" for p in files)
+
+
+def verify(folder: Path) -> None:
+    """Raise PackageError unless every file matches the manifest and none is unlisted."""
+    manifest = folder / MANIFEST
+    if not folder.is_dir():
+        raise PackageError(f"{folder}: no such package folder")
+    if not manifest.is_file():
+        raise PackageError(f"{folder}: no {MANIFEST}; refusing to load an unverifiable package")
+    listed: dict[str, str] = {}
+    for n, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
+        digest, sep, name = line.partition("  ")
+        if not sep or len(digest) != 64 or not name or ".." in Path(name).parts:
+            raise PackageError(f"{manifest}: line {n} is malformed: {line!r}")
+        listed[name] = digest
+    present = {
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if p.is_file() and p.name != MANIFEST
+    }
+    problems = [f"missing: {n}" for n in sorted(set(listed) - present)]
+    problems += [f"not in the manifest: {n}" for n in sorted(present - set(listed))]
+    problems += [
+        f"checksum mismatch (changed or truncated): {n}"
+        for n in sorted(set(listed) & present)
+        if sha256(folder / n) != listed[n]
+    ]
+    if problems:
+        raise PackageError(
+            f"{folder}: package failed verification, refusing to load it:\n  - "
+            + "\n  - ".join(problems)
+            + "\nRebuild it with 'dvc repro package' or fetch it again."
+        )
+
+
+@dataclass(frozen=True)
+class Package:
+    folder: Path
+    model: Model
+    schema: SchemaConfig
+    metadata: dict[str, Any]
+    threshold: float
+
+
+def load(folder: Path) -> Package:
+    """Verify, then load, a package folder."""
+    verify(folder)
+    metadata = io.read_json(folder / METADATA)
+    schema = parse("dataset.schema", metadata["params"]["dataset"]["schema"])
+    return Package(
+        folder=folder,
+        model=load_model(folder / MODEL_DIR),
+        schema=schema,
+        metadata=metadata,
+        threshold=float(metadata["threshold"]),
+    )
+
+
+def model_card(metadata: dict[str, Any], slices: dict[str, Any], quality: dict[str, Any]) -> str:
+    """The model card: intended use, data, metrics with slices, limitations."""
+    p = metadata["params"]
+    schema = p["dataset"]["schema"]
+    m = metadata["metrics"]
+    lines = [
+        f"# Model card: {metadata['name']}",
+        "",
+        f"- Model: {p['model']['name']} (tabml {metadata['tabml_version']}, "
+        f"git commit `{metadata['git_commit']}`)",
+        f"- Dataset: `{p['dataset']['name']}`; target `{schema['target']['column']}`, positive "
+        f"class `{schema['target']['positive']}`",
+        f"- Decision threshold: {metadata['threshold']:.4f} (chosen on the validation split)",
+        "",
+        "## Intended use",
+        "",
+        "Scoring records shaped like the development data: one probability of the positive",
+        "class per record, and a 0/1 label at the threshold above. It is a decision aid, to be",
+        "monitored in production (drift and estimated performance) and retrained when alerts fire.",
+        "It is not for records from populations or periods that the data below does not cover.",
+        "",
+        "## Data",
+        "",
+        f"- Development rows read: {quality['development']['rows_read']:,}; kept "
+        f"{quality['development']['rows_kept']:,}; quarantined "
+        f"{quality['development']['rows_rejected']:,} "
+        f"{quality['development']['rejected_by_reason'] or ''}",
+        f"- Features ({len(schema['features'])}): "
+        + ", ".join(f"`{k}` ({v['kind']})" for k, v in schema["features"].items()),
+    ]
+    if schema.get("pii"):
+        lines.append(
+            "- Personal data: " + ", ".join(f"`{k}` ({v})" for k, v in schema["pii"].items())
+            + "; pseudonymised with a keyed HMAC-SHA256 or dropped before training"
+        )
+    lines += ["", "## Metrics", "", "| set | rows | ROC AUC | avg precision | log loss | Brier | "
+              "ECE | F1 |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name in ("test", "production"):
+        if name in m:
+            s = m[name]
+            lines.append(
+                f"| {name} | {s['rows']:,} | {s['roc_auc']:.4f} | {s['average_precision']:.4f} "
+                f"| {s['log_loss']:.4f} | {s['brier']:.4f} | {s['ece']:.4f} | {s['f1']:.4f} |"
+            )
+    for col, values in slices.get("test", {}).items():
+        lines += ["", f"### Test slices by `{col}`", "", "| value | rows | positive rate | "
+                  "ROC AUC | F1 |", "|---|---:|---:|---:|---:|"]
+        for v, s in values.items():
+            auc = f"{s['roc_auc']:.4f}" if "roc_auc" in s else "n/a"
+            f1 = f"{s['f1']:.4f}" if "f1" in s else "n/a"
+            lines.append(f"| {v} | {s['rows']:,} | {s['positive_rate']:.3f} | {auc} | {f1} |")
+    lines += [
+        "",
+        "## Limitations",
+        "",
+        "- Scores are only as good as the development data: categories never seen there are",
+        "  treated as missing, and values outside its ranges are extrapolated.",
+        "- Metrics on the test split come from the same period as training; production metrics,",
+        "  where labels exist, show how it held up later.",
+        "- Slices with few rows or a single class have no ROC AUC; read small slices with care.",
+        "",
+    ]
+    return "\n".join(lines)

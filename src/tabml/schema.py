@@ -1,0 +1,353 @@
+"""The dataset schema: type coercion and validation with errors that name what to fix.
+
+Validation is lazy: every check runs and every failure is reported at once, each naming the
+file, the column, the check, how many rows failed and a few examples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from tabml.config import FeatureSpec, SchemaConfig
+from tabml.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Role = Literal["development", "production", "labels"]
+
+_TRUE = {"true", "1", "yes", "t", "y", "1.0"}
+_FALSE = {"false", "0", "no", "f", "n", "0.0"}
+MAX_EXAMPLES = 3
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failed check on one column."""
+
+    column: str
+    check: str
+    count: int
+    examples: tuple[Any, ...] = ()
+    rows: tuple[int, ...] = ()
+    hint: str = ""
+
+    def describe(self) -> str:
+        text = f"column '{self.column}': {self.check}"
+        if self.count:
+            text += f": {self.count} row{'s' if self.count != 1 else ''}"
+        if self.examples:
+            text += f", e.g. {list(self.examples)}"
+        if self.rows:
+            text += f" (rows {', '.join(str(r) for r in self.rows)})"
+        if self.hint:
+            text += f". {self.hint}"
+        return text
+
+
+@dataclass
+class Coerced:
+    """A frame with schema types applied, what failed, and what production data broke."""
+
+    frame: pd.DataFrame
+    failures: list[Failure] = field(default_factory=list)
+    # production only: values kept for scoring but outside what development data allows
+    unseen_categories: dict[str, dict[str, Any]] = field(default_factory=dict)
+    out_of_range: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def raise_if_failed(self, source: str) -> None:
+        if self.failures:
+            raise ValidationError(source, self.failures)
+
+
+class ValidationError(DataError):
+    def __init__(self, source: str, failures: list[Failure]) -> None:
+        self.source = source
+        self.failures = failures
+        n = len(failures)
+        lines = [f"{source}: {n} schema check{'s' if n != 1 else ''} failed:"]
+        lines += [f"  - {f.describe()}" for f in failures]
+        lines.append(
+            "Fix the data, or the dataset config in conf/dataset/ if the data is right."
+        )
+        super().__init__("\n".join(lines))
+
+
+def _where(mask: pd.Series, values: pd.Series) -> tuple[int, tuple[Any, ...], tuple[int, ...]]:
+    """Count, example values and (1-based data) row numbers where mask holds."""
+    idx = mask.to_numpy().nonzero()[0]
+    examples: list[Any] = []
+    for v in values.iloc[idx[:50]].tolist():
+        v = v.item() if hasattr(v, "item") else v
+        if v not in examples:
+            examples.append(v)
+        if len(examples) == MAX_EXAMPLES:
+            break
+    return len(idx), tuple(examples), tuple(int(i) + 1 for i in idx[:MAX_EXAMPLES])
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    """Category labels as strings; integral floats lose their '.0' (1.0 -> '1')."""
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return values.map(lambda v: v if pd.isna(v) else str(v).lower()).astype("string")
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        num = pd.to_numeric(values, errors="coerce")
+        integral = num.dropna().mod(1).eq(0).all()
+        if integral:
+            return num.astype("Int64").astype("string")
+        return num.astype("string")
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return _as_text(values.astype(values.cat.categories.dtype))
+    return values.astype("string")
+
+
+def _coerce_numeric(name: str, values: pd.Series) -> tuple[pd.Series, Failure | None]:
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return values.astype("float64"), None
+    out = pd.to_numeric(values, errors="coerce").astype("float64")
+    bad = values.notna() & out.isna()
+    if bad.any():
+        n, ex, rows = _where(bad, values)
+        return out, Failure(name, "wrong type: not a number", n, ex, rows)
+    import numpy as np
+
+    inf = np.isinf(out.to_numpy())
+    if inf.any():
+        mask = pd.Series(inf, index=values.index)
+        n, ex, rows = _where(mask, values)
+        return out, Failure(name, "not a finite number", n, ex, rows)
+    return out, None
+
+
+def _coerce_boolean(name: str, values: pd.Series) -> tuple[pd.Series, Failure | None]:
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return values.astype("boolean"), None
+    text = _as_text(values).str.strip().str.lower()
+    out = pd.Series(pd.NA, index=values.index, dtype="boolean")
+    out[text.isin(_TRUE).fillna(False)] = True
+    out[text.isin(_FALSE).fillna(False)] = False
+    bad = values.notna() & out.isna()
+    if bad.any():
+        n, ex, rows = _where(bad, values)
+        return out, Failure(name, "wrong type: not a boolean (true/false, 1/0, yes/no)", n, ex, rows)
+    return out, None
+
+
+def _coerce_target(schema: SchemaConfig, values: pd.Series, role: Role) -> tuple[pd.Series, list[Failure]]:
+    """Map the target to 1 (positive class) and 0, or report why it cannot be."""
+    import pandas as pd
+
+    name = schema.target.column
+    positive = str(schema.target.positive).lower()
+    text = _as_text(values).str.strip().str.lower()
+    if positive in _TRUE and not text.dropna().isin([positive]).any():
+        # a config that says `positive: 1` also matches a `true` column and vice versa
+        positive = next((v for v in _TRUE if text.dropna().isin([v]).any()), positive)
+    failures: list[Failure] = []
+    present = text.dropna()
+    if present.empty:
+        failures.append(Failure(name, "missing target: every value is empty", len(values)))
+        return pd.Series(pd.NA, index=values.index, dtype="Int8"), failures
+    classes = sorted(present.unique().tolist())
+    if len(classes) > 2:
+        failures.append(Failure(
+            name, f"target must be binary, found {len(classes)} classes", len(values),
+            tuple(classes[:MAX_EXAMPLES]),
+        ))
+    elif positive not in classes and role == "development":
+        failures.append(Failure(
+            name, f"positive class {schema.target.positive!r} never occurs", len(present),
+            tuple(classes), hint="Check target.positive in the dataset config",
+        ))
+    elif len(classes) == 1 and role == "development":
+        failures.append(Failure(
+            name, "single class: the target has only one value", len(present), tuple(classes),
+            hint="A classifier needs both classes in the development data",
+        ))
+    out = (text == positive).astype("Int8").where(text.notna(), pd.NA)
+    return out, failures
+
+
+def coerce(frame: pd.DataFrame, schema: SchemaConfig, role: Role) -> Coerced:
+    """Apply the schema's types to a frame read from a file; collect every failure.
+
+    Development data must meet the schema. Production data may carry categories never seen in
+    development and values out of range: they are kept for scoring and counted instead.
+    """
+    import pandas as pd
+
+    failures: list[Failure] = []
+    out = pd.DataFrame(index=frame.index)
+    result = Coerced(out, failures)
+
+    if role == "labels":
+        required = [schema.id, schema.target.column]
+    else:
+        required = [schema.id, *schema.features]
+        if schema.timestamp:
+            required.append(schema.timestamp)
+        if role == "development":
+            required.append(schema.target.column)
+    missing = [c for c in required if c not in frame.columns]
+    for c in missing:
+        failures.append(Failure(c, "missing column", 0, hint=f"found columns: {list(frame.columns)}"))
+
+    if role == "development" and schema.extra_columns == "reject":
+        extra = sorted(set(frame.columns) - schema.known_columns, key=str)
+        for c in extra:
+            failures.append(Failure(
+                str(c), "extra column not in the schema", 0,
+                hint="Add it to features or ignore, or set extra_columns: allow",
+            ))
+
+    # id: present, non-empty, no conflicting duplicates
+    if schema.id in frame.columns:
+        ids = frame[schema.id]
+        null_ids = ids.isna()
+        if null_ids.any():
+            n, _, rows = _where(null_ids, ids)
+            failures.append(Failure(schema.id, "empty id", n, (), rows))
+        out[schema.id] = ids
+        if role != "labels":
+            dup = ids.duplicated(keep=False) & ids.notna()
+            if dup.any():
+                # identical re-deliveries are removed by clean; different rows sharing an id
+                # mean the id is not an id
+                body = frame.loc[dup].astype("string").fillna("\x00")
+                conflicting = ~body.duplicated(keep=False)
+                conflict_ids = frame.loc[dup].loc[conflicting, schema.id]
+                if len(conflict_ids):
+                    mask = ids.isin(conflict_ids.unique())
+                    n, ex, rows = _where(mask, ids)
+                    failures.append(Failure(
+                        schema.id, "duplicate id with different values", n, ex, rows,
+                        hint="Each id must name one record",
+                    ))
+        elif ids.duplicated().any():
+            mask = ids.duplicated(keep=False)
+            n, ex, rows = _where(mask, ids)
+            failures.append(Failure(schema.id, "duplicate id", n, ex, rows))
+
+    if schema.timestamp and schema.timestamp in frame.columns and role != "labels":
+        raw = frame[schema.timestamp]
+        ts = pd.to_datetime(raw, errors="coerce", format="mixed")
+        bad = raw.notna() & ts.isna()
+        if bad.any():
+            n, ex, rows = _where(bad, raw)
+            failures.append(Failure(schema.timestamp, "wrong type: not a timestamp", n, ex, rows))
+        if raw.isna().any():
+            n, _, rows = _where(raw.isna(), raw)
+            failures.append(Failure(schema.timestamp, "empty timestamp", n, (), rows))
+        out[schema.timestamp] = ts.astype("datetime64[ns]")
+
+    if role != "labels":
+        for name, spec in schema.features.items():
+            if name in frame.columns:
+                out[name] = _coerce_feature(name, spec, frame[name], role, result)
+
+    if schema.target.column in frame.columns and role in ("development", "labels"):
+        out[schema.target.column], target_failures = _coerce_target(
+            schema, frame[schema.target.column], role
+        )
+        failures.extend(target_failures)
+
+    if role != "labels":
+        for c in schema.pii:
+            if c in frame.columns and c != schema.id:
+                out[c] = _as_text(frame[c])
+    return result
+
+
+def _coerce_feature(
+    name: str, spec: FeatureSpec, values: pd.Series, role: Role, result: Coerced
+) -> pd.Series:
+    import pandas as pd
+
+    failures = result.failures
+    if values.notna().sum() == 0:
+        failures.append(Failure(
+            name, "all values are empty", len(values),
+            hint="Fix the export, or move the column to ignore",
+        ))
+    if spec.kind == "numeric":
+        out, fail = _coerce_numeric(name, values)
+        if fail:
+            failures.append(fail)
+            return out
+        low = out < spec.min if spec.min is not None else pd.Series(False, index=out.index)
+        high = out > spec.max if spec.max is not None else pd.Series(False, index=out.index)
+        bad = low | high
+        if bad.any():
+            if role == "development":
+                n, ex, rows = _where(bad, values)
+                failures.append(Failure(
+                    name, f"value out of range [{spec.min}, {spec.max}]", n, ex, rows
+                ))
+            else:
+                result.out_of_range[name] = {"below": int(low.sum()), "above": int(high.sum())}
+        return out
+    if spec.kind == "boolean":
+        out, fail = _coerce_boolean(name, values)
+        if fail:
+            failures.append(fail)
+        return out
+    text = _as_text(values)
+    if spec.categories is not None:
+        unknown = text.notna() & ~text.isin(list(spec.categories)).fillna(False)
+        if unknown.any():
+            if role == "development":
+                n, ex, rows = _where(unknown, text)
+                failures.append(Failure(
+                    name, f"unknown category, allowed: {sorted(spec.categories)}", n, ex, rows
+                ))
+            else:
+                counts = text[unknown].value_counts()
+                result.unseen_categories[name] = {
+                    "count": int(unknown.sum()),
+                    "values": {str(k): int(v) for k, v in counts.head(20).items()},
+                }
+    return text
+
+
+def validate(frame: pd.DataFrame, schema: SchemaConfig, role: Role, source: str) -> Coerced:
+    """Coerce and raise one error listing every failed check."""
+    result = coerce(frame, schema, role)
+    result.raise_if_failed(source)
+    return result
+
+
+def record_json_schema(schema: SchemaConfig, title: str) -> dict[str, Any]:
+    """The JSON Schema of one input record, as shipped in a model package.
+
+    Categories and ranges are documented but not enforced: production data may carry values
+    development never saw, and those are scored and reported by monitoring, not refused.
+    """
+    props: dict[str, Any] = {schema.id: {"type": ["integer", "string"], "description": "record id"}}
+    for name, spec in schema.features.items():
+        prop: dict[str, Any] = {"x-tabml-kind": spec.kind}
+        if spec.kind == "numeric":
+            prop["type"] = ["number", "null"]
+            if spec.min is not None or spec.max is not None:
+                prop["description"] = f"expected range [{spec.min}, {spec.max}]"
+        elif spec.kind == "boolean":
+            prop["type"] = ["boolean", "null"]
+        else:
+            prop["type"] = ["string", "null"]
+            if spec.categories:
+                prop["examples"] = list(spec.categories)
+        props[name] = prop
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": title,
+        "type": "object",
+        "properties": props,
+        "required": [schema.id, *schema.features],
+        "additionalProperties": True,
+    }

@@ -1,0 +1,104 @@
+"""Train / valid / test splits that never share an id.
+
+A time split orders rows by the dataset's timestamp (or by id when it has none) and takes the
+latest rows for test and the ones before them for valid: the production batch always comes
+after the development data, so the test split should too. A stratified split is random, keeps
+the positive rate in every split, and is seeded from config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tabml.config import SchemaConfig, SplitConfig
+from tabml.errors import DataError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    train: pd.DataFrame
+    valid: pd.DataFrame
+    test: pd.DataFrame
+    summary: dict[str, Any]
+
+
+def _boundary(keys: np.ndarray, cut: int) -> int:
+    """Move a cut forward past rows that share its key, so no key straddles two splits."""
+    while 0 < cut < len(keys) and keys[cut] == keys[cut - 1]:
+        cut += 1
+    return cut
+
+
+def _time_split(frame: pd.DataFrame, schema: SchemaConfig, cfg: SplitConfig) -> list[np.ndarray]:
+    import numpy as np
+
+    order_cols = [schema.timestamp, schema.id] if schema.timestamp else [schema.id]
+    ordered = frame.sort_values(order_cols, kind="mergesort")
+    keys = ordered[order_cols[0]].to_numpy()
+    n = len(ordered)
+    test_cut = _boundary(keys, round(n * (1 - cfg.test_fraction)))
+    valid_cut = _boundary(keys, round(n * (1 - cfg.test_fraction - cfg.valid_fraction)))
+    pos = ordered.index.to_numpy()
+    return [np.sort(pos[:valid_cut]), np.sort(pos[valid_cut:test_cut]), np.sort(pos[test_cut:])]
+
+
+def _stratified_split(
+    frame: pd.DataFrame, schema: SchemaConfig, cfg: SplitConfig, seed: int
+) -> list[np.ndarray]:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    parts: list[list[np.ndarray]] = [[], [], []]
+    y = frame[schema.target.column].to_numpy()
+    for cls in (0, 1):
+        idx = frame.index.to_numpy()[y == cls]
+        idx = idx[rng.permutation(len(idx))]
+        n_test = round(len(idx) * cfg.test_fraction)
+        n_valid = round(len(idx) * cfg.valid_fraction)
+        parts[2].append(idx[:n_test])
+        parts[1].append(idx[n_test : n_test + n_valid])
+        parts[0].append(idx[n_test + n_valid :])
+    return [np.sort(np.concatenate(p)) for p in parts]
+
+
+def _describe(part: pd.DataFrame, schema: SchemaConfig) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "rows": len(part),
+        "positive_rate": float(part[schema.target.column].mean()) if len(part) else None,
+    }
+    if schema.timestamp:
+        ts = part[schema.timestamp]
+        info["start"] = ts.min().isoformat() if len(part) else None
+        info["end"] = ts.max().isoformat() if len(part) else None
+    return info
+
+
+def split(frame: pd.DataFrame, schema: SchemaConfig, cfg: SplitConfig, seed: int) -> SplitResult:
+    """Split the clean development set into train, valid and test."""
+    frame = frame.reset_index(drop=True)
+    if cfg.method == "time":
+        parts = _time_split(frame, schema, cfg)
+    else:
+        parts = _stratified_split(frame, schema, cfg, seed)
+    frames = [frame.loc[p].reset_index(drop=True) for p in parts]
+    for name, part in zip(SPLITS, frames, strict=True):
+        classes = part[schema.target.column].nunique()
+        if len(part) == 0 or classes < 2:
+            raise DataError(
+                f"split '{name}' has {len(part)} rows and {classes} target class(es); it needs "
+                "both classes. Use more data, larger fractions, or split=stratified."
+            )
+    summary: dict[str, Any] = {
+        "method": cfg.method,
+        "ordered_by": (schema.timestamp or schema.id) if cfg.method == "time" else None,
+        "fractions": {"valid": cfg.valid_fraction, "test": cfg.test_fraction},
+        **{name: _describe(part, schema) for name, part in zip(SPLITS, frames, strict=True)},
+    }
+    return SplitResult(*frames, summary=summary)
