@@ -101,7 +101,9 @@ def clean_production(
     }
     id_col, target = schema.id, schema.target.column
     if raw_labels is None:
-        labels = pd.DataFrame({id_col: features[id_col].iloc[:0], target: pd.Series([], dtype="Int8")})
+        labels = pd.DataFrame(
+            {id_col: features[id_col].iloc[:0], target: pd.Series([], dtype="Int8")}
+        )
         quality["labels"] = None
     else:
         lab = coerce(raw_labels, schema, "labels").frame[[id_col, target]]

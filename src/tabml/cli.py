@@ -33,7 +33,9 @@ Params = Annotated[
 
 @app.command()
 def ingest(
-    sources_dir: Annotated[Path, typer.Option(help="Folder that relative dataset sources live in.")],
+    sources_dir: Annotated[
+        Path, typer.Option(help="Folder that relative dataset sources live in.")
+    ],
     output_dir: Annotated[Path, typer.Option(help="Where the raw Parquet files go.")],
     params: Params = Path("params.yaml"),
 ) -> None:
@@ -96,8 +98,9 @@ def evaluate(
     """Metrics on test (and on the production batch when it has labels), slices and plots."""
     from tabml.stages import evaluate as stage
 
-    stage.run(params, model_dir, splits_dir, production_dir, predictions_dir, metrics, slices,
-              plots_dir)
+    stage.run(
+        params, model_dir, splits_dir, production_dir, predictions_dir, metrics, slices, plots_dir
+    )
 
 
 @app.command()

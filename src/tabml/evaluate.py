@@ -76,21 +76,25 @@ def calibration_bins(y: np.ndarray, p: np.ndarray, bins: int) -> list[dict[str, 
     for b in range(bins):
         mask = which == b
         if mask.any():
-            out.append({
-                "bin": b,
-                "mean_predicted": float(p[mask].mean()),
-                "fraction_positive": float(y[mask].mean()),
-                "count": int(mask.sum()),
-            })
+            out.append(
+                {
+                    "bin": b,
+                    "mean_predicted": float(p[mask].mean()),
+                    "fraction_positive": float(y[mask].mean()),
+                    "count": int(mask.sum()),
+                }
+            )
     return out
 
 
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int) -> float:
     n = len(y)
-    return float(sum(
-        b["count"] / n * abs(b["mean_predicted"] - b["fraction_positive"])
-        for b in calibration_bins(y, p, bins)
-    ))
+    return float(
+        sum(
+            b["count"] / n * abs(b["mean_predicted"] - b["fraction_positive"])
+            for b in calibration_bins(y, p, bins)
+        )
+    )
 
 
 def confusion(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, int]:
@@ -159,8 +163,12 @@ def score_metrics(
 
 
 def slice_metrics(
-    frame: pd.DataFrame, y: np.ndarray, p: np.ndarray, segments: tuple[str, ...],
-    threshold: float, min_rows: int,
+    frame: pd.DataFrame,
+    y: np.ndarray,
+    p: np.ndarray,
+    segments: tuple[str, ...],
+    threshold: float,
+    min_rows: int,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """Per segment column and value: rows, positive rate, ROC AUC and F1 (small slices flagged)."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
@@ -188,9 +196,7 @@ def roc_points(y: np.ndarray, p: np.ndarray) -> list[dict[str, float]]:
     tpr = np.r_[0, tps / max(tps[-1], 1)]
     thr = np.r_[1.0, thr]
     keep = _thin(len(fpr))
-    return [
-        {"fpr": float(fpr[i]), "tpr": float(tpr[i]), "threshold": float(thr[i])} for i in keep
-    ]
+    return [{"fpr": float(fpr[i]), "tpr": float(tpr[i]), "threshold": float(thr[i])} for i in keep]
 
 
 def pr_points(y: np.ndarray, p: np.ndarray) -> list[dict[str, float]]:
@@ -218,7 +224,11 @@ def confusion_rows(y: np.ndarray, p: np.ndarray, threshold: float) -> list[dict[
     """One row per cell count, in the actual/predicted form DVC's confusion template reads."""
     c = confusion(y, p, threshold)
     rows = []
-    for key, actual, predicted in (("tn", "0", "0"), ("fp", "0", "1"), ("fn", "1", "0"),
-                                   ("tp", "1", "1")):
+    for key, actual, predicted in (
+        ("tn", "0", "0"),
+        ("fp", "0", "1"),
+        ("fn", "1", "0"),
+        ("tp", "1", "1"),
+    ):
         rows += [{"actual": actual, "predicted": predicted}] * c[key]
     return rows

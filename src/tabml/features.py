@@ -60,7 +60,8 @@ class Preprocessor:
         for c in self.numeric:
             col = frame[c].to_numpy(dtype="float64", na_value=np.nan)
             if c in self.clip:
-                col = np.clip(col, *self.clip[c])
+                lo, hi = self.clip[c]
+                col = np.clip(col, lo, hi)
             if encoding == "linear" or self.impute:
                 col = np.where(np.isnan(col), self.medians[c], col)
             if encoding == "linear":
@@ -73,7 +74,9 @@ class Preprocessor:
             blocks.append(col[:, None])
         for c in self.categorical:
             # unseen and missing values both get code -1
-            codes = pd.Categorical(frame[c].astype("string"), categories=self.vocab[c]).codes
+            codes = pd.Index(self.vocab[c], dtype="string").get_indexer(
+                pd.Index(frame[c].astype("string"))
+            )
             if encoding == "codes":
                 blocks.append(np.where(codes < 0, np.nan, codes).astype("float64")[:, None])
             else:
@@ -95,8 +98,10 @@ def fit(
     """Learn medians, clip bounds, scaling and category vocabularies from train alone."""
     import numpy as np
 
-    kinds = {k: [n for n, s in schema.features.items() if s.kind == k] for k in
-             ("numeric", "boolean", "categorical")}
+    kinds = {
+        k: [n for n, s in schema.features.items() if s.kind == k]
+        for k in ("numeric", "boolean", "categorical")
+    }
     medians: dict[str, float] = {}
     clip: dict[str, list[float]] = {}
     mean: dict[str, float] = {}
@@ -116,10 +121,15 @@ def fit(
         col = train[c].astype("Float64").to_numpy(dtype="float64", na_value=np.nan)
         present = col[~np.isnan(col)]
         medians[c] = float(round(present.mean())) if len(present) else 0.0
-    vocab = {
-        c: sorted(str(v) for v in train[c].dropna().unique()) for c in kinds["categorical"]
-    }
+    vocab = {c: sorted(str(v) for v in train[c].dropna().unique()) for c in kinds["categorical"]}
     return Preprocessor(
-        numeric=kinds["numeric"], boolean=kinds["boolean"], categorical=kinds["categorical"],
-        vocab=vocab, medians=medians, clip=clip, mean=mean, std=std, impute=impute,
+        numeric=kinds["numeric"],
+        boolean=kinds["boolean"],
+        categorical=kinds["categorical"],
+        vocab=vocab,
+        medians=medians,
+        clip=clip,
+        mean=mean,
+        std=std,
+        impute=impute,
     )

@@ -64,23 +64,27 @@ def write_text(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def to_json_text(data: Any) -> str:
-    """Deterministic JSON: sorted keys, fixed float formatting, trailing newline."""
-    return json.dumps(_round_floats(data), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+def to_json_text(data: Any, digits: int | None = 10) -> str:
+    """Deterministic JSON: sorted keys, floats to `digits` significant digits (None: exact)."""
+    clean = _round_floats(data, digits)
+    return json.dumps(clean, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def _round_floats(data: Any) -> Any:
+def _round_floats(data: Any, digits: int | None) -> Any:
     if isinstance(data, float):
-        return float(f"{data:.10g}") if data == data else None  # NaN is not JSON
+        if data != data:  # NaN is not JSON
+            return None
+        return float(f"{data:.{digits}g}") if digits else data
     if isinstance(data, dict):
-        return {str(k): _round_floats(v) for k, v in data.items()}
+        return {str(k): _round_floats(v, digits) for k, v in data.items()}
     if isinstance(data, (list, tuple)):
-        return [_round_floats(v) for v in data]
+        return [_round_floats(v, digits) for v in data]
     return data
 
 
-def write_json(path: Path, data: Any) -> None:
-    write_text(path, to_json_text(data))
+def write_json(path: Path, data: Any, digits: int | None = 10) -> None:
+    """Write deterministic JSON; reports round floats, model files keep them exact."""
+    write_text(path, to_json_text(data, digits))
 
 
 def read_json(path: Path) -> Any:

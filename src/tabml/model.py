@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from tabml import io
 from tabml.config import LightGBMConfig, LogRegConfig, ModelConfig, SchemaConfig
 from tabml.errors import PackageError
-from tabml.features import Encoding, Preprocessor, fit as fit_preprocessor
+from tabml.features import Encoding, Preprocessor
+from tabml.features import fit as fit_preprocessor
 
 if TYPE_CHECKING:
     import numpy as np
@@ -125,7 +126,10 @@ def _fit_lightgbm(
         "verbosity": -1,
     }
     dtrain = lgb.Dataset(
-        prep.transform(train, "codes"), y_train, feature_name=names, categorical_feature=cats,
+        prep.transform(train, "codes"),
+        y_train,
+        feature_name=names,
+        categorical_feature=cats,
         free_raw_data=True,
     )
     dvalid = lgb.Dataset(prep.transform(valid, "codes"), y_valid, reference=dtrain)
@@ -143,7 +147,9 @@ def _fit_lightgbm(
     )
     best = int(booster.best_iteration or booster.current_iteration())
     model = Model("lightgbm", prep, booster=booster, best_iteration=best)
-    history = {s: {m: [float(v) for v in vals] for m, vals in ms.items()} for s, ms in curves.items()}
+    history = {
+        s: {m: [float(v) for v in vals] for m, vals in ms.items()} for s, ms in curves.items()
+    }
     return model, History(history, best)
 
 
@@ -186,7 +192,7 @@ def save(model: Model, folder: Path) -> None:
     else:
         meta["coef"] = model.coef
         meta["intercept"] = model.intercept
-    io.write_json(folder / MODEL_JSON, meta)
+    io.write_json(folder / MODEL_JSON, meta, digits=None)
 
 
 def load(folder: Path) -> Model:

@@ -126,11 +126,17 @@ def model_card(metadata: dict[str, Any], slices: dict[str, Any], quality: dict[s
     ]
     if schema.get("pii"):
         lines.append(
-            "- Personal data: " + ", ".join(f"`{k}` ({v})" for k, v in schema["pii"].items())
+            "- Personal data: "
+            + ", ".join(f"`{k}` ({v})" for k, v in schema["pii"].items())
             + "; pseudonymised with a keyed HMAC-SHA256 or dropped before training"
         )
-    lines += ["", "## Metrics", "", "| set | rows | ROC AUC | avg precision | log loss | Brier | "
-              "ECE | F1 |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "## Metrics",
+        "",
+        "| set | rows | ROC AUC | avg precision | log loss | Brier | ECE | F1 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for name in ("test", "production"):
         if name in m:
             s = m[name]
@@ -139,8 +145,13 @@ def model_card(metadata: dict[str, Any], slices: dict[str, Any], quality: dict[s
                 f"| {s['log_loss']:.4f} | {s['brier']:.4f} | {s['ece']:.4f} | {s['f1']:.4f} |"
             )
     for col, values in slices.get("test", {}).items():
-        lines += ["", f"### Test slices by `{col}`", "", "| value | rows | positive rate | "
-                  "ROC AUC | F1 |", "|---|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            f"### Test slices by `{col}`",
+            "",
+            "| value | rows | positive rate | ROC AUC | F1 |",
+            "|---|---:|---:|---:|---:|",
+        ]
         for v, s in values.items():
             auc = f"{s['roc_auc']:.4f}" if "roc_auc" in s else "n/a"
             f1 = f"{s['f1']:.4f}" if "f1" in s else "n/a"

@@ -68,9 +68,7 @@ class ValidationError(DataError):
         n = len(failures)
         lines = [f"{source}: {n} schema check{'s' if n != 1 else ''} failed:"]
         lines += [f"  - {f.describe()}" for f in failures]
-        lines.append(
-            "Fix the data, or the dataset config in conf/dataset/ if the data is right."
-        )
+        lines.append("Fix the data, or the dataset config in conf/dataset/ if the data is right.")
         super().__init__("\n".join(lines))
 
 
@@ -136,11 +134,15 @@ def _coerce_boolean(name: str, values: pd.Series) -> tuple[pd.Series, Failure | 
     bad = values.notna() & out.isna()
     if bad.any():
         n, ex, rows = _where(bad, values)
-        return out, Failure(name, "wrong type: not a boolean (true/false, 1/0, yes/no)", n, ex, rows)
+        return out, Failure(
+            name, "wrong type: not a boolean (true/false, 1/0, yes/no)", n, ex, rows
+        )
     return out, None
 
 
-def _coerce_target(schema: SchemaConfig, values: pd.Series, role: Role) -> tuple[pd.Series, list[Failure]]:
+def _coerce_target(
+    schema: SchemaConfig, values: pd.Series, role: Role
+) -> tuple[pd.Series, list[Failure]]:
     """Map the target to 1 (positive class) and 0, or report why it cannot be."""
     import pandas as pd
 
@@ -157,21 +159,35 @@ def _coerce_target(schema: SchemaConfig, values: pd.Series, role: Role) -> tuple
         return pd.Series(pd.NA, index=values.index, dtype="Int8"), failures
     classes = sorted(present.unique().tolist())
     if len(classes) > 2:
-        failures.append(Failure(
-            name, f"target must be binary, found {len(classes)} classes", len(values),
-            tuple(classes[:MAX_EXAMPLES]),
-        ))
+        failures.append(
+            Failure(
+                name,
+                f"target must be binary, found {len(classes)} classes",
+                len(values),
+                tuple(classes[:MAX_EXAMPLES]),
+            )
+        )
     elif positive not in classes and role == "development":
-        failures.append(Failure(
-            name, f"positive class {schema.target.positive!r} never occurs", len(present),
-            tuple(classes), hint="Check target.positive in the dataset config",
-        ))
+        failures.append(
+            Failure(
+                name,
+                f"positive class {schema.target.positive!r} never occurs",
+                len(present),
+                tuple(classes),
+                hint="Check target.positive in the dataset config",
+            )
+        )
     elif len(classes) == 1 and role == "development":
-        failures.append(Failure(
-            name, "single class: the target has only one value", len(present), tuple(classes),
-            hint="A classifier needs both classes in the development data",
-        ))
-    out = (text == positive).astype("Int8").where(text.notna(), pd.NA)
+        failures.append(
+            Failure(
+                name,
+                "single class: the target has only one value",
+                len(present),
+                tuple(classes),
+                hint="A classifier needs both classes in the development data",
+            )
+        )
+    out = (text == positive).astype("Int8").mask(text.isna())
     return out, failures
 
 
@@ -197,15 +213,21 @@ def coerce(frame: pd.DataFrame, schema: SchemaConfig, role: Role) -> Coerced:
             required.append(schema.target.column)
     missing = [c for c in required if c not in frame.columns]
     for c in missing:
-        failures.append(Failure(c, "missing column", 0, hint=f"found columns: {list(frame.columns)}"))
+        failures.append(
+            Failure(c, "missing column", 0, hint=f"found columns: {list(frame.columns)}")
+        )
 
     if role == "development" and schema.extra_columns == "reject":
         extra = sorted(set(frame.columns) - schema.known_columns, key=str)
         for c in extra:
-            failures.append(Failure(
-                str(c), "extra column not in the schema", 0,
-                hint="Add it to features or ignore, or set extra_columns: allow",
-            ))
+            failures.append(
+                Failure(
+                    str(c),
+                    "extra column not in the schema",
+                    0,
+                    hint="Add it to features or ignore, or set extra_columns: allow",
+                )
+            )
 
     # id: present, non-empty, no conflicting duplicates
     if schema.id in frame.columns:
@@ -226,10 +248,16 @@ def coerce(frame: pd.DataFrame, schema: SchemaConfig, role: Role) -> Coerced:
                 if len(conflict_ids):
                     mask = ids.isin(conflict_ids.unique())
                     n, ex, rows = _where(mask, ids)
-                    failures.append(Failure(
-                        schema.id, "duplicate id with different values", n, ex, rows,
-                        hint="Each id must name one record",
-                    ))
+                    failures.append(
+                        Failure(
+                            schema.id,
+                            "duplicate id with different values",
+                            n,
+                            ex,
+                            rows,
+                            hint="Each id must name one record",
+                        )
+                    )
         elif ids.duplicated().any():
             mask = ids.duplicated(keep=False)
             n, ex, rows = _where(mask, ids)
@@ -272,10 +300,14 @@ def _coerce_feature(
 
     failures = result.failures
     if values.notna().sum() == 0:
-        failures.append(Failure(
-            name, "all values are empty", len(values),
-            hint="Fix the export, or move the column to ignore",
-        ))
+        failures.append(
+            Failure(
+                name,
+                "all values are empty",
+                len(values),
+                hint="Fix the export, or move the column to ignore",
+            )
+        )
     if spec.kind == "numeric":
         out, fail = _coerce_numeric(name, values)
         if fail:
@@ -287,9 +319,9 @@ def _coerce_feature(
         if bad.any():
             if role == "development":
                 n, ex, rows = _where(bad, values)
-                failures.append(Failure(
-                    name, f"value out of range [{spec.min}, {spec.max}]", n, ex, rows
-                ))
+                failures.append(
+                    Failure(name, f"value out of range [{spec.min}, {spec.max}]", n, ex, rows)
+                )
             else:
                 result.out_of_range[name] = {"below": int(low.sum()), "above": int(high.sum())}
         return out
@@ -304,9 +336,11 @@ def _coerce_feature(
         if unknown.any():
             if role == "development":
                 n, ex, rows = _where(unknown, text)
-                failures.append(Failure(
-                    name, f"unknown category, allowed: {sorted(spec.categories)}", n, ex, rows
-                ))
+                failures.append(
+                    Failure(
+                        name, f"unknown category, allowed: {sorted(spec.categories)}", n, ex, rows
+                    )
+                )
             else:
                 counts = text[unknown].value_counts()
                 result.unseen_categories[name] = {

@@ -101,4 +101,4 @@ def split(frame: pd.DataFrame, schema: SchemaConfig, cfg: SplitConfig, seed: int
         "fractions": {"valid": cfg.valid_fraction, "test": cfg.test_fraction},
         **{name: _describe(part, schema) for name, part in zip(SPLITS, frames, strict=True)},
     }
-    return SplitResult(*frames, summary=summary)
+    return SplitResult(train=frames[0], valid=frames[1], test=frames[2], summary=summary)

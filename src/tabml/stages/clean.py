@@ -22,22 +22,27 @@ def run(params_file: Path, input_dir: Path, output_dir: Path, report: Path) -> N
 
     dev = clean_development(io.read_parquet(input_dir / DEVELOPMENT), schema, key)
     q = dev.quality
-    info(f"clean: {q['rows_read']:,} rows read, {q['rows_kept']:,} kept, "
-         f"{q['rows_rejected']:,} quarantined {q['rejected_by_reason'] or ''}")
+    info(
+        f"clean: {q['rows_read']:,} rows read, {q['rows_kept']:,} kept, "
+        f"{q['rows_rejected']:,} quarantined {q['rejected_by_reason'] or ''}"
+    )
     quality = {"development": q, "production": None}
 
-    prod = None
     if (input_dir / PRODUCTION).exists():
         labels_path = input_dir / LABELS
         raw_labels = io.read_parquet(labels_path) if labels_path.exists() else None
         prod = clean_production(io.read_parquet(input_dir / PRODUCTION), raw_labels, schema, key)
         quality["production"] = prod.quality
+        prod_features, prod_labels = prod.features, prod.labels
+    else:
+        # no production batch: empty files with the right columns keep the DAG the same
+        prod_features = dev.clean.drop(columns=[schema.target.column]).iloc[:0]
+        prod_labels = dev.clean[[schema.id, schema.target.column]].iloc[:0]
 
     with io.atomic_dir(output_dir) as tmp:
         io.write_parquet(tmp / CLEAN, dev.clean)
         io.write_parquet(tmp / REJECTED, dev.rejected)
-        if prod is not None:
-            io.write_parquet(tmp / PRODUCTION, prod.features)
-            io.write_parquet(tmp / LABELS, prod.labels)
+        io.write_parquet(tmp / PRODUCTION, prod_features)
+        io.write_parquet(tmp / LABELS, prod_labels)
     io.write_json(report, quality)
     info(f"clean: wrote {output_dir}/ and {report}")

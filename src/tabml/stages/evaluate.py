@@ -35,22 +35,27 @@ def run(
 
     valid = io.read_parquet(splits_dir / "valid.parquet")
     test = io.read_parquet(splits_dir / "test.parquet")
-    threshold = ev.choose_threshold(
+    # rounded as metrics.json stores it, so the package labels exactly as evaluate does
+    chosen = ev.choose_threshold(
         valid[target].to_numpy("float64"), model.predict(valid), cfg.threshold
     )
+    threshold = float(f"{chosen:.10g}")
     y_test = test[target].to_numpy("float64")
     p_test = model.predict(test)
     metrics: dict[str, Any] = {
         "threshold": threshold,
         "test": ev.score_metrics(y_test, p_test, threshold, cfg),
     }
-    info(f"evaluate: threshold {threshold:.4f} ({cfg.threshold.rule} on valid); "
-         f"test ROC AUC {metrics['test']['roc_auc']:.4f}")
+    info(
+        f"evaluate: threshold {threshold:.4f} ({cfg.threshold.rule} on valid); "
+        f"test ROC AUC {metrics['test']['roc_auc']:.4f}"
+    )
 
-    predictions = {"test": predictions_frame(test[schema.id].to_numpy(), p_test, threshold, schema.id)}
-    prod_path = production_dir / PRODUCTION
-    if prod_path.exists():
-        prod = io.read_parquet(prod_path)
+    predictions = {
+        "test": predictions_frame(test[schema.id].to_numpy(), p_test, threshold, schema.id)
+    }
+    prod = io.read_parquet(production_dir / PRODUCTION)
+    if len(prod):
         p_prod = model.predict(prod)
         predictions["production"] = predictions_frame(
             prod[schema.id].to_numpy(), p_prod, threshold, schema.id
@@ -61,8 +66,10 @@ def run(
             metrics["production"] = ev.score_metrics(
                 joined[target].to_numpy("float64"), joined["score"].to_numpy(), threshold, cfg
             )
-            info(f"evaluate: production ROC AUC {metrics['production']['roc_auc']:.4f} on "
-                 f"{len(joined):,} labelled rows")
+            info(
+                f"evaluate: production ROC AUC {metrics['production']['roc_auc']:.4f} on "
+                f"{len(joined):,} labelled rows"
+            )
 
     slices = {
         "test": ev.slice_metrics(test, y_test, p_test, segments, threshold, cfg.min_slice_rows)
@@ -75,15 +82,17 @@ def run(
     with io.atomic_dir(plots_dir) as tmp:
         io.write_json(tmp / "roc.json", {"roc": ev.roc_points(y_test, p_test)})
         io.write_json(tmp / "precision_recall.json", {"pr": ev.pr_points(y_test, p_test)})
-        io.write_json(tmp / "calibration.json", {
-            "calibration": ev.calibration_bins(y_test, p_test, cfg.calibration_bins)
-        })
-        io.write_json(tmp / "confusion.json", {
-            "confusion": ev.confusion_rows(y_test, p_test, threshold)
-        })
-        io.write_json(tmp / "importance.json", {
-            "importance": [{"feature": f, "importance": v} for f, v in importance]
-        })
+        io.write_json(
+            tmp / "calibration.json",
+            {"calibration": ev.calibration_bins(y_test, p_test, cfg.calibration_bins)},
+        )
+        io.write_json(
+            tmp / "confusion.json", {"confusion": ev.confusion_rows(y_test, p_test, threshold)}
+        )
+        io.write_json(
+            tmp / "importance.json",
+            {"importance": [{"feature": f, "importance": v} for f, v in importance]},
+        )
     io.write_json(slices_file, slices)
     io.write_json(metrics_file, metrics)
     info(f"evaluate: wrote {metrics_file}, {slices_file}, {plots_dir}/, {predictions_dir}/")

@@ -34,11 +34,15 @@ def run(params_file: Path, sources_dir: Path, output_dir: Path) -> None:
         prod = io.read_table(prod_path)
         checked = validate(prod, schema, "production", str(prod_path))
         for col, d in checked.unseen_categories.items():
-            info(f"ingest: production '{col}': {d['count']:,} values never seen in development "
-                 f"{list(d['values'])[:3]} (kept for scoring, reported by clean)")
+            info(
+                f"ingest: production '{col}': {d['count']:,} values never seen in development "
+                f"{list(d['values'])[:3]} (kept for scoring, reported by clean)"
+            )
         for col, d in checked.out_of_range.items():
-            info(f"ingest: production '{col}': {d['below'] + d['above']:,} values out of range "
-                 "(kept for scoring)")
+            info(
+                f"ingest: production '{col}': {d['below'] + d['above']:,} values out of range "
+                "(kept for scoring)"
+            )
         if sources.production_labels:
             lab_path = datasets.resolve(sources.production_labels, sources_dir)
             labels = io.read_table(lab_path)
@@ -46,10 +50,18 @@ def run(params_file: Path, sources_dir: Path, output_dir: Path) -> None:
             unknown = ~labels[schema.id].isin(prod[schema.id])
             if unknown.any():
                 ex = tuple(labels.loc[unknown, schema.id].head(3).tolist())
-                raise ValidationError(str(lab_path), [Failure(
-                    schema.id, "label ids not in the production batch", int(unknown.sum()), ex,
-                    hint="Labels must join the production batch on the id column",
-                )])
+                raise ValidationError(
+                    str(lab_path),
+                    [
+                        Failure(
+                            schema.id,
+                            "label ids not in the production batch",
+                            int(unknown.sum()),
+                            ex,
+                            hint="Labels must join the production batch on the id column",
+                        )
+                    ],
+                )
     elif sources.production_labels:
         raise DataError("dataset.sources: production_labels given without production")
 

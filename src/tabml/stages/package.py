@@ -78,4 +78,5 @@ def run(
         io.write_json(tmp / pkg.METADATA, metadata)
         io.write_text(tmp / pkg.CARD, pkg.model_card(metadata, io.read_json(slices_file), quality))
         io.write_text(tmp / pkg.MANIFEST, pkg.manifest_text(tmp))
-    info(f"package: wrote {output}/ ({len(list(output.rglob('*')))} files, manifest verified on load)")
+    n_files = len([p for p in output.rglob("*") if p.is_file()])
+    info(f"package: wrote {output}/ ({n_files} files, listed in {pkg.MANIFEST})")

@@ -1,0 +1,147 @@
+"""Shared fixtures: small synthetic datasets and a throw-away copy of the project."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
+os.environ.setdefault("ITERATIVE_DO_NOT_TRACK", "1")
+
+
+def make_frame(n: int = 400, seed: int = 0) -> pd.DataFrame:
+    """A small loan-like dataset whose target depends on its features."""
+    rng = np.random.default_rng(seed)
+    income = rng.choice(["low", "mid", "high"], n)
+    amount = rng.uniform(1_000, 50_000, n).round(0)
+    ratio = rng.uniform(0, 1, n)
+    owner = rng.choice([True, False], n)
+    logit = 2.5 * (ratio - 0.5) - amount / 40_000 + np.where(income == "high", 1.0, 0.0)
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-3 * logit))).astype(int)
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(n),
+            "ts": pd.date_range("2024-01-01", periods=n, freq="h").astype(str),
+            "amount": amount,
+            "income": income,
+            "ratio": ratio,
+            "owner": owner,
+            "email": [f"user{i}@example.com" for i in range(n)],
+            "y": y,
+        }
+    )
+    frame.loc[rng.choice(n, n // 20, replace=False), "ratio"] = np.nan
+    return frame
+
+
+def schema_dict(**changes: Any) -> dict[str, Any]:
+    schema: dict[str, Any] = {
+        "id": "id",
+        "timestamp": "ts",
+        "target": {"column": "y", "positive": 1},
+        "features": {
+            "amount": {"kind": "numeric", "min": 0},
+            "income": {"kind": "categorical", "categories": ["low", "mid", "high"]},
+            "ratio": {"kind": "numeric", "min": 0, "max": 1},
+            "owner": {"kind": "boolean"},
+        },
+        "ignore": [],
+        "extra_columns": "reject",
+        "pii": {"email": "pseudonymise"},
+    }
+    schema.update(changes)
+    return schema
+
+
+def write_params(path: Path, schema: dict[str, Any] | None = None, **sections: Any) -> Path:
+    """A complete params.yaml for the small dataset, on top of the repo's default sections."""
+    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    base["dataset"] = {
+        "name": "mini",
+        "sources": {"development": "dev.csv", "production": None, "production_labels": None},
+        "schema": schema or schema_dict(),
+        "segments": ["income"],
+    }
+    base["model"] = {
+        **base["model"],
+        "num_boost_round": 50,
+        "early_stopping_rounds": 10,
+        "min_child_samples": 5,
+    }
+    for key, value in sections.items():
+        base[key] = value
+    path.write_text(yaml.safe_dump(base, sort_keys=False, allow_unicode=True))
+    return path
+
+
+@pytest.fixture
+def pii_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    key = "k" * 32
+    monkeypatch.setenv("TABML_PII_KEY", key)
+    return key
+
+
+def run_cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, check: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed `tabml` console script, as dvc would."""
+    full_env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **(env or {})}
+    proc = subprocess.run(
+        [str(BIN / "tabml"), *args], cwd=cwd, env=full_env, capture_output=True, text=True
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"tabml {' '.join(args)} failed:\n{proc.stderr}")
+    return proc
+
+
+def run_dvc(
+    *args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **(env or {})}
+    proc = subprocess.run(
+        [str(BIN / "dvc"), *args], cwd=cwd, env=full_env, capture_output=True, text=True
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"dvc {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def copy_project(dest: Path) -> Path:
+    """A fresh git repository holding the project's tracked files (no data, no models)."""
+    files = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split("\0")
+    for name in filter(None, files):
+        src = ROOT / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    # the working tree may hold uncommitted edits: take those too
+    for name in ["dvc.yaml", "params.yaml", ".dvc/config", ".gitignore", ".dvcignore"]:
+        shutil.copy2(ROOT / name, dest / name)
+    git(dest, "init", "-q")
+    git(dest, "add", "-A")
+    git(dest, "commit", "-qm", "copy")
+    return dest
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t.invalid", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout

@@ -1,0 +1,127 @@
+"""dvc.yaml, params.yaml, conf/, the CLI and the repository settings agree with each other."""
+
+from __future__ import annotations
+
+import configparser
+import importlib
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tabml.cli import app
+from tabml.dvc_adapter import compose_params
+from tests.conftest import ROOT
+
+DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+STAGES = DVC["stages"]
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_stage_params_equal_what_its_module_declares(stage: str) -> None:
+    module = importlib.import_module(f"tabml.stages.{stage}")
+    assert sorted(STAGES[stage]["params"]) == sorted(module.PARAMS)
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_stage_runs_its_own_tabml_command_and_depends_on_its_module(stage: str) -> None:
+    argv = shlex.split(STAGES[stage]["cmd"])
+    assert argv[:2] == ["tabml", stage]
+    assert f"src/tabml/stages/{stage}.py" in STAGES[stage]["deps"]
+    commands = {c.name or c.callback.__name__ for c in app.registered_commands}  # type: ignore[union-attr]
+    assert stage in commands
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_every_output_path_is_on_the_command_line(stage: str) -> None:
+    cmd = STAGES[stage]["cmd"]
+    outs = [
+        next(iter(o)) if isinstance(o, dict) else o
+        for key in ("outs", "metrics", "plots")
+        for o in STAGES[stage].get(key, [])
+    ]
+    for out in outs:
+        # an output is named on the command line, or lives in a folder that is
+        assert any(out == a or out.startswith(a.rstrip("/") + "/") for a in shlex.split(cmd)), out
+
+
+def test_params_yaml_is_what_conf_composes(tmp_path: Path) -> None:
+    out = tmp_path / "params.yaml"
+    compose_params(ROOT / "conf", out, [])
+    assert out.read_text() == (ROOT / "params.yaml").read_text(), (
+        "params.yaml is stale: run 'make params' and commit it"
+    )
+
+
+@pytest.mark.parametrize("override", ["model=logreg", "dataset=employment", "split=stratified"])
+def test_every_conf_option_composes_into_valid_typed_config(override: str, tmp_path: Path) -> None:
+    from tabml.config import Params
+
+    out = tmp_path / "params.yaml"
+    compose_params(ROOT / "conf", out, [override])
+    keys = sorted({k for s in STAGES.values() for k in s["params"]})
+    params = Params.load(out, keys)
+    for key in keys:
+        params.section(key)
+
+
+def test_dvc_config_turns_telemetry_off_and_enables_hydra() -> None:
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / ".dvc/config")
+    assert cfg["core"]["analytics"] == "false"
+    assert cfg["core"]["check_update"] == "false"
+    assert cfg["hydra"]["enabled"] == "true"
+
+
+def test_makefile_exports_telemetry_opt_outs() -> None:
+    text = (ROOT / "Makefile").read_text()
+    assert "NML_DISABLE_USAGE_LOGGING := 1" in text and "ITERATIVE_DO_NOT_TRACK := 1" in text
+
+
+def test_cli_sets_telemetry_opt_outs_before_running() -> None:
+    src = (ROOT / "src/tabml/cli.py").read_text()
+    main = src[src.index("def main") :]
+    assert main.index("NML_DISABLE_USAGE_LOGGING") < main.index("app()")
+    assert main.index("ITERATIVE_DO_NOT_TRACK") < main.index("app()")
+
+
+def test_data_and_models_are_ignored_by_git() -> None:
+    for path in [
+        "data/raw/x.parquet",
+        "data/interim/clean.parquet",
+        "models/package/model.txt",
+        "reports/metrics.json",
+        "data/external/loans.csv",
+    ]:
+        proc = subprocess.run(["git", "check-ignore", "-q", "--no-index", path], cwd=ROOT)
+        assert proc.returncode == 0, f"{path} is not git-ignored"
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert not [
+        t for t in tracked if t.startswith(("data/", "models/")) and t != "data/external/README.md"
+    ]
+
+
+def test_plots_are_declared_at_the_top_level() -> None:
+    plots = {next(iter(p)) for p in DVC["plots"]}
+    assert {"ROC", "Precision-Recall", "Confusion", "Calibration", "Feature importance"} <= plots
+
+
+def test_importing_tabml_modules_has_no_side_effects(tmp_path: Path) -> None:
+    """Nothing happens at import: no files, and the heavy libraries stay unloaded."""
+    code = (
+        "import sys, tabml.cli, tabml.config, tabml.schema, tabml.clean, tabml.split, "
+        "tabml.features, tabml.model, tabml.evaluate, tabml.package, tabml.predict\n"
+        "heavy = [m for m in ('lightgbm', 'nannyml', 'sklearn', 'dvc', 'pandas') "
+        "if m in sys.modules]\n"
+        "print(heavy)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert proc.stdout.strip() == "[]"
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,229 @@
+"""The real pipeline, run by DVC in a throw-away copy of the project on the bundled data."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import BIN, copy_project, run_cli, run_dvc
+
+pytestmark = pytest.mark.slow
+STAGES = ["ingest", "clean", "split", "train", "evaluate", "package"]
+
+
+def ran(output: str) -> list[str]:
+    return [s for s in STAGES if f"Running stage '{s}'" in output]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = copy_project(tmp_path_factory.mktemp("project"))
+    proc = run_dvc("repro", cwd=repo)
+    assert ran(proc.stdout) == STAGES
+    return repo
+
+
+def test_pipeline_writes_every_artefact(project: Path) -> None:
+    for path in [
+        "data/raw/development.parquet",
+        "data/interim/clean.parquet",
+        "data/interim/rejected.parquet",
+        "data/processed/test.parquet",
+        "models/package/MANIFEST.sha256",
+        "models/package/MODEL_CARD.md",
+        "models/package/schema.json",
+        "reports/plots/roc.json",
+        "reports/train/plots/metrics/valid/auc.tsv",
+    ]:
+        assert (project / path).is_file(), path
+    metrics = json.loads((project / "reports/metrics.json").read_text())
+    assert metrics["test"]["roc_auc"] > 0.95 and metrics["production"]["rows"] == 50_000
+    quality = json.loads((project / "reports/data_quality.json").read_text())
+    dev = quality["development"]
+    assert dev["rows_read"] == dev["rows_kept"] + sum(dev["rejected_by_reason"].values())
+    assert quality["production"]["unseen_categories"]["size_of_downpayment"]["values"] == {
+        "50%": 700
+    }
+
+
+def test_metadata_records_the_data_hashes_dvc_records(project: Path) -> None:
+    meta = json.loads((project / "models/package/metadata.json").read_text())
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    deps = {d["path"]: d["md5"] for d in lock["stages"]["package"]["deps"]}
+    for path, md5 in meta["data"].items():
+        assert deps[path] == md5
+    assert len(meta["git_commit"]) == 40
+
+
+def test_split_is_time_ordered_and_disjoint(project: Path) -> None:
+    parts = {
+        n: pd.read_parquet(project / f"data/processed/{n}.parquet")
+        for n in ("train", "valid", "test")
+    }
+    assert parts["test"]["timestamp"].min() > parts["train"]["timestamp"].max()
+    ids = [set(p["id"]) for p in parts.values()]
+    assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
+
+
+def test_predict_reproduces_evaluate_scores(project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "scores.csv"
+    run_cli(
+        "predict",
+        "--package",
+        "models/package",
+        "--input",
+        "data/processed/test.parquet",
+        "--output",
+        str(out),
+        cwd=project,
+        check=True,
+    )
+    scored = pd.read_csv(out)
+    expected = pd.read_parquet(project / "data/predictions/test.parquet")
+    pd.testing.assert_series_equal(scored["id"], expected["id"], check_dtype=False)
+    assert (scored["score"] - expected["score"]).abs().max() < 1e-12
+    assert (scored["label"] == expected["label"]).all()
+
+
+def test_predict_refuses_a_tampered_package(project: Path, tmp_path: Path) -> None:
+    pkg = tmp_path / "package"
+    shutil.copytree(project / "models/package", pkg)
+    card = pkg / "MODEL_CARD.md"
+    card.write_text(card.read_text() + "\nextra")
+    proc = run_cli(
+        "predict",
+        "--package",
+        str(pkg),
+        "--input",
+        "data/processed/test.parquet",
+        "--output",
+        str(tmp_path / "x.csv"),
+        cwd=project,
+    )
+    assert proc.returncode != 0
+    assert "MODEL_CARD.md" in proc.stderr and "checksum mismatch" in proc.stderr
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_predict_names_a_missing_column(project: Path, tmp_path: Path) -> None:
+    frame = pd.read_parquet(project / "data/processed/test.parquet").drop(columns=["car_value"])
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    proc = run_cli(
+        "predict",
+        "--package",
+        "models/package",
+        "--input",
+        str(tmp_path / "in.csv"),
+        "--output",
+        str(tmp_path / "x.csv"),
+        cwd=project,
+    )
+    assert proc.returncode != 0 and "'car_value': missing column" in proc.stderr
+
+
+def test_noop_repro_runs_nothing_and_keeps_the_lock(project: Path) -> None:
+    before = (project / "dvc.lock").read_bytes()
+    proc = run_dvc("repro", cwd=project)
+    assert ran(proc.stdout) == []
+    assert (project / "dvc.lock").read_bytes() == before
+
+
+def test_forced_rerun_is_byte_identical(project: Path) -> None:
+    files = [
+        "models/model/model.txt",
+        "models/model/model.json",
+        "reports/metrics.json",
+        "reports/slices.json",
+        "reports/train/metrics.json",
+        "reports/data_quality.json",
+    ]
+    before = {f: (project / f).read_bytes() for f in files}
+    run_dvc("repro", "-f", cwd=project)
+    for f in files:
+        assert (project / f).read_bytes() == before[f], f"{f} changed between identical runs"
+
+
+def test_model_param_change_reruns_train_onwards_only(project: Path) -> None:
+    params = project / "params.yaml"
+    original = params.read_text()
+    try:
+        params.write_text(original.replace("num_leaves: 31", "num_leaves: 15"))
+        proc = run_dvc("repro", cwd=project)
+        assert ran(proc.stdout) == ["train", "evaluate", "package"]
+    finally:
+        params.write_text(original)
+        run_dvc("repro", cwd=project)
+
+
+def test_killed_stage_leaves_no_partial_output_and_repro_recovers(
+    project: Path, tmp_path: Path
+) -> None:
+    from tabml.model import load
+
+    log = tmp_path / "dvc.log"
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    with log.open("w") as fh:
+        proc = subprocess.Popen(
+            [str(BIN / "dvc"), "repro", "-f", "-s", "train"],
+            cwd=project,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "fitting" not in log.read_text():
+            time.sleep(0.05)
+        time.sleep(1.0)  # mid-training
+        os.killpg(proc.pid, signal.SIGKILL)  # dvc and the stage together, no clean-up
+        proc.wait()
+    assert "fitting" in log.read_text() and "wrote models/model" not in log.read_text()
+    # whatever is at the output path is absent or a complete, loadable model
+    if (project / "models/model").exists():
+        load(project / "models/model")
+    rerun = run_dvc("repro", cwd=project)
+    assert "train" in ran(rerun.stdout)
+    load(project / "models/model")
+    assert "up to date" in run_dvc("status", cwd=project).stdout
+
+
+def test_own_data_file_change_reruns_ingest(tmp_path: Path) -> None:
+    from tests.conftest import make_frame, schema_dict
+
+    repo = copy_project(tmp_path)
+    make_frame(600).to_csv(repo / "data/external/mini.csv", index=False)
+    run_dvc("add", "data/external/mini.csv", cwd=repo)
+    config = {
+        "name": "mini",
+        "sources": {"development": "mini.csv"},
+        "schema": schema_dict(pii={"email": "drop"}),
+        "segments": ["income"],
+    }
+    (repo / "conf/dataset/mini.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    run_cli("params", "dataset=mini", cwd=repo, check=True)
+    first = run_dvc("repro", cwd=repo)
+    assert ran(first.stdout) == STAGES
+    assert "email" not in pd.read_parquet(repo / "data/interim/clean.parquet").columns
+
+    make_frame(600, seed=5).to_csv(repo / "data/external/mini.csv", index=False)
+    run_dvc("add", "data/external/mini.csv", cwd=repo)
+    second = run_dvc("repro", cwd=repo)
+    assert ran(second.stdout)[0] == "ingest"
+
+
+def test_exp_run_switches_model_through_hydra(tmp_path: Path) -> None:
+    repo = copy_project(tmp_path)
+    run_dvc("exp", "run", "-S", "model=logreg", cwd=repo)
+    assert "name: logreg" in (repo / "params.yaml").read_text()
+    shown = json.loads(run_dvc("exp", "show", "--json", cwd=repo).stdout)
+    text = json.dumps(shown)
+    assert '"logreg"' in text and "roc_auc" in text

@@ -1,0 +1,74 @@
+"""tabml's NumPy metrics agree with scikit-learn's; threshold rules do what they say."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from tabml import evaluate as ev
+from tabml.config import parse
+
+
+@pytest.fixture(params=[0, 1, 2])
+def scored(request: pytest.FixtureRequest) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(request.param)
+    y = rng.integers(0, 2, 3000).astype(float)
+    p = np.clip(0.3 * y + rng.uniform(0, 0.7, 3000), 0, 1)
+    if request.param == 2:
+        p = np.round(p, 1)  # many ties
+    return y, p
+
+
+def test_metrics_match_sklearn(scored: tuple[np.ndarray, np.ndarray]) -> None:
+    y, p = scored
+    assert ev.roc_auc(y, p) == pytest.approx(skm.roc_auc_score(y, p), abs=1e-12)
+    assert ev.average_precision(y, p) == pytest.approx(skm.average_precision_score(y, p), abs=1e-12)
+    assert ev.log_loss(y, p) == pytest.approx(skm.log_loss(y, np.clip(p, 1e-15, 1 - 1e-15)))
+    assert ev.brier(y, p) == pytest.approx(skm.brier_score_loss(y, p))
+    t = 0.5
+    got = ev.threshold_metrics(y, p, t)
+    pred = (p >= t).astype(int)
+    assert got["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
+    assert got["precision"] == pytest.approx(skm.precision_score(y, pred))
+    assert got["recall"] == pytest.approx(skm.recall_score(y, pred))
+    assert got["f1"] == pytest.approx(skm.f1_score(y, pred))
+
+
+def test_max_f1_threshold_is_the_best_f1(scored: tuple[np.ndarray, np.ndarray]) -> None:
+    y, p = scored
+    t = ev.choose_threshold(y, p, parse("evaluate", _cfg("max_f1")).threshold)
+    best = ev.threshold_metrics(y, p, t)["f1"]
+    for other in np.unique(p)[::7]:
+        assert ev.threshold_metrics(y, p, float(other))["f1"] <= best + 1e-12
+
+
+def test_min_precision_threshold_meets_precision(scored: tuple[np.ndarray, np.ndarray]) -> None:
+    y, p = scored
+    t = ev.choose_threshold(y, p, parse("evaluate", _cfg("min_precision", 0.8)).threshold)
+    assert ev.threshold_metrics(y, p, t)["precision"] >= 0.8
+
+
+def test_calibration_error_of_a_calibrated_model_is_small() -> None:
+    rng = np.random.default_rng(0)
+    p = rng.uniform(size=200_000)
+    y = (rng.uniform(size=p.size) < p).astype(float)
+    assert ev.expected_calibration_error(y, p, 10) < 0.01
+    assert ev.expected_calibration_error(y, np.clip(p + 0.2, 0, 1), 10) > 0.1
+
+
+def test_plot_data_is_small_and_spans_the_curve(scored: tuple[np.ndarray, np.ndarray]) -> None:
+    y, p = scored
+    roc = ev.roc_points(y, p)
+    assert len(roc) <= ev.PLOT_POINTS
+    assert roc[0]["fpr"] == 0 and roc[-1]["fpr"] == 1 and roc[-1]["tpr"] == 1
+    rows = ev.confusion_rows(y, p, 0.5)
+    assert len(rows) == len(y)
+
+
+def _cfg(rule: str, value: float = 0.5) -> dict:
+    return {
+        "threshold": {"rule": rule, "value": value},
+        "calibration_bins": 10,
+        "min_slice_rows": 10,
+    }

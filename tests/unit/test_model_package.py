@@ -1,0 +1,128 @@
+"""Models round-trip without pickle; packages refuse tampering; predictions survive reloading."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from tabml import io
+from tabml import package as pkg
+from tabml.clean import clean_development
+from tabml.config import parse
+from tabml.errors import PackageError
+from tabml.model import fit, load, save
+from tabml.predict import score
+from tabml.split import split
+from tests.conftest import ROOT, make_frame, schema_dict
+
+SCHEMA = parse("dataset.schema", schema_dict(pii={}))
+BASE_MODELS = {p.stem: yaml.safe_load(p.read_text()) for p in (ROOT / "conf/model").glob("*.yaml")}
+
+
+def _splits() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    frame = clean_development(make_frame(1500), SCHEMA, None).clean
+    cfg = parse("split", {"method": "time", "valid_fraction": 0.2, "test_fraction": 0.2})
+    r = split(frame, SCHEMA, cfg, seed=0)
+    return r.train, r.valid, r.test
+
+
+@pytest.mark.parametrize("kind", ["lightgbm", "logreg"])
+def test_saved_model_predicts_like_the_fitted_one(kind: str, tmp_path: Path) -> None:
+    train, valid, test = _splits()
+    cfg = parse(
+        "model", {**BASE_MODELS[kind], **({"num_boost_round": 60} if kind == "lightgbm" else {})}
+    )
+    model, history = fit(train, valid, SCHEMA, cfg, seed=3)
+    save(model, tmp_path)
+    reloaded = load(tmp_path)
+    np.testing.assert_allclose(reloaded.predict(test), model.predict(test), rtol=0, atol=1e-12)
+    from tabml.evaluate import roc_auc
+
+    assert roc_auc(test["y"].to_numpy(float), model.predict(test)) > 0.7
+    assert history.curves["valid"]["auc"]
+
+
+def test_logreg_numpy_scoring_equals_sklearn() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    train, valid, test = _splits()
+    cfg = parse("model", BASE_MODELS["logreg"])
+    model, _ = fit(train, valid, SCHEMA, cfg, seed=0)
+    clf = LogisticRegression(C=cfg.C, max_iter=cfg.max_iter, random_state=0)
+    clf.fit(model.preprocessor.transform(train, "linear"), train["y"])
+    expected = clf.predict_proba(model.preprocessor.transform(test, "linear"))[:, 1]
+    np.testing.assert_allclose(model.predict(test), expected, atol=1e-10)
+
+
+def test_unseen_category_scores_as_missing() -> None:
+    train, valid, test = _splits()
+    cfg = parse("model", {**BASE_MODELS["lightgbm"], "num_boost_round": 30})
+    model, _ = fit(train, valid, SCHEMA, cfg, seed=0)
+    unseen = test.assign(income="never seen")
+    missing = test.assign(income=pd.NA)
+    np.testing.assert_allclose(model.predict(unseen), model.predict(missing))
+
+
+def test_no_pickle_anywhere_in_the_package_code() -> None:
+    src = "\n".join(p.read_text() for p in (ROOT / "src/tabml").rglob("*.py"))
+    assert not re.search(r"^\s*(import|from)\s+(pickle|joblib|cloudpickle|dill)\b", src, re.M)
+    assert "read_pickle" not in src and "allow_pickle=True" not in src
+
+
+def _build_package(tmp_path: Path) -> Path:
+    train, valid, test = _splits()
+    cfg = parse("model", {**BASE_MODELS["lightgbm"], "num_boost_round": 40})
+    model, _ = fit(train, valid, SCHEMA, cfg, seed=0)
+    folder = tmp_path / "package"
+    (folder / pkg.MODEL_DIR).mkdir(parents=True)
+    save(model, folder / pkg.MODEL_DIR)
+    io.write_json(
+        folder / pkg.METADATA,
+        {"threshold": 0.5, "params": {"dataset": {"schema": SCHEMA.model_dump(mode="json")}}},
+    )
+    io.write_text(folder / pkg.MANIFEST, pkg.manifest_text(folder))
+    test.to_parquet(tmp_path / "test.parquet")
+    return folder
+
+
+def test_package_loads_and_scores_like_the_model(tmp_path: Path) -> None:
+    folder = _build_package(tmp_path)
+    loaded = pkg.load(folder)
+    test = pd.read_parquet(tmp_path / "test.parquet")
+    out = score(loaded, test.assign(unknown_column=1), "test.parquet")
+    assert list(out.columns) == ["id", "score", "label"]
+    np.testing.assert_allclose(out["score"], loaded.model.predict(test))
+    assert set(out["label"]) <= {0, 1}
+
+
+@pytest.mark.parametrize("attack", ["modify", "truncate", "delete", "add", "manifest"])
+def test_tampered_package_is_refused(attack: str, tmp_path: Path) -> None:
+    folder = _build_package(tmp_path)
+    booster = folder / pkg.MODEL_DIR / "model.txt"
+    if attack == "modify":
+        booster.write_text(booster.read_text().replace("leaf_value=", "leaf_value=9", 1))
+    elif attack == "truncate":
+        booster.write_bytes(booster.read_bytes()[:100])
+    elif attack == "delete":
+        booster.unlink()
+    elif attack == "add":
+        (folder / "evil.py").write_text("print('hi')")
+    else:
+        (folder / pkg.MANIFEST).write_text("not a manifest\n")
+    with pytest.raises(PackageError, match=r"refusing|malformed"):
+        pkg.load(folder)
+
+
+def test_missing_package_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(PackageError, match="no such package"):
+        pkg.load(tmp_path / "nope")
+    shutil.copytree(_build_package(tmp_path), tmp_path / "copy")
+    (tmp_path / "copy" / pkg.MANIFEST).unlink()
+    with pytest.raises(PackageError, match="unverifiable"):
+        pkg.load(tmp_path / "copy")
