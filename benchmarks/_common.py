@@ -1,0 +1,68 @@
+"""Helpers shared by the benchmarks: a clean copy of the project and in-process stage runs."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+ENV = {
+    **os.environ,
+    "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+    "NML_DISABLE_USAGE_LOGGING": "1",
+    "ITERATIVE_DO_NOT_TRACK": "1",
+}
+
+
+def clone(dest: Path) -> Path:
+    """A clean clone of the committed project (no data, no models, no cache)."""
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(dest)], check=True)
+    return dest
+
+
+def timed(cmd: list[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, cwd=cwd, env=ENV, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def run_stages_in_process(repo: Path, params: Path) -> None:
+    """The pipeline's work, every stage in this one Python process, without DVC."""
+    from tabml.stages import clean, evaluate, ingest, package, split, train
+
+    d = repo
+    ingest.run(params, d / "data/external", d / "data/raw")
+    clean.run(params, d / "data/raw", d / "data/interim", d / "reports/data_quality.json")
+    split.run(
+        params, d / "data/interim/clean.parquet", d / "data/processed", d / "reports/split.json"
+    )
+    train.run(params, d / "data/processed", d / "models/model", d / "reports/train")
+    evaluate.run(
+        params,
+        d / "models/model",
+        d / "data/processed",
+        d / "data/interim",
+        d / "data/predictions",
+        d / "reports/metrics.json",
+        d / "reports/slices.json",
+        d / "reports/plots",
+    )
+    package.run(
+        params,
+        d / "models/model",
+        d / "reports/metrics.json",
+        d / "reports/slices.json",
+        d / "reports/data_quality.json",
+        d / "reports/split.json",
+        [d / f"data/processed/{s}.parquet" for s in ("train", "valid", "test")],
+        d / "models/package",
+    )
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)

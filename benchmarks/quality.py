@@ -1,0 +1,87 @@
+"""Benchmark: model quality on the bundled production batches, against the shipped predictions.
+
+Usage: uv run python benchmarks/quality.py [--datasets car_loan employment]
+
+Runs the pipeline's stages in one process for each dataset (default config otherwise) and
+prints production ROC AUC next to that of the predictions that ship with the data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, clone, run_stages_in_process
+
+SHIPPED = {  # (analysis file, its score column, labels file, label column)
+    "car_loan": (
+        "synthetic_car_loan_dq_analysis.csv",
+        "y_pred_proba",
+        "synthetic_car_loan_analysis_target.csv",
+        "repaid",
+    ),
+    "employment": (
+        "employment_MA_analysis.pq",
+        "predicted_probability",
+        "employment_MA_analysis_target.pq",
+        "employed",
+    ),
+}
+TARGETS = {"car_loan": 0.964, "employment": 0.905}
+
+
+def shipped_auc(name: str) -> float:
+    import pandas as pd
+
+    from tabml.datasets import bundled_dir
+    from tabml.evaluate import roc_auc
+
+    feats, score, labels, target = SHIPPED[name]
+    read = pd.read_csv if feats.endswith(".csv") else pd.read_parquet
+    joined = read(bundled_dir() / feats).merge(read(bundled_dir() / labels), on="id")
+    return roc_auc(joined[target].to_numpy(float), joined[score].to_numpy(float))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=list(SHIPPED))
+    args = parser.parse_args()
+    from tabml.dvc_adapter import compose_params
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = clone(Path(tmp) / "repo")
+        for name in args.datasets:
+            print(f"running {name}...", file=sys.stderr)
+            params = repo / f"params-{name}.yaml"
+            compose_params(ROOT / "conf", params, [f"dataset={name}"])
+            run_stages_in_process(repo, params)
+            m = json.loads((repo / "reports/metrics.json").read_text())
+            rows.append(
+                (
+                    name,
+                    m["test"]["roc_auc"],
+                    m["production"]["roc_auc"],
+                    m["production"]["rows"],
+                    shipped_auc(name),
+                )
+            )
+    print(
+        "| dataset | test ROC AUC | production ROC AUC | production rows | shipped predictions "
+        "| target |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, test, prod, n, shipped in rows:
+        ok = "met" if prod >= TARGETS[name] else "missed"
+        print(
+            f"| {name} | {test:.4f} | {prod:.4f} | {n:,} | {shipped:.4f} | "
+            f">= {TARGETS[name]} ({ok}) |"
+        )
+
+
+if __name__ == "__main__":
+    main()
