@@ -47,3 +47,4 @@ test: lint typecheck pytest ## lint, types and every test
 
 bench: sync ## run the benchmarks (slow; figures go to docs/benchmarks.md)
 	$(RUN) python benchmarks/pipeline.py
+	$(RUN) python benchmarks/quality.py
