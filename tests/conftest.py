@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,12 +64,14 @@ def schema_dict(**changes: Any) -> dict[str, Any]:
     return schema
 
 
-def write_params(path: Path, schema: dict[str, Any] | None = None, **sections: Any) -> Path:
+def write_params(
+    path: Path, schema: dict[str, Any] | None = None, source: str = "dev.csv", **sections: Any
+) -> Path:
     """A complete params.yaml for the small dataset, on top of the repo's default sections."""
     base = yaml.safe_load((ROOT / "params.yaml").read_text())
     base["dataset"] = {
         "name": "mini",
-        "sources": {"development": "dev.csv", "production": None, "production_labels": None},
+        "sources": {"development": source, "production": None, "production_labels": None},
         "schema": schema or schema_dict(),
         "segments": ["income"],
     }
@@ -86,36 +87,31 @@ def write_params(path: Path, schema: dict[str, Any] | None = None, **sections: A
     return path
 
 
-@pytest.fixture
-def pii_key(monkeypatch: pytest.MonkeyPatch) -> str:
-    key = "k" * 32
-    monkeypatch.setenv("TABML_PII_KEY", key)
-    return key
+def tool_env() -> dict[str, str]:
+    """The environment with this virtualenv's scripts first on PATH, as `uv run` gives."""
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+
+
+def _run(
+    tool: str, args: tuple[str, ...], cwd: Path | None, check: bool
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [str(BIN / tool), *args], cwd=cwd, env=tool_env(), capture_output=True, text=True
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{tool} {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
 
 
 def run_cli(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, check: bool = False
+    *args: str, cwd: Path | None = None, check: bool = False
 ) -> subprocess.CompletedProcess[str]:
     """Run the installed `tabml` console script, as dvc would."""
-    full_env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **(env or {})}
-    proc = subprocess.run(
-        [str(BIN / "tabml"), *args], cwd=cwd, env=full_env, capture_output=True, text=True
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"tabml {' '.join(args)} failed:\n{proc.stderr}")
-    return proc
+    return _run("tabml", args, cwd, check)
 
 
-def run_dvc(
-    *args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **(env or {})}
-    proc = subprocess.run(
-        [str(BIN / "dvc"), *args], cwd=cwd, env=full_env, capture_output=True, text=True
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"dvc {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc
+def run_dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return _run("dvc", args, cwd, check)
 
 
 def copy_project(dest: Path) -> Path:

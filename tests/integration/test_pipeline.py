@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import BIN, copy_project, run_cli, run_dvc
+from tests.conftest import BIN, copy_project, run_cli, run_dvc, tool_env
 
 pytestmark = pytest.mark.slow
 STAGES = ["ingest", "clean", "split", "train", "evaluate", "package"]
@@ -170,7 +170,7 @@ def test_killed_stage_leaves_no_partial_output_and_repro_recovers(
     from tabml.model import load
 
     log = tmp_path / "dvc.log"
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env = tool_env()
     with log.open("w") as fh:
         proc = subprocess.Popen(
             [str(BIN / "dvc"), "repro", "-f", "-s", "train"],

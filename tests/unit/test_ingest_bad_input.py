@@ -38,8 +38,9 @@ def ingest(
     capsys: pytest.CaptureFixture[str],
     workdir: Path,
     schema: dict | None = None,
+    source: str = "dev.csv",
 ) -> tuple[int, str]:
-    params = write_params(workdir / "params.yaml", schema)
+    params = write_params(workdir / "params.yaml", schema, source=source)
     return run_main(
         monkeypatch,
         capsys,
@@ -173,39 +174,12 @@ def test_identical_duplicate_rows_pass_ingest(
 def test_source_outside_sources_dir_is_refused(
     workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    params = write_params(workdir / "params.yaml")
-    text = params.read_text().replace("development: dev.csv", "development: ../secret.csv")
-    params.write_text(text)
-    code, err = run_main(
-        monkeypatch,
-        capsys,
-        "ingest",
-        "--params",
-        str(params),
-        "--sources-dir",
-        str(workdir / "ext"),
-        "--output-dir",
-        str(workdir / "raw"),
-    )
+    code, err = ingest(monkeypatch, capsys, workdir, source="../secret.csv")
     assert code != 0 and "../secret.csv" in err and "dvc add" in err
 
 
 def test_unknown_bundled_dataset_lists_the_real_ones(
     workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    params = write_params(workdir / "params.yaml")
-    params.write_text(
-        params.read_text().replace("development: dev.csv", "development: nannyml://nope.csv")
-    )
-    code, err = run_main(
-        monkeypatch,
-        capsys,
-        "ingest",
-        "--params",
-        str(params),
-        "--sources-dir",
-        str(workdir / "ext"),
-        "--output-dir",
-        str(workdir / "raw"),
-    )
+    code, err = ingest(monkeypatch, capsys, workdir, source="nannyml://nope.csv")
     assert code != 0 and "synthetic_car_loan_dq_reference.csv" in err
