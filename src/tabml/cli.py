@@ -18,8 +18,9 @@ app = typer.Typer(
     name="tabml",
     help=(
         "A reproducible MLOps pipeline for tabular binary classification.\n\n"
-        "The stage commands (ingest, clean, split, train, evaluate, package) are run by "
-        "'dvc repro' as dvc.yaml declares them; predict, params and datasets are for people."
+        "The stage commands (ingest, clean, split, train, evaluate, package, monitor) are run "
+        "by 'dvc repro' as dvc.yaml declares them; predict, monitor, params and datasets are "
+        "for people too."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -76,12 +77,19 @@ def train(
     input_dir: Annotated[Path, typer.Option(help="Folder with train.parquet and valid.parquet.")],
     model_dir: Annotated[Path, typer.Option(help="Where the model files go.")],
     live_dir: Annotated[Path, typer.Option(help="dvclive folder for the training curves.")],
+    reference: Annotated[
+        Path, typer.Option(help="The monitoring reference Parquet file (out-of-fold scores).")
+    ],
     params: Params = Path("params.yaml"),
 ) -> None:
-    """Fit preprocessing and the model on train, early-stopped on valid."""
+    """Fit preprocessing and the model on train, early-stopped on valid.
+
+    Also scores the whole development set out-of-fold (monitor.reference.folds fold models), the
+    reference that monitoring compares production against.
+    """
     from tabml.stages import train as stage
 
-    stage.run(params, input_dir, model_dir, live_dir)
+    stage.run(params, input_dir, model_dir, live_dir, reference)
 
 
 @app.command()
@@ -111,13 +119,18 @@ def package(
     quality: Annotated[Path, typer.Option(help="Data-quality JSON from clean.")],
     split_report: Annotated[Path, typer.Option(help="Split summary JSON from split.")],
     data: Annotated[list[Path], typer.Option(help="Data files whose hashes metadata records.")],
+    reference: Annotated[Path, typer.Option(help="The monitoring reference from train.")],
     output: Annotated[Path, typer.Option(help="The package folder to write.")],
     params: Params = Path("params.yaml"),
 ) -> None:
-    """Write the versioned model package with its schema, metadata, card and manifest."""
+    """Write the versioned model package with its schema, metadata, card and manifest.
+
+    The package also carries the monitoring reference and config, so 'tabml monitor' needs
+    nothing else.
+    """
     from tabml.stages import package as stage
 
-    stage.run(params, model_dir, metrics, slices, quality, split_report, data, output)
+    stage.run(params, model_dir, metrics, slices, quality, split_report, data, reference, output)
 
 
 @app.command()
@@ -148,6 +161,72 @@ def predict(
     else:
         raise TabmlError(f"{output}: output must end in .csv or .parquet")
     info(f"predict: wrote {output} (threshold {loaded.threshold:.4f})")
+
+
+@app.command()
+def monitor(
+    package: Annotated[Path, typer.Option(help="A package folder (models/package).")],
+    input: Annotated[
+        Path,
+        typer.Option(
+            help="The batch to monitor: a CSV or Parquet file, or a folder of them "
+            "(e.g. daily prediction logs)."
+        ),
+    ],
+    output_dir: Annotated[
+        Path, typer.Option(help="Where summary.json, metrics.json, report.html and PNGs go.")
+    ],
+    labels: Annotated[
+        Path | None,
+        typer.Option(help="Optional file of id and target, for realized performance."),
+    ] = None,
+    chunk_size: Annotated[
+        int | None, typer.Option(help="Override the package's chunking: rows per chunk.")
+    ] = None,
+    chunk_count: Annotated[
+        int | None, typer.Option(help="Override the package's chunking: number of chunks.")
+    ] = None,
+    chunk_period: Annotated[
+        str | None,
+        typer.Option(help="Override the package's chunking: one chunk per D, W, M, Q or Y."),
+    ] = None,
+    fail_on_alerts: Annotated[
+        bool,
+        typer.Option(
+            help="Exit with code 10 when any alert fires (the pipeline stage turns this off)."
+        ),
+    ] = True,
+) -> None:
+    """Drift, data quality and estimated performance of a batch, with NannyML.
+
+    Scores the batch with the verified package, then compares it chunk by chunk with the
+    package's reference (the development set, scored out-of-fold): univariate drift of every
+    feature and of the score, multivariate drift, CBPE-estimated performance (and realized
+    performance where --labels gives targets), missing, unseen and out-of-range values.
+
+    Exit codes: 0 no alert; 10 alerts fired (see summary.json); 2 bad config; 3 bad input;
+    4 a package that fails verification.
+    """
+    from tabml import monitor as mon
+    from tabml.config import parse
+    from tabml.stages import monitor as stage
+
+    chosen = {"size": chunk_size, "count": chunk_count, "period": chunk_period}
+    given = {k: v for k, v in chosen.items() if v is not None}
+    if len(given) > 1:
+        raise TabmlError("give at most one of --chunk-size, --chunk-count and --chunk-period")
+    chunking = None
+    if given:
+        (method, value), *_ = given.items()
+        chunking = parse("monitor.chunking", {"method": method, method: value})
+    summary = stage.run(package, input, labels, output_dir, chunking)
+    alerts = summary["totals"]["alerts"]["total"]
+    if alerts and fail_on_alerts:
+        print(
+            f"monitor: {alerts} alerts; see {output_dir}/summary.json and report.html",
+            file=sys.stderr,
+        )
+        raise typer.Exit(mon.ALERTS_EXIT_CODE)
 
 
 @app.command()

@@ -174,6 +174,75 @@ class EvaluateConfig(_Frozen):
     min_slice_rows: Annotated[int, Field(ge=1)] = 50
 
 
+# --- monitor -------------------------------------------------------------------------------
+
+ContinuousMethod = Literal["jensen_shannon", "kolmogorov_smirnov", "wasserstein", "hellinger"]
+CategoricalMethod = Literal["jensen_shannon", "chi2", "l_infinity", "hellinger"]
+PerformanceMetric = Literal[
+    "roc_auc", "average_precision", "f1", "precision", "recall", "specificity", "accuracy"
+]
+
+
+class ReferenceConfig(_Frozen):
+    """`monitor.reference`: how train builds the monitoring reference.
+
+    The reference is the whole development set scored out-of-fold: `folds` models with the
+    final model's settings and number of rounds, each scoring the rows it did not see. Only the
+    latest `max_rows` rows (in time order) are kept, which bounds the package size.
+    """
+
+    folds: Annotated[int, Field(ge=2, le=20)] = 5
+    max_rows: Annotated[int, Field(ge=100)] = 100_000
+
+
+class ChunkingConfig(_Frozen):
+    """How a batch is cut into chunks: by `size` rows, into `count` chunks, or by `period`."""
+
+    method: Literal["size", "count", "period"]
+    size: Annotated[int, Field(ge=2)] | None = None
+    count: Annotated[int, Field(ge=1)] | None = None
+    # a pandas period alias: D, W, M, Q or Y
+    period: Literal["D", "W", "M", "Q", "Y"] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ChunkingConfig:
+        if getattr(self, self.method) is None:
+            raise ValueError(f"chunking method '{self.method}' needs '{self.method}' to be set")
+        return self
+
+
+class DriftConfig(_Frozen):
+    continuous_methods: Annotated[tuple[ContinuousMethod, ...], Field(min_length=1)]
+    categorical_methods: Annotated[tuple[CategoricalMethod, ...], Field(min_length=1)]
+    # multivariate drift: PCA data reconstruction (cheap) and a domain classifier (~20 s more)
+    data_reconstruction: bool = True
+    domain_classifier: bool = False
+
+
+class PerformanceConfig(_Frozen):
+    # estimated by CBPE without labels; realized too where labels exist
+    metrics: Annotated[tuple[PerformanceMetric, ...], Field(min_length=1)]
+
+
+class DataQualityConfig(_Frozen):
+    # a chunk alerts when the share of such values is above these (0: any one alerts);
+    # missing values alert when their share leaves the reference's band
+    unseen_max_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+    out_of_range_max_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+
+class MonitorConfig(_Frozen):
+    """`monitor`: drift, data quality and performance estimation with NannyML."""
+
+    reference: ReferenceConfig
+    chunking: ChunkingConfig
+    # NannyML's thresholds come from how a metric varies across reference chunks
+    min_reference_chunks: Annotated[int, Field(ge=2)] = 6
+    drift: DriftConfig
+    performance: PerformanceConfig
+    data_quality: DataQualityConfig = DataQualityConfig()
+
+
 # --- loading -------------------------------------------------------------------------------
 
 _SECTIONS: dict[str, Any] = {
@@ -185,6 +254,9 @@ _SECTIONS: dict[str, Any] = {
     "split": SplitConfig,
     "model": ModelConfig,
     "evaluate": EvaluateConfig,
+    "monitor": MonitorConfig,
+    "monitor.reference": ReferenceConfig,
+    "monitor.chunking": ChunkingConfig,
 }
 
 

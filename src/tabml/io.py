@@ -114,8 +114,11 @@ def read_parquet(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """Read a user's CSV or Parquet file, with errors that say what to fix."""
+def read_table(path: Path, allow_empty: bool = False) -> pd.DataFrame:
+    """Read a user's CSV or Parquet file, with errors that say what to fix.
+
+    A file with a header and no rows is an error unless `allow_empty`.
+    """
     import pandas as pd
 
     if not path.exists():
@@ -149,6 +152,32 @@ def read_table(path: Path) -> pd.DataFrame:
         raise DataError(
             f"{path}: unsupported file type '{suffix}'; use one of {', '.join(TABLE_SUFFIXES)}"
         )
-    if len(frame) == 0:
+    if len(frame) == 0 and not allow_empty:
         raise DataError(f"{path}: file has a header but no rows")
     return frame
+
+
+def table_files(folder: Path) -> list[Path]:
+    """The CSV and Parquet files under `folder`, sorted; hidden (in-progress) files skipped."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in TABLE_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+
+
+def read_batch(path: Path, allow_empty: bool = False) -> pd.DataFrame:
+    """Read one table file, or every table file under a folder (e.g. daily prediction logs)."""
+    import pandas as pd
+
+    if not path.is_dir():
+        return read_table(path, allow_empty)
+    files = table_files(path)
+    if not files:
+        raise DataError(
+            f"{path}: folder has no {', '.join(TABLE_SUFFIXES)} files "
+            "(hidden files, which are still being written, are skipped)"
+        )
+    return pd.concat([read_table(f, allow_empty=True) for f in files], ignore_index=True)

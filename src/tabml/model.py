@@ -79,6 +79,77 @@ def _lgb_name(name: str) -> str:
     return re.sub(r'[\[\]{}":,\s]', "_", name)
 
 
+def _lgb_columns(prep: Preprocessor) -> tuple[list[str], list[str]]:
+    names = [_lgb_name(n) for n in prep.names("codes")]
+    return names, [names[prep.features.index(c)] for c in prep.categorical]
+
+
+def _lgb_params(cfg: LightGBMConfig, seed: int) -> dict[str, Any]:
+    return {
+        "objective": "binary",
+        "metric": ["binary_logloss", "auc"],
+        "learning_rate": cfg.learning_rate,
+        "num_leaves": cfg.num_leaves,
+        "min_child_samples": cfg.min_child_samples,
+        "feature_fraction": cfg.feature_fraction,
+        "bagging_fraction": cfg.bagging_fraction,
+        "bagging_freq": cfg.bagging_freq,
+        "lambda_l2": cfg.lambda_l2,
+        "num_threads": cfg.num_threads,
+        "seed": seed,
+        # byte-identical models from identical inputs
+        "deterministic": True,
+        "force_row_wise": True,
+        "verbosity": -1,
+    }
+
+
+def out_of_fold(
+    frame: pd.DataFrame,
+    schema: SchemaConfig,
+    cfg: ModelConfig,
+    seed: int,
+    folds: int,
+    rounds: int,
+) -> np.ndarray:
+    """Score every row of `frame` with a model that did not see it (k-fold cross-fitting).
+
+    Each fold model is fitted exactly as the final model was (preprocessing on its own training
+    rows, the same settings) but for a fixed `rounds` (the final model's best iteration), so no
+    early-stopping set is needed. Folds are assigned by a seeded permutation.
+    """
+    import numpy as np
+
+    fold_of = np.random.default_rng(seed).permutation(np.arange(len(frame)) % folds)
+    scores = np.full(len(frame), np.nan)
+    y = frame[schema.target.column].to_numpy(dtype="float64")
+    for k in range(folds):
+        inside = fold_of != k
+        fold_train = frame.loc[inside]
+        prep = fit_preprocessor(fold_train, schema, cfg.impute == "median", cfg.clip_quantiles)
+        if isinstance(cfg, LightGBMConfig):
+            import lightgbm as lgb
+
+            names, cats = _lgb_columns(prep)
+            booster = lgb.train(
+                {**_lgb_params(cfg, seed), "metric": "none"},
+                lgb.Dataset(
+                    prep.transform(fold_train, "codes"),
+                    y[inside],
+                    feature_name=names,
+                    categorical_feature=cats,
+                ),
+                num_boost_round=rounds,
+            )
+            fold_model = Model("lightgbm", prep, booster=booster, best_iteration=rounds)
+        else:
+            fold_model, _ = _fit_logreg(
+                prep, fold_train, fold_train, y[inside], y[inside], cfg, seed
+            )
+        scores[~inside] = fold_model.predict(frame.loc[~inside])
+    return scores
+
+
 def fit(
     train: pd.DataFrame,
     valid: pd.DataFrame,
@@ -106,25 +177,8 @@ def _fit_lightgbm(
 ) -> tuple[Model, History]:
     import lightgbm as lgb
 
-    names = [_lgb_name(n) for n in prep.names("codes")]
-    cats = [names[prep.features.index(c)] for c in prep.categorical]
-    params = {
-        "objective": "binary",
-        "metric": ["binary_logloss", "auc"],
-        "learning_rate": cfg.learning_rate,
-        "num_leaves": cfg.num_leaves,
-        "min_child_samples": cfg.min_child_samples,
-        "feature_fraction": cfg.feature_fraction,
-        "bagging_fraction": cfg.bagging_fraction,
-        "bagging_freq": cfg.bagging_freq,
-        "lambda_l2": cfg.lambda_l2,
-        "num_threads": cfg.num_threads,
-        "seed": seed,
-        # byte-identical models from identical inputs
-        "deterministic": True,
-        "force_row_wise": True,
-        "verbosity": -1,
-    }
+    names, cats = _lgb_columns(prep)
+    params = _lgb_params(cfg, seed)
     dtrain = lgb.Dataset(
         prep.transform(train, "codes"),
         y_train,

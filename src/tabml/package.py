@@ -22,6 +22,8 @@ SCHEMA = "schema.json"
 METADATA = "metadata.json"
 CARD = "MODEL_CARD.md"
 MODEL_DIR = "model"
+# the monitoring reference: development features, target and out-of-fold scores
+REFERENCE = "reference.parquet"
 
 
 def sha256(path: Path) -> str:
@@ -78,6 +80,14 @@ class Package:
     schema: SchemaConfig
     metadata: dict[str, Any]
     threshold: float
+
+    @property
+    def reference(self) -> Path:
+        return self.folder / REFERENCE
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata["name"])
 
 
 def load(folder: Path) -> Package:

@@ -23,7 +23,7 @@ STAGES = DVC["stages"]
 @pytest.mark.parametrize("stage", sorted(STAGES))
 def test_stage_params_equal_what_its_module_declares(stage: str) -> None:
     module = importlib.import_module(f"tabml.stages.{stage}")
-    assert sorted(STAGES[stage]["params"]) == sorted(module.PARAMS)
+    assert sorted(STAGES[stage].get("params", [])) == sorted(module.PARAMS)
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
@@ -62,7 +62,7 @@ def test_every_conf_option_composes_into_valid_typed_config(override: str, tmp_p
 
     out = tmp_path / "params.yaml"
     compose_params(ROOT / "conf", out, [override])
-    keys = sorted({k for s in STAGES.values() for k in s["params"]})
+    keys = sorted({k for s in STAGES.values() for k in s.get("params", [])})
     params = Params.load(out, keys)
     for key in keys:
         params.section(key)
@@ -115,7 +115,9 @@ def test_importing_tabml_modules_has_no_side_effects(tmp_path: Path) -> None:
     """Nothing happens at import: no files, and the heavy libraries stay unloaded."""
     code = (
         "import sys, tabml.cli, tabml.config, tabml.schema, tabml.clean, tabml.split, "
-        "tabml.features, tabml.model, tabml.evaluate, tabml.package, tabml.predict\n"
+        "tabml.features, tabml.model, tabml.evaluate, tabml.package, tabml.predict, "
+        "tabml.monitor, tabml.nannyml_adapter, tabml.plots, tabml.stages.monitor, "
+        "tabml.stages.train\n"
         "heavy = [m for m in ('lightgbm', 'nannyml', 'sklearn', 'dvc', 'pandas') "
         "if m in sys.modules]\n"
         "print(heavy)"

@@ -15,21 +15,9 @@ import pytest
 import yaml
 
 from tests.conftest import BIN, copy_project, run_cli, run_dvc, tool_env
+from tests.integration.conftest import STAGES, ran
 
 pytestmark = pytest.mark.slow
-STAGES = ["ingest", "clean", "split", "train", "evaluate", "package"]
-
-
-def ran(output: str) -> list[str]:
-    return [s for s in STAGES if f"Running stage '{s}'" in output]
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    repo = copy_project(tmp_path_factory.mktemp("project"))
-    proc = run_dvc("repro", cwd=repo)
-    assert ran(proc.stdout) == STAGES
-    return repo
 
 
 def test_pipeline_writes_every_artefact(project: Path) -> None:
@@ -145,6 +133,11 @@ def test_forced_rerun_is_byte_identical(project: Path) -> None:
         "reports/slices.json",
         "reports/train/metrics.json",
         "reports/data_quality.json",
+        "models/reference.parquet",
+        "reports/monitoring/summary.json",
+        "reports/monitoring/metrics.json",
+        "reports/monitoring/drift_alerts.png",
+        "reports/monitoring/report.html",
     ]
     before = {f: (project / f).read_bytes() for f in files}
     run_dvc("repro", "-f", cwd=project)
@@ -158,7 +151,7 @@ def test_model_param_change_reruns_train_onwards_only(project: Path) -> None:
     try:
         params.write_text(original.replace("num_leaves: 31", "num_leaves: 15"))
         proc = run_dvc("repro", cwd=project)
-        assert ran(proc.stdout) == ["train", "evaluate", "package"]
+        assert ran(proc.stdout) == ["train", "evaluate", "package", "monitor"]
     finally:
         params.write_text(original)
         run_dvc("repro", cwd=project)

@@ -28,10 +28,10 @@ def run(params_file: Path, input_dir: Path, output_dir: Path, report: Path) -> N
     )
     quality = {"development": q, "production": None}
 
-    if (input_dir / PRODUCTION).exists():
-        labels_path = input_dir / LABELS
-        raw_labels = io.read_parquet(labels_path) if labels_path.exists() else None
-        prod = clean_production(io.read_parquet(input_dir / PRODUCTION), raw_labels, schema, key)
+    raw_prod = io.read_parquet(input_dir / PRODUCTION)
+    if len(raw_prod):
+        raw_labels = io.read_parquet(input_dir / LABELS)
+        prod = clean_production(raw_prod, raw_labels if len(raw_labels) else None, schema, key)
         quality["production"] = prod.quality
         prod_features, prod_labels = prod.features, prod.labels
     else:

@@ -65,10 +65,13 @@ def run(params_file: Path, sources_dir: Path, output_dir: Path) -> None:
     elif sources.production_labels:
         raise DataError("dataset.sources: production_labels given without production")
 
+    if prod is None:
+        # no production batch: empty files with the right columns keep the DAG the same
+        prod = dev.drop(columns=[schema.target.column]).iloc[:0]
+    if labels is None:
+        labels = dev[[schema.id, schema.target.column]].iloc[:0]
     with io.atomic_dir(output_dir) as tmp:
         io.write_parquet(tmp / DEVELOPMENT, dev)
-        if prod is not None:
-            io.write_parquet(tmp / PRODUCTION, prod)
-        if labels is not None:
-            io.write_parquet(tmp / LABELS, labels)
+        io.write_parquet(tmp / PRODUCTION, prod)
+        io.write_parquet(tmp / LABELS, labels)
     info(f"ingest: wrote {output_dir}/")

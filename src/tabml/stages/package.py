@@ -14,7 +14,7 @@ from tabml.config import Params, dump
 from tabml.log import info
 from tabml.schema import record_json_schema
 
-PARAMS = ("seed", "dataset.name", "dataset.schema", "split", "model", "evaluate")
+PARAMS = ("seed", "dataset.name", "dataset.schema", "split", "model", "evaluate", "monitor")
 
 
 def git_commit(cwd: Path) -> str:
@@ -49,6 +49,7 @@ def run(
     quality_file: Path,
     split_file: Path,
     data_files: list[Path],
+    reference: Path,
     output: Path,
 ) -> None:
     params = Params.load(params_file, PARAMS)
@@ -65,6 +66,7 @@ def run(
             "split": dump(params.section("split")),
             "model": dump(params.section("model")),
             "evaluate": dump(params.section("evaluate")),
+            "monitor": dump(params.section("monitor")),
         },
         "data": data_hashes(data_files),
         "split": io.read_json(split_file),
@@ -73,6 +75,7 @@ def run(
     }
     with io.atomic_dir(output) as tmp:
         shutil.copytree(model_dir, tmp / pkg.MODEL_DIR)
+        shutil.copyfile(reference, tmp / pkg.REFERENCE)
         schema = params.section("dataset.schema")
         io.write_json(tmp / pkg.SCHEMA, record_json_schema(schema, f"{name} input record"))
         io.write_json(tmp / pkg.METADATA, metadata)

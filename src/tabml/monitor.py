@@ -1,0 +1,355 @@
+"""Monitoring: the reference, the monitored batch, and the summary of what NannyML found.
+
+Pure functions only; `tabml.stages.monitor` reads and writes, `tabml.nannyml_adapter` runs
+NannyML. The reference is the development set scored out-of-fold (see `reference_frame`), so it
+is large enough to give NannyML's thresholds meaning; docs/monitoring.md explains the choice.
+
+`summarize` produces `summary.json` (format below, documented in docs/monitoring.md):
+
+    format_version, model, reference {rows, chunks, folds}, analysis {rows, labelled_rows},
+    chunking, methods, calibration,
+    chunks: [{index, key, start, end, rows, alerts,
+              drift {column: {method: cell}}, multivariate {name: cell},
+              estimated {metric: cell}, realized {metric: cell},
+              data_quality {missing|unseen|out_of_range: {column: cell}}}],
+    totals {alerts {...}, drift_alerts_by_column, data_quality_alerts_by_column,
+            performance_alerts_by_metric, first_alert_chunk, first_alert_chunk_by_column}
+
+where a cell is {value, lower_threshold, upper_threshold, alert}.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tabml.config import ChunkingConfig, MonitorConfig, SchemaConfig
+from tabml.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from tabml.nannyml_adapter import Results
+
+FORMAT_VERSION = 1
+SCORE = "score"
+PREDICTION = "prediction"
+# `tabml monitor` exits with this when any alert fires, so a scheduled job can act on it
+ALERTS_EXIT_CODE = 10
+
+
+def _time_order(frame: pd.DataFrame, schema: SchemaConfig) -> pd.DataFrame:
+    # chunks follow time: by timestamp when there is one, by id otherwise (as split does)
+    keys = [schema.timestamp, schema.id] if schema.timestamp else [schema.id]
+    return frame.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def reference_frame(
+    development: pd.DataFrame, schema: SchemaConfig, scores: np.ndarray, max_rows: int
+) -> pd.DataFrame:
+    """The monitoring reference: features, target and out-of-fold score, latest rows kept."""
+    cols = [schema.id, *([schema.timestamp] if schema.timestamp else [])]
+    cols += [*schema.features, schema.target.column]
+    frame = development[cols].assign(**{SCORE: scores})
+    return _time_order(frame, schema).tail(max_rows).reset_index(drop=True)
+
+
+def analysis_frame(
+    typed: pd.DataFrame,
+    scores: np.ndarray,
+    schema: SchemaConfig,
+    labels: pd.DataFrame | None,
+) -> pd.DataFrame:
+    """The monitored batch: its features and score, with targets joined on id where known.
+
+    Without labels the frame has no target column at all, so nothing is mistaken for a label.
+    """
+    cols = [schema.id, *([schema.timestamp] if schema.timestamp else []), *schema.features]
+    frame = typed[cols].assign(**{SCORE: scores})
+    target = schema.target.column
+    if labels is not None and len(labels):
+        known = labels[[schema.id, target]].drop_duplicates(subset=schema.id, keep="last")
+        frame = frame.merge(known, on=schema.id, how="left", validate="many_to_one")
+    return _time_order(frame, schema)
+
+
+def with_predictions(frame: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    return frame.assign(**{PREDICTION: (frame[SCORE] >= threshold).astype("int64")})
+
+
+def blank_unseen(frame: pd.DataFrame, reference: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Blank categories the reference never had, for drift only (data quality counts them)."""
+    out = frame.copy()
+    for col in columns:
+        seen = reference[col].dropna().unique()
+        out[col] = out[col].where(out[col].isin(seen) | out[col].isna())
+    return out
+
+
+def reference_chunks(
+    reference: pd.DataFrame, chunking: ChunkingConfig, timestamp: str | None
+) -> int:
+    """How many chunks the reference splits into under `chunking`."""
+    if chunking.method == "size":
+        return len(reference) // (chunking.size or 1)
+    if chunking.method == "count":
+        return chunking.count or 0
+    if timestamp is None:
+        raise ConfigError(
+            "monitor.chunking.method is 'period' but the dataset has no timestamp column; "
+            "chunk by size or count instead"
+        )
+    import pandas as pd
+
+    stamps = pd.to_datetime(reference[timestamp]).dropna()
+    return int(stamps.dt.to_period(chunking.period).nunique())
+
+
+def check_reference(
+    reference: pd.DataFrame, cfg: MonitorConfig, chunking: ChunkingConfig, timestamp: str | None
+) -> int:
+    """Refuse a reference too small for meaningful thresholds; return its chunk count."""
+    n = reference_chunks(reference, chunking, timestamp)
+    if n < cfg.min_reference_chunks:
+        how = {
+            "size": f"chunks of {chunking.size:,} rows" if chunking.size else "",
+            "count": f"{chunking.count} chunks",
+            "period": f"one chunk per period '{chunking.period}'",
+        }[chunking.method]
+        if chunking.method == "count":
+            fix = f"set monitor.chunking.count to at least {cfg.min_reference_chunks}"
+        elif chunking.method == "size":
+            fix = (
+                "lower monitor.chunking.size to at most "
+                f"{len(reference) // cfg.min_reference_chunks:,}"
+            )
+        else:
+            fix = "use a shorter period, or chunk by size"
+        raise DataError(
+            f"monitoring reference: {len(reference):,} rows make only {n} reference chunks "
+            f"({how}); NannyML derives its alert thresholds from how each metric varies across "
+            f"reference chunks, and needs at least {cfg.min_reference_chunks} "
+            f"(monitor.min_reference_chunks). {fix[0].upper()}{fix[1:]}, or use more "
+            "development data."
+        )
+    return n
+
+
+def _any_alert(cells: dict[str, dict[str, Any]]) -> bool:
+    return any(c["alert"] for c in cells.values())
+
+
+def summarize(
+    results: Results,
+    cfg: MonitorConfig,
+    chunking: ChunkingConfig,
+    model: dict[str, Any],
+    reference_rows: int,
+    reference_chunk_count: int,
+    analysis_rows: int,
+    labelled_rows: int,
+) -> dict[str, Any]:
+    """The stable, documented summary of one monitoring run (see the module docstring)."""
+    chunks = []
+    for i, info in enumerate(results.chunks):
+        drift = {col: {m: cells[i] for m, cells in ms.items()} for col, ms in results.drift.items()}
+        multivariate = {name: cells[i] for name, cells in results.multivariate.items()}
+        estimated = {m: cells[i] for m, cells in results.estimated.items()}
+        realized = {m: cells[i] for m, cells in results.realized.items()}
+        quality: dict[str, dict[str, Any]] = {}
+        for check in ("missing", "unseen", "out_of_range"):
+            quality[check] = {}
+            for col, cells in getattr(results, check).items():
+                cell = dict(cells[i])
+                if cell["value"] is not None:
+                    cell["count"] = round(cell["value"] * info["rows"])
+                quality[check][col] = cell
+        alerts = (
+            sum(_any_alert(methods) for methods in drift.values())
+            + sum(c["alert"] for c in multivariate.values())
+            + sum(c["alert"] for c in estimated.values())
+            + sum(c["alert"] for c in realized.values())
+            + sum(c["alert"] for check in quality.values() for c in check.values())
+        )
+        chunks.append(
+            {
+                **info,
+                "alerts": int(alerts),
+                "drift": drift,
+                "multivariate": multivariate,
+                "estimated": estimated,
+                "realized": realized,
+                "data_quality": quality,
+            }
+        )
+    return {
+        "format_version": FORMAT_VERSION,
+        "model": model,
+        "reference": {
+            "rows": reference_rows,
+            "chunks": reference_chunk_count,
+            "folds": cfg.reference.folds,
+            "scores": "out-of-fold",
+        },
+        "analysis": {"rows": analysis_rows, "labelled_rows": labelled_rows},
+        "chunking": chunking.model_dump(exclude_none=True),
+        "methods": {
+            "drift": cfg.drift.model_dump(),
+            "performance": list(results.estimated) or list(cfg.performance.metrics),
+            "data_quality": cfg.data_quality.model_dump(),
+        },
+        "calibration": results.calibration,
+        "chunks": chunks,
+        "totals": _totals(chunks),
+    }
+
+
+def _totals(chunks: list[dict[str, Any]]) -> dict[str, Any]:
+    drift_by_col: dict[str, int] = {}
+    first_by_col: dict[str, int | None] = {}
+    quality_by_col: dict[str, dict[str, int]] = {}
+    perf: dict[str, int] = {}
+    counts = {
+        "drift": 0,
+        "multivariate": 0,
+        "estimated_performance": 0,
+        "realized_performance": 0,
+        "data_quality": 0,
+    }
+
+    def seen(col: str, alert: bool, index: int) -> None:
+        first_by_col.setdefault(col, None)
+        if alert and first_by_col[col] is None:
+            first_by_col[col] = index
+
+    for chunk in chunks:
+        i = chunk["index"]
+        for col, methods in chunk["drift"].items():
+            alert = _any_alert(methods)
+            drift_by_col[col] = drift_by_col.get(col, 0) + int(alert)
+            counts["drift"] += int(alert)
+            seen(col, alert, i)
+        for name, cell in chunk["multivariate"].items():
+            counts["multivariate"] += int(cell["alert"])
+            seen(f"multivariate:{name}", cell["alert"], i)
+        for kind in ("estimated", "realized"):
+            for metric, cell in chunk[kind].items():
+                counts[f"{kind}_performance"] += int(cell["alert"])
+                perf[f"{kind}:{metric}"] = perf.get(f"{kind}:{metric}", 0) + int(cell["alert"])
+        for check, cols in chunk["data_quality"].items():
+            by_col = quality_by_col.setdefault(check, {})
+            for col, cell in cols.items():
+                by_col[col] = by_col.get(col, 0) + int(cell["alert"])
+                counts["data_quality"] += int(cell["alert"])
+    first = next((c["index"] for c in chunks if c["alerts"]), None)
+    return {
+        "alerts": {"total": sum(counts.values()), **counts},
+        "chunks_with_alerts": sum(1 for c in chunks if c["alerts"]),
+        "drift_alerts_by_column": drift_by_col,
+        "data_quality_alerts_by_column": quality_by_col,
+        "performance_alerts_by_metric": perf,
+        "first_alert_chunk": first,
+        "first_alert_chunk_by_column": first_by_col,
+    }
+
+
+def _mean(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None
+
+
+def key_metrics(summary: dict[str, Any]) -> dict[str, Any]:
+    """The figures `dvc metrics diff` and `dvc exp show` show: alert counts, mean performance."""
+    totals = summary["totals"]
+    out: dict[str, Any] = {
+        "alerts": totals["alerts"]["total"],
+        "drift_alerts": totals["alerts"]["drift"] + totals["alerts"]["multivariate"],
+        "data_quality_alerts": totals["alerts"]["data_quality"],
+        "performance_alerts": totals["alerts"]["estimated_performance"]
+        + totals["alerts"]["realized_performance"],
+        "chunks": len(summary["chunks"]),
+        "chunks_with_alerts": totals["chunks_with_alerts"],
+    }
+    for kind in ("estimated", "realized"):
+        for metric in summary["methods"]["performance"]:
+            mean = _mean([c[kind][metric]["value"] for c in summary["chunks"] if metric in c[kind]])
+            if mean is not None:
+                out[f"{kind}_{metric}_mean"] = mean
+    return out
+
+
+def _cell_text(cell: dict[str, Any] | None) -> str:
+    if not cell or cell["value"] is None:
+        return "n/a"
+    mark = " &#9888;" if cell["alert"] else ""
+    return f"{cell['value']:.4f}{mark}"
+
+
+def html_report(summary: dict[str, Any], charts: list[tuple[str, Any]], title: str) -> str:
+    """One self-contained page: the summary as tables, then NannyML's interactive charts.
+
+    plotly's JavaScript is inlined once, so the page opens offline. Chart ids are fixed, so
+    the same run gives the same page.
+    """
+    from html import escape
+
+    totals = summary["totals"]
+    alerts = totals["alerts"]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{escape(title)}</title>",
+        "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
+        "padding:3px 8px;text-align:right}th:first-child,td:first-child{text-align:left}"
+        ".alert{background:#fbe3e3}</style></head><body>",
+        f"<h1>{escape(title)}</h1>",
+        f"<p>Reference: {summary['reference']['rows']:,} development rows scored out-of-fold "
+        f"({summary['reference']['chunks']} chunks). Analysis: {summary['analysis']['rows']:,} "
+        f"rows in {len(summary['chunks'])} chunks, {summary['analysis']['labelled_rows']:,} "
+        f"with labels. Chunking: {escape(str(summary['chunking']))}.</p>",
+        f"<p><b>{alerts['total']} alerts</b>: drift {alerts['drift']}, multivariate "
+        f"{alerts['multivariate']}, estimated performance {alerts['estimated_performance']}, "
+        f"realized performance {alerts['realized_performance']}, data quality "
+        f"{alerts['data_quality']}. First chunk with an alert: "
+        f"{'none' if totals['first_alert_chunk'] is None else totals['first_alert_chunk'] + 1}"
+        ".</p>",
+        f"<p>CBPE calibration: {escape(str(summary['calibration']))}</p>",
+    ]
+    chunks = summary["chunks"]
+    if chunks:
+        head = "".join(f"<th>{c['index'] + 1}</th>" for c in chunks)
+        parts.append(f"<h2>Per chunk</h2><table><tr><th></th>{head}</tr>")
+        parts.append(
+            "<tr><td>rows</td>" + "".join(f"<td>{c['rows']:,}</td>" for c in chunks) + "</tr>"
+        )
+        rows: list[tuple[str, list[dict[str, Any] | None]]] = []
+        for metric in summary["methods"]["performance"]:
+            rows.append((f"estimated {metric}", [c["estimated"].get(metric) for c in chunks]))
+            rows.append((f"realized {metric}", [c["realized"].get(metric) for c in chunks]))
+        for col, methods in chunks[0]["drift"].items():
+            for m in methods:
+                rows.append((f"drift {col} ({m})", [c["drift"][col][m] for c in chunks]))
+        for name in chunks[0]["multivariate"]:
+            rows.append((f"multivariate {name}", [c["multivariate"][name] for c in chunks]))
+        for check, cols in chunks[0]["data_quality"].items():
+            for col in cols:
+                rows.append(
+                    (f"{check} {col} (rate)", [c["data_quality"][check][col] for c in chunks])
+                )
+        for label, cells in rows:
+            tds = "".join(
+                f'<td class="alert">{_cell_text(x)}</td>'
+                if x and x["alert"]
+                else f"<td>{_cell_text(x)}</td>"
+                for x in cells
+            )
+            parts.append(f"<tr><td>{escape(label)}</td>{tds}</tr>")
+        parts.append("</table>")
+    for i, (chart_title, figure) in enumerate(charts):
+        parts.append(f"<h2>{escape(chart_title)}</h2>")
+        parts.append(
+            figure.to_html(full_html=False, include_plotlyjs=(i == 0), div_id=f"chart-{i}")
+        )
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"

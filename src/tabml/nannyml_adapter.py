@@ -1,0 +1,337 @@
+"""The one module that talks to NannyML: a NannyML upgrade touches this file only.
+
+It fits NannyML's calculators on the reference, runs them on the analysis batch and turns their
+results into plain per-chunk records (`Results`), so the rest of tabml never sees a NannyML type.
+The interactive charts for the HTML report come from here too, already rendered to HTML.
+
+NannyML sends usage events keyed by a hardware id unless `NML_DISABLE_USAGE_LOGGING` is set, so
+`_nannyml()` sets it before the first import, on every code path that reaches NannyML.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from tabml.config import ChunkingConfig, DataQualityConfig, DriftConfig, PerformanceConfig
+from tabml.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# NannyML's names for the multivariate results
+MULTIVARIATE = {
+    "data_reconstruction": "reconstruction_error",
+    "domain_classifier": "domain_classifier_auroc",
+}
+
+
+def _nannyml() -> Any:
+    """Import NannyML with its usage logging off (it is read on every event, so set it first)."""
+    os.environ["NML_DISABLE_USAGE_LOGGING"] = "1"
+    import nannyml
+
+    return nannyml
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What to monitor: the columns by role, and the monitor config."""
+
+    numeric: list[str]
+    categorical: list[str]
+    score: str
+    prediction: str
+    target: str
+    timestamp: str | None
+    chunking: ChunkingConfig
+    drift: DriftConfig
+    performance: PerformanceConfig
+    data_quality: DataQualityConfig
+
+    @property
+    def features(self) -> list[str]:
+        return self.numeric + self.categorical
+
+
+Cell = dict[str, Any]  # value, lower_threshold, upper_threshold, alert (+ extras)
+
+
+@dataclass
+class Results:
+    """Per-chunk records of every calculator, for the analysis period only."""
+
+    chunks: list[dict[str, Any]]
+    drift: dict[str, dict[str, list[Cell]]] = field(default_factory=dict)  # column -> method
+    multivariate: dict[str, list[Cell]] = field(default_factory=dict)
+    estimated: dict[str, list[Cell]] = field(default_factory=dict)
+    realized: dict[str, list[Cell]] = field(default_factory=dict)
+    missing: dict[str, list[Cell]] = field(default_factory=dict)
+    unseen: dict[str, list[Cell]] = field(default_factory=dict)
+    out_of_range: dict[str, list[Cell]] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=dict)
+    charts: list[tuple[str, Any]] = field(default_factory=list)  # (title, plotly figure)
+
+
+def _chunker_kwargs(spec: Spec) -> dict[str, Any]:
+    c = spec.chunking
+    kwargs: dict[str, Any] = {"timestamp_column_name": spec.timestamp}
+    if c.method == "size":
+        kwargs["chunk_size"] = c.size
+    elif c.method == "count":
+        kwargs["chunk_number"] = c.count
+    else:
+        kwargs["chunk_period"] = c.period
+    return kwargs
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """NannyML needs NumPy-backed columns with NaN for missing, not pandas' nullable ones."""
+    import numpy as np
+    import pandas as pd
+
+    out = {}
+    for col, values in frame.items():
+        dtype = values.dtype
+        if isinstance(dtype, pd.BooleanDtype):
+            out[col] = values.astype(object).where(values.notna(), np.nan)
+        elif isinstance(dtype, (pd.Int8Dtype, pd.Int16Dtype, pd.Int32Dtype, pd.Int64Dtype)):
+            out[col] = values.astype("float64")
+        elif isinstance(dtype, pd.StringDtype):
+            out[col] = values.astype(object).where(values.notna(), np.nan)
+        else:
+            out[col] = values
+    return pd.DataFrame(out, index=frame.index)
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    out = float(value)
+    return None if math.isnan(out) else out
+
+
+def _cells(frame: pd.DataFrame, prefix: tuple[str, ...]) -> list[Cell]:
+    """One record per row from the columns under `prefix` of a NannyML result frame."""
+    sub = frame.sort_index(axis=1)[prefix] if prefix else frame
+    cells = []
+    for _, row in sub.iterrows():
+        cells.append(
+            {
+                "value": _number(row.get("value")),
+                "lower_threshold": _number(row.get("lower_threshold")),
+                "upper_threshold": _number(row.get("upper_threshold")),
+                "alert": bool(row.get("alert")) if row.get("alert") is not None else False,
+            }
+        )
+    return cells
+
+
+def _chunk_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    import pandas as pd
+
+    info = frame["chunk"]
+    if isinstance(info.columns, pd.MultiIndex):
+        info = info["chunk"]
+    records = []
+    for _, row in info.iterrows():
+        start, end = row.get("start_date"), row.get("end_date")
+        records.append(
+            {
+                "index": int(row["chunk_index"]),
+                "key": str(row["key"]),
+                "start": None
+                if start is None or pd.isna(start)
+                else pd.Timestamp(start).isoformat(),
+                "end": None if end is None or pd.isna(end) else pd.Timestamp(end).isoformat(),
+                "rows": int(row["end_index"]) - int(row["start_index"]) + 1,
+            }
+        )
+    return records
+
+
+def run(
+    reference: pd.DataFrame,
+    analysis: pd.DataFrame,
+    reference_for_drift: pd.DataFrame,
+    analysis_for_drift: pd.DataFrame,
+    spec: Spec,
+    labelled: bool,
+    charts: bool = True,
+) -> Results:
+    """`_run`, with NannyML's own errors turned into one that says what was being done."""
+    import logging
+    import warnings
+
+    nml = _nannyml()
+    # NannyML and pandas warn per chunk about things tabml handles (short chunks, unlabelled
+    # rows, index performance); the summary reports what matters
+    logging.getLogger("nannyml").setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _run(
+                reference, analysis, reference_for_drift, analysis_for_drift, spec, labelled, charts
+            )
+    except nml.exceptions.NannyMLException as err:
+        raise DataError(
+            f"monitoring: NannyML failed: {err}\nCheck the batch against the reference "
+            "(column types, chunking) or report it with the command you ran."
+        ) from err
+
+
+def _run(
+    reference: pd.DataFrame,
+    analysis: pd.DataFrame,
+    reference_for_drift: pd.DataFrame,
+    analysis_for_drift: pd.DataFrame,
+    spec: Spec,
+    labelled: bool,
+    charts: bool = True,
+) -> Results:
+    """Fit every configured calculator on the reference and run it on the analysis batch.
+
+    Args:
+        reference: development rows with features, out-of-fold score, prediction and target.
+        analysis: the production batch with features, score and prediction (target if labelled).
+        reference_for_drift: `reference`, as drift should see it.
+        analysis_for_drift: `analysis` with values never seen in the reference blanked, so one
+            new category shows as a data-quality alert instead of drift in every chunk.
+        spec: columns and config.
+        labelled: whether `analysis` has targets for realized performance.
+        charts: also make NannyML's interactive charts (for the HTML report).
+    """
+    nml = _nannyml()
+    from nannyml.thresholds import ConstantThreshold
+
+    reference, analysis = _plain(reference), _plain(analysis)
+    reference_for_drift, analysis_for_drift = (
+        _plain(reference_for_drift),
+        _plain(analysis_for_drift),
+    )
+    kw = _chunker_kwargs(spec)
+    features = spec.features
+    out: Results
+
+    uni_calc = nml.UnivariateDriftCalculator(
+        column_names=[*features, spec.score],
+        treat_as_numerical=[*spec.numeric, spec.score],
+        treat_as_categorical=spec.categorical or None,
+        continuous_methods=list(spec.drift.continuous_methods),
+        categorical_methods=list(spec.drift.categorical_methods),
+        **kw,
+    )
+    uni = uni_calc.fit(reference_for_drift).calculate(analysis_for_drift).filter(period="analysis")
+    uni_df = uni.to_df()
+    out = Results(chunks=_chunk_records(uni_df))
+    for col in [*features, spec.score]:
+        methods = (
+            spec.drift.categorical_methods
+            if col in spec.categorical
+            else spec.drift.continuous_methods
+        )
+        out.drift[col] = {m: _cells(uni_df, (col, m)) for m in methods}
+    if charts:
+        out.charts.append(("Univariate drift", uni.plot(kind="drift")))
+
+    multivariate: list[tuple[str, Any]] = []
+    if spec.drift.data_reconstruction:
+        calc = nml.DataReconstructionDriftCalculator(column_names=features, **kw)
+        multivariate.append(("data_reconstruction", calc))
+    if spec.drift.domain_classifier:
+        calc = nml.DomainClassifierCalculator(
+            feature_column_names=features,
+            treat_as_categorical=spec.categorical or None,
+            **kw,
+        )
+        multivariate.append(("domain_classifier", calc))
+    for name, calc in multivariate:
+        result = calc.fit(reference_for_drift).calculate(analysis_for_drift)
+        analysed = result.filter(period="analysis")
+        out.multivariate[name] = _cells(analysed.to_df(), (MULTIVARIATE[name],))
+        if charts:
+            out.charts.append((f"Multivariate drift: {name}", analysed.plot()))
+
+    metrics = list(spec.performance.metrics)
+    cbpe = nml.CBPE(
+        metrics=metrics,
+        y_pred_proba=spec.score,
+        y_pred=spec.prediction,
+        y_true=spec.target,
+        problem_type="classification_binary",
+        **kw,
+    )
+    cbpe.fit(reference)
+    estimated = cbpe.estimate(analysis)
+    est_df = estimated.filter(period="analysis").to_df()
+    out.estimated = {m: _cells(est_df, (m,)) for m in metrics}
+    out.calibration = {
+        "needed": bool(cbpe.needs_calibration),
+        "method": "isotonic" if cbpe.needs_calibration else "none",
+        "fitted_on": "reference (out-of-fold scores of the development set)",
+    }
+    realized = None
+    if labelled:
+        perf = nml.PerformanceCalculator(
+            metrics=metrics,
+            y_pred_proba=spec.score,
+            y_pred=spec.prediction,
+            y_true=spec.target,
+            problem_type="classification_binary",
+            **kw,
+        )
+        realized = perf.fit(reference).calculate(analysis)
+        real_df = realized.filter(period="analysis").to_df()
+        out.realized = {m: _cells(real_df, (m,)) for m in metrics}
+    if charts:
+        if realized is not None:
+            for m in metrics:
+                chart = estimated.filter(period="analysis", metrics=[m]).compare(
+                    realized.filter(period="analysis", metrics=[m])
+                )
+                out.charts.append((f"{m}: estimated (CBPE) against realized", chart.plot()))
+        else:
+            chart = estimated.filter(period="analysis")
+            out.charts.append(("Estimated performance (CBPE)", chart.plot()))
+
+    dq = spec.data_quality
+    dq_calcs: list[tuple[str, Any, list[str]]] = [
+        ("missing", nml.MissingValuesCalculator(column_names=features, **kw), features)
+    ]
+    if spec.categorical:
+        dq_calcs.append(
+            (
+                "unseen",
+                nml.UnseenValuesCalculator(
+                    column_names=spec.categorical,
+                    threshold=ConstantThreshold(lower=None, upper=dq.unseen_max_rate),
+                    **kw,
+                ),
+                spec.categorical,
+            )
+        )
+    if spec.numeric:
+        dq_calcs.append(
+            (
+                "out_of_range",
+                nml.NumericalRangeCalculator(
+                    column_names=spec.numeric,
+                    threshold=ConstantThreshold(lower=None, upper=dq.out_of_range_max_rate),
+                    **kw,
+                ),
+                spec.numeric,
+            )
+        )
+    titles = {
+        "missing": "Missing values",
+        "unseen": "Values never seen in the reference",
+        "out_of_range": "Values outside the reference range",
+    }
+    for name, calc, cols in dq_calcs:
+        analysed = calc.fit(reference).calculate(analysis).filter(period="analysis")
+        getattr(out, name).update({c: _cells(analysed.to_df(), (c,)) for c in cols})
+        if charts:
+            out.charts.append((f"Data quality: {titles[name]}", analysed.plot()))
+    return out

@@ -1,0 +1,146 @@
+"""PNG charts drawn with matplotlib (plotly's image export can hang; plotly is kept for HTML).
+
+Each function takes plain data (a monitoring summary) and writes one PNG. The files carry no
+timestamp or version metadata, so the same data gives the same bytes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tabml import io
+
+_PNG_METADATA = {"Software": None}
+ALERT = "#d62728"
+OK = "#2ca02c"
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> None:
+    plt = _pyplot()
+    with io.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, metadata=_PNG_METADATA, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _chunk_labels(summary: dict[str, Any]) -> list[str]:
+    return [str(c["index"] + 1) for c in summary["chunks"]]
+
+
+def _no_data(path: Path, title: str) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 1.5))
+    ax.axis("off")
+    ax.text(0.5, 0.5, f"{title}: the batch had no rows", ha="center", va="center")
+    _save(fig, path)
+
+
+def drift_heatmap(summary: dict[str, Any], path: Path) -> None:
+    """Chunks by columns: which (column, chunk) cells raised a drift alert."""
+    import numpy as np
+    from matplotlib.colors import ListedColormap
+
+    plt = _pyplot()
+    chunks = summary["chunks"]
+    if not chunks:
+        _no_data(path, "Drift alerts")
+        return
+    columns = list(chunks[0]["drift"]) if chunks else []
+    rows = columns + [f"multivariate: {n}" for n in (chunks[0]["multivariate"] if chunks else {})]
+    grid = np.zeros((len(rows), len(chunks)))
+    for j, chunk in enumerate(chunks):
+        for i, col in enumerate(columns):
+            grid[i, j] = any(c["alert"] for c in chunk["drift"][col].values())
+        for k, cell in enumerate(chunk["multivariate"].values()):
+            grid[len(columns) + k, j] = cell["alert"]
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.55 * len(chunks) + 3), 0.42 * len(rows) + 1.6))
+    ax.imshow(grid, cmap=ListedColormap(["#e8f4ea", ALERT]), vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(chunks)), _chunk_labels(summary))
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_xlabel("chunk")
+    ax.set_title(f"Drift alerts ({int(grid.sum())} of {grid.size} cells)")
+    ax.set_xticks(np.arange(-0.5, len(chunks)), minor=True)
+    ax.set_yticks(np.arange(-0.5, len(rows)), minor=True)
+    ax.grid(which="minor", color="white", linewidth=1.5)
+    ax.tick_params(which="minor", length=0)
+    _save(fig, path)
+
+
+def performance_chart(summary: dict[str, Any], path: Path) -> None:
+    """Estimated (CBPE) against realized performance per chunk, one panel per metric."""
+    plt = _pyplot()
+    if not summary["chunks"]:
+        _no_data(path, "Performance")
+        return
+    metrics = summary["methods"]["performance"]
+    x = list(range(1, len(summary["chunks"]) + 1))
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(7, 2.8 * len(metrics)), squeeze=False)
+    for ax, metric in zip(axes[:, 0], metrics, strict=True):
+        est = [c["estimated"][metric] for c in summary["chunks"]]
+        ax.plot(x, [c["value"] for c in est], marker="o", label="estimated (CBPE)")
+        real = [c["realized"].get(metric) for c in summary["chunks"]]
+        if any(r is not None and r["value"] is not None for r in real):
+            ax.plot(
+                x,
+                [r["value"] if r else None for r in real],
+                marker="s",
+                linestyle="--",
+                label="realized",
+            )
+        for key in ("lower_threshold", "upper_threshold"):
+            values = [c[key] for c in est]
+            if any(v is not None for v in values):
+                label = "thresholds" if key == "lower_threshold" else None
+                ax.plot(x, values, color="grey", linewidth=0.8, linestyle=":", label=label)
+        alerts = [(xi, c["value"]) for xi, c in zip(x, est, strict=True) if c["alert"]]
+        if alerts:
+            ax.scatter(*zip(*alerts, strict=True), color=ALERT, zorder=3, label="alert")
+        ax.set_title(metric)
+        ax.set_xticks(x)
+        ax.set_xlabel("chunk")
+        ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def data_quality_chart(summary: dict[str, Any], path: Path) -> None:
+    """Alerts per column for each data-quality check, over all chunks."""
+    import numpy as np
+
+    plt = _pyplot()
+    if not summary["chunks"]:
+        _no_data(path, "Data-quality alerts")
+        return
+    by_check = summary["totals"]["data_quality_alerts_by_column"]
+    checks = [c for c in ("missing", "unseen", "out_of_range") if c in by_check]
+    columns = sorted({col for c in checks for col in by_check[c]})
+    fig, ax = plt.subplots(figsize=(7, 0.45 * max(len(columns), 1) + 1.6))
+    y = np.arange(len(columns))
+    height = 0.8 / max(len(checks), 1)
+    labels = {
+        "missing": "missing values",
+        "unseen": "unseen values",
+        "out_of_range": "out of range",
+    }
+    for k, check in enumerate(checks):
+        ax.barh(
+            y + k * height,
+            [by_check[check].get(col, 0) for col in columns],
+            height=height,
+            label=labels[check],
+        )
+    ax.set_yticks(y + height * (len(checks) - 1) / 2, columns)
+    ax.set_xlim(0, max(len(summary["chunks"]), 1))
+    ax.set_xlabel(f"chunks with an alert (of {len(summary['chunks'])})")
+    ax.set_title("Data-quality alerts")
+    ax.legend(fontsize=8, loc="lower right")
+    _save(fig, path)

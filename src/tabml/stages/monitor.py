@@ -1,0 +1,155 @@
+"""monitor: drift, data quality and estimated performance of a batch, against the reference.
+
+The same code runs as the `monitor` stage of dvc.yaml (on the production batch) and as
+`tabml monitor` for any later batch or folder of prediction logs. Everything it needs comes
+from the verified package: the model, the schema, the monitoring config and the reference.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tabml import io, plots
+from tabml import monitor as mon
+from tabml import package as pkg
+from tabml.config import ChunkingConfig, MonitorConfig, SchemaConfig, parse
+from tabml.errors import PackageError
+from tabml.log import info
+from tabml.schema import validate
+
+# the monitoring stage reads its config from the package, not from params.yaml
+PARAMS: tuple[str, ...] = ()
+
+SUMMARY = "summary.json"
+METRICS = "metrics.json"
+REPORT = "report.html"
+CHARTS = {
+    "drift": "drift_alerts.png",
+    "performance": "performance.png",
+    "data_quality": "data_quality.png",
+}
+
+
+def _config(loaded: pkg.Package) -> MonitorConfig:
+    raw = loaded.metadata["params"].get("monitor")
+    if raw is None:
+        raise PackageError(
+            f"{loaded.folder}: this package has no monitoring config or reference; "
+            "rebuild it with 'dvc repro' using this version of tabml"
+        )
+    cfg: MonitorConfig = parse("monitor", raw)
+    return cfg
+
+
+def _labels(path: Path | None, schema: SchemaConfig) -> Any:
+    if path is None:
+        return None
+    raw = io.read_table(path, allow_empty=True)
+    if not len(raw):
+        return None
+    return validate(raw, schema, "labels", str(path)).frame
+
+
+def _spec(schema: SchemaConfig, cfg: MonitorConfig, chunking: ChunkingConfig) -> Any:
+    from tabml.nannyml_adapter import Spec
+
+    numeric = [c for c, f in schema.features.items() if f.kind == "numeric"]
+    categorical = [c for c, f in schema.features.items() if f.kind != "numeric"]
+    return Spec(
+        numeric=numeric,
+        categorical=categorical,
+        score=mon.SCORE,
+        prediction=mon.PREDICTION,
+        target=schema.target.column,
+        timestamp=schema.timestamp,
+        chunking=chunking,
+        drift=cfg.drift,
+        performance=cfg.performance,
+        data_quality=cfg.data_quality,
+    )
+
+
+def run(
+    package_dir: Path,
+    input_path: Path,
+    labels_path: Path | None,
+    output_dir: Path,
+    chunking: ChunkingConfig | None = None,
+) -> dict[str, Any]:
+    """Monitor one batch; write summary, metrics, HTML report and PNG charts; return summary."""
+    loaded = pkg.load(package_dir)
+    schema = loaded.schema
+    cfg = _config(loaded)
+    chunking = chunking or cfg.chunking
+
+    reference = io.read_parquet(loaded.reference)
+    batch = io.read_batch(input_path, allow_empty=True)
+    model_info = {"name": loaded.name, "kind": loaded.model.kind, "threshold": loaded.threshold}
+    if not len(batch):
+        # e.g. a dataset with no production batch yet: an empty report, not an error
+        info(f"monitor: {input_path} has no rows; nothing to monitor")
+        n_chunks = mon.reference_chunks(reference, chunking, schema.timestamp)
+        summary = mon.summarize(
+            _empty_results(), cfg, chunking, model_info, len(reference), n_chunks, 0, 0
+        )
+        _write(summary, [], output_dir, loaded.name)
+        return summary
+
+    n_chunks = mon.check_reference(reference, cfg, chunking, schema.timestamp)
+    typed = validate(batch, schema, "production", str(input_path)).frame
+    info(f"monitor: scoring {len(typed):,} rows from {input_path}")
+    analysis = mon.analysis_frame(
+        typed, loaded.model.predict(typed), schema, _labels(labels_path, schema)
+    )
+    analysis = mon.with_predictions(analysis, loaded.threshold)
+    reference = mon.with_predictions(reference, loaded.threshold)
+    target = schema.target.column
+    labelled = int(analysis[target].notna().sum()) if target in analysis else 0
+    spec = _spec(schema, cfg, chunking)
+
+    from tabml import nannyml_adapter
+
+    info(
+        f"monitor: NannyML on {len(analysis):,} rows ({labelled:,} labelled) against a "
+        f"reference of {len(reference):,} rows in {n_chunks} chunks; chunking {chunking.method}"
+    )
+    results = nannyml_adapter.run(
+        reference,
+        analysis,
+        reference,
+        mon.blank_unseen(analysis, reference, spec.categorical),
+        spec,
+        labelled=labelled > 0,
+    )
+    summary = mon.summarize(
+        results, cfg, chunking, model_info, len(reference), n_chunks, len(analysis), labelled
+    )
+    _write(summary, results.charts, output_dir, loaded.name)
+    alerts = summary["totals"]["alerts"]
+    info(
+        f"monitor: {len(summary['chunks'])} chunks, {alerts['total']} alerts (drift "
+        f"{alerts['drift']}, multivariate {alerts['multivariate']}, performance "
+        f"{alerts['estimated_performance'] + alerts['realized_performance']}, data quality "
+        f"{alerts['data_quality']}); wrote {output_dir}/"
+    )
+    return summary
+
+
+def _empty_results() -> Any:
+    from tabml.nannyml_adapter import Results
+
+    return Results(chunks=[])
+
+
+def _write(summary: dict[str, Any], figures: list[Any], output_dir: Path, name: str) -> None:
+    """Each file is written atomically; the summary last, so it is never older than the rest."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    plots.drift_heatmap(summary, output_dir / CHARTS["drift"])
+    plots.performance_chart(summary, output_dir / CHARTS["performance"])
+    plots.data_quality_chart(summary, output_dir / CHARTS["data_quality"])
+    io.write_text(
+        output_dir / REPORT, mon.html_report(summary, figures, f"Monitoring report: {name}")
+    )
+    io.write_json(output_dir / METRICS, mon.key_metrics(summary))
+    io.write_json(output_dir / SUMMARY, summary)

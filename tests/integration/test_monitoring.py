@@ -1,0 +1,314 @@
+"""Monitoring on the bundled car-loan data: the stage in the pipeline and `tabml monitor`.
+
+The correctness targets come from what the data is known to contain: four features shift from
+the 6th of 10 production chunks, a `size_of_downpayment` value never seen in development, and
+more missing `salary_range` and `driver_tenure`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from tests.conftest import BIN, run_cli, run_dvc, tool_env
+
+pytestmark = pytest.mark.slow
+SHIFTED = ["car_value", "salary_range", "loan_length", "repaid_loan_on_prev_car"]
+FEATURES = [
+    "car_value",
+    "salary_range",
+    "debt_to_income_ratio",
+    "loan_length",
+    "repaid_loan_on_prev_car",
+    "size_of_downpayment",
+    "driver_tenure",
+]
+
+
+def summary_of(folder: Path) -> dict[str, Any]:
+    return json.loads((folder / "summary.json").read_text())
+
+
+def drifted(chunk: dict[str, Any], column: str) -> bool:
+    return any(cell["alert"] for cell in chunk["drift"][column].values())
+
+
+@pytest.fixture(scope="module")
+def summary(project: Path) -> dict[str, Any]:
+    return summary_of(project / "reports/monitoring")
+
+
+def test_covariate_shift_is_caught_from_the_sixth_chunk(summary: dict[str, Any]) -> None:
+    chunks = summary["chunks"]
+    assert [c["rows"] for c in chunks] == [5_000] * 10
+    late = sum(drifted(c, col) for c in chunks[5:] for col in SHIFTED)
+    assert late >= 18, f"only {late} of 20 shifted cells alert"
+    early = [drifted(c, col) for c in chunks[:5] for col in FEATURES]
+    assert sum(early) <= 0.10 * len(early), f"{sum(early)} of {len(early)} early cells alert"
+
+
+def test_data_quality_flags_the_new_category_and_the_missing_values(
+    summary: dict[str, Any],
+) -> None:
+    chunks = summary["chunks"]
+    unseen = [c["data_quality"]["unseen"]["size_of_downpayment"] for c in chunks]
+    assert all(cell["alert"] and cell["count"] > 0 for cell in unseen)
+    for col in ("salary_range", "driver_tenure"):
+        missing = [c["data_quality"]["missing"][col] for c in chunks]
+        assert all(cell["alert"] for cell in missing[5:]), col
+        # 10% missing in development, 16% over the batch (all of the rise in chunks 6-10)
+        assert 0.15 < sum(cell["value"] for cell in missing) / 10 < 0.17
+        assert missing[0]["upper_threshold"] < 0.15
+
+
+def test_cbpe_estimate_tracks_realized_roc_auc(summary: dict[str, Any]) -> None:
+    chunks = summary["chunks"]
+    est = [c["estimated"]["roc_auc"]["value"] for c in chunks]
+    real = [c["realized"]["roc_auc"]["value"] for c in chunks]
+    assert sum(abs(e - r) for e, r in zip(est, real, strict=True)) / 10 <= 0.01
+    # realized AUC falls by about 0.01 from the 6th chunk; the estimate shows the fall
+    assert sum(real[:5]) / 5 - sum(real[5:]) / 5 > 0.005
+    assert sum(est[:5]) / 5 - sum(est[5:]) / 5 > 0.005
+    assert summary["calibration"]["method"] in ("isotonic", "none")
+
+
+def test_summary_holds_every_documented_field(summary: dict[str, Any]) -> None:
+    assert summary["reference"]["rows"] == 50_000 and summary["reference"]["chunks"] == 10
+    assert summary["analysis"] == {"rows": 50_000, "labelled_rows": 50_000}
+    cell_keys = {"value", "lower_threshold", "upper_threshold", "alert"}
+    for chunk in summary["chunks"]:
+        assert {"index", "key", "start", "end", "rows", "alerts"} <= set(chunk)
+        assert chunk["start"] <= chunk["end"]
+        assert set(chunk["drift"]) == {*FEATURES, "score"}
+        for methods in chunk["drift"].values():
+            assert all(set(cell) == cell_keys for cell in methods.values())
+        assert set(chunk["multivariate"]) == {"data_reconstruction"}
+        assert set(chunk["estimated"]) == set(chunk["realized"]) == {"roc_auc", "f1"}
+        assert set(chunk["data_quality"]) == {"missing", "unseen", "out_of_range"}
+    totals = summary["totals"]
+    for col in [*FEATURES, "score"]:
+        assert totals["drift_alerts_by_column"][col] == sum(
+            drifted(c, col) for c in summary["chunks"]
+        )
+    assert totals["first_alert_chunk"] == next(c["index"] for c in summary["chunks"] if c["alerts"])
+    assert totals["alerts"]["total"] == sum(c["alerts"] for c in summary["chunks"])
+
+
+def test_html_report_opens_offline_and_charts_are_pngs(project: Path) -> None:
+    folder = project / "reports/monitoring"
+    html = (folder / "report.html").read_text()
+    assert "<script src=" not in html  # plotly's JavaScript is inlined, nothing fetched
+    assert html.count("Plotly.newPlot") >= 5 and "Univariate drift" in html
+    for png in ("drift_alerts.png", "performance.png", "data_quality.png"):
+        assert (folder / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_key_figures_are_dvc_metrics(project: Path) -> None:
+    shown = json.loads(run_dvc("metrics", "show", "--json", cwd=project).stdout)
+    data = json.dumps(shown)
+    for key in ("estimated_roc_auc_mean", "realized_roc_auc_mean", "drift_alerts"):
+        assert key in data
+
+
+def test_monitor_exits_10_on_alerts_and_0_when_calm(project: Path, tmp_path: Path) -> None:
+    pkg = project / "models/package"
+    batch = project / "data/raw/production.parquet"
+    alerts = run_cli(
+        "monitor", "--package", str(pkg), "--input", str(batch), "--output-dir", str(tmp_path / "a")
+    )
+    assert alerts.returncode == 10, alerts.stderr
+    assert "alerts; see" in alerts.stderr
+    assert summary_of(tmp_path / "a")["totals"]["alerts"]["total"] > 0
+    kept = run_cli(
+        "monitor",
+        "--package",
+        str(pkg),
+        "--input",
+        str(batch),
+        "--output-dir",
+        str(tmp_path / "b"),
+        "--no-fail-on-alerts",
+    )
+    assert kept.returncode == 0
+
+    # a batch drawn from the development data itself: nothing to alert on
+    calm = tmp_path / "calm.csv"
+    pd.read_parquet(project / "data/raw/development.parquet").sample(10_000, random_state=1).to_csv(
+        calm, index=False
+    )
+    quiet = run_cli(
+        "monitor", "--package", str(pkg), "--input", str(calm), "--output-dir", str(tmp_path / "c")
+    )
+    assert quiet.returncode == 0, quiet.stderr
+    result = summary_of(tmp_path / "c")
+    assert result["totals"]["alerts"]["total"] == 0
+    assert result["analysis"]["labelled_rows"] == 0 and not result["chunks"][0]["realized"]
+
+
+def test_monitor_reads_a_folder_of_logs_like_one_file(project: Path, tmp_path: Path) -> None:
+    batch = pd.read_parquet(project / "data/raw/production.parquet")
+    logs = tmp_path / "logs"
+    for i, part in enumerate((batch.iloc[:20_000], batch.iloc[20_000:35_000], batch.iloc[35_000:])):
+        day = logs / f"day=2019-0{i + 1}-01"
+        day.mkdir(parents=True)
+        part.to_parquet(day / "part-0.parquet")
+    # a file still being written is hidden, and skipped
+    (logs / "day=2019-03-01" / ".part-1.parquet.tmp").write_bytes(b"PAR1 half")
+    args = ["--package", str(project / "models/package"), "--no-fail-on-alerts"]
+    run_cli(
+        "monitor",
+        *args,
+        "--input",
+        str(logs),
+        "--output-dir",
+        str(tmp_path / "logs-out"),
+        check=True,
+    )
+    single = summary_of(project / "reports/monitoring")
+    folder = summary_of(tmp_path / "logs-out")
+    assert folder["analysis"]["rows"] == 50_000
+    assert folder["totals"]["drift_alerts_by_column"] == single["totals"]["drift_alerts_by_column"]
+
+
+def test_monitor_rejects_bad_input_like_predict(project: Path, tmp_path: Path) -> None:
+    batch = pd.read_parquet(project / "data/raw/production.parquet").drop(columns=["car_value"])
+    bad = tmp_path / "batch.csv"
+    batch.to_csv(bad, index=False)
+    proc = run_cli(
+        "monitor",
+        "--package",
+        str(project / "models/package"),
+        "--input",
+        str(bad),
+        "--output-dir",
+        str(tmp_path / "out"),
+    )
+    assert proc.returncode == 3
+    assert "car_value" in proc.stderr and str(bad) in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_reference_too_small_for_the_chunking_is_a_clear_error(
+    project: Path, tmp_path: Path
+) -> None:
+    proc = run_cli(
+        "monitor",
+        "--package",
+        str(project / "models/package"),
+        "--input",
+        str(project / "data/raw/production.parquet"),
+        "--output-dir",
+        str(tmp_path),
+        "--chunk-size",
+        "20000",
+    )
+    assert proc.returncode == 3
+    assert "only 2 reference chunks" in proc.stderr and "at least 6" in proc.stderr
+    assert "monitor.chunking.size to at most 8,333" in proc.stderr
+
+
+def test_chunking_by_period(project: Path, tmp_path: Path) -> None:
+    run_cli(
+        "monitor",
+        "--package",
+        str(project / "models/package"),
+        "--input",
+        str(project / "data/raw/production.parquet"),
+        "--output-dir",
+        str(tmp_path),
+        "--chunk-period",
+        "M",
+        "--no-fail-on-alerts",
+        check=True,
+    )
+    keys = [c["key"] for c in summary_of(tmp_path)["chunks"]]
+    assert keys[0] == "2018-10" and keys[-1] == "2019-08"
+
+
+GUARD = """
+import os, socket
+_LOG = os.environ["TABML_NET_LOG"]
+def _record(what, where):
+    with open(_LOG, "a") as fh:
+        fh.write(f"{os.getpid()} {what} {where!r}\\n")
+_connect = socket.socket.connect
+def connect(self, address):
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        _record("connect", address)
+        raise OSError("network disabled by the test")
+    return _connect(self, address)
+socket.socket.connect = connect
+socket.socket.connect_ex = lambda self, address: connect(self, address)
+_getaddrinfo = socket.getaddrinfo
+def getaddrinfo(host, *args, **kwargs):
+    _record("resolve", host)
+    raise socket.gaierror("network disabled by the test")
+socket.getaddrinfo = getaddrinfo
+"""
+
+
+def guarded_env(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """An environment whose Python processes log (and refuse) every network attempt."""
+    site = tmp_path / "guard"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(GUARD)
+    log = tmp_path / "net.log"
+    log.touch()
+    env = {k: v for k, v in tool_env().items() if k != "NML_DISABLE_USAGE_LOGGING"}
+    return {**env, "PYTHONPATH": str(site), "TABML_NET_LOG": str(log)}, log
+
+
+def test_network_guard_sees_a_connection_attempt(tmp_path: Path) -> None:
+    import subprocess
+
+    env, log = guarded_env(tmp_path)
+    code = (
+        "import urllib.request\n"
+        "try: urllib.request.urlopen('http://example.com', timeout=2)\n"
+        "except Exception: pass"
+    )
+    subprocess.run([sys.executable, "-c", code], env=env, check=True)
+    assert "resolve 'example.com'" in log.read_text()
+
+
+def test_monitor_opens_no_network_connection(project: Path, tmp_path: Path) -> None:
+    import subprocess
+
+    env, log = guarded_env(tmp_path)
+    subprocess.run(
+        [
+            str(BIN / "tabml"),
+            "monitor",
+            "--package",
+            str(project / "models/package"),
+            "--input",
+            str(project / "data/raw/production.parquet"),
+            "--labels",
+            str(project / "data/raw/production_labels.parquet"),
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--no-fail-on-alerts",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    assert (tmp_path / "out" / "summary.json").exists()
+    assert log.read_text() == ""
+    # and the stage, run by DVC
+    proc = subprocess.run(
+        [str(BIN / "dvc"), "repro", "-f", "-s", "monitor"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Running stage 'monitor'" in proc.stdout
+    assert log.read_text() == "", log.read_text()

@@ -1,0 +1,174 @@
+"""Monitoring's pure core: the reference, chunk checks, the summary, the report and charts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tabml import monitor as mon
+from tabml import plots
+from tabml.config import ChunkingConfig, parse
+from tabml.errors import ConfigError, DataError
+from tabml.nannyml_adapter import Results
+from tests.conftest import ROOT, schema_dict
+
+SCHEMA = parse("dataset.schema", schema_dict())
+CFG = parse(
+    "monitor",
+    {
+        **__import__("yaml").safe_load((ROOT / "conf/monitor/default.yaml").read_text()),
+    },
+)
+
+
+def cell(value: float | None, alert: bool = False) -> dict[str, object]:
+    return {"value": value, "lower_threshold": 0.0, "upper_threshold": 1.0, "alert": alert}
+
+
+def two_chunk_results() -> Results:
+    chunks = [
+        {"index": 0, "key": "[0:9]", "start": None, "end": None, "rows": 10},
+        {"index": 1, "key": "[10:19]", "start": None, "end": None, "rows": 10},
+    ]
+    res = Results(chunks=chunks)
+    res.drift = {
+        # both methods alert in chunk 2: one (column, chunk) alert, not two
+        "amount": {
+            "jensen_shannon": [cell(0.1), cell(0.9, True)],
+            "wasserstein": [cell(0.1), cell(0.8, True)],
+        },
+        "income": {"jensen_shannon": [cell(0.1), cell(0.2)]},
+        "score": {"jensen_shannon": [cell(0.1), cell(0.7, True)]},
+    }
+    res.multivariate = {"data_reconstruction": [cell(1.0), cell(2.0, True)]}
+    res.estimated = {"roc_auc": [cell(0.9), cell(0.8, True)]}
+    res.realized = {"roc_auc": [cell(0.91), cell(0.79, True)]}
+    res.missing = {"amount": [cell(0.1), cell(0.3, True)]}
+    res.unseen = {"income": [cell(0.2, True), cell(0.0)]}
+    res.out_of_range = {"amount": [cell(0.0), cell(0.0)]}
+    res.calibration = {"needed": False, "method": "none"}
+    return res
+
+
+def summary() -> dict[str, object]:
+    return mon.summarize(two_chunk_results(), CFG, CFG.chunking, {"name": "t"}, 100, 10, 20, 20)
+
+
+def test_summary_counts_each_column_chunk_once_and_finds_the_first_alert() -> None:
+    s = summary()
+    totals = s["totals"]
+    assert totals["drift_alerts_by_column"] == {"amount": 1, "income": 0, "score": 1}
+    assert totals["alerts"] == {
+        "total": 7,
+        "drift": 2,
+        "multivariate": 1,
+        "estimated_performance": 1,
+        "realized_performance": 1,
+        "data_quality": 2,
+    }
+    # the unseen-value alert in chunk 1 is the first alert of all
+    assert totals["first_alert_chunk"] == 0
+    assert totals["first_alert_chunk_by_column"]["amount"] == 1
+    assert totals["first_alert_chunk_by_column"]["income"] is None
+    assert [c["alerts"] for c in s["chunks"]] == [1, 6]
+    assert s["chunks"][1]["data_quality"]["missing"]["amount"]["count"] == 3
+
+
+def test_key_metrics_are_alert_counts_and_mean_performance() -> None:
+    metrics = mon.key_metrics(summary())
+    assert metrics["alerts"] == 7 and metrics["drift_alerts"] == 3
+    assert metrics["estimated_roc_auc_mean"] == pytest.approx(0.85)
+    assert metrics["realized_roc_auc_mean"] == pytest.approx(0.85)
+    assert metrics["chunks_with_alerts"] == 2
+
+
+def test_reference_keeps_the_latest_rows_in_time_order() -> None:
+    dev = pd.DataFrame(
+        {
+            "id": [3, 1, 2, 0],
+            "ts": pd.to_datetime(["2024-01-04", "2024-01-02", "2024-01-03", "2024-01-01"]),
+            "amount": [4.0, 2.0, 3.0, 1.0],
+            "income": ["a", "b", "c", "d"],
+            "ratio": [0.1] * 4,
+            "owner": [True] * 4,
+            "y": [1, 0, 1, 0],
+            "email": ["x"] * 4,
+        }
+    )
+    ref = mon.reference_frame(dev, SCHEMA, np.array([0.4, 0.2, 0.3, 0.1]), max_rows=3)
+    assert ref["id"].tolist() == [1, 2, 3]
+    assert ref["score"].tolist() == [0.2, 0.3, 0.4]
+    assert "email" not in ref.columns  # only what monitoring needs, no personal data
+
+
+def test_too_few_reference_chunks_is_refused_with_the_fix() -> None:
+    ref = pd.DataFrame({"ts": pd.date_range("2024-01-01", periods=1000, freq="h")})
+    with pytest.raises(DataError, match=r"only 2 reference chunks.*at most 166"):
+        mon.check_reference(ref, CFG, ChunkingConfig(method="size", size=500), "ts")
+    assert mon.check_reference(ref, CFG, ChunkingConfig(method="size", size=100), "ts") == 10
+    with pytest.raises(DataError, match="count to at least 6"):
+        mon.check_reference(ref, CFG, ChunkingConfig(method="count", count=3), "ts")
+    # 1000 hours span 42 days: 6 weeks but only 2 months
+    assert mon.check_reference(ref, CFG, ChunkingConfig(method="period", period="W"), "ts") >= 6
+    with pytest.raises(DataError, match="shorter period"):
+        mon.check_reference(ref, CFG, ChunkingConfig(method="period", period="M"), "ts")
+    with pytest.raises(ConfigError, match="no timestamp"):
+        mon.check_reference(ref, CFG, ChunkingConfig(method="period", period="M"), None)
+
+
+def test_chunking_needs_the_value_of_its_method() -> None:
+    with pytest.raises(ConfigError, match="needs 'count'"):
+        parse("monitor.chunking", {"method": "count", "size": 10})
+
+
+def test_unseen_categories_are_blanked_for_drift_only() -> None:
+    ref = pd.DataFrame({"income": ["low", "mid", None]})
+    batch = pd.DataFrame({"income": ["low", "new", None, "mid"]})
+    out = mon.blank_unseen(batch, ref, ["income"])
+    assert out["income"].isna().tolist() == [False, True, True, False]
+    assert batch["income"].tolist()[1] == "new"  # the input is not changed
+
+
+def test_html_report_is_self_contained_and_deterministic() -> None:
+    import plotly.graph_objects as go
+
+    figures = [("One", go.Figure(go.Scatter(y=[1, 2]))), ("Two", go.Figure(go.Bar(y=[3])))]
+    first = mon.html_report(summary(), figures, "Monitoring report: t")
+    assert first == mon.html_report(summary(), figures, "Monitoring report: t")
+    assert "<script src=" not in first
+    assert first.count('<div id="chart-') == 2
+    assert 'class="alert"' in first and "7 alerts" in first
+
+
+def test_png_charts_are_deterministic_and_cope_with_no_chunks(tmp_path: Path) -> None:
+    s = summary()
+    for draw in (plots.drift_heatmap, plots.performance_chart, plots.data_quality_chart):
+        a, b = tmp_path / f"{draw.__name__}-a.png", tmp_path / f"{draw.__name__}-b.png"
+        draw(s, a)
+        draw(s, b)
+        assert a.read_bytes()[:4] == b"\x89PNG" and a.read_bytes() == b.read_bytes()
+    empty = mon.summarize(Results(chunks=[]), CFG, CFG.chunking, {"name": "t"}, 100, 10, 0, 0)
+    plots.drift_heatmap(empty, tmp_path / "empty.png")
+    assert (tmp_path / "empty.png").stat().st_size > 0
+
+
+def test_nannyml_usage_logging_is_off_before_nannyml_loads() -> None:
+    code = (
+        "import os, sys\n"
+        "os.environ.pop('NML_DISABLE_USAGE_LOGGING', None)\n"
+        "from tabml import nannyml_adapter\n"
+        "assert 'nannyml' not in sys.modules\n"
+        "nannyml_adapter._nannyml()\n"
+        "import nannyml.usage_logging as u\n"
+        "print(os.environ['NML_DISABLE_USAGE_LOGGING'])\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k != "NML_DISABLE_USAGE_LOGGING"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "1"
