@@ -33,7 +33,7 @@ def timed(cmd: list[str], cwd: Path) -> float:
 
 def run_stages_in_process(repo: Path, params: Path) -> None:
     """The pipeline's work, every stage in this one Python process, without DVC."""
-    from tabml.stages import clean, evaluate, ingest, package, split, train
+    from tabml.stages import clean, evaluate, ingest, monitor, package, split, train
 
     d = repo
     ingest.run(params, d / "data/external", d / "data/raw")
@@ -41,7 +41,13 @@ def run_stages_in_process(repo: Path, params: Path) -> None:
     split.run(
         params, d / "data/interim/clean.parquet", d / "data/processed", d / "reports/split.json"
     )
-    train.run(params, d / "data/processed", d / "models/model", d / "reports/train")
+    train.run(
+        params,
+        d / "data/processed",
+        d / "models/model",
+        d / "reports/train",
+        d / "models/reference.parquet",
+    )
     evaluate.run(
         params,
         d / "models/model",
@@ -60,7 +66,14 @@ def run_stages_in_process(repo: Path, params: Path) -> None:
         d / "reports/data_quality.json",
         d / "reports/split.json",
         [d / f"data/processed/{s}.parquet" for s in ("train", "valid", "test")],
+        d / "models/reference.parquet",
         d / "models/package",
+    )
+    monitor.run(
+        d / "models/package",
+        d / "data/raw/production.parquet",
+        d / "data/raw/production_labels.parquet",
+        d / "reports/monitoring",
     )
 
 
