@@ -88,22 +88,20 @@ def _chunker_kwargs(spec: Spec) -> dict[str, Any]:
 
 
 def _plain(frame: pd.DataFrame) -> pd.DataFrame:
-    """NannyML needs NumPy-backed columns with NaN for missing, not pandas' nullable ones."""
+    """NannyML needs NumPy-style missing values (NaN), not pandas' nullable NA."""
     import numpy as np
     import pandas as pd
 
-    out = {}
+    changed: dict[str, Any] = {}
     for col, values in frame.items():
         dtype = values.dtype
-        if isinstance(dtype, pd.BooleanDtype):
-            out[col] = values.astype(object).where(values.notna(), np.nan)
+        if isinstance(dtype, pd.StringDtype) and dtype.na_value is pd.NA:
+            changed[str(col)] = values.astype("str")
+        elif isinstance(dtype, pd.BooleanDtype):
+            changed[str(col)] = values.to_numpy(dtype=object, na_value=np.nan)
         elif isinstance(dtype, (pd.Int8Dtype, pd.Int16Dtype, pd.Int32Dtype, pd.Int64Dtype)):
-            out[col] = values.astype("float64")
-        elif isinstance(dtype, pd.StringDtype):
-            out[col] = values.astype(object).where(values.notna(), np.nan)
-        else:
-            out[col] = values
-    return pd.DataFrame(out, index=frame.index)
+            changed[str(col)] = values.astype("float64")
+    return frame.assign(**changed) if changed else frame
 
 
 def _number(value: Any) -> float | None:
@@ -115,18 +113,20 @@ def _number(value: Any) -> float | None:
 
 def _cells(frame: pd.DataFrame, prefix: tuple[str, ...]) -> list[Cell]:
     """One record per row from the columns under `prefix` of a NannyML result frame."""
-    sub = frame.sort_index(axis=1)[prefix] if prefix else frame
-    cells = []
-    for _, row in sub.iterrows():
-        cells.append(
-            {
-                "value": _number(row.get("value")),
-                "lower_threshold": _number(row.get("lower_threshold")),
-                "upper_threshold": _number(row.get("upper_threshold")),
-                "alert": bool(row.get("alert")) if row.get("alert") is not None else False,
-            }
-        )
-    return cells
+    sub = frame.sort_index(axis=1)[prefix]
+    columns = {
+        key: sub[key].tolist() if key in sub.columns else [None] * len(sub)
+        for key in ("value", "lower_threshold", "upper_threshold", "alert")
+    }
+    return [
+        {
+            "value": _number(value),
+            "lower_threshold": _number(lower),
+            "upper_threshold": _number(upper),
+            "alert": bool(alert) if alert is not None and alert == alert else False,
+        }
+        for value, lower, upper, alert in zip(*columns.values(), strict=True)
+    ]
 
 
 def _chunk_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -264,7 +264,9 @@ def _run(
         **kw,
     )
     cbpe.fit(reference)
-    estimated = cbpe.estimate(analysis)
+    # without the targets: CBPE would otherwise also compute realized performance, which the
+    # performance calculator below does once
+    estimated = cbpe.estimate(analysis.drop(columns=[spec.target], errors="ignore"))
     est_df = estimated.filter(period="analysis").to_df()
     out.estimated = {m: _cells(est_df, (m,)) for m in metrics}
     out.calibration = {

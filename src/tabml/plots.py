@@ -32,8 +32,13 @@ def _save(fig: Any, path: Path) -> None:
     plt.close(fig)
 
 
-def _chunk_labels(summary: dict[str, Any]) -> list[str]:
-    return [str(c["index"] + 1) for c in summary["chunks"]]
+def _chunk_axis(ax: Any, n: int, first: int) -> None:
+    """Chunk numbers on the x axis, at most about 20 of them, counted from `first`."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=min(n, 20), integer=True))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{int(v) + first}"))
+    ax.set_xlabel("chunk")
 
 
 def _no_data(path: Path, title: str) -> None:
@@ -62,16 +67,17 @@ def drift_heatmap(summary: dict[str, Any], path: Path) -> None:
             grid[i, j] = any(c["alert"] for c in chunk["drift"][col].values())
         for k, cell in enumerate(chunk["multivariate"].values()):
             grid[len(columns) + k, j] = cell["alert"]
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.55 * len(chunks) + 3), 0.42 * len(rows) + 1.6))
+    width = min(max(5.0, 0.55 * len(chunks) + 3), 16.0)
+    fig, ax = plt.subplots(figsize=(width, 0.42 * len(rows) + 1.6))
     ax.imshow(grid, cmap=ListedColormap(["#e8f4ea", ALERT]), vmin=0, vmax=1, aspect="auto")
-    ax.set_xticks(range(len(chunks)), _chunk_labels(summary))
+    _chunk_axis(ax, len(chunks), first=1)
     ax.set_yticks(range(len(rows)), rows)
-    ax.set_xlabel("chunk")
     ax.set_title(f"Drift alerts ({int(grid.sum())} of {grid.size} cells)")
-    ax.set_xticks(np.arange(-0.5, len(chunks)), minor=True)
-    ax.set_yticks(np.arange(-0.5, len(rows)), minor=True)
-    ax.grid(which="minor", color="white", linewidth=1.5)
-    ax.tick_params(which="minor", length=0)
+    if len(chunks) <= 40:  # cell borders, where cells are wide enough to see them
+        ax.set_xticks(np.arange(-0.5, len(chunks)), minor=True)
+        ax.set_yticks(np.arange(-0.5, len(rows)), minor=True)
+        ax.grid(which="minor", color="white", linewidth=1.5)
+        ax.tick_params(which="minor", length=0)
     _save(fig, path)
 
 
@@ -84,15 +90,15 @@ def performance_chart(summary: dict[str, Any], path: Path) -> None:
     metrics = summary["methods"]["performance"]
     x = list(range(1, len(summary["chunks"]) + 1))
     fig, axes = plt.subplots(len(metrics), 1, figsize=(7, 2.8 * len(metrics)), squeeze=False)
+    marker = {"marker": "o"} if len(x) <= 40 else {}
     for ax, metric in zip(axes[:, 0], metrics, strict=True):
         est = [c["estimated"][metric] for c in summary["chunks"]]
-        ax.plot(x, [c["value"] for c in est], marker="o", label="estimated (CBPE)")
+        ax.plot(x, [c["value"] for c in est], label="estimated (CBPE)", **marker)
         real = [c["realized"].get(metric) for c in summary["chunks"]]
         if any(r is not None and r["value"] is not None for r in real):
             ax.plot(
                 x,
                 [r["value"] if r else None for r in real],
-                marker="s",
                 linestyle="--",
                 label="realized",
             )
@@ -105,8 +111,7 @@ def performance_chart(summary: dict[str, Any], path: Path) -> None:
         if alerts:
             ax.scatter(*zip(*alerts, strict=True), color=ALERT, zorder=3, label="alert")
         ax.set_title(metric)
-        ax.set_xticks(x)
-        ax.set_xlabel("chunk")
+        _chunk_axis(ax, len(x), first=0)
         ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     _save(fig, path)

@@ -12,7 +12,7 @@ import pytest
 
 from tabml import monitor as mon
 from tabml import plots
-from tabml.config import ChunkingConfig, parse
+from tabml.config import ChunkingConfig, DriftConfig, PerformanceConfig, parse
 from tabml.errors import ConfigError, DataError
 from tabml.nannyml_adapter import Results
 from tests.conftest import ROOT, schema_dict
@@ -172,3 +172,65 @@ def test_nannyml_usage_logging_is_off_before_nannyml_loads() -> None:
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "1"
+
+
+def synthetic(n: int, shift_from: int | None, seed: int) -> pd.DataFrame:
+    """Scored rows whose `x1` moves up by two standard deviations from row `shift_from`."""
+    rng = np.random.default_rng(seed)
+    x1 = rng.normal(0, 1, n)
+    if shift_from is not None:
+        x1[shift_from:] += 2.0
+    x2 = rng.normal(0, 1, n)
+    cat = rng.choice(["a", "b", "c"], n)
+    p = 1 / (1 + np.exp(-(x2 + (cat == "a"))))
+    y = (rng.uniform(size=n) < p).astype("int64")
+    return pd.DataFrame(
+        {
+            "ts": pd.date_range("2024-01-01", periods=n, freq="min"),
+            "x1": x1,
+            "x2": x2,
+            "cat": cat,
+            "score": p,
+            "prediction": (p >= 0.5).astype("int64"),
+            "y": y,
+        }
+    )
+
+
+def test_adapter_runs_every_calculator_and_finds_a_known_shift() -> None:
+    from tabml.nannyml_adapter import Spec, run
+
+    cfg = DriftConfig(
+        continuous_methods=("jensen_shannon", "kolmogorov_smirnov"),
+        categorical_methods=("chi2",),
+        data_reconstruction=True,
+        domain_classifier=True,
+    )
+    spec = Spec(
+        numeric=["x1", "x2"],
+        categorical=["cat"],
+        score="score",
+        prediction="prediction",
+        target="y",
+        timestamp="ts",
+        chunking=ChunkingConfig(method="count", count=6),
+        drift=cfg,
+        performance=PerformanceConfig(metrics=("roc_auc", "accuracy")),
+        data_quality=CFG.data_quality,
+    )
+    reference = synthetic(6_000, None, seed=1)
+    analysis = synthetic(6_000, shift_from=3_000, seed=2)
+    out = run(reference, analysis, reference, analysis, spec, labelled=True, charts=True)
+    assert len(out.chunks) == 6 and [c["rows"] for c in out.chunks] == [1_000] * 6
+    for method in ("kolmogorov_smirnov", "jensen_shannon"):
+        assert all(c["alert"] for c in out.drift["x1"][method][3:]), method
+        # six reference chunks make tight bands: allow one false alarm before the shift
+        assert sum(c["alert"] for c in out.drift["x1"][method][:3]) <= 1, method
+        assert sum(c["alert"] for c in out.drift["x2"][method]) <= 1, method
+    assert set(out.multivariate) == {"data_reconstruction", "domain_classifier"}
+    assert all(c["alert"] for c in out.multivariate["domain_classifier"][3:])
+    assert set(out.estimated) == set(out.realized) == {"roc_auc", "accuracy"}
+    assert set(out.calibration) == {"needed", "method", "fitted_on"}
+    assert set(out.unseen) == {"cat"} and set(out.out_of_range) == {"x1", "x2"}
+    titles = [t for t, _ in out.charts]
+    assert "Univariate drift" in titles and "Multivariate drift: domain_classifier" in titles
