@@ -87,8 +87,10 @@ def train(
     Also scores the whole development set out-of-fold (monitor.reference.folds fold models), the
     reference that monitoring compares production against.
     """
+    from tabml.model import import_lightgbm_without_sklearn
     from tabml.stages import train as stage
 
+    import_lightgbm_without_sklearn()  # this process never needs LightGBM's sklearn classes
     stage.run(params, input_dir, model_dir, live_dir, reference)
 
 
@@ -104,8 +106,10 @@ def evaluate(
     params: Params = Path("params.yaml"),
 ) -> None:
     """Metrics on test (and on the production batch when it has labels), slices and plots."""
+    from tabml.model import import_lightgbm_without_sklearn
     from tabml.stages import evaluate as stage
 
+    import_lightgbm_without_sklearn()  # this process never needs LightGBM's sklearn classes
     stage.run(
         params, model_dir, splits_dir, production_dir, predictions_dir, metrics, slices, plots_dir
     )

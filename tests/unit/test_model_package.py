@@ -126,3 +126,25 @@ def test_missing_package_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "copy" / pkg.MANIFEST).unlink()
     with pytest.raises(PackageError, match="unverifiable"):
         pkg.load(tmp_path / "copy")
+
+
+def test_lightgbm_can_load_without_its_sklearn_wrapper() -> None:
+    """train and evaluate skip scikit-learn's import; Boosters and sklearn both still work."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from tabml.model import import_lightgbm_without_sklearn\n"
+        "import_lightgbm_without_sklearn()\n"
+        "assert 'lightgbm' in sys.modules and 'sklearn' not in sys.modules\n"
+        "import numpy as np, lightgbm as lgb\n"
+        "X = np.random.default_rng(0).normal(size=(200, 3)); y = (X[:, 0] > 0).astype(float)\n"
+        "b = lgb.train({'objective': 'binary', 'verbosity': -1}, lgb.Dataset(X, y), 5)\n"
+        "assert b.predict(X).shape == (200,)\n"
+        "from sklearn.linear_model import LogisticRegression\n"
+        "LogisticRegression().fit(X, y)\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ok"
