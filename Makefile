@@ -9,7 +9,7 @@ export UV_PYTHON_DOWNLOADS := never
 export NML_DISABLE_USAGE_LOGGING := 1
 export ITERATIVE_DO_NOT_TRACK := 1
 
-.PHONY: help sync repro test lint typecheck pytest params bench clean-outputs
+.PHONY: help sync repro test lint typecheck pytest params bench push pull clean-outputs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -26,6 +26,14 @@ sync: $(if $(filter .tools/bin/uv,$(UV)),.tools/bin/uv) ## create/update .venv e
 repro: sync ## run the whole pipeline on the bundled default data (dvc repro)
 	@echo ">> dvc repro"
 	$(RUN) dvc repro
+
+push: sync ## send data, models and the run-cache to the DVC remote 'storage' (S3)
+	@echo ">> dvc push --run-cache (remote: $$($(RUN) dvc remote default))"
+	$(RUN) dvc push --run-cache
+
+pull: sync ## fetch data, models and the run-cache from 'storage'; dvc repro then skips what ran
+	@echo ">> dvc pull --run-cache"
+	$(RUN) dvc pull --run-cache --allow-missing
 
 params: sync ## regenerate params.yaml from conf/ (what dvc exp run does)
 	$(RUN) tabml params
@@ -48,3 +56,4 @@ test: lint typecheck pytest ## lint, types and every test
 bench: sync ## run the benchmarks (slow; figures go to docs/benchmarks.md)
 	$(RUN) python benchmarks/pipeline.py
 	$(RUN) python benchmarks/quality.py
+	$(RUN) python benchmarks/monitor.py
