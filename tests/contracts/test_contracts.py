@@ -93,11 +93,26 @@ def test_data_and_models_are_ignored_by_git() -> None:
         "data/raw/x.parquet",
         "data/interim/clean.parquet",
         "models/package/model.txt",
-        "reports/metrics.json",
+        "models/reference.parquet",
         "data/external/loans.csv",
+        "reports/monitoring/report.html",
+        "reports/monitoring/drift_alerts.png",
     ]:
         proc = subprocess.run(["git", "check-ignore", "-q", "--no-index", path], cwd=ROOT)
         assert proc.returncode == 0, f"{path} is not git-ignored"
+    # small metrics and summaries are committed, DVC-style, so base revisions can be compared
+    for path in ["reports/metrics.json", "reports/monitoring/metrics.json"]:
+        proc = subprocess.run(["git", "check-ignore", "-q", "--no-index", path], cwd=ROOT)
+        assert proc.returncode == 1, f"{path} is git-ignored"
+    cached = [
+        next(iter(o)) if isinstance(o, dict) else o
+        for stage in STAGES.values()
+        for o in stage.get("outs", []) + stage.get("metrics", [])
+        if not (isinstance(o, dict) and next(iter(o.values())).get("cache") is False)
+    ]
+    for path in cached:  # every output DVC caches is kept out of git
+        proc = subprocess.run(["git", "check-ignore", "-q", "--no-index", path], cwd=ROOT)
+        assert proc.returncode == 0, f"{path} is cached by DVC but not git-ignored"
     tracked = subprocess.run(
         ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.split()
