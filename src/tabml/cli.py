@@ -87,10 +87,14 @@ def train(
     Also scores the whole development set out-of-fold (monitor.reference.folds fold models), the
     reference that monitoring compares production against.
     """
+    from tabml.config import LightGBMDaskConfig
+    from tabml.config import Params as ParamsFile
     from tabml.model import import_lightgbm_without_sklearn
     from tabml.stages import train as stage
 
-    import_lightgbm_without_sklearn()  # this process never needs LightGBM's sklearn classes
+    # LightGBM's sklearn classes are only needed by its Dask interface
+    if not isinstance(ParamsFile.load(params, ("model",)).section("model"), LightGBMDaskConfig):
+        import_lightgbm_without_sklearn()
     stage.run(params, input_dir, model_dir, live_dir, reference)
 
 
@@ -231,6 +235,36 @@ def monitor(
             file=sys.stderr,
         )
         raise typer.Exit(mon.ALERTS_EXIT_CODE)
+
+
+@app.command()
+def synth(
+    rows: Annotated[int, typer.Option(help="Rows to make.", min=1)],
+    output: Annotated[Path, typer.Option(help="Folder for development.parquet.")],
+    sources_dir: Annotated[
+        Path, typer.Option(help="Folder that relative dataset sources live in.")
+    ] = Path("data/external"),
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    params: Params = Path("params.yaml"),
+) -> None:
+    """Make a larger development set shaped like the configured dataset, for scale tests.
+
+    Resamples the dataset's development rows with replacement and adds noise (5% of each
+    numeric column's spread; 2% of categories swapped), keeping dtypes, missing-value rates,
+    ranges and the time order, with new ids. Point dataset.sources.development at the result.
+    """
+    from tabml import datasets, io
+    from tabml.config import Params as ParamsFile
+    from tabml.log import info
+    from tabml.synth import synthesize
+
+    loaded = ParamsFile.load(params, ("dataset.sources", "dataset.schema"))
+    source = datasets.resolve(loaded.section("dataset.sources").development, sources_dir)
+    frame = io.read_table(source)
+    info(f"synth: {rows:,} rows shaped like {source} ({len(frame):,} rows)")
+    result = synthesize(frame, loaded.section("dataset.schema"), rows, seed)
+    io.write_parquet(output / "development.parquet", result)
+    info(f"synth: wrote {output / 'development.parquet'}")
 
 
 @app.command()

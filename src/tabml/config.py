@@ -135,11 +135,11 @@ class _Preprocess(_Frozen):
         return self
 
 
-class LightGBMConfig(_Preprocess):
-    name: Literal["lightgbm"]
+class LightGBMParams(_Preprocess):
+    """What LightGBM is trained with, on one machine or on a Dask cluster."""
+
     learning_rate: Annotated[float, Field(gt=0)]
     num_boost_round: Annotated[int, Field(gt=0)]
-    early_stopping_rounds: Annotated[int, Field(gt=0)]
     num_leaves: Annotated[int, Field(gt=1)]
     min_child_samples: Annotated[int, Field(ge=1)]
     feature_fraction: Annotated[float, Field(gt=0, le=1)]
@@ -149,13 +149,40 @@ class LightGBMConfig(_Preprocess):
     num_threads: Annotated[int, Field(ge=1)]
 
 
+class LightGBMConfig(LightGBMParams):
+    name: Literal["lightgbm"]
+    early_stopping_rounds: Annotated[int, Field(gt=0)]
+
+
+class ClusterConfig(_Frozen):
+    """The Dask cluster: an existing scheduler's address, or a LocalCluster when empty."""
+
+    address: str = ""
+    # LocalCluster only: worker processes (null: one per core) and threads per worker
+    n_workers: Annotated[int, Field(ge=1)] | None = None
+    threads_per_worker: Annotated[int, Field(ge=1)] = 1
+
+
+class LightGBMDaskConfig(LightGBMParams):
+    """LightGBM trained through `lightgbm.dask` on a Dask cluster.
+
+    LightGBM's Dask interface has no early stopping, so `num_boost_round` is the number of
+    trees; the valid split is still scored every round for the training curves.
+    """
+
+    name: Literal["lightgbm_dask"]
+    cluster: ClusterConfig = ClusterConfig()
+
+
 class LogRegConfig(_Preprocess):
     name: Literal["logreg"]
     C: Annotated[float, Field(gt=0)]
     max_iter: Annotated[int, Field(gt=0)]
 
 
-ModelConfig = Annotated[LightGBMConfig | LogRegConfig, Field(discriminator="name")]
+ModelConfig = Annotated[
+    LightGBMConfig | LightGBMDaskConfig | LogRegConfig, Field(discriminator="name")
+]
 
 
 # --- evaluate ------------------------------------------------------------------------------
@@ -186,9 +213,10 @@ PerformanceMetric = Literal[
 class ReferenceConfig(_Frozen):
     """`monitor.reference`: how train builds the monitoring reference.
 
-    The reference is the whole development set scored out-of-fold: `folds` models with the
-    final model's settings and number of rounds, each scoring the rows it did not see. Only the
-    latest `max_rows` rows (in time order) are kept, which bounds the package size.
+    The reference is the development set scored out-of-fold: `folds` models with the final
+    model's settings and number of rounds, each scoring the rows it did not see. Only the latest
+    `max_rows` rows (in time order) are used, which bounds the package size and the cost of the
+    fold models on large data.
     """
 
     folds: Annotated[int, Field(ge=2, le=20)] = 5
@@ -344,6 +372,8 @@ __all__ = [
     "EvaluateConfig",
     "FeatureSpec",
     "LightGBMConfig",
+    "LightGBMDaskConfig",
+    "LightGBMParams",
     "LogRegConfig",
     "ModelConfig",
     "Params",

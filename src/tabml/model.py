@@ -13,8 +13,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tabml import io
-from tabml.config import LightGBMConfig, LogRegConfig, ModelConfig, SchemaConfig
-from tabml.errors import PackageError
+from tabml.config import (
+    LightGBMConfig,
+    LightGBMDaskConfig,
+    LightGBMParams,
+    LogRegConfig,
+    ModelConfig,
+    SchemaConfig,
+)
+from tabml.errors import ConfigError, PackageError
 from tabml.features import Encoding, Preprocessor
 from tabml.features import fit as fit_preprocessor
 
@@ -116,7 +123,7 @@ def _lgb_columns(prep: Preprocessor) -> tuple[list[str], list[str]]:
     return names, [names[prep.features.index(c)] for c in prep.categorical]
 
 
-def _lgb_params(cfg: LightGBMConfig, seed: int) -> dict[str, Any]:
+def _lgb_params(cfg: LightGBMParams, seed: int) -> dict[str, Any]:
     return {
         "objective": "binary",
         "metric": ["binary_logloss", "auc"],
@@ -159,7 +166,7 @@ def out_of_fold(
         inside = fold_of != k
         fold_train = frame.loc[inside]
         prep = fit_preprocessor(fold_train, schema, cfg.impute == "median", cfg.clip_quantiles)
-        if isinstance(cfg, LightGBMConfig):
+        if isinstance(cfg, LightGBMParams):
             import lightgbm as lgb
 
             names, cats = _lgb_columns(prep)
@@ -193,6 +200,11 @@ def fit(
     prep = fit_preprocessor(train, schema, cfg.impute == "median", cfg.clip_quantiles)
     y_train = train[schema.target.column].to_numpy(dtype="float64")
     y_valid = valid[schema.target.column].to_numpy(dtype="float64")
+    if isinstance(cfg, LightGBMDaskConfig):
+        raise ConfigError(
+            "model 'lightgbm_dask' trains on a Dask cluster from Parquet files "
+            "(tabml.distributed.fit_dask), not from in-memory frames"
+        )
     if isinstance(cfg, LightGBMConfig):
         return _fit_lightgbm(prep, train, valid, y_train, y_valid, cfg, seed)
     return _fit_logreg(prep, train, valid, y_train, y_valid, cfg, seed)

@@ -44,14 +44,16 @@ def _time_order(frame: pd.DataFrame, schema: SchemaConfig) -> pd.DataFrame:
     return frame.sort_values(keys, kind="stable").reset_index(drop=True)
 
 
-def reference_frame(
-    development: pd.DataFrame, schema: SchemaConfig, scores: np.ndarray, max_rows: int
-) -> pd.DataFrame:
-    """The monitoring reference: features, target and out-of-fold score, latest rows kept."""
+def latest_rows(development: pd.DataFrame, schema: SchemaConfig, max_rows: int) -> pd.DataFrame:
+    """The development rows the reference is built from: the latest `max_rows`, in time order."""
+    return _time_order(development, schema).tail(max_rows).reset_index(drop=True)
+
+
+def reference_frame(rows: pd.DataFrame, schema: SchemaConfig, scores: np.ndarray) -> pd.DataFrame:
+    """The monitoring reference: id, timestamp, features, target and out-of-fold score."""
     cols = [schema.id, *([schema.timestamp] if schema.timestamp else [])]
     cols += [*schema.features, schema.target.column]
-    frame = development[cols].assign(**{SCORE: scores})
-    return _time_order(frame, schema).tail(max_rows).reset_index(drop=True)
+    return rows[cols].assign(**{SCORE: scores})
 
 
 def analysis_frame(

@@ -100,8 +100,9 @@ def test_reference_keeps_the_latest_rows_in_time_order() -> None:
             "email": ["x"] * 4,
         }
     )
-    ref = mon.reference_frame(dev, SCHEMA, np.array([0.4, 0.2, 0.3, 0.1]), max_rows=3)
-    assert ref["id"].tolist() == [1, 2, 3]
+    rows = mon.latest_rows(dev, SCHEMA, max_rows=3)
+    assert rows["id"].tolist() == [1, 2, 3]
+    ref = mon.reference_frame(rows, SCHEMA, np.array([0.2, 0.3, 0.4]))
     assert ref["score"].tolist() == [0.2, 0.3, 0.4]
     assert "email" not in ref.columns  # only what monitoring needs, no personal data
 

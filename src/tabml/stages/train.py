@@ -1,18 +1,20 @@
 """train: fit the model on train (early-stopped on valid), log its curves, build the reference.
 
-The monitoring reference is the whole development set (train, valid and test) scored
-out-of-fold, with the final model's settings and number of rounds; see tabml.monitor.
+The monitoring reference is the development set (train, valid and test; its latest
+`monitor.reference.max_rows` rows) scored out-of-fold, with the final model's settings and
+number of rounds; see tabml.monitor.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from tabml import io
-from tabml.config import Params
+from tabml.config import LightGBMDaskConfig, Params
 from tabml.log import info
 from tabml.model import History, fit, out_of_fold, save
-from tabml.monitor import reference_frame
+from tabml.monitor import latest_rows, reference_frame
 
 PARAMS = ("seed", "dataset.schema", "model", "monitor.reference")
 
@@ -36,30 +38,54 @@ def _log_curves(history: History, live_dir: Path) -> None:
         live.summary["best_iteration"] = history.best_iteration
 
 
+def _reference_rows(input_dir: Path, frames: dict[str, Any], schema: Any, max_rows: int) -> Any:
+    """The latest development rows, reading as few splits as needed (latest split first)."""
+    import pandas as pd
+
+    parts = []
+    for name in ("test", "valid", "train"):
+        frame = frames.get(name)
+        parts.append(io.read_parquet(input_dir / f"{name}.parquet") if frame is None else frame)
+        if sum(len(p) for p in parts) >= max_rows:
+            break
+    return latest_rows(pd.concat(parts, ignore_index=True), schema, max_rows)
+
+
 def run(
     params_file: Path, input_dir: Path, model_dir: Path, live_dir: Path, reference: Path
 ) -> None:
-    import pandas as pd
-
     params = Params.load(params_file, PARAMS)
     cfg = params.section("model")
     schema = params.section("dataset.schema")
     seed = params.section("seed")
-    train = io.read_parquet(input_dir / "train.parquet")
-    valid = io.read_parquet(input_dir / "valid.parquet")
-    test = io.read_parquet(input_dir / "test.parquet")
-    info(f"train: fitting {cfg.name} on {len(train):,} rows, early stopping on {len(valid):,}")
-    model, history = fit(train, valid, schema, cfg, seed)
+    frames: dict[str, Any] = {}
+    if isinstance(cfg, LightGBMDaskConfig):
+        from tabml.distributed import fit_dask
+
+        # read by the Dask workers, never all in this process
+        model, history = fit_dask(
+            str(input_dir / "train.parquet"), str(input_dir / "valid.parquet"), schema, cfg, seed
+        )
+    else:
+        frames = {
+            "train": io.read_parquet(input_dir / "train.parquet"),
+            "valid": io.read_parquet(input_dir / "valid.parquet"),
+        }
+        info(
+            f"train: fitting {cfg.name} on {len(frames['train']):,} rows, early stopping on "
+            f"{len(frames['valid']):,}"
+        )
+        model, history = fit(frames["train"], frames["valid"], schema, cfg, seed)
     info(f"train: best iteration {history.best_iteration}")
 
     ref_cfg = params.section("monitor.reference")
-    development = pd.concat([train, valid, test], ignore_index=True)
+    rows = _reference_rows(input_dir, frames, schema, ref_cfg.max_rows)
     info(
-        f"train: monitoring reference: {len(development):,} development rows scored "
+        f"train: monitoring reference: {len(rows):,} development rows scored "
         f"out-of-fold by {ref_cfg.folds} fold models"
     )
-    scores = out_of_fold(development, schema, cfg, seed, ref_cfg.folds, history.best_iteration)
-    ref = reference_frame(development, schema, scores, ref_cfg.max_rows)
+    scores = out_of_fold(rows, schema, cfg, seed, ref_cfg.folds, history.best_iteration)
+    ref = reference_frame(rows, schema, scores)
 
     with io.atomic_dir(model_dir) as tmp:
         save(model, tmp)

@@ -1,0 +1,58 @@
+"""`model=lightgbm_dask`: LightGBM's Dask interface on a 2-worker LocalCluster."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_dask_training_matches_single_machine_and_saves_the_same_format(
+    project: Path, tmp_path: Path
+) -> None:
+    from tabml.evaluate import roc_auc
+    from tabml.model import load
+
+    params = tmp_path / "params.yaml"
+    run_cli(
+        "params",
+        "--output",
+        str(params),
+        "--config-dir",
+        str(ROOT / "conf"),
+        "model=lightgbm_dask",
+        "model.cluster.n_workers=2",
+        check=True,
+        cwd=project,
+    )
+    proc = run_cli(
+        "train",
+        "--params",
+        str(params),
+        "--input-dir",
+        str(project / "data/processed"),
+        "--model-dir",
+        str(tmp_path / "model"),
+        "--live-dir",
+        str(tmp_path / "live"),
+        "--reference",
+        str(tmp_path / "reference.parquet"),
+        cwd=project,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "local Dask cluster, 2 workers" in proc.stderr
+    # the same files as single-machine training: package, predict and monitor work unchanged
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["model.json", "model.txt"]
+    model = load(tmp_path / "model")
+    test = pd.read_parquet(project / "data/processed/test.parquet")
+    auc = roc_auc(test["repaid"].to_numpy("float64"), model.predict(test))
+    single = json.loads((project / "reports/metrics.json").read_text())["test"]["roc_auc"]
+    assert abs(auc - single) <= 0.005, (auc, single)
+    assert (tmp_path / "live/metrics.json").is_file()
+    assert len(pd.read_parquet(tmp_path / "reference.parquet")) == 50_000
