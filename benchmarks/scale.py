@@ -1,6 +1,7 @@
 """Benchmark: each pipeline stage at growing development sizes, and training against bare LightGBM.
 
 Usage: uv run python benchmarks/scale.py [--sizes 100000,1000000,10000000] [--chart PATH]
+       [--json PATH] | --replot PATH --chart PATH
 
 For each size, in a fresh clone: `tabml synth` makes a development set of that many rows
 shaped like the default car-loan data (the production batch stays the bundled one), then
@@ -111,22 +112,26 @@ def chart(all_results: dict[int, dict[str, tuple[float, float]]], path: Path) ->
 
     sizes = sorted(all_results)
     stages = [s for s in all_results[sizes[0]] if s != "best iteration"]
-    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for stage in stages:
-        ax_t.plot(sizes, [all_results[n][stage][0] for n in sizes], marker="o", label=stage)
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(12, 4.8))
+    for i, stage in enumerate(stages):
+        color = f"C{i % 10}"
+        ax_t.plot(
+            sizes, [all_results[n][stage][0] for n in sizes], marker="o", color=color, label=stage
+        )
         mem = [all_results[n][stage][1] for n in sizes]
         if not any(math.isnan(m) for m in mem):
-            ax_m.plot(sizes, mem, marker="o", label=stage)
+            ax_m.plot(sizes, mem, marker="o", color=color, label=stage)
     lo, hi = sizes[0], sizes[-1]
-    base = min(all_results[lo][s][0] for s in stages)
-    ax_t.plot([lo, hi], [base, base * hi / lo], "k:", label="linear growth")
+    base = all_results[lo]["train"][0]
+    ax_t.plot([lo, hi], [base, base * hi / lo], "k:", label="linear growth (from train)")
     for ax, label in ((ax_t, "wall time (s)"), (ax_m, "peak RSS (MiB)")):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("development rows")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
-    ax_t.legend(fontsize=7)
+    ax_t.legend(fontsize=7, loc="upper left")
+    ax_m.legend(fontsize=7, loc="upper left")
     ax_t.set_title("Time per stage")
     ax_m.set_title("Peak memory per stage")
     fig.tight_layout()
@@ -137,7 +142,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,1000000,10000000", help="comma-separated")
     parser.add_argument("--chart", type=Path, help="write the log-log chart here (PNG)")
+    parser.add_argument("--json", type=Path, help="also save the raw figures here")
+    parser.add_argument("--replot", type=Path, help="only redraw the chart from saved figures")
     args = parser.parse_args()
+    if args.replot:
+        saved = json.loads(args.replot.read_text())
+        chart({int(k): {s: tuple(v) for s, v in r.items()} for k, r in saved.items()}, args.chart)
+        return
     sizes = [int(s) for s in args.sizes.split(",")]
     all_results = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -161,7 +172,10 @@ def main() -> None:
         print(f"| {stage} | " + " | ".join(cells) + f" | {growth:.1f}x |")
     train = [all_results[n]["train"][0] / all_results[n]["bare lightgbm.train"][0] for n in sizes]
     print("| train stage / bare LightGBM | " + " | ".join(f"{r:.2f}" for r in train) + " | |")
-    print(json.dumps({str(k): v for k, v in all_results.items()}), file=sys.stderr)
+    raw = json.dumps({str(k): v for k, v in all_results.items()})
+    print(raw, file=sys.stderr)
+    if args.json:
+        args.json.write_text(raw)
     if args.chart:
         chart(all_results, args.chart)
         print(f"\nchart: {args.chart}", file=sys.stderr)
