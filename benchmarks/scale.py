@@ -1,7 +1,7 @@
 """Benchmark: each pipeline stage at growing development sizes, and training against bare LightGBM.
 
 Usage: uv run python benchmarks/scale.py [--sizes 100000,1000000,10000000] [--chart PATH]
-       [--json PATH] | --replot PATH --chart PATH
+       [--json PATH] | --replot PATH [--chart PATH]  (table and chart from saved figures)
 
 For each size, in a fresh clone: `tabml synth` makes a development set of that many rows
 shaped like the default car-loan data (the production batch stays the bundled one), then
@@ -138,22 +138,8 @@ def chart(all_results: dict[int, dict[str, tuple[float, float]]], path: Path) ->
     fig.savefig(path, dpi=110, metadata={"Software": None})
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="100000,1000000,10000000", help="comma-separated")
-    parser.add_argument("--chart", type=Path, help="write the log-log chart here (PNG)")
-    parser.add_argument("--json", type=Path, help="also save the raw figures here")
-    parser.add_argument("--replot", type=Path, help="only redraw the chart from saved figures")
-    args = parser.parse_args()
-    if args.replot:
-        saved = json.loads(args.replot.read_text())
-        chart({int(k): {s: tuple(v) for s, v in r.items()} for k, r in saved.items()}, args.chart)
-        return
-    sizes = [int(s) for s in args.sizes.split(",")]
-    all_results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for rows in sizes:
-            all_results[rows] = run_size(rows, Path(tmp))
+def table(all_results: dict[int, dict[str, tuple[float, float]]]) -> None:
+    sizes = sorted(all_results)
     stages = list(all_results[sizes[0]])
     print(f"\n<!-- benchmarks/scale.py, {time.strftime('%Y-%m-%d')} -->")
     print("| stage | " + " | ".join(f"{n:,} rows" for n in sizes) + " | growth per 10x rows |")
@@ -168,14 +154,36 @@ def main() -> None:
                 else (f"{t:.1f} s" + ("" if math.isnan(m) else f", {m:,.0f} MiB"))
             )
         first, last = all_results[sizes[0]][stage][0], all_results[sizes[-1]][stage][0]
-        growth = (last / first) ** (1 / math.log10(sizes[-1] / sizes[0])) if first > 0 else 0
-        print(f"| {stage} | " + " | ".join(cells) + f" | {growth:.1f}x |")
+        decades = math.log10(sizes[-1] / sizes[0])
+        growth = f"{(last / first) ** (1 / decades):.1f}x" if first > 0 and decades else "n/a"
+        print(f"| {stage} | " + " | ".join(cells) + f" | {growth} |")
     train = [all_results[n]["train"][0] / all_results[n]["bare lightgbm.train"][0] for n in sizes]
     print("| train stage / bare LightGBM | " + " | ".join(f"{r:.2f}" for r in train) + " | |")
-    raw = json.dumps({str(k): v for k, v in all_results.items()})
-    print(raw, file=sys.stderr)
-    if args.json:
-        args.json.write_text(raw)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100000,1000000,10000000", help="comma-separated")
+    parser.add_argument("--chart", type=Path, help="write the log-log chart here (PNG)")
+    parser.add_argument("--json", type=Path, help="also save the raw figures here")
+    parser.add_argument("--replot", type=Path, help="only redraw the chart from saved figures")
+    args = parser.parse_args()
+    if args.replot:
+        saved = json.loads(args.replot.read_text())
+        figures = {int(k): {s: (v[0], v[1]) for s, v in r.items()} for k, r in saved.items()}
+        table(figures)
+        if args.chart:
+            chart(figures, args.chart)
+        return
+    sizes = [int(s) for s in args.sizes.split(",")]
+    all_results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for rows in sizes:
+            all_results[rows] = run_size(rows, Path(tmp))
+            if args.json:  # saved after every size: a long run is never lost
+                args.json.write_text(json.dumps({str(k): v for k, v in all_results.items()}))
+    table(all_results)
+    print(json.dumps({str(k): v for k, v in all_results.items()}), file=sys.stderr)
     if args.chart:
         chart(all_results, args.chart)
         print(f"\nchart: {args.chart}", file=sys.stderr)
