@@ -299,41 +299,31 @@ def _run(
             out.charts.append(("Estimated performance (CBPE)", chart.plot()))
 
     dq = spec.data_quality
-    dq_calcs: list[tuple[str, Any, list[str]]] = [
-        ("missing", nml.MissingValuesCalculator(column_names=features, **kw), features)
+    # (result name, chart title, calculator, its columns, its threshold: None = NannyML's band)
+    checks = [
+        ("missing", "Missing values", nml.MissingValuesCalculator, features, None),
+        (
+            "unseen",
+            "Values never seen in the reference",
+            nml.UnseenValuesCalculator,
+            spec.categorical,
+            ConstantThreshold(lower=None, upper=dq.unseen_max_rate),
+        ),
+        (
+            "out_of_range",
+            "Values outside the reference range",
+            nml.NumericalRangeCalculator,
+            spec.numeric,
+            ConstantThreshold(lower=None, upper=dq.out_of_range_max_rate),
+        ),
     ]
-    if spec.categorical:
-        dq_calcs.append(
-            (
-                "unseen",
-                nml.UnseenValuesCalculator(
-                    column_names=spec.categorical,
-                    threshold=ConstantThreshold(lower=None, upper=dq.unseen_max_rate),
-                    **kw,
-                ),
-                spec.categorical,
-            )
-        )
-    if spec.numeric:
-        dq_calcs.append(
-            (
-                "out_of_range",
-                nml.NumericalRangeCalculator(
-                    column_names=spec.numeric,
-                    threshold=ConstantThreshold(lower=None, upper=dq.out_of_range_max_rate),
-                    **kw,
-                ),
-                spec.numeric,
-            )
-        )
-    titles = {
-        "missing": "Missing values",
-        "unseen": "Values never seen in the reference",
-        "out_of_range": "Values outside the reference range",
-    }
-    for name, calc, cols in dq_calcs:
+    for name, title, calculator, cols, threshold in checks:
+        if not cols:
+            continue
+        extra = {} if threshold is None else {"threshold": threshold}
+        calc = calculator(column_names=cols, **extra, **kw)
         analysed = calc.fit(reference).calculate(analysis).filter(period="analysis")
         getattr(out, name).update({c: _cells(analysed.to_df(), (c,)) for c in cols})
         if charts:
-            out.charts.append((f"Data quality: {titles[name]}", analysed.plot()))
+            out.charts.append((f"Data quality: {title}", analysed.plot()))
     return out
