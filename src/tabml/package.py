@@ -113,7 +113,8 @@ def model_card(metadata: dict[str, Any], slices: dict[str, Any], quality: dict[s
         f"# Model card: {metadata['name']}",
         "",
         f"- Model: {p['model']['name']} (tabml {metadata['tabml_version']}, "
-        f"git commit `{metadata['git_commit']}`)",
+        f"code at git commit `{metadata['git_commit']}`"
+        + (", with uncommitted changes)" if metadata.get("git_dirty") else ")"),
         f"- Dataset: `{p['dataset']['name']}`; target `{schema['target']['column']}`, positive "
         f"class `{schema['target']['positive']}`",
         f"- Decision threshold: {metadata['threshold']:.4f} (chosen on the validation split)",

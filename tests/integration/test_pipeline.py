@@ -49,7 +49,18 @@ def test_metadata_records_the_data_hashes_dvc_records(project: Path) -> None:
     deps = {d["path"]: d["md5"] for d in lock["stages"]["package"]["deps"]}
     for path, md5 in meta["data"].items():
         assert deps[path] == md5
-    assert len(meta["git_commit"]) == 40
+    assert len(meta["git_commit"]) == 40 and meta["git_dirty"] is False
+
+
+def test_committing_the_run_leaves_a_rebuilt_package_identical(project: Path) -> None:
+    """A fresh clone of the recorded run rebuilds the same package bytes (dvc.lock agrees)."""
+    from tests.conftest import git
+
+    before = (project / "models/package/MANIFEST.sha256").read_bytes()
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "record the run: dvc.lock and reports")
+    run_dvc("repro", "-f", "-s", "package", cwd=project)
+    assert (project / "models/package/MANIFEST.sha256").read_bytes() == before
 
 
 def test_split_is_time_ordered_and_disjoint(project: Path) -> None:

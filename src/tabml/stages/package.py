@@ -17,14 +17,32 @@ from tabml.schema import record_json_schema
 PARAMS = ("seed", "dataset.name", "dataset.schema", "split", "model", "evaluate", "monitor")
 
 
-def git_commit(cwd: Path) -> str:
-    """The commit the workspace is on, or 'unknown' outside git."""
+# what a package is built from, besides the data (whose hashes metadata.json records)
+GIT_INPUTS = ("src", "conf", "dvc.yaml", "params.yaml", "pyproject.toml", "uv.lock")
+
+
+def _git(cwd: Path, *args: str) -> str | None:
     try:
         return subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
+            ["git", *args], cwd=cwd, capture_output=True, text=True, check=True
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        return None
+
+
+def git_commit(cwd: Path) -> str:
+    """The last commit that changed the code or configuration ('unknown' outside git).
+
+    Not HEAD: committing `dvc.lock` and the reports after a run must not make a rebuild of the
+    same code and data differ, so a fresh clone reproduces the package byte for byte.
+    """
+    return _git(cwd, "log", "-1", "--format=%H", "--", *GIT_INPUTS) or "unknown"
+
+
+def git_dirty(cwd: Path) -> bool | None:
+    """Whether those inputs have uncommitted changes (None outside git)."""
+    out = _git(cwd, "status", "--porcelain", "--untracked-files=no", "--", *GIT_INPUTS)
+    return None if out is None else bool(out)
 
 
 def data_hashes(files: list[Path]) -> dict[str, str]:
@@ -60,6 +78,7 @@ def run(
         "name": name,
         "tabml_version": tabml.__version__,
         "git_commit": git_commit(Path.cwd()),
+        "git_dirty": git_dirty(Path.cwd()),
         "params": {
             "seed": params.section("seed"),
             "dataset": {"name": name, "schema": dump(params.section("dataset.schema"))},
