@@ -145,7 +145,7 @@ def pushed(project: Path, server: S3Server, tmp_path_factory: pytest.TempPathFac
     repo = tmp_path_factory.mktemp("remote") / "repo"
     shutil.copytree(project, repo, symlinks=True)
     git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "pipeline run")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "pipeline run")
     point_at(repo, server, "store")
     dvc(repo, "push", "--run-cache", env=server.env())
     return repo
