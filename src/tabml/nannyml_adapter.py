@@ -155,7 +155,6 @@ def _chunk_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 def run(
     reference: pd.DataFrame,
     analysis: pd.DataFrame,
-    reference_for_drift: pd.DataFrame,
     analysis_for_drift: pd.DataFrame,
     spec: Spec,
     labelled: bool,
@@ -172,9 +171,7 @@ def run(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return _run(
-                reference, analysis, reference_for_drift, analysis_for_drift, spec, labelled, charts
-            )
+            return _run(reference, analysis, analysis_for_drift, spec, labelled, charts)
     except nml.exceptions.NannyMLException as err:
         raise DataError(
             f"monitoring: NannyML failed: {err}\nCheck the batch against the reference "
@@ -185,7 +182,6 @@ def run(
 def _run(
     reference: pd.DataFrame,
     analysis: pd.DataFrame,
-    reference_for_drift: pd.DataFrame,
     analysis_for_drift: pd.DataFrame,
     spec: Spec,
     labelled: bool,
@@ -196,7 +192,6 @@ def _run(
     Args:
         reference: development rows with features, out-of-fold score, prediction and target.
         analysis: the production batch with features, score and prediction (target if labelled).
-        reference_for_drift: `reference`, as drift should see it.
         analysis_for_drift: `analysis` with values never seen in the reference blanked, so one
             new category shows as a data-quality alert instead of drift in every chunk.
         spec: columns and config.
@@ -207,10 +202,7 @@ def _run(
     from nannyml.thresholds import ConstantThreshold
 
     reference, analysis = _plain(reference), _plain(analysis)
-    reference_for_drift, analysis_for_drift = (
-        _plain(reference_for_drift),
-        _plain(analysis_for_drift),
-    )
+    analysis_for_drift = _plain(analysis_for_drift)
     kw = _chunker_kwargs(spec)
     features = spec.features
     out: Results
@@ -223,7 +215,7 @@ def _run(
         categorical_methods=list(spec.drift.categorical_methods),
         **kw,
     )
-    uni = uni_calc.fit(reference_for_drift).calculate(analysis_for_drift).filter(period="analysis")
+    uni = uni_calc.fit(reference).calculate(analysis_for_drift).filter(period="analysis")
     uni_df = uni.to_df()
     out = Results(chunks=_chunk_records(uni_df))
     for col in [*features, spec.score]:
@@ -248,7 +240,7 @@ def _run(
         )
         multivariate.append(("domain_classifier", calc))
     for name, calc in multivariate:
-        result = calc.fit(reference_for_drift).calculate(analysis_for_drift)
+        result = calc.fit(reference).calculate(analysis_for_drift)
         analysed = result.filter(period="analysis")
         out.multivariate[name] = _cells(analysed.to_df(), (MULTIVARIATE[name],))
         if charts:

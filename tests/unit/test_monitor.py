@@ -221,7 +221,7 @@ def test_adapter_runs_every_calculator_and_finds_a_known_shift() -> None:
     )
     reference = synthetic(6_000, None, seed=1)
     analysis = synthetic(6_000, shift_from=3_000, seed=2)
-    out = run(reference, analysis, reference, analysis, spec, labelled=True, charts=True)
+    out = run(reference, analysis, analysis, spec, labelled=True, charts=True)
     assert len(out.chunks) == 6 and [c["rows"] for c in out.chunks] == [1_000] * 6
     for method in ("kolmogorov_smirnov", "jensen_shannon"):
         assert all(c["alert"] for c in out.drift["x1"][method][3:]), method

@@ -117,7 +117,6 @@ def run(
     results = nannyml_adapter.run(
         reference,
         analysis,
-        reference,
         mon.blank_unseen(analysis, reference, spec.categorical),
         spec,
         labelled=labelled > 0,
