@@ -24,6 +24,8 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     add_completion=False,
+    # docstrings are wrapped at 100 columns; markdown mode reflows their paragraphs
+    rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
 )
 
