@@ -10,8 +10,10 @@ NannyML sends usage events keyed by a hardware id unless `NML_DISABLE_USAGE_LOGG
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -152,15 +154,9 @@ def _chunk_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return records
 
 
-def run(
-    reference: pd.DataFrame,
-    analysis: pd.DataFrame,
-    analysis_for_drift: pd.DataFrame,
-    spec: Spec,
-    labelled: bool,
-    charts: bool = True,
-) -> Results:
-    """`_run`, with NannyML's own errors turned into one that says what was being done."""
+@contextlib.contextmanager
+def _quiet_and_explained() -> Iterator[None]:
+    """Silence NannyML's per-chunk chatter; turn its errors into one that says what failed."""
     import logging
     import warnings
 
@@ -171,7 +167,7 @@ def run(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return _run(reference, analysis, analysis_for_drift, spec, labelled, charts)
+            yield
     except nml.exceptions.NannyMLException as err:
         raise DataError(
             f"monitoring: NannyML failed: {err}\nCheck the batch against the reference "
@@ -179,7 +175,7 @@ def run(
         ) from err
 
 
-def _run(
+def run(
     reference: pd.DataFrame,
     analysis: pd.DataFrame,
     analysis_for_drift: pd.DataFrame,
@@ -198,77 +194,57 @@ def _run(
         labelled: whether `analysis` has targets for realized performance.
         charts: also make NannyML's interactive charts (for the HTML report).
     """
-    nml = _nannyml()
-    from nannyml.thresholds import ConstantThreshold
+    with _quiet_and_explained():
+        nml = _nannyml()
+        from nannyml.thresholds import ConstantThreshold
 
-    reference, analysis = _plain(reference), _plain(analysis)
-    analysis_for_drift = _plain(analysis_for_drift)
-    kw = _chunker_kwargs(spec)
-    features = spec.features
-    out: Results
+        reference, analysis = _plain(reference), _plain(analysis)
+        analysis_for_drift = _plain(analysis_for_drift)
+        kw = _chunker_kwargs(spec)
+        features = spec.features
+        out: Results
 
-    uni_calc = nml.UnivariateDriftCalculator(
-        column_names=[*features, spec.score],
-        treat_as_numerical=[*spec.numeric, spec.score],
-        treat_as_categorical=spec.categorical or None,
-        continuous_methods=list(spec.drift.continuous_methods),
-        categorical_methods=list(spec.drift.categorical_methods),
-        **kw,
-    )
-    uni = uni_calc.fit(reference).calculate(analysis_for_drift).filter(period="analysis")
-    uni_df = uni.to_df()
-    out = Results(chunks=_chunk_records(uni_df))
-    for col in [*features, spec.score]:
-        methods = (
-            spec.drift.categorical_methods
-            if col in spec.categorical
-            else spec.drift.continuous_methods
-        )
-        out.drift[col] = {m: _cells(uni_df, (col, m)) for m in methods}
-    if charts:
-        out.charts.append(("Univariate drift", uni.plot(kind="drift")))
-
-    multivariate: list[tuple[str, Any]] = []
-    if spec.drift.data_reconstruction:
-        calc = nml.DataReconstructionDriftCalculator(column_names=features, **kw)
-        multivariate.append(("data_reconstruction", calc))
-    if spec.drift.domain_classifier:
-        calc = nml.DomainClassifierCalculator(
-            feature_column_names=features,
+        uni_calc = nml.UnivariateDriftCalculator(
+            column_names=[*features, spec.score],
+            treat_as_numerical=[*spec.numeric, spec.score],
             treat_as_categorical=spec.categorical or None,
+            continuous_methods=list(spec.drift.continuous_methods),
+            categorical_methods=list(spec.drift.categorical_methods),
             **kw,
         )
-        multivariate.append(("domain_classifier", calc))
-    for name, calc in multivariate:
-        result = calc.fit(reference).calculate(analysis_for_drift)
-        analysed = result.filter(period="analysis")
-        out.multivariate[name] = _cells(analysed.to_df(), (MULTIVARIATE[name],))
+        uni = uni_calc.fit(reference).calculate(analysis_for_drift).filter(period="analysis")
+        uni_df = uni.to_df()
+        out = Results(chunks=_chunk_records(uni_df))
+        for col in [*features, spec.score]:
+            methods = (
+                spec.drift.categorical_methods
+                if col in spec.categorical
+                else spec.drift.continuous_methods
+            )
+            out.drift[col] = {m: _cells(uni_df, (col, m)) for m in methods}
         if charts:
-            out.charts.append((f"Multivariate drift: {name}", analysed.plot()))
+            out.charts.append(("Univariate drift", uni.plot(kind="drift")))
 
-    metrics = list(spec.performance.metrics)
-    cbpe = nml.CBPE(
-        metrics=metrics,
-        y_pred_proba=spec.score,
-        y_pred=spec.prediction,
-        y_true=spec.target,
-        problem_type="classification_binary",
-        **kw,
-    )
-    cbpe.fit(reference)
-    # without the targets: CBPE would otherwise also compute realized performance, which the
-    # performance calculator below does once
-    estimated = cbpe.estimate(analysis.drop(columns=[spec.target], errors="ignore"))
-    est_df = estimated.filter(period="analysis").to_df()
-    out.estimated = {m: _cells(est_df, (m,)) for m in metrics}
-    out.calibration = {
-        "needed": bool(cbpe.needs_calibration),
-        "method": "isotonic" if cbpe.needs_calibration else "none",
-        "fitted_on": "reference (out-of-fold scores of the development set)",
-    }
-    realized = None
-    if labelled:
-        perf = nml.PerformanceCalculator(
+        multivariate: list[tuple[str, Any]] = []
+        if spec.drift.data_reconstruction:
+            calc = nml.DataReconstructionDriftCalculator(column_names=features, **kw)
+            multivariate.append(("data_reconstruction", calc))
+        if spec.drift.domain_classifier:
+            calc = nml.DomainClassifierCalculator(
+                feature_column_names=features,
+                treat_as_categorical=spec.categorical or None,
+                **kw,
+            )
+            multivariate.append(("domain_classifier", calc))
+        for name, calc in multivariate:
+            result = calc.fit(reference).calculate(analysis_for_drift)
+            analysed = result.filter(period="analysis")
+            out.multivariate[name] = _cells(analysed.to_df(), (MULTIVARIATE[name],))
+            if charts:
+                out.charts.append((f"Multivariate drift: {name}", analysed.plot()))
+
+        metrics = list(spec.performance.metrics)
+        cbpe = nml.CBPE(
             metrics=metrics,
             y_pred_proba=spec.score,
             y_pred=spec.prediction,
@@ -276,46 +252,67 @@ def _run(
             problem_type="classification_binary",
             **kw,
         )
-        realized = perf.fit(reference).calculate(analysis)
-        real_df = realized.filter(period="analysis").to_df()
-        out.realized = {m: _cells(real_df, (m,)) for m in metrics}
-    if charts:
-        if realized is not None:
-            for m in metrics:
-                chart = estimated.filter(period="analysis", metrics=[m]).compare(
-                    realized.filter(period="analysis", metrics=[m])
-                )
-                out.charts.append((f"{m}: estimated (CBPE) against realized", chart.plot()))
-        else:
-            chart = estimated.filter(period="analysis")
-            out.charts.append(("Estimated performance (CBPE)", chart.plot()))
-
-    dq = spec.data_quality
-    # (result name, chart title, calculator, its columns, its threshold: None = NannyML's band)
-    checks = [
-        ("missing", "Missing values", nml.MissingValuesCalculator, features, None),
-        (
-            "unseen",
-            "Values never seen in the reference",
-            nml.UnseenValuesCalculator,
-            spec.categorical,
-            ConstantThreshold(lower=None, upper=dq.unseen_max_rate),
-        ),
-        (
-            "out_of_range",
-            "Values outside the reference range",
-            nml.NumericalRangeCalculator,
-            spec.numeric,
-            ConstantThreshold(lower=None, upper=dq.out_of_range_max_rate),
-        ),
-    ]
-    for name, title, calculator, cols, threshold in checks:
-        if not cols:
-            continue
-        extra = {} if threshold is None else {"threshold": threshold}
-        calc = calculator(column_names=cols, **extra, **kw)
-        analysed = calc.fit(reference).calculate(analysis).filter(period="analysis")
-        getattr(out, name).update({c: _cells(analysed.to_df(), (c,)) for c in cols})
+        cbpe.fit(reference)
+        # without the targets: CBPE would otherwise also compute realized performance, which the
+        # performance calculator below does once
+        estimated = cbpe.estimate(analysis.drop(columns=[spec.target], errors="ignore"))
+        est_df = estimated.filter(period="analysis").to_df()
+        out.estimated = {m: _cells(est_df, (m,)) for m in metrics}
+        out.calibration = {
+            "needed": bool(cbpe.needs_calibration),
+            "method": "isotonic" if cbpe.needs_calibration else "none",
+            "fitted_on": "reference (out-of-fold scores of the development set)",
+        }
+        realized = None
+        if labelled:
+            perf = nml.PerformanceCalculator(
+                metrics=metrics,
+                y_pred_proba=spec.score,
+                y_pred=spec.prediction,
+                y_true=spec.target,
+                problem_type="classification_binary",
+                **kw,
+            )
+            realized = perf.fit(reference).calculate(analysis)
+            real_df = realized.filter(period="analysis").to_df()
+            out.realized = {m: _cells(real_df, (m,)) for m in metrics}
         if charts:
-            out.charts.append((f"Data quality: {title}", analysed.plot()))
-    return out
+            if realized is not None:
+                for m in metrics:
+                    chart = estimated.filter(period="analysis", metrics=[m]).compare(
+                        realized.filter(period="analysis", metrics=[m])
+                    )
+                    out.charts.append((f"{m}: estimated (CBPE) against realized", chart.plot()))
+            else:
+                chart = estimated.filter(period="analysis")
+                out.charts.append(("Estimated performance (CBPE)", chart.plot()))
+
+        dq = spec.data_quality
+        # (result name, chart title, calculator, its columns, its threshold: None = NannyML's band)
+        checks = [
+            ("missing", "Missing values", nml.MissingValuesCalculator, features, None),
+            (
+                "unseen",
+                "Values never seen in the reference",
+                nml.UnseenValuesCalculator,
+                spec.categorical,
+                ConstantThreshold(lower=None, upper=dq.unseen_max_rate),
+            ),
+            (
+                "out_of_range",
+                "Values outside the reference range",
+                nml.NumericalRangeCalculator,
+                spec.numeric,
+                ConstantThreshold(lower=None, upper=dq.out_of_range_max_rate),
+            ),
+        ]
+        for name, title, calculator, cols, threshold in checks:
+            if not cols:
+                continue
+            extra = {} if threshold is None else {"threshold": threshold}
+            calc = calculator(column_names=cols, **extra, **kw)
+            analysed = calc.fit(reference).calculate(analysis).filter(period="analysis")
+            getattr(out, name).update({c: _cells(analysed.to_df(), (c,)) for c in cols})
+            if charts:
+                out.charts.append((f"Data quality: {title}", analysed.plot()))
+        return out

@@ -8,6 +8,7 @@ more missing `salary_range` and `driver_tenure`.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,14 @@ FEATURES = [
     "size_of_downpayment",
     "driver_tenure",
 ]
+
+
+def monitor(
+    project: Path, batch: Path, out: Path, *extra: str, check: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """`tabml monitor` with the project's package, as a user runs it."""
+    args = ["--package", str(project / "models/package"), "--input", str(batch)]
+    return run_cli("monitor", *args, "--output-dir", str(out), *extra, check=check)
 
 
 def summary_of(folder: Path) -> dict[str, Any]:
@@ -116,24 +125,12 @@ def test_key_figures_are_dvc_metrics(project: Path) -> None:
 
 
 def test_monitor_exits_10_on_alerts_and_0_when_calm(project: Path, tmp_path: Path) -> None:
-    pkg = project / "models/package"
     batch = project / "data/raw/production.parquet"
-    alerts = run_cli(
-        "monitor", "--package", str(pkg), "--input", str(batch), "--output-dir", str(tmp_path / "a")
-    )
+    alerts = monitor(project, batch, tmp_path / "a")
     assert alerts.returncode == 10, alerts.stderr
     assert "alerts; see" in alerts.stderr
     assert summary_of(tmp_path / "a")["totals"]["alerts"]["total"] > 0
-    kept = run_cli(
-        "monitor",
-        "--package",
-        str(pkg),
-        "--input",
-        str(batch),
-        "--output-dir",
-        str(tmp_path / "b"),
-        "--no-fail-on-alerts",
-    )
+    kept = monitor(project, batch, tmp_path / "b", "--no-fail-on-alerts")
     assert kept.returncode == 0
 
     # a batch drawn from the development data itself: nothing to alert on
@@ -141,9 +138,7 @@ def test_monitor_exits_10_on_alerts_and_0_when_calm(project: Path, tmp_path: Pat
     pd.read_parquet(project / "data/raw/development.parquet").sample(10_000, random_state=1).to_csv(
         calm, index=False
     )
-    quiet = run_cli(
-        "monitor", "--package", str(pkg), "--input", str(calm), "--output-dir", str(tmp_path / "c")
-    )
+    quiet = monitor(project, calm, tmp_path / "c")
     assert quiet.returncode == 0, quiet.stderr
     result = summary_of(tmp_path / "c")
     assert result["totals"]["alerts"]["total"] == 0
@@ -159,16 +154,7 @@ def test_monitor_reads_a_folder_of_logs_like_one_file(project: Path, tmp_path: P
         part.to_parquet(day / "part-0.parquet")
     # a file still being written is hidden, and skipped
     (logs / "day=2019-03-01" / ".part-1.parquet.tmp").write_bytes(b"PAR1 half")
-    args = ["--package", str(project / "models/package"), "--no-fail-on-alerts"]
-    run_cli(
-        "monitor",
-        *args,
-        "--input",
-        str(logs),
-        "--output-dir",
-        str(tmp_path / "logs-out"),
-        check=True,
-    )
+    monitor(project, logs, tmp_path / "logs-out", "--no-fail-on-alerts", check=True)
     single = summary_of(project / "reports/monitoring")
     folder = summary_of(tmp_path / "logs-out")
     assert folder["analysis"]["rows"] == 50_000
@@ -179,15 +165,7 @@ def test_monitor_rejects_bad_input_like_predict(project: Path, tmp_path: Path) -
     batch = pd.read_parquet(project / "data/raw/production.parquet").drop(columns=["car_value"])
     bad = tmp_path / "batch.csv"
     batch.to_csv(bad, index=False)
-    proc = run_cli(
-        "monitor",
-        "--package",
-        str(project / "models/package"),
-        "--input",
-        str(bad),
-        "--output-dir",
-        str(tmp_path / "out"),
-    )
+    proc = monitor(project, bad, tmp_path / "out")
     assert proc.returncode == 3
     assert "car_value" in proc.stderr and str(bad) in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -197,36 +175,16 @@ def test_monitor_rejects_bad_input_like_predict(project: Path, tmp_path: Path) -
 def test_reference_too_small_for_the_chunking_is_a_clear_error(
     project: Path, tmp_path: Path
 ) -> None:
-    proc = run_cli(
-        "monitor",
-        "--package",
-        str(project / "models/package"),
-        "--input",
-        str(project / "data/raw/production.parquet"),
-        "--output-dir",
-        str(tmp_path),
-        "--chunk-size",
-        "20000",
-    )
+    batch = project / "data/raw/production.parquet"
+    proc = monitor(project, batch, tmp_path, "--chunk-size", "20000")
     assert proc.returncode == 3
     assert "only 2 reference chunks" in proc.stderr and "at least 6" in proc.stderr
     assert "monitor.chunking.size to at most 8,333" in proc.stderr
 
 
 def test_chunking_by_period(project: Path, tmp_path: Path) -> None:
-    run_cli(
-        "monitor",
-        "--package",
-        str(project / "models/package"),
-        "--input",
-        str(project / "data/raw/production.parquet"),
-        "--output-dir",
-        str(tmp_path),
-        "--chunk-period",
-        "M",
-        "--no-fail-on-alerts",
-        check=True,
-    )
+    batch = project / "data/raw/production.parquet"
+    monitor(project, batch, tmp_path, "--chunk-period", "M", "--no-fail-on-alerts", check=True)
     keys = [c["key"] for c in summary_of(tmp_path)["chunks"]]
     assert keys[0] == "2018-10" and keys[-1] == "2019-08"
 
@@ -265,7 +223,6 @@ def guarded_env(tmp_path: Path) -> tuple[dict[str, str], Path]:
 
 
 def test_network_guard_sees_a_connection_attempt(tmp_path: Path) -> None:
-    import subprocess
 
     env, log = guarded_env(tmp_path)
     code = (
@@ -278,7 +235,6 @@ def test_network_guard_sees_a_connection_attempt(tmp_path: Path) -> None:
 
 
 def test_monitor_opens_no_network_connection(project: Path, tmp_path: Path) -> None:
-    import subprocess
 
     env, log = guarded_env(tmp_path)
     subprocess.run(
