@@ -240,6 +240,37 @@ def monitor(
 
 
 @app.command()
+def report(
+    base: Annotated[
+        str,
+        typer.Option(
+            help="Git revision to compare with: a branch (origin/main), a tag or a commit."
+        ),
+    ],
+    output: Annotated[Path, typer.Option(help="Markdown file to write (e.g. report.md).")],
+    images_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder for the PNG charts. Default: 'images' beside --output."),
+    ] = None,
+) -> None:
+    """Markdown for a pull-request comment: this workspace against --base.
+
+    Run it in the project root after 'dvc repro'. It reads the metrics, params and plots that
+    dvc.yaml declares, at --base and in the workspace, through DVC (so the base needs its
+    committed reports, not its data), and writes: a verdict on test ROC AUC, every metric with
+    its delta, the params that changed, base-against-this-change charts (ROC,
+    precision-recall, calibration, confusion), data quality, monitoring alerts and CBPE
+    estimates, and a collapsed table of everything.
+
+    Images are linked relative to the Markdown file, so 'cml comment update --publish
+    report.md' uploads them. 'make report' previews it against HEAD (or BASE=REV).
+    """
+    from tabml.stages import report as stage
+
+    stage.run(Path.cwd(), base, output, images_dir or output.parent / "images")
+
+
+@app.command()
 def synth(
     rows: Annotated[int, typer.Option(help="Rows to make.", min=1)],
     output: Annotated[Path, typer.Option(help="Folder for development.parquet.")],

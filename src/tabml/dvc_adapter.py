@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tabml.errors import ConfigError
 
@@ -23,3 +27,83 @@ def compose_params(config_dir: Path, output: Path, overrides: list[str]) -> None
         raise ConfigError(
             f"{config_dir}: cannot compose {overrides or 'the defaults'}: {err}"
         ) from None
+
+
+@dataclass(frozen=True)
+class Revision:
+    """What DVC tracks at one revision: metrics, params, plot data and some JSON reports.
+
+    Each mapping is keyed by the file's path relative to the repository root and holds the
+    file's parsed content; a file the revision does not have is absent.
+    """
+
+    name: str
+    commit: str | None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    plots: dict[str, Any] = field(default_factory=dict)
+    reports: dict[str, Any] = field(default_factory=dict)
+
+
+def _by_file(shown: dict[str, Any], rev: str) -> dict[str, Any]:
+    """`{file: content}` from the result of DVC's metrics/params/plots show, errors dropped."""
+    shown_rev = shown.get(rev, {})
+    # plots nest one level deeper: {"definitions": ..., "sources": {"data": {file: ...}}}
+    files = shown_rev.get("sources", shown_rev).get("data", {})
+    return {
+        path: entry["data"]
+        for path, entry in files.items()
+        if isinstance(entry, dict) and "data" in entry and "error" not in entry
+    }
+
+
+def read_revisions(root: Path, base: str, reports: Sequence[str]) -> tuple[Revision, Revision]:
+    """The base revision and the workspace, as DVC sees them (never by parsing git objects).
+
+    Metrics, params and plot files are the ones dvc.yaml declares; `reports` are further JSON
+    files (relative to `root`), read at the base through `dvc.api.read`.
+    """
+    import json
+
+    import dvc.api
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+    from dvc.scm import RevError, resolve_rev
+
+    try:
+        with Repo(str(root)) as repo:
+            commit = resolve_rev(repo.scm, base)
+            head_commit = repo.scm.get_rev()
+            revs = ["workspace", base]
+            metrics = repo.metrics.show(revs=revs)
+            params = repo.params.show(revs=revs)
+            plots = repo.plots.show(revs=revs)
+    except RevError:
+        raise ConfigError(
+            f"--base {base}: no such git revision here. In CI, check out with full history "
+            "(fetch-depth: 0); locally, 'git fetch' the branch or give a commit"
+        ) from None
+    except DvcException as err:
+        raise ConfigError(f"{root}: DVC cannot read this repository: {err}") from None
+
+    def side(name: str, key: str, sha: str | None, files: dict[str, Any]) -> Revision:
+        return Revision(
+            name=name,
+            commit=sha,
+            metrics=_by_file(metrics, key),
+            params=_by_file(params, key).get("params.yaml", {}),
+            plots=_by_file(plots, key),
+            reports=files,
+        )
+
+    head_files: dict[str, Any] = {}
+    base_files: dict[str, Any] = {}
+    for path in reports:
+        if (root / path).is_file():
+            head_files[path] = json.loads((root / path).read_text(encoding="utf-8"))
+        # a base without the file (a first pull request, say) simply lacks it
+        with contextlib.suppress(DvcException):
+            base_files[path] = json.loads(dvc.api.read(path, repo=str(root), rev=base))
+    return side(base, base, commit, base_files), side(
+        "workspace", "workspace", head_commit, head_files
+    )

@@ -149,3 +149,84 @@ def data_quality_chart(summary: dict[str, Any], path: Path) -> None:
     ax.set_title("Data-quality alerts")
     ax.legend(fontsize=8, loc="lower right")
     _save(fig, path)
+
+
+# --- pull-request report: base against this change -------------------------------------------
+
+BASE_STYLE = {"color": "#7f7f7f", "linestyle": "--", "linewidth": 1.4}
+HEAD_STYLE = {"color": "#1f77b4", "linestyle": "-", "linewidth": 1.8}
+
+
+def overlay(
+    series: dict[str, list[dict[str, Any]] | None],
+    x: str,
+    y: str,
+    path: Path,
+    title: str,
+    labels: tuple[str, str],
+    diagonal: bool = False,
+) -> None:
+    """One line chart with the base (dashed grey) and this change (solid blue) on it.
+
+    `series` maps "base" and "head" to rows of a DVC plot file (either may be None).
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 4.2))
+    if diagonal:
+        ax.plot([0, 1], [0, 1], color="#bbbbbb", linewidth=0.8, linestyle=":")
+    # this change first, so that where the two coincide the dashed base stays visible on top
+    for side, style in (("head", HEAD_STYLE), ("base", BASE_STYLE)):
+        rows = series.get(side)
+        if rows:
+            ax.plot(
+                [r[x] for r in rows],
+                [r[y] for r in rows],
+                label="base" if side == "base" else "this change",
+                marker="o" if len(rows) <= 20 else None,
+                markersize=3,
+                **style,
+            )
+    ax.set_xlabel(labels[0])
+    ax.set_ylabel(labels[1])
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title)
+    ax.legend(loc="best", fontsize=9)
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def confusion_pair(series: dict[str, list[dict[str, Any]] | None], path: Path) -> None:
+    """The confusion matrices of the base and of this change, side by side, with counts."""
+    import numpy as np
+
+    plt = _pyplot()
+    sides = [(s, rows) for s, rows in series.items() if rows]
+    classes = sorted(
+        {str(r[k]) for _, rows in sides for r in rows for k in ("actual", "predicted")}
+    )
+    fig, axes = plt.subplots(1, max(len(sides), 1), figsize=(4.2 * max(len(sides), 1), 3.8))
+    for ax, (side, rows) in zip(np.atleast_1d(axes), sides, strict=False):
+        grid = np.zeros((len(classes), len(classes)), dtype=int)
+        for r in rows:
+            grid[classes.index(str(r["actual"])), classes.index(str(r["predicted"]))] += 1
+        ax.imshow(grid, cmap="Blues")
+        for i in range(len(classes)):
+            for j in range(len(classes)):
+                dark = grid[i, j] > grid.max() / 2
+                ax.text(
+                    j,
+                    i,
+                    f"{grid[i, j]:,}",
+                    ha="center",
+                    va="center",
+                    color="white" if dark else "black",
+                )
+        ax.set_xticks(range(len(classes)), classes)
+        ax.set_yticks(range(len(classes)), classes)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("actual")
+        ax.set_title("base" if side == "base" else "this change")
+    fig.suptitle("Confusion matrix (test, at each revision's threshold)")
+    fig.tight_layout()
+    _save(fig, path)
