@@ -115,9 +115,14 @@ def run_dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedPr
 
 
 def copy_project(dest: Path) -> Path:
-    """A fresh git repository holding the project's tracked files (no data, no models)."""
+    """A fresh git repository holding the project's files as in the working tree: tracked ones
+    and new ones git does not ignore (no data, no models)."""
     files = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split("\0")
     for name in filter(None, files):
         src = ROOT / name

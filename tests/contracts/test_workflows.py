@@ -1,0 +1,130 @@
+"""The GitHub workflows are hardened, and stay so: these checks run offline on every `make test`."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import BIN, ROOT, tool_env
+
+WORKFLOWS = sorted((ROOT / ".github/workflows").glob("*.yml"))
+TELEMETRY = {"NML_DISABLE_USAGE_LOGGING": "1", "ITERATIVE_DO_NOT_TRACK": "1"}
+PINNED = re.compile(r"^\s*(?:-\s*)?uses:\s*[\w.-]+/[\w./-]+@[0-9a-f]{40}\s+#\s*v\d+(\.\d+)*\s*$")
+
+
+def load(path: Path) -> dict[Any, Any]:
+    data = yaml.safe_load(path.read_text())
+    # YAML 1.1 reads the `on:` key as True
+    if True in data:
+        data["on"] = data.pop(True)
+    return data
+
+
+def steps(workflow: dict[Any, Any]) -> list[dict[str, Any]]:
+    return [s for job in workflow["jobs"].values() for s in job.get("steps", [])]
+
+
+def test_there_are_workflows() -> None:
+    names = {p.name for p in WORKFLOWS}
+    assert {"ci.yml", "pr-report.yml"} <= names
+
+
+def test_zizmor_offline_reports_no_finding() -> None:
+    proc = subprocess.run(
+        [str(BIN / "zizmor"), "--offline", "--persona=pedantic", str(ROOT / ".github/workflows")],
+        capture_output=True,
+        text=True,
+        env=tool_env(),
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "No findings to report" in proc.stdout
+
+
+def test_every_workflow_passes_the_schema_check() -> None:
+    proc = subprocess.run(
+        [
+            str(BIN / "check-jsonschema"),
+            "--builtin-schema",
+            "vendor.github-workflows",
+            *map(str, WORKFLOWS),
+        ],
+        capture_output=True,
+        text=True,
+        env=tool_env(),
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_action_is_pinned_to_a_commit_with_its_release(path: Path) -> None:
+    lines = [line for line in path.read_text().splitlines() if re.match(r"^\s*(-\s*)?uses:", line)]
+    assert lines
+    loose = [line.strip() for line in lines if not PINNED.match(line)]
+    assert not loose, f"not pinned to a full SHA with '# vX.Y.Z': {loose}"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_permissions_are_read_only_at_the_top(path: Path) -> None:
+    workflow = load(path)
+    assert workflow["permissions"] == {"contents": "read"}
+    for name, job in workflow["jobs"].items():
+        granted = job.get("permissions", {})
+        writes = {k for k, v in granted.items() if v == "write"}
+        commenting = any("cml comment" in s.get("run", "") for s in job.get("steps", []))
+        if commenting:
+            assert writes == {"pull-requests"}, f"{name}: {granted}"
+        else:
+            assert not writes, f"{name} writes {writes} but posts no comment"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_no_privileged_triggers(path: Path) -> None:
+    triggers = load(path)["on"]
+    names = {triggers} if isinstance(triggers, str) else set(triggers)
+    assert not names & {"pull_request_target", "workflow_run"}
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_no_expression_inside_a_run_script(path: Path) -> None:
+    """Untrusted input (branch names, titles) reaches scripts only through env:."""
+    for step in steps(load(path)):
+        assert "${{" not in step.get("run", ""), step.get("name")
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_checkout_keeps_no_credentials(path: Path) -> None:
+    checkouts = [s for s in steps(load(path)) if s.get("uses", "").startswith("actions/checkout@")]
+    assert checkouts
+    assert all(s.get("with", {}).get("persist-credentials") is False for s in checkouts)
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_job_has_a_timeout_and_superseded_runs_cancel(path: Path) -> None:
+    workflow = load(path)
+    assert all(isinstance(j.get("timeout-minutes"), int) for j in workflow["jobs"].values())
+    assert workflow["concurrency"]["cancel-in-progress"] is True
+    assert "${{" in workflow["concurrency"]["group"]
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_telemetry_is_off(path: Path) -> None:
+    assert TELEMETRY.items() <= load(path)["env"].items()
+
+
+def test_pr_report_checks_out_full_history_and_comments_with_cml() -> None:
+    workflow = load(ROOT / ".github/workflows/pr-report.yml")
+    assert set(workflow["on"]) == {"pull_request"}
+    (job,) = workflow["jobs"].values()
+    checkout = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout@"))
+    assert checkout["with"]["fetch-depth"] == 0
+    scripts = "\n".join(s.get("run", "") for s in job["steps"])
+    assert "tabml report --base" in scripts
+    assert re.search(r"cml comment update --watermark-title=\S.* --publish ", scripts)
+    assert any(s.get("uses", "").startswith("actions/upload-artifact@") for s in job["steps"])
+    # secrets come from an environment, so forks (no secrets) take the bundled-data branch
+    assert job["environment"]
