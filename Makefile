@@ -9,7 +9,8 @@ export UV_PYTHON_DOWNLOADS := never
 export NML_DISABLE_USAGE_LOGGING := 1
 export ITERATIVE_DO_NOT_TRACK := 1
 
-.PHONY: help sync repro test lint typecheck pytest params bench push pull clean-outputs
+.PHONY: help sync repro test lint typecheck pytest params bench push pull clean-outputs report \
+	docs-report
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -37,6 +38,27 @@ pull: sync ## fetch data, models and the run-cache from 'storage'; dvc repro the
 
 params: sync ## regenerate params.yaml from conf/ (what dvc exp run does)
 	$(RUN) tabml params
+
+BASE ?= HEAD
+report: sync ## preview the pull-request comment: the workspace against HEAD (or BASE=REV)
+	@echo ">> tabml report --base $(BASE) (after dvc repro)"
+	$(RUN) tabml report --base $(BASE) --output reports/pull-request/report.md
+	@echo ">> open reports/pull-request/report.md"
+
+# The rendered example in docs/: a throw-away worktree of HEAD with the model switched
+# (model=logreg, the scikit-learn baseline), reproduced with this project's DVC cache, reported against HEAD.
+EXAMPLE_CHANGE ?= model=logreg
+docs-report: sync ## regenerate docs/pr-example/ (the example pull-request report)
+	@set -euo pipefail; here=$$(pwd); tmp=$$(mktemp -d); trap 'git worktree remove --force "$$tmp/wt" >/dev/null 2>&1 || true; rm -rf "$$tmp"' EXIT; \
+	echo ">> worktree of HEAD in $$tmp/wt, with $(EXAMPLE_CHANGE)"; \
+	git worktree add --detach --quiet "$$tmp/wt" HEAD; \
+	cd "$$tmp/wt"; export PATH="$$here/.venv/bin:$$PATH"; \
+	"$$here/.venv/bin/dvc" cache dir --local "$$here/.dvc/cache"; \
+	"$$here/.venv/bin/tabml" params "$(EXAMPLE_CHANGE)"; \
+	echo ">> dvc repro (unchanged stages come from the run-cache)"; \
+	"$$here/.venv/bin/dvc" repro; \
+	"$$here/.venv/bin/tabml" report --base HEAD --output "$$here/docs/pr-example/report.md" \
+	  --images-dir "$$here/docs/pr-example/images"
 
 lint: sync ## ruff
 	@echo ">> ruff"
