@@ -153,3 +153,17 @@ def test_report_names_an_unknown_base_revision(tmp_path: Path) -> None:
     assert "--base origin/nope: no such git revision" in proc.stderr
     assert "fetch-depth: 0" in proc.stderr
     assert not (tmp_path / "r.md").exists()
+
+
+def test_it_renders_as_github_flavoured_markdown() -> None:
+    """Every table renders as a table (none falls apart into a paragraph of pipes), every
+    image as an image, and the details section stays collapsed."""
+    from markdown_it import MarkdownIt
+
+    text = build(revision("main"), revision(test__roc_auc=0.9700, model__num_leaves=63))
+    html = MarkdownIt("commonmark").enable("table").render(text)
+    separators = [line for line in text.splitlines() if line.startswith("|---")]
+    assert html.count("<table>") == len(separators) >= 5
+    assert not [p for p in re.findall(r"<p>(.*?)</p>", html, re.DOTALL) if "|" in p]
+    assert html.count("<img ") == text.count("![") == 1
+    assert "<details>" in html and "<summary>" in html
