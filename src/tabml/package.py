@@ -1,12 +1,16 @@
 """Model packages: the model, its input schema, metadata, a model card and a SHA-256 manifest.
 
 `load` verifies the manifest before it reads anything else, and refuses a package in which any
-file is missing, added, truncated or changed.
+file is missing, added, truncated or changed. `unpacked` lets every command take a release
+tarball (`tabml-model-v1.0.0.tar.gz`) wherever it takes a package folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +75,70 @@ def verify(folder: Path) -> None:
             + "\n  - ".join(problems)
             + "\nRebuild it with 'dvc repro package' or fetch it again."
         )
+
+
+TARBALL_SUFFIXES = (".tar.gz", ".tgz")
+
+
+def is_tarball(path: Path) -> bool:
+    return path.name.endswith(TARBALL_SUFFIXES)
+
+
+def checksum_file(tarball: Path) -> Path:
+    return tarball.with_name(tarball.name + ".sha256")
+
+
+def verify_checksum(tarball: Path, required: bool) -> bool:
+    """Check `<tarball>.sha256` (sha256sum format); False when absent and not required."""
+    listed = checksum_file(tarball)
+    if not listed.is_file():
+        if required:
+            raise PackageError(
+                f"{tarball}: no {listed.name} beside it; download it with the release "
+                "(or pass --no-checksum to check the manifest only)"
+            )
+        return False
+    expected = listed.read_text(encoding="utf-8").split()
+    if not expected or len(expected[0]) != 64:
+        raise PackageError(f"{listed}: not a sha256sum line ('<64 hex digits>  <file>')")
+    actual = sha256(tarball)
+    if actual != expected[0].lower():
+        raise PackageError(
+            f"{tarball}: checksum mismatch: {listed.name} says {expected[0][:16]}..., the file "
+            f"is {actual[:16]}...; it is corrupt or was changed. Download it again."
+        )
+    return True
+
+
+@contextlib.contextmanager
+def unpacked(path: Path, checksum_required: bool = False) -> Iterator[Path]:
+    """A package folder: `path` itself, or a release tarball unpacked into a temporary folder.
+
+    A tarball is checked against the `.sha256` beside it (when there is one, or always with
+    `checksum_required`), then extracted with Python's `data` filter, which refuses absolute
+    paths, `..`, links pointing outside and device files. The folder is removed afterwards.
+    """
+    import tarfile
+
+    if not is_tarball(path):
+        yield path
+        return
+    if not path.is_file():
+        raise PackageError(f"{path}: no such release tarball")
+    verify_checksum(path, checksum_required)
+    with tempfile.TemporaryDirectory(prefix="tabml-package-") as tmp:
+        try:
+            with tarfile.open(path, "r:gz") as tar:
+                tar.extractall(tmp, filter="data")
+        except (tarfile.TarError, OSError, EOFError) as err:
+            raise PackageError(f"{path}: not a readable release tarball: {err}") from None
+        tops = list(Path(tmp).iterdir())
+        if len(tops) != 1 or not tops[0].is_dir():
+            raise PackageError(
+                f"{path}: a release tarball holds one top-level folder, this one holds "
+                f"{sorted(p.name for p in tops)}"
+            )
+        yield tops[0]
 
 
 @dataclass(frozen=True)

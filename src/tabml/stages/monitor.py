@@ -77,8 +77,21 @@ def run(
     output_dir: Path,
     chunking: ChunkingConfig | None = None,
 ) -> dict[str, Any]:
-    """Monitor one batch; write summary, metrics, HTML report and PNG charts; return summary."""
-    loaded = pkg.load(package_dir)
+    """Monitor one batch; write summary, metrics, HTML report and PNG charts; return summary.
+
+    `package_dir` may also be a release tarball.
+    """
+    with pkg.unpacked(package_dir) as folder:
+        return _monitor(pkg.load(folder), input_path, labels_path, output_dir, chunking)
+
+
+def _monitor(
+    loaded: pkg.Package,
+    input_path: Path,
+    labels_path: Path | None,
+    output_dir: Path,
+    chunking: ChunkingConfig | None,
+) -> dict[str, Any]:
     schema = loaded.schema
     cfg = _config(loaded)
     chunking = chunking or cfg.chunking
