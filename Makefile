@@ -6,11 +6,15 @@ UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 RUN := $(UV) run --locked --no-sync
 export UV_PYTHON_DOWNLOADS := never
+# compile .pyc once at install: every stage is its own process, and where the environment sets
+# PYTHONDONTWRITEBYTECODE (as CI images often do) each one would otherwise recompile pandas,
+# DVC and NannyML from source on every start (pandas alone: 1.0 s instead of 0.3 s)
+export UV_COMPILE_BYTECODE := 1
 export NML_DISABLE_USAGE_LOGGING := 1
 export ITERATIVE_DO_NOT_TRACK := 1
 
 .PHONY: help sync repro test lint typecheck pytest params bench push pull clean-outputs report \
-	docs-report
+	docs-report gate release
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -59,6 +63,13 @@ docs-report: sync ## regenerate docs/pr-example/ (the example pull-request repor
 	"$$here/.venv/bin/dvc" repro; \
 	"$$here/.venv/bin/tabml" report --base HEAD --output "$$here/docs/pr-example/report.md" \
 	  --images-dir "$$here/docs/pr-example/images"
+
+gate: sync ## check the run against the release quality gates (conf/release/)
+	$(RUN) tabml gate
+
+release: sync ## tag a release after checks and gates: make release VERSION=v1.2.3 (gto register)
+	@test -n "$(VERSION)" || { echo "usage: make release VERSION=v1.2.3" >&2; exit 2; }
+	$(RUN) tabml release register --version $(VERSION)
 
 lint: sync ## ruff
 	@echo ">> ruff"

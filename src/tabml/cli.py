@@ -121,8 +121,25 @@ def evaluate(
     )
 
 
-@app.command()
-def package(
+package_app = typer.Typer(
+    help="Build a model package (the pipeline's package stage) or verify one.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+app.add_typer(package_app, name="package")
+
+PackagePath = Annotated[
+    Path,
+    typer.Option(
+        "--package",
+        help="A package folder (models/package) or a release tarball (.tar.gz); a tarball is "
+        "checked against the .sha256 beside it when there is one.",
+    ),
+]
+
+
+@package_app.command("build")
+def package_build(
     model_dir: Annotated[Path, typer.Option(help="Folder written by train.")],
     metrics: Annotated[Path, typer.Option(help="Metrics JSON from evaluate.")],
     slices: Annotated[Path, typer.Option(help="Slice metrics JSON from evaluate.")],
@@ -143,9 +160,30 @@ def package(
     stage.run(params, model_dir, metrics, slices, quality, split_report, data, reference, output)
 
 
+@package_app.command("verify")
+def package_verify(
+    path: Annotated[Path, typer.Argument(help="A package folder or a release tarball.")],
+    checksum: Annotated[
+        bool,
+        typer.Option(help="For a tarball, require the .sha256 file beside it and check it."),
+    ] = True,
+) -> None:
+    """Check a package: the release tarball's checksum, then every file against the manifest.
+
+    Exits 0 when everything matches and 4 otherwise, naming each missing, extra or changed file.
+    """
+    from tabml import package as pkg
+
+    with pkg.unpacked(path, checksum_required=checksum) as folder:
+        pkg.verify(folder)
+        files = len((folder / pkg.MANIFEST).read_text(encoding="utf-8").splitlines())
+    what = "checksum and manifest" if pkg.is_tarball(path) and checksum else "manifest"
+    print(f"{path}: OK ({what} match; {files} files)")
+
+
 @app.command()
 def predict(
-    package: Annotated[Path, typer.Option(help="A package folder (models/package).")],
+    package: PackagePath,
     input: Annotated[Path, typer.Option(help="CSV or Parquet file of records to score.")],
     output: Annotated[Path, typer.Option(help="Output file; .csv or .parquet.")],
 ) -> None:
@@ -159,7 +197,8 @@ def predict(
     from tabml.log import info
     from tabml.predict import score
 
-    loaded = pkg.load(package)
+    with pkg.unpacked(package) as folder:
+        loaded = pkg.load(folder)
     frame = io.read_table(input)
     info(f"predict: scoring {len(frame):,} rows from {input}")
     result = score(loaded, frame, str(input))
@@ -175,7 +214,7 @@ def predict(
 
 @app.command()
 def monitor(
-    package: Annotated[Path, typer.Option(help="A package folder (models/package).")],
+    package: PackagePath,
     input: Annotated[
         Path,
         typer.Option(
@@ -268,6 +307,86 @@ def report(
     from tabml.stages import report as stage
 
     stage.run(Path.cwd(), base, output, images_dir or output.parent / "images")
+
+
+Metrics = Annotated[Path, typer.Option(help="The run's metrics (evaluate): test ROC AUC and rows.")]
+MonitoringMetrics = Annotated[
+    Path, typer.Option(help="The monitor stage's key figures: its alert count.")
+]
+
+
+@app.command()
+def gate(
+    params: Params = Path("params.yaml"),
+    metrics: Metrics = Path("reports/metrics.json"),
+    monitoring: MonitoringMetrics = Path("reports/monitoring/metrics.json"),
+) -> None:
+    """Check the run against the release quality gates (params.yaml 'release', from conf/release/).
+
+    Prints gate, value, limit and pass/fail: minimum test ROC AUC, maximum drop against the
+    latest release's test ROC AUC (read through DVC at its GTO tag), maximum monitoring alerts,
+    minimum test rows. Exits 0 when all pass and 11 when any fails.
+    """
+    from tabml import release as rel
+    from tabml.stages import release as stage
+
+    results = stage.check(Path.cwd(), params, metrics, monitoring)
+    print(rel.gate_table(results))
+    if not all(g.passed for g in results):
+        raise typer.Exit(rel.GATES_FAILED_EXIT_CODE)
+
+
+release_app = typer.Typer(
+    help="Release the model artefact of dvc.yaml with GTO tags: register a version, build it.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+app.add_typer(release_app, name="release")
+
+
+@release_app.command("register")
+def release_register(
+    version: Annotated[str, typer.Option(help="Semantic version with a v: v1.2.3.")],
+    params: Params = Path("params.yaml"),
+    metrics: Metrics = Path("reports/metrics.json"),
+    monitoring: MonitoringMetrics = Path("reports/monitoring/metrics.json"),
+) -> None:
+    """Tag HEAD as a release of the model artefact (`gto register`): `<artifact>@<version>`.
+
+    Refuses when the version is not semver or not above the latest release (exit 2), when git
+    has uncommitted changes or 'dvc status' is not clean (exit 2), and when a quality gate
+    fails (exit 11). The tag is local: 'git push origin <tag>' publishes it, and the release
+    workflow builds it. 'make release VERSION=v1.2.3' runs this.
+    """
+    from tabml.stages import release as stage
+
+    stage.register(Path.cwd(), version, params, metrics, monitoring)
+
+
+@release_app.command("build")
+def release_build(
+    tag: Annotated[str, typer.Option(help="The release tag, e.g. tabml-model@v1.2.3.")],
+    output_dir: Annotated[Path, typer.Option(help="Where the release files go.")] = Path("dist"),
+    pull: Annotated[
+        bool, typer.Option(help="dvc repro --pull --allow-missing: reuse the DVC remote.")
+    ] = False,
+    package: Annotated[Path, typer.Option(help="The package folder to release.")] = Path(
+        "models/package"
+    ),
+    params: Params = Path("params.yaml"),
+    metrics: Metrics = Path("reports/metrics.json"),
+    monitoring: MonitoringMetrics = Path("reports/monitoring/metrics.json"),
+) -> None:
+    """Build a release at its tag, as the release workflow does: the local equivalent.
+
+    Checks the tag (GTO registration of dvc.yaml's artefact, semver) and that the workspace is
+    clean and at the tag; runs 'dvc repro'; checks the gates; writes
+    `<artifact>-<version>.tar.gz` (byte-reproducible), its `.sha256`, `MODEL_CARD.md` and
+    `RELEASE_NOTES.md` into --output-dir.
+    """
+    from tabml.stages import release as stage
+
+    stage.build(Path.cwd(), tag, output_dir, params, metrics, monitoring, package, pull)
 
 
 @app.command()

@@ -271,6 +271,19 @@ class MonitorConfig(_Frozen):
     data_quality: DataQualityConfig = DataQualityConfig()
 
 
+# --- release -------------------------------------------------------------------------------
+
+
+class ReleaseConfig(_Frozen):
+    """`release`: the quality gates a run must pass to become a release (tabml gate)."""
+
+    min_test_roc_auc: Annotated[float, Field(ge=0, le=1)]
+    # against the latest earlier release's test ROC AUC
+    max_roc_auc_drop: Annotated[float, Field(ge=0, le=1)]
+    max_monitoring_alerts: Annotated[int, Field(ge=0)]
+    min_test_rows: Annotated[int, Field(ge=0)]
+
+
 # --- loading -------------------------------------------------------------------------------
 
 _SECTIONS: dict[str, Any] = {
@@ -285,6 +298,7 @@ _SECTIONS: dict[str, Any] = {
     "monitor": MonitorConfig,
     "monitor.reference": ReferenceConfig,
     "monitor.chunking": ChunkingConfig,
+    "release": ReleaseConfig,
 }
 
 

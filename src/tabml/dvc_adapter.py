@@ -107,3 +107,34 @@ def read_revisions(root: Path, base: str, reports: Sequence[str]) -> tuple[Revis
     return side(base, base, commit, base_files), side(
         "workspace", "workspace", head_commit, head_files
     )
+
+
+def metrics_at(root: Path, rev: str) -> dict[str, Any]:
+    """`{metrics file: content}` at a git revision, for the files dvc.yaml declares there."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(root)) as repo:
+            return _by_file(repo.metrics.show(revs=[rev]), rev)
+    except DvcException as err:
+        raise ConfigError(f"{root}: DVC cannot read the metrics at {rev}: {err}") from None
+
+
+def unclean_outputs(root: Path) -> list[str]:
+    """What `dvc status` reports as changed, one line per stage or file (empty: up to date)."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        status = repo.status()
+    return [f"{stage}: {change}" for stage, changes in status.items() for change in changes]
+
+
+def repro(root: Path, pull: bool) -> None:
+    """`dvc repro` (with `--pull --allow-missing` to fetch what the remote already has)."""
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "dvc", "repro"] + (["--pull", "--allow-missing"] if pull else [])
+    if subprocess.run(args, cwd=root).returncode != 0:
+        raise ConfigError(f"dvc repro failed in {root}; see its output above")

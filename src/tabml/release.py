@@ -1,0 +1,265 @@
+"""Model releases: quality gates, GTO tags and reproducible release tarballs.
+
+Pure functions only; `stages/release.py` is the shell (git, DVC, GTO, files).
+
+- `gates` checks a run's metrics against `conf/release/default.yaml` and returns one `Gate`
+  per rule; `gate_table` prints them.
+- `parse_tag` accepts exactly a GTO registration tag of the declared artefact with a semantic
+  version (`tabml-model@v1.2.3`) and says what is wrong with anything else.
+- `write_tarball` writes a package folder as a gzip'd tar whose bytes depend only on the files:
+  entries sorted, one fixed mtime, owner 0/0 with no names, normalised modes, no gzip
+  timestamp or file name.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io as _io
+import re
+import tarfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tabml.config import ReleaseConfig
+from tabml.errors import TabmlError
+
+GATES_FAILED_EXIT_CODE = 11
+_TAG = re.compile(r"^(?P<name>[^@#\s]+)@(?P<version>\S+)$")
+_SEMVER = re.compile(
+    r"^v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$"
+)
+
+
+class ReleaseError(TabmlError):
+    """A release cannot be made: a bad tag or version, a dirty workspace."""
+
+    exit_code = 2
+
+
+class GatesFailed(ReleaseError):
+    """The run does not meet the quality gates of conf/release/."""
+
+    exit_code = GATES_FAILED_EXIT_CODE
+
+
+@dataclass(frozen=True)
+class Gate:
+    name: str
+    value: float | None
+    limit: float
+    passed: bool
+    note: str = ""
+
+
+def _get(metrics: Mapping[str, Any], dotted: str) -> float | None:
+    node: Any = metrics
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return float(node) if isinstance(node, int | float) and not isinstance(node, bool) else None
+
+
+def gates(
+    cfg: ReleaseConfig,
+    metrics: Mapping[str, Any],
+    monitoring: Mapping[str, Any] | None,
+    previous: Mapping[str, Any] | None,
+    previous_name: str | None = None,
+) -> list[Gate]:
+    """Every gate of `cfg` against this run's metrics (and the previous release's)."""
+    auc = _get(metrics, "test.roc_auc")
+    rows = _get(metrics, "test.rows")
+    out = [
+        Gate(
+            "test ROC AUC",
+            auc,
+            cfg.min_test_roc_auc,
+            auc is not None and auc >= cfg.min_test_roc_auc,
+            "" if auc is not None else "no test.roc_auc in reports/metrics.json",
+        ),
+        Gate(
+            "test rows",
+            rows,
+            cfg.min_test_rows,
+            rows is not None and rows >= cfg.min_test_rows,
+            "" if rows is not None else "no test.rows in reports/metrics.json",
+        ),
+    ]
+    before = _get(previous, "test.roc_auc") if previous is not None else None
+    if previous is None or before is None:
+        out.append(
+            Gate(
+                "ROC AUC drop against the previous release",
+                None,
+                cfg.max_roc_auc_drop,
+                True,
+                "no previous release"
+                if previous is None
+                else f"{previous_name} has no test.roc_auc",
+            )
+        )
+    else:
+        drop = before - auc if auc is not None else None
+        out.append(
+            Gate(
+                "ROC AUC drop against the previous release",
+                drop,
+                cfg.max_roc_auc_drop,
+                drop is not None and drop <= cfg.max_roc_auc_drop,
+                f"{previous_name}: {before:.4f}",
+            )
+        )
+    alerts = _get(monitoring or {}, "alerts")
+    out.append(
+        Gate(
+            "monitoring alerts",
+            alerts,
+            cfg.max_monitoring_alerts,
+            alerts is not None and alerts <= cfg.max_monitoring_alerts,
+            "" if alerts is not None else "no monitoring report (reports/monitoring/metrics.json)",
+        )
+    )
+    return out
+
+
+def gate_table(results: list[Gate]) -> str:
+    """A Markdown table: gate, value, limit, pass/fail (and why)."""
+
+    def num(v: float | None) -> str:
+        if v is None:
+            return "—"
+        return f"{v:,.0f}" if float(v).is_integer() and abs(v) >= 1 else f"{v:.4f}"
+
+    bound = {
+        "test ROC AUC": ">=",
+        "test rows": ">=",
+        "ROC AUC drop against the previous release": "<=",
+        "monitoring alerts": "<=",
+    }
+    lines = ["| gate | value | limit | result |", "|---|---:|---:|---|"]
+    for g in results:
+        verdict = "✅ pass" if g.passed else "❌ FAIL"
+        note = f" ({g.note})" if g.note else ""
+        lines.append(
+            f"| {g.name} | {num(g.value)} | {bound.get(g.name, '')} {num(g.limit)} | "
+            f"{verdict}{note} |"
+        )
+    return "\n".join(lines)
+
+
+def parse_tag(tag: str, artifact: str) -> str:
+    """The version of a registration tag `<artifact>@vX.Y.Z`, or a ReleaseError saying why not."""
+    from gto.api import parse_tag_name
+    from gto.exceptions import InvalidTagName
+
+    match = _TAG.match(tag)
+    if not match:
+        raise ReleaseError(
+            f"tag {tag!r} is malformed: a release tag is <artifact>@v<MAJOR>.<MINOR>.<PATCH>, "
+            f"e.g. {artifact}@v1.0.0"
+        )
+    if match["name"] != artifact:
+        raise ReleaseError(
+            f"tag {tag!r} names the artefact {match['name']!r}, but dvc.yaml declares "
+            f"{artifact!r} (artifacts:); tag {artifact}@{match['version']} instead"
+        )
+    version = match["version"]
+    if not _SEMVER.match(version):
+        raise ReleaseError(
+            f"tag {tag!r}: version {version!r} is not semantic versioning; use "
+            "v<MAJOR>.<MINOR>.<PATCH>, e.g. v1.0.0 or v1.2.3-rc.1"
+        )
+    try:
+        parsed = parse_tag_name(tag)
+    except InvalidTagName:
+        raise ReleaseError(f"tag {tag!r}: GTO cannot parse it as a registration") from None
+    if parsed.get("version") != version:
+        raise ReleaseError(f"tag {tag!r} is not a version registration (GTO: {parsed})")
+    return version
+
+
+def check_version(version: str, latest: str | None) -> None:
+    """Refuse a version that is not semver or not greater than the latest release."""
+    import semver
+
+    if not _SEMVER.match(version):
+        raise ReleaseError(
+            f"version {version!r} is not semantic versioning: use v<MAJOR>.<MINOR>.<PATCH>, "
+            "e.g. VERSION=v1.0.0"
+        )
+    if latest is not None and semver.Version.parse(version[1:]) <= semver.Version.parse(
+        latest.lstrip("v")
+    ):
+        raise ReleaseError(
+            f"version {version} is not greater than the latest release {latest}; "
+            "choose a higher one"
+        )
+
+
+def write_tarball(folder: Path, dest: Path, root: str, mtime: int) -> None:
+    """`folder` as `dest` (.tar.gz) under the top-level directory `root`, byte-reproducibly."""
+    files = {
+        f"{root}/{p.relative_to(folder).as_posix()}": p for p in folder.rglob("*") if p.is_file()
+    }
+    dirs = {root} | {name.rsplit("/", 1)[0] for name in files}
+    dirs |= {d.rsplit("/", i)[0] for d in list(dirs) for i in range(1, d.count("/") + 1)}
+    raw = _io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name in sorted(dirs | set(files)):
+            info = tarfile.TarInfo(name)
+            info.mtime, info.uid, info.gid, info.uname, info.gname = mtime, 0, 0, "", ""
+            if name in files:
+                info.size, info.mode = files[name].stat().st_size, 0o644
+                with files[name].open("rb") as fh:
+                    tar.addfile(info, fh)
+            else:
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        dest.open("wb") as out,
+        gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=9) as gz,
+    ):
+        gz.write(raw.getvalue())
+
+
+def release_notes(tag: str, metrics: Mapping[str, Any], results: list[Gate], sha: str) -> str:
+    """The GitHub release's notes: the metrics table, the gate table, how to verify."""
+    rows = []
+    for split in ("test", "production"):
+        m = metrics.get(split)
+        if isinstance(m, Mapping):
+            rows.append(
+                f"| {split} | {int(m.get('rows', 0)):,} | {m.get('roc_auc', float('nan')):.4f} | "
+                f"{m.get('average_precision', float('nan')):.4f} | "
+                f"{m.get('log_loss', float('nan')):.4f} | {m.get('f1', float('nan')):.4f} |"
+            )
+    return "\n".join(
+        [
+            f"## {tag}",
+            "",
+            "### Metrics",
+            "",
+            "| set | rows | ROC AUC | avg precision | log loss | F1 |",
+            "|---|---:|---:|---:|---:|---:|",
+            *rows,
+            "",
+            "### Quality gates",
+            "",
+            gate_table(results),
+            "",
+            "### Use it",
+            "",
+            "```bash",
+            f"sha256sum -c {sha}",
+            f"tabml package verify {sha.removesuffix('.sha256')}",
+            f"tabml predict --package {sha.removesuffix('.sha256')} --input new.csv "
+            "--output scores.csv",
+            "```",
+            "",
+        ]
+    )

@@ -1,0 +1,172 @@
+"""release: the shell of `tabml gate` and `tabml release register|build` (commands, not stages).
+
+Reads dvc.yaml's `artifacts:` (the one model artefact), params.yaml's `release` gates, the run's
+metrics, and the previous release through GTO and DVC; the decisions are `tabml.release`'s.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tabml import io
+from tabml import release as rel
+from tabml.config import Params, ReleaseConfig
+from tabml.dvc_adapter import metrics_at, repro, unclean_outputs
+from tabml.errors import ConfigError
+from tabml.log import info
+
+PARAMS = ("release",)
+PACKAGE_CARD = "MODEL_CARD.md"
+NOTES = "RELEASE_NOTES.md"
+
+
+def artifact(root: Path) -> tuple[str, dict[str, Any]]:
+    """The model artefact dvc.yaml declares under `artifacts:` (there must be exactly one)."""
+    declared = (yaml.safe_load((root / "dvc.yaml").read_text()) or {}).get("artifacts") or {}
+    models = {k: v for k, v in declared.items() if (v or {}).get("type") == "model"}
+    if len(models) != 1:
+        raise ConfigError(
+            f"{root / 'dvc.yaml'}: declare exactly one artefact of type: model under "
+            f"'artifacts:' (found {sorted(models) or 'none'})"
+        )
+    (name, spec), *_ = models.items()
+    return name, spec
+
+
+def _git(root: Path, *args: str) -> str:
+    proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise rel.ReleaseError(f"git {' '.join(args)}: {proc.stderr.strip()}")
+    return proc.stdout.strip()
+
+
+def latest_release(root: Path, name: str, below: str | None = None) -> tuple[str, str] | None:
+    """(tag, version) of the highest released version of `name` (below `below`, if given).
+
+    Releases are GTO registration tags, `<name>@vX.Y.Z`; GTO parses each one.
+    """
+    import semver
+
+    versions = []
+    for tag in _git(root, "tag", "--list", f"{name}@v*").splitlines():
+        try:
+            version = rel.parse_tag(tag, name)
+        except rel.ReleaseError:
+            continue  # not a registration (GTO's deprecations and the like)
+        parsed = semver.Version.parse(version[1:])
+        if below is None or parsed < semver.Version.parse(below[1:]):
+            versions.append((parsed, tag, version))
+    if not versions:
+        return None
+    _, tag, version = max(versions)
+    return tag, version
+
+
+def check(
+    root: Path, params_file: Path, metrics: Path, monitoring: Path, below: str | None = None
+) -> list[rel.Gate]:
+    """Every gate for the run in `root`, against the latest release (below version `below`)."""
+    cfg: ReleaseConfig = Params.load(params_file, PARAMS).section("release")
+    name, _ = artifact(root)
+    current = io.read_json(metrics) if metrics.is_file() else {}
+    alerts = io.read_json(monitoring) if monitoring.is_file() else None
+    previous = latest_release(root, name, below)
+    before = None
+    if previous is not None:
+        key = metrics.resolve().relative_to(root.resolve()).as_posix()
+        before = metrics_at(root, previous[0]).get(key, {})
+    return rel.gates(cfg, current, alerts, before, previous[0] if previous else None)
+
+
+def require_clean(root: Path) -> None:
+    """Refuse uncommitted changes to tracked files, and outputs DVC says are stale."""
+    dirty = _git(root, "status", "--porcelain", "--untracked-files=no")
+    if dirty:
+        raise rel.ReleaseError(
+            "the workspace has uncommitted changes; commit or stash them first:\n  "
+            + "\n  ".join(dirty.splitlines()[:10])
+        )
+    stale = unclean_outputs(root)
+    if stale:
+        raise rel.ReleaseError(
+            "dvc status is not clean (run 'dvc repro' and commit dvc.lock and reports):\n  "
+            + "\n  ".join(stale[:10])
+        )
+
+
+def _require_gates(results: list[rel.Gate]) -> None:
+    print(rel.gate_table(results))
+    failed = [g.name for g in results if not g.passed]
+    if failed:
+        raise rel.GatesFailed(f"quality gates failed: {', '.join(failed)}; no release made")
+
+
+def register(root: Path, version: str, params_file: Path, metrics: Path, monitoring: Path) -> str:
+    """Checks, then `gto register`: the annotated tag `<artifact>@<version>` on HEAD."""
+    from gto.api import register as gto_register
+
+    name, _ = artifact(root)
+    previous = latest_release(root, name)
+    rel.check_version(version, previous[1] if previous else None)
+    require_clean(root)
+    _require_gates(check(root, params_file, metrics, monitoring))
+    gto_register(str(root), name, "HEAD", version=version, message=f"Release {name} {version}")
+    tag = f"{name}@{version}"
+    info(f"release: tagged {tag}; publish it with: git push origin {tag}")
+    return tag
+
+
+def build(
+    root: Path,
+    tag: str,
+    output_dir: Path,
+    params_file: Path,
+    metrics: Path,
+    monitoring: Path,
+    package: Path,
+    pull: bool,
+) -> Path:
+    """The release build at the tagged commit: repro, gates, tarball, checksum, notes."""
+    name, _ = artifact(root)
+    version = rel.parse_tag(tag, name)
+    tagged = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}^{{commit}}"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    if not tagged:
+        raise rel.ReleaseError(f"no tag {tag} in this repository ('git fetch --tags'?)")
+    head = _git(root, "rev-parse", "HEAD")
+    if tagged != head:
+        raise rel.ReleaseError(
+            f"the workspace is at {head[:8]}, not at {tag} ({tagged[:8]}); 'git checkout {tag}'"
+        )
+    require_clean_git = _git(root, "status", "--porcelain", "--untracked-files=no")
+    if require_clean_git:
+        raise rel.ReleaseError(
+            "the workspace has uncommitted changes; a release is built from the tag alone"
+        )
+    info(f"release: {name} {version}: dvc repro at {tag}" + (" (pulling)" if pull else ""))
+    repro(root, pull)
+    require_clean(root)
+    results = check(root, params_file, metrics, monitoring, below=version)
+    _require_gates(results)
+
+    stem = f"{name}-{version}"
+    tarball = output_dir / f"{stem}.tar.gz"
+    mtime = int(_git(root, "show", "-s", "--format=%ct", "HEAD"))
+    rel.write_tarball(package, tarball, stem, mtime)
+    checksum = tarball.with_name(tarball.name + ".sha256")
+    from tabml.package import sha256
+
+    io.write_text(checksum, f"{sha256(tarball)}  {tarball.name}\n")
+    io.write_text(output_dir / PACKAGE_CARD, (package / PACKAGE_CARD).read_text())
+    notes = rel.release_notes(tag, io.read_json(metrics), results, checksum.name)
+    io.write_text(output_dir / NOTES, notes)
+    info(f"release: wrote {tarball}, {checksum.name}, {PACKAGE_CARD} and {NOTES} in {output_dir}")
+    return tarball

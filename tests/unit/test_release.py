@@ -1,0 +1,114 @@
+"""Release rules: tags, versions, gates and byte-reproducible tarballs."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tabml import release as rel
+from tabml.config import parse
+
+CFG = parse(
+    "release",
+    {
+        "min_test_roc_auc": 0.9,
+        "max_roc_auc_drop": 0.005,
+        "max_monitoring_alerts": 10,
+        "min_test_rows": 1000,
+    },
+)
+GOOD = {"test": {"roc_auc": 0.95, "rows": 5000}}
+
+
+@pytest.mark.parametrize(
+    ("tag", "message"),
+    [
+        ("v1.0.0", "is malformed"),
+        ("tabml-model-v1.0.0", "is malformed"),
+        ("other-model@v1.0.0", "names the artefact 'other-model', but dvc.yaml declares"),
+        ("tabml-model@1.0.0", "is not semantic versioning"),
+        ("tabml-model@v1.0", "is not semantic versioning"),
+        ("tabml-model@vX.Y.Z", "is not semantic versioning"),
+        ("tabml-model#prod#1", "is malformed"),
+    ],
+)
+def test_bad_tags_are_refused_with_the_reason(tag: str, message: str) -> None:
+    with pytest.raises(rel.ReleaseError, match=message):
+        rel.parse_tag(tag, "tabml-model")
+
+
+def test_a_registration_tag_gives_its_version() -> None:
+    assert rel.parse_tag("tabml-model@v1.2.3", "tabml-model") == "v1.2.3"
+    assert rel.parse_tag("tabml-model@v2.0.0-rc.1", "tabml-model") == "v2.0.0-rc.1"
+
+
+def test_a_version_must_be_semver_and_above_the_latest() -> None:
+    rel.check_version("v1.0.0", None)
+    rel.check_version("v1.10.0", "v1.9.0")  # numeric, not string, order
+    with pytest.raises(rel.ReleaseError, match=r"not greater than the latest release v1\.2\.0"):
+        rel.check_version("v1.2.0", "v1.2.0")
+    with pytest.raises(rel.ReleaseError, match="not greater"):
+        rel.check_version("v1.2.0-rc.1", "v1.2.0")
+    with pytest.raises(rel.ReleaseError, match="not semantic versioning"):
+        rel.check_version("1.3", "v1.2.0")
+
+
+def test_gates_pass_and_fail_on_their_limits() -> None:
+    ok = rel.gates(CFG, GOOD, {"alerts": 10}, None)
+    assert all(g.passed for g in ok)
+    assert "no previous release" in rel.gate_table(ok)
+    bad = rel.gates(
+        CFG,
+        {"test": {"roc_auc": 0.89, "rows": 999}},
+        {"alerts": 11},
+        {"test": {"roc_auc": 0.9}},
+        "tabml-model@v1.0.0",
+    )
+    assert [g.name for g in bad if not g.passed] == [
+        "test ROC AUC",
+        "test rows",
+        "ROC AUC drop against the previous release",
+        "monitoring alerts",
+    ]
+    table = rel.gate_table(bad)
+    assert table.count("❌ FAIL") == 4
+    assert "| ROC AUC drop against the previous release | 0.0100 | <= 0.0050 |" in table
+
+
+def test_missing_reports_fail_their_gates_with_a_reason() -> None:
+    results = rel.gates(CFG, {}, None, None)
+    assert not any(
+        g.passed for g in results if g.name != "ROC AUC drop against the previous release"
+    )
+    assert "no monitoring report" in rel.gate_table(results)
+
+
+def _package(folder: Path) -> Path:
+    (folder / "model").mkdir(parents=True)
+    (folder / "model/model.txt").write_text("trees")
+    (folder / "metadata.json").write_text("{}")
+    (folder / "MANIFEST.sha256").write_text("x")
+    return folder
+
+
+def test_tarballs_are_byte_identical_whatever_the_file_times(tmp_path: Path) -> None:
+    import os
+
+    one = _package(tmp_path / "a")
+    rel.write_tarball(one, tmp_path / "1.tar.gz", "tabml-model-v1.0.0", mtime=1_700_000_000)
+    for p in one.rglob("*"):
+        os.utime(p, (1, 1))
+    (one / "metadata.json").chmod(0o600)
+    rel.write_tarball(one, tmp_path / "2.tar.gz", "tabml-model-v1.0.0", mtime=1_700_000_000)
+    assert (tmp_path / "1.tar.gz").read_bytes() == (tmp_path / "2.tar.gz").read_bytes()
+    with tarfile.open(tmp_path / "1.tar.gz") as tar:
+        members = tar.getmembers()
+    names = [m.name for m in members]
+    assert names == sorted(names)
+    assert names[0] == "tabml-model-v1.0.0"
+    assert "tabml-model-v1.0.0/model/model.txt" in names
+    assert {(m.uid, m.gid, m.uname, m.gname, m.mtime) for m in members} == {
+        (0, 0, "", "", 1_700_000_000)
+    }
