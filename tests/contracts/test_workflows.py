@@ -31,7 +31,7 @@ def steps(workflow: dict[Any, Any]) -> list[dict[str, Any]]:
 
 def test_there_are_workflows() -> None:
     names = {p.name for p in WORKFLOWS}
-    assert {"ci.yml", "pr-report.yml"} <= names
+    assert {"ci.yml", "pr-report.yml", "release.yml"} <= names
 
 
 def test_zizmor_offline_reports_no_finding() -> None:
@@ -75,11 +75,13 @@ def test_permissions_are_read_only_at_the_top(path: Path) -> None:
     for name, job in workflow["jobs"].items():
         granted = job.get("permissions", {})
         writes = {k for k, v in granted.items() if v == "write"}
-        commenting = any("cml comment" in s.get("run", "") for s in job.get("steps", []))
-        if commenting:
-            assert writes == {"pull-requests"}, f"{name}: {granted}"
-        else:
-            assert not writes, f"{name} writes {writes} but posts no comment"
+        scripts = "\n".join(s.get("run", "") for s in job.get("steps", []))
+        needed = set()
+        if "cml comment" in scripts:
+            needed.add("pull-requests")
+        if "gh release create" in scripts:
+            needed.add("contents")
+        assert writes == needed, f"{name} is granted {granted} but needs write on {needed}"
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
@@ -128,3 +130,19 @@ def test_pr_report_checks_out_full_history_and_comments_with_cml() -> None:
     assert any(s.get("uses", "").startswith("actions/upload-artifact@") for s in job["steps"])
     # secrets come from an environment, so forks (no secrets) take the bundled-data branch
     assert job["environment"]
+
+
+def test_release_builds_from_tags_and_publishes_with_least_privilege() -> None:
+    workflow = load(ROOT / ".github/workflows/release.yml")
+    assert workflow["on"] == {"push": {"tags": ["*@v*"]}}
+    build, publish = workflow["jobs"]["build"], workflow["jobs"]["publish"]
+    scripts = "\n".join(s.get("run", "") for s in build["steps"])
+    assert "gto check-ref" in scripts
+    assert "tabml release build --tag" in scripts
+    assert "permissions" not in build  # read-only, from the top level
+    assert publish["permissions"]["contents"] == "write"
+    assert publish["needs"] == "build"
+    assert "gh release create" in "\n".join(s.get("run", "") for s in publish["steps"])
+    # nothing cached may reach a published artefact
+    setup_uv = next(s for s in build["steps"] if s.get("uses", "").startswith("astral-sh/"))
+    assert setup_uv["with"]["enable-cache"] is False
