@@ -390,6 +390,59 @@ def release_build(
 
 
 @app.command()
+def serve(
+    package: PackagePath,
+    host: Annotated[
+        str, typer.Option(help="Interface to bind; 0.0.0.0 exposes it beyond this machine.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes.", min=1)] = 1,
+    log_dir: Annotated[
+        Path | None,
+        typer.Option(help="Write every prediction here, as Parquet partitioned by day."),
+    ] = None,
+    max_records: Annotated[int, typer.Option(help="Most records per request.", min=1)] = 1_000,
+    max_body_bytes: Annotated[
+        int, typer.Option(help="Largest request body; larger ones get 413.", min=1_000)
+    ] = 5_000_000,
+) -> None:
+    """Serve the package over HTTP: POST /predict, GET /health, GET /metadata, /docs.
+
+    /predict takes `{"records": [...]}`, each record with the id and every feature of the
+    package's schema.json (null for a missing value), and returns a score and label per record
+    with the model version. Bad records get a 422 listing each problem; bodies over
+    --max-body-bytes a 413. Set TABML_API_TOKEN to require `Authorization: Bearer <token>` on
+    /predict.
+
+    With --log-dir, a background writer logs each prediction (id, request id, time, features,
+    score, label, model version; personal-data columns pseudonymised as clean does) without
+    holding up requests; 'tabml monitor --input LOG_DIR' reads them.
+    """
+    import dataclasses
+    import json
+
+    import uvicorn
+
+    from tabml.server import SETTINGS_ENV, Settings, create_app
+
+    settings = Settings(
+        package=str(package.resolve()),
+        log_dir=str(log_dir.resolve()) if log_dir else None,
+        max_records=max_records,
+        max_body_bytes=max_body_bytes,
+    )
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        return
+    from tabml import package as pkg
+
+    with pkg.unpacked(package) as folder:  # fail here, once, rather than in every worker
+        pkg.load(folder)
+    os.environ[SETTINGS_ENV] = json.dumps(dataclasses.asdict(settings))
+    uvicorn.run("tabml.server:app_from_env", factory=True, host=host, port=port, workers=workers)
+
+
+@app.command()
 def synth(
     rows: Annotated[int, typer.Option(help="Rows to make.", min=1)],
     output: Annotated[Path, typer.Option(help="Folder for development.parquet.")],

@@ -1,0 +1,137 @@
+"""The prediction log: every served prediction as Parquet, partitioned by day, for monitoring.
+
+`PredictionLog.append` only puts rows on a queue; one background thread takes them off, and
+writes a file when `flush_rows` rows are waiting, when the oldest has waited `flush_seconds`,
+and on shutdown. So a request never waits on the disk.
+
+Layout: `LOG_DIR/date=YYYY-MM-DD/predictions-<UTC time>-<pid>-<n>.parquet` (the day of the
+request, in UTC). Each file is written under a hidden name (`.predictions-....parquet.tmp`),
+flushed to disk, then renamed: a server killed mid-write leaves every finished file readable
+and no partial file under a name that readers take (they skip hidden files).
+`tabml monitor --input LOG_DIR` reads the whole tree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tabml.log import info
+
+_STOP = object()
+
+
+class PredictionLog:
+    """A background writer of prediction rows (dicts with the same keys)."""
+
+    def __init__(
+        self,
+        folder: Path,
+        transform: Callable[[Any], Any] | None = None,
+        flush_rows: int = 10_000,
+        flush_seconds: float = 5.0,
+        max_queued_rows: int = 1_000_000,
+    ) -> None:
+        """`transform` maps each pandas frame before it is written (pseudonymising pii)."""
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._transform = transform
+        self._flush_rows = flush_rows
+        self._flush_seconds = flush_seconds
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._queued = 0
+        self._max_queued = max_queued_rows
+        self._lock = threading.Lock()
+        self._files = 0
+        self.dropped = 0
+        self.written = 0
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def append(self, rows: list[dict[str, Any]]) -> None:
+        """Queue rows for writing; never blocks. Past `max_queued_rows` rows are dropped and
+        counted (the disk cannot keep up), rather than holding up requests or memory."""
+        with self._lock:
+            if self._queued + len(rows) > self._max_queued:
+                self.dropped += len(rows)
+                return
+            self._queued += len(rows)
+        self._queue.put(rows)
+
+    def close(self) -> None:
+        """Write what is queued and stop the writer."""
+        self._queue.put(_STOP)
+        self._thread.join()
+
+    def _run(self) -> None:
+        pending: list[dict[str, Any]] = []
+        oldest = 0.0
+        stopping = False
+        while not stopping:
+            timeout = (
+                None if not pending else max(0.0, oldest + self._flush_seconds - time.monotonic())
+            )
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                item = None
+            if item is _STOP:
+                stopping = True
+            elif item is not None:
+                if not pending:
+                    oldest = time.monotonic()
+                pending.extend(item)
+            due = pending and (
+                stopping
+                or len(pending) >= self._flush_rows
+                or time.monotonic() - oldest >= self._flush_seconds
+            )
+            if due:
+                try:
+                    self._write(pending)
+                    self.written += len(pending)
+                except Exception as err:  # keep serving; say what was lost and why
+                    info(f"prediction log: could not write {len(pending):,} rows: {err}")
+                with self._lock:
+                    self._queued -= len(pending)
+                pending = []
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        import pandas as pd
+
+        from tabml.serving import LOGGED_AT
+
+        by_day: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in rows:
+            by_day[row[LOGGED_AT][:10]].append(row)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        for day, day_rows in sorted(by_day.items()):
+            frame = pd.DataFrame(day_rows)
+            if self._transform is not None:
+                frame = self._transform(frame)
+            self._files += 1
+            name = f"predictions-{stamp}-{os.getpid()}-{self._files}.parquet"
+            folder = self.folder / f"date={day}"
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / f".{name}.tmp"
+            try:
+                frame.to_parquet(tmp, index=False)
+                with tmp.open("rb") as fh:
+                    os.fsync(fh.fileno())
+                tmp.replace(folder / name)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+
+
+def now_iso() -> str:
+    """The current UTC time, ISO 8601 with microseconds (sorts as text)."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")

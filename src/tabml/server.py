@@ -1,0 +1,290 @@
+"""The HTTP service (`tabml serve`): FastAPI around `serving.Scorer` and `predlog.PredictionLog`.
+
+Endpoints: `POST /predict`, `GET /health`, `GET /metadata`, and the OpenAPI description at
+`/openapi.json` (browsable at `/docs`). Bad input never gets a 500: wrong types, missing or
+extra fields, NaN and Infinity get a 422 that lists each error with its record; a body over the
+limit gets a 413; a missing or wrong token (when one is configured) a 401.
+"""
+
+# no `from __future__ import annotations` here: FastAPI reads the request model from
+# predict()'s signature at run time, and that model is built per package
+import hmac
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tabml import package as pkg
+from tabml import serving
+from tabml.log import info
+from tabml.predlog import PredictionLog, now_iso
+
+TOKEN_ENV = "TABML_API_TOKEN"  # noqa: S105 (the variable's name, not a secret)
+# `tabml serve` hands its settings to each uvicorn worker through these
+SETTINGS_ENV = "TABML_SERVE_SETTINGS"
+# a 422 lists at most this many problems (and says how many there were)
+MAX_ERRORS = 100
+
+
+@dataclass(frozen=True)
+class Settings:
+    package: str
+    log_dir: str | None = None
+    max_records: int = 1_000
+    max_body_bytes: int = 5_000_000
+    flush_rows: int = 10_000
+    flush_seconds: float = 5.0
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a body over `limit` bytes, declared or streamed."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(send)
+            return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await self._refuse(send)
+
+    async def _refuse(self, send: Any) -> None:
+        body = json.dumps(
+            {"detail": f"request body over the limit of {self.limit:,} bytes; send fewer records"}
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _errors(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """FastAPI's validation errors as one entry per problem, with the record it is in."""
+    out = []
+    for err in raw:
+        loc = [p for p in err.get("loc", ()) if p != "body"]
+        record = (
+            loc[1] if len(loc) > 1 and loc[0] == "records" and isinstance(loc[1], int) else None
+        )
+        field = loc[2] if record is not None and len(loc) > 2 else (".".join(map(str, loc)) or None)
+        out.append(
+            {"record": record, "field": field, "error": err.get("msg"), "type": err.get("type")}
+        )
+    return out
+
+
+def create_app(settings: Settings) -> Any:
+    """The FastAPI application for one package."""
+    from contextlib import asynccontextmanager
+
+    from fastapi import Depends, FastAPI, HTTPException, Request
+    from fastapi.exception_handlers import http_exception_handler
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from pydantic import BaseModel, ConfigDict, Field, create_model
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    from tabml import privacy
+
+    with pkg.unpacked(Path(settings.package)) as folder:
+        loaded = pkg.load(folder)
+        schema_json = json.loads((folder / pkg.SCHEMA).read_text(encoding="utf-8"))
+        card = (folder / pkg.CARD).read_text(encoding="utf-8")
+        version = serving.model_version(loaded)
+    scorer = serving.Scorer(loaded)
+    schema = loaded.schema
+    pii = dict(schema.pii)
+    logged_only = [c for c in [schema.timestamp, *pii] if c]
+    key = privacy.key_from_env(os.environ, any(a == "pseudonymise" for a in pii.values()))
+
+    def protect(frame: Any) -> Any:
+        return privacy.apply(frame, pii, key)
+
+    log = None
+    if settings.log_dir:
+        log = PredictionLog(
+            Path(settings.log_dir),
+            transform=protect if pii else None,
+            flush_rows=settings.flush_rows,
+            flush_seconds=settings.flush_seconds,
+        )
+
+    record = serving.record_model(schema_json, logged_only)
+    request_model = create_model(
+        "PredictRequest",
+        __config__=ConfigDict(extra="forbid"),
+        records=(list[record], Field(min_length=1, max_length=settings.max_records)),  # type: ignore[valid-type]
+    )
+
+    class Prediction(BaseModel):
+        id: int | str
+        score: float
+        label: int
+
+    class PredictResponse(BaseModel):
+        model_version: str
+        request_id: str
+        predictions: list[Prediction]
+
+    class Problem(BaseModel):
+        record: int | None
+        field: str | int | None
+        error: str | None
+        type: str | None
+
+    class Problems(BaseModel):
+        detail: str
+        errors: list[Problem]
+
+    class Refusal(BaseModel):
+        detail: str
+
+    @asynccontextmanager
+    async def lifespan(_: Any) -> Any:
+        yield
+        if log is not None:
+            log.close()
+
+    app = FastAPI(
+        title=f"tabml: {loaded.name}",
+        version=version,
+        description=f"Scores records with the `{loaded.name}` package ({loaded.model.kind}).",
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    token = os.environ.get(TOKEN_ENV) or None
+
+    def authorised(request: Request) -> None:
+        if token is None:
+            return
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise HTTPException(
+                401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
+            )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _errors(list(exc.errors()))
+        shown = errors[:MAX_ERRORS]
+        more = f"; the first {MAX_ERRORS} are listed" if len(errors) > MAX_ERRORS else ""
+        return JSONResponse(
+            status_code=422,
+            content={"detail": f"{len(errors)} problem(s) in the request{more}", "errors": shown},
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def refused(request: Request, exc: StarletteHTTPException) -> Any:
+        if exc.status_code == 400:  # FastAPI's "error parsing the body": bytes that are not text
+            problem = {"record": None, "field": None, "error": str(exc.detail), "type": "body"}
+            return JSONResponse(
+                status_code=422,
+                content={"detail": "the body is not UTF-8 JSON", "errors": [problem]},
+            )
+        return await http_exception_handler(request, exc)
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        """Liveness, and which package is served."""
+        return {"status": "ok", "package": loaded.name, "model_version": version}
+
+    @app.get("/metadata")
+    def metadata() -> dict[str, Any]:
+        """The model card's fields, the record schema and the package's metrics."""
+        meta = loaded.metadata
+        return {
+            "name": loaded.name,
+            "model_version": version,
+            "model": loaded.model.kind,
+            "threshold": loaded.threshold,
+            "tabml_version": meta.get("tabml_version"),
+            "git_commit": meta.get("git_commit"),
+            "metrics": meta.get("metrics"),
+            "schema": schema_json,
+            "max_records": settings.max_records,
+            "model_card": card,
+        }
+
+    @app.post(
+        "/predict",
+        response_model=PredictResponse,
+        dependencies=[Depends(authorised)],
+        responses={
+            401: {"model": Refusal, "description": "missing or wrong bearer token"},
+            413: {"model": Refusal, "description": "request body over the limit"},
+            422: {"model": Problems, "description": "invalid records: each problem listed"},
+        },
+    )
+    def predict(body: request_model) -> dict[str, Any]:  # type: ignore[valid-type]
+        """Score up to `max_records` records: a probability of the positive class and a label."""
+        records = [r.model_dump() for r in body.records]  # type: ignore[attr-defined]
+        scores = scorer.score(records)
+        request_id = uuid.uuid4().hex
+        out = []
+        rows = []
+        at = now_iso()
+        for rec, s in zip(records, scores.tolist(), strict=True):
+            label = int(s >= scorer.threshold)
+            out.append({"id": rec[scorer.id], "score": s, "label": label})
+            if log is not None:
+                rows.append(
+                    {
+                        **rec,
+                        serving.REQUEST_ID: request_id,
+                        serving.LOGGED_AT: at,
+                        serving.SCORE: s,
+                        serving.LABEL: label,
+                        serving.MODEL_VERSION: version,
+                    }
+                )
+        if log is not None:
+            log.append(rows)
+        return {"model_version": version, "request_id": request_id, "predictions": out}
+
+    info(
+        f"serve: {loaded.name} ({loaded.model.kind}, {version}); up to {settings.max_records:,} "
+        f"records per request; "
+        + (f"logging predictions to {settings.log_dir}" if log else "no prediction log")
+        + ("; bearer token required" if token else "")
+    )
+    return app
+
+
+def app_from_env() -> Any:
+    """The factory uvicorn's workers call: settings come from `tabml serve`."""
+    return create_app(Settings(**json.loads(os.environ[SETTINGS_ENV])))

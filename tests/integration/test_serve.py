@@ -1,0 +1,325 @@
+"""The HTTP service on the real package: scores, errors, auth, logs, concurrency, restarts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+
+from tabml import package as pkg
+from tabml.predict import score
+from tabml.server import TOKEN_ENV, Settings, create_app
+from tests.conftest import BIN, run_cli, tool_env
+
+# starlette's TestClient warns that it will move from httpx to httpx2; not ours to fix
+pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx`")
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as a client sends them: JSON types, null for missing, ISO times."""
+    return json.loads(frame.to_json(orient="records", date_format="iso"))  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def batch(project: Path) -> pd.DataFrame:
+    """The production batch as a client has it: the id, the time and the features."""
+    frame = pd.read_parquet(project / "data/raw/production.parquet")
+    return frame.drop(columns=["y_pred_proba", "y_pred"])
+
+
+@pytest.fixture(scope="module")
+def expected(project: Path, batch: pd.DataFrame) -> pd.DataFrame:
+    """What `tabml predict` gives for the batch."""
+    return score(pkg.load(project / "models/package"), batch, "batch").set_index("id")
+
+
+def client_for(settings: Settings) -> Any:
+    from fastapi.testclient import TestClient
+
+    return TestClient(create_app(settings))
+
+
+@pytest.fixture(scope="module")
+def client(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    logs = tmp_path_factory.mktemp("logs")
+    with client_for(
+        Settings(package=str(project / "models/package"), log_dir=str(logs), flush_seconds=0.1)
+    ) as c:
+        c.logs = logs
+        yield c
+
+
+def test_predict_scores_like_tabml_predict(
+    client: Any, batch: pd.DataFrame, expected: pd.DataFrame
+) -> None:
+    sent = batch.iloc[:1000]
+    response = client.post("/predict", json={"records": records(sent)})
+    assert response.status_code == 200, response.text[:1000]
+    body = response.json()
+    got = pd.DataFrame(body["predictions"]).set_index("id")
+    want = expected.loc[sent["id"]]
+    np.testing.assert_allclose(got["score"], want["score"], rtol=0, atol=1e-12)
+    assert (got["label"] == want["label"]).all()
+    assert body["model_version"] == client.get("/health").json()["model_version"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "kind"),
+    [
+        ({"car_value": "12638"}, "car_value", "float_type"),
+        ({"repaid_loan_on_prev_car": "no"}, "repaid_loan_on_prev_car", "bool_type"),
+        ({"salary_range": 3}, "salary_range", "string_type"),
+        ({"loan_length": None, "extra": 1}, "extra", "extra_forbidden"),
+        ({"car_value": "<1e400>"}, "car_value", "finite_number"),  # valid JSON, infinite
+    ],
+)
+def test_bad_records_get_422_with_each_error_and_its_record(
+    client: Any, batch: pd.DataFrame, change: dict[str, Any], field: str, kind: str
+) -> None:
+    good = records(batch.iloc[:2])
+    text = json.dumps({"records": [good[0], {**good[1], **change}]}).replace('"<1e400>"', "1e400")
+    response = client.post("/predict", content=text, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    errors = response.json()["errors"]
+    assert {"record": 1, "field": field, "type": kind}.items() <= errors[0].items(), errors
+
+
+def test_missing_fields_nan_and_broken_json_are_422_not_500(
+    client: Any, batch: pd.DataFrame
+) -> None:
+    rec = records(batch.iloc[:1])[0]
+    del rec["driver_tenure"]
+    missing = client.post("/predict", json={"records": [rec]})
+    assert missing.status_code == 422
+    assert missing.json()["errors"][0] == {
+        "record": 0,
+        "field": "driver_tenure",
+        "error": "Field required",
+        "type": "missing",
+    }
+    text = json.dumps({"records": [{**rec, "driver_tenure": 1.0}]}).replace("1.0}", "NaN}")
+    nan = client.post("/predict", content=text, headers={"content-type": "application/json"})
+    assert nan.status_code == 422 and nan.json()["errors"][0]["type"] == "finite_number"
+    for body in (b"{not json", b"[]", b'{"records": []}', b'{"records": "x"}', b"", b"5\xff\r\x01"):
+        response = client.post(
+            "/predict", content=body, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 422, body
+
+
+def test_a_422_lists_at_most_100_problems(client: Any, batch: pd.DataFrame) -> None:
+    bad = [{**r, "car_value": "x", "loan_length": "y"} for r in records(batch.iloc[:300])]
+    response = client.post("/predict", json={"records": bad})
+    assert response.status_code == 422
+    assert response.json()["detail"] == "600 problem(s) in the request; the first 100 are listed"
+    assert len(response.json()["errors"]) == 100
+
+
+def test_too_many_records_is_422_and_a_huge_body_413(project: Path, batch: pd.DataFrame) -> None:
+    settings = Settings(
+        package=str(project / "models/package"), max_records=10, max_body_bytes=20_000
+    )
+    with client_for(settings) as c:
+        eleven = c.post("/predict", json={"records": records(batch.iloc[:11])})
+        assert eleven.status_code == 422 and "at most 10" in eleven.text
+        huge = c.post("/predict", json={"records": records(batch.iloc[:200])})
+        assert huge.status_code == 413 and "20,000 bytes" in huge.json()["detail"]
+        assert c.post("/predict", json={"records": records(batch.iloc[:10])}).status_code == 200
+
+
+def test_a_token_protects_predict(
+    project: Path, batch: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(TOKEN_ENV, "s3cret-token-for-tests")
+    with client_for(Settings(package=str(project / "models/package"))) as c:
+        body = {"records": records(batch.iloc[:1])}
+        assert c.post("/predict", json=body).status_code == 401
+        wrong = {"Authorization": "Bearer nope"}
+        assert c.post("/predict", json=body, headers=wrong).status_code == 401
+        right = {"Authorization": "Bearer s3cret-token-for-tests"}
+        assert c.post("/predict", json=body, headers=right).status_code == 200
+        assert c.get("/health").status_code == 200
+
+
+def test_health_metadata_and_openapi(client: Any) -> None:
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["package"] == "car_loan"
+    meta = client.get("/metadata").json()
+    assert meta["metrics"]["test"]["roc_auc"] > 0.9
+    assert set(meta["schema"]["required"]) >= {"id", "car_value"}
+    assert meta["model_card"].startswith("# Model card")
+    spec = client.get("/openapi.json").json()
+    record = spec["components"]["schemas"]["Record"]
+    assert "car_value" in record["required"] and record["additionalProperties"] is False
+
+
+@pytest.mark.parametrize("mode", ["positive", "negative"])
+def test_schemathesis_finds_no_failure(project: Path, mode: str) -> None:
+    """Generated requests, valid and invalid, against every operation, with every check.
+
+    (schemathesis' pytest plugin relies on a pytest internal that pytest 9 removed, so its
+    strategies are driven with hypothesis directly.)
+    """
+    app = create_app(Settings(package=str(project / "models/package"), max_records=5))
+    api = schemathesis.openapi.from_asgi("/openapi.json", app)
+    operations = [result.ok() for result in api.get_all_operations()]
+    assert {op.label for op in operations} >= {"POST /predict", "GET /health", "GET /metadata"}
+    if mode == "negative":  # GETs without parameters have no invalid form
+        operations = [op for op in operations if op.label == "POST /predict"]
+    for operation in operations:
+
+        @given(case=operation.as_strategy(generation_mode=GenerationMode(mode)))
+        @settings(
+            max_examples=40,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        def check(case: Any) -> None:
+            case.call_and_validate()
+
+        check()
+
+
+def test_logs_hold_every_prediction_and_monitor_reads_them(
+    client: Any, batch: pd.DataFrame, project: Path, tmp_path: Path
+) -> None:
+    before = {p for p in client.logs.rglob("*.parquet")}
+    sent = batch.iloc[1000:1300]
+    for part in (sent.iloc[:100], sent.iloc[100:]):
+        assert client.post("/predict", json={"records": records(part)}).status_code == 200
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        logged = pd.concat(
+            [pd.read_parquet(p) for p in set(client.logs.rglob("*.parquet")) - before]
+            or [pd.DataFrame()]
+        )
+        if len(logged) >= 300:
+            break
+        time.sleep(0.1)
+    assert sorted(logged["id"]) == sorted(sent["id"])
+    assert {"request_id", "logged_at", "score", "label", "model_version"} <= set(logged.columns)
+    assert logged["request_id"].nunique() == 2
+    assert all(p.parent.name.startswith("date=") for p in client.logs.rglob("*.parquet"))
+    proc = run_cli(
+        "monitor",
+        "--package",
+        str(project / "models/package"),
+        "--input",
+        str(client.logs),
+        "--output-dir",
+        str(tmp_path / "mon"),
+        "--chunk-size",
+        "100",
+        "--no-fail-on-alerts",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "mon/summary.json").read_text())["analysis"]["rows"] >= 300
+
+
+# --- a real server -------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(package: Path, port: int, logs: Path, *extra: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [
+            str(BIN / "tabml"),
+            "serve",
+            "--package",
+            str(package),
+            "--port",
+            str(port),
+            "--log-dir",
+            str(logs),
+            *extra,
+        ],
+        env=tool_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    import httpx
+
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.2)
+    proc.kill()
+    raise AssertionError(f"server did not start:\n{proc.communicate()[0]}")
+
+
+def test_fifty_concurrent_requests_on_uvicorn_match_tabml_predict(
+    project: Path, batch: pd.DataFrame, expected: pd.DataFrame, tmp_path: Path
+) -> None:
+    import httpx
+
+    port = free_port()
+    server = start(project / "models/package", port, tmp_path / "logs")
+    try:
+        parts = [batch.iloc[i * 20 : (i + 1) * 20] for i in range(50)]
+
+        def send(part: pd.DataFrame) -> httpx.Response:
+            return httpx.post(
+                f"http://127.0.0.1:{port}/predict", json={"records": records(part)}, timeout=60
+            )
+
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            responses = list(pool.map(send, parts))
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+    assert [r.status_code for r in responses] == [200] * 50
+    got = pd.DataFrame([p for r in responses for p in r.json()["predictions"]]).set_index("id")
+    want = expected.loc[got.index]
+    np.testing.assert_allclose(got["score"], want["score"], rtol=0, atol=1e-12)
+    logged = pd.read_parquet(tmp_path / "logs")  # a graceful stop flushes everything
+    assert len(logged) == 1000
+
+
+def test_the_log_survives_a_kill_and_a_restart(
+    project: Path, batch: pd.DataFrame, tmp_path: Path
+) -> None:
+    import httpx
+
+    logs, port = tmp_path / "logs", free_port()
+    server = start(project / "models/package", port, logs)
+    url = f"http://127.0.0.1:{port}/predict"
+    for i in range(20):
+        httpx.post(url, json={"records": records(batch.iloc[i * 50 : (i + 1) * 50])}, timeout=60)
+    time.sleep(6)  # past the flush interval: these are on disk
+    httpx.post(url, json={"records": records(batch.iloc[1000:1050])}, timeout=60)
+    os.kill(server.pid, signal.SIGKILL)  # no chance to flush the last request
+    server.wait(timeout=30)
+    files = list(logs.rglob("*.parquet"))
+    assert all(not p.name.startswith(".") for p in files)
+    assert sum(len(pd.read_parquet(p)) for p in files) == 1000  # every finished file reads
+    # a restart appends to the same log; a graceful stop writes what it holds
+    server = start(project / "models/package", port, logs)
+    httpx.post(url, json={"records": records(batch.iloc[2000:2100])}, timeout=60)
+    server.send_signal(signal.SIGINT)
+    server.wait(timeout=30)
+    logged = pd.read_parquet(logs)
+    assert len(logged) == 1100 and logged["id"].is_unique

@@ -1,0 +1,137 @@
+"""The service's core without HTTP: encoding equals the pipeline's, the log is safe and private."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from tabml import privacy, serving
+from tabml.clean import clean_development
+from tabml.config import parse
+from tabml.model import fit
+from tabml.predlog import PredictionLog, now_iso
+from tabml.schema import record_json_schema
+from tests.conftest import ROOT, make_frame, schema_dict
+
+SCHEMA = parse("dataset.schema", schema_dict(pii={}))
+BASE_MODELS = {p.stem: yaml.safe_load(p.read_text()) for p in (ROOT / "conf/model").glob("*.yaml")}
+
+
+class _Pkg:
+    """What Scorer reads from a package."""
+
+    def __init__(self, model: object) -> None:
+        self.model, self.threshold, self.schema = model, 0.5, SCHEMA
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, object]]:
+    cols = [SCHEMA.id, *SCHEMA.features]
+    out = frame[cols].astype(object).where(frame[cols].notna(), None).to_dict("records")
+    return out  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("kind", ["lightgbm", "logreg"])
+def test_numpy_encoding_scores_exactly_like_the_pipeline(kind: str) -> None:
+    frame = clean_development(make_frame(600), SCHEMA, None).clean
+    overrides = {"num_boost_round": 30} if kind == "lightgbm" else {}
+    cfg = parse("model", {**BASE_MODELS[kind], **overrides})
+    model, _ = fit(frame.iloc[:400], frame.iloc[400:500], SCHEMA, cfg, seed=0)
+    test = frame.iloc[500:].copy()
+    test.loc[test.index[:5], "income"] = "never seen"
+    test.loc[test.index[5:10], "amount"] = np.nan
+    test.loc[test.index[10:12], "owner"] = pd.NA
+    scorer = serving.Scorer(_Pkg(model))  # type: ignore[arg-type]
+    records = _records(test)
+    np.testing.assert_array_equal(
+        scorer.encode(records), model.preprocessor.transform(test, model.encoding)
+    )
+    np.testing.assert_array_equal(scorer.score(records), model.predict(test))
+    np.testing.assert_array_equal(scorer.score(records[:1]), model.predict(test.iloc[:1]))
+
+
+def test_the_record_model_is_strict_and_complete() -> None:
+    record = serving.record_model(record_json_schema(SCHEMA, "t"), ["ts", "email"])
+    good = {"id": 1, "amount": 10, "income": "low", "ratio": None, "owner": True}
+    assert record(**good).amount == 10.0  # an integer is a number
+    assert record(**good, ts="2024-01-01", email="a@b.c").email == "a@b.c"
+    bad_cases = [
+        ({**good, "amount": "10"}, "float_type"),  # a string is not a number
+        ({**good, "owner": "yes"}, "bool_type"),
+        ({**good, "income": 3}, "string_type"),
+        ({**good, "amount": float("nan")}, "finite_number"),
+        ({**good, "amount": float("inf")}, "finite_number"),
+        ({k: v for k, v in good.items() if k != "ratio"}, "missing"),
+        ({**good, "surprise": 1}, "extra_forbidden"),
+    ]
+    for data, kind in bad_cases:
+        with pytest.raises(ValidationError) as err:
+            record(**data)
+        assert {e["type"] for e in err.value.errors()} == {kind}, data
+
+
+def _rows(n: int, day: str = "2026-11-26") -> list[dict[str, object]]:
+    return [
+        {"id": i, "email": f"u{i}@x.org", serving.LOGGED_AT: f"{day}T10:00:00+00:00", "score": 0.5}
+        for i in range(n)
+    ]
+
+
+def test_the_log_writes_by_day_in_the_background_and_pseudonymises(tmp_path: Path) -> None:
+    key = b"k" * 32
+    log = PredictionLog(
+        tmp_path,
+        transform=lambda f: privacy.apply(f, {"email": "pseudonymise"}, key),
+        flush_rows=1_000,
+        flush_seconds=60,
+    )
+    start = time.perf_counter()
+    log.append(_rows(5))
+    log.append(_rows(3, day="2026-11-27"))
+    assert time.perf_counter() - start < 0.05  # appending never waits for the disk
+    assert not list(tmp_path.rglob("*.parquet"))  # not yet flushed
+    log.close()
+    files = sorted(tmp_path.rglob("*.parquet"))
+    assert [f.parent.name for f in files] == ["date=2026-11-26", "date=2026-11-27"]
+    frame = pd.concat(pd.read_parquet(f) for f in files)
+    assert len(frame) == 8 and log.written == 8
+    assert not frame["email"].str.contains("@").any()
+    expected = privacy.pseudonymise(pd.Series(["u0@x.org"]), key)[0]
+    assert expected in set(frame["email"])
+
+
+def test_the_log_flushes_on_time_and_leaves_no_partial_files(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path, flush_rows=10**6, flush_seconds=0.2)
+    log.append(_rows(2, day=now_iso()[:10]))
+    deadline = time.time() + 5
+    while not list(tmp_path.rglob("*.parquet")) and time.time() < deadline:
+        time.sleep(0.05)
+    assert len(list(tmp_path.rglob("*.parquet"))) == 1
+    log.close()
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]
+
+
+def test_a_full_queue_drops_and_counts_instead_of_blocking(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path, flush_rows=10**6, flush_seconds=60, max_queued_rows=5)
+    log.append(_rows(4))
+    log.append(_rows(4))
+    assert log.dropped == 4
+    log.close()
+    assert log.written == 4
+
+
+def test_a_failed_write_is_reported_and_the_log_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "date=2026-11-26").write_text("a file where a folder should be")
+    log = PredictionLog(tmp_path, flush_rows=1, flush_seconds=60)
+    log.append(_rows(1))
+    log.append(_rows(2, day="2026-11-27"))
+    log.close()
+    assert log.written == 2
+    assert "could not write 1 rows" in capsys.readouterr().err
