@@ -52,7 +52,13 @@ def test_numpy_encoding_scores_exactly_like_the_pipeline(kind: str) -> None:
         scorer.encode(records), model.preprocessor.transform(test, model.encoding)
     )
     np.testing.assert_array_equal(scorer.score(records), model.predict(test))
-    np.testing.assert_array_equal(scorer.score(records[:1]), model.predict(test.iloc[:1]))
+    # small requests take the row-by-row path: the same numbers, record by record
+    for i in range(len(records)):
+        np.testing.assert_array_equal(
+            scorer.encode(records[i : i + 1]),
+            model.preprocessor.transform(test.iloc[i : i + 1], model.encoding),
+        )
+    np.testing.assert_array_equal(scorer.score(records[:3]), model.predict(test.iloc[:3]))
 
 
 def test_the_record_model_is_strict_and_complete() -> None:
