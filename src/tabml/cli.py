@@ -227,7 +227,9 @@ def monitor(
     ],
     labels: Annotated[
         Path | None,
-        typer.Option(help="Optional file of id and target, for realized performance."),
+        typer.Option(
+            help="Optional labels (id and target) for realized performance: a file or a folder."
+        ),
     ] = None,
     chunk_size: Annotated[
         int | None, typer.Option(help="Override the package's chunking: rows per chunk.")
@@ -440,6 +442,33 @@ def serve(
         pkg.load(folder)
     os.environ[SETTINGS_ENV] = json.dumps(dataclasses.asdict(settings))
     uvicorn.run("tabml.server:app_from_env", factory=True, host=host, port=port, workers=workers)
+
+
+@app.command()
+def append(
+    logs: Annotated[
+        Path, typer.Option(help="Prediction logs: a folder ('tabml serve --log-dir') or a file.")
+    ],
+    labels: Annotated[
+        Path, typer.Option(help="Labels that arrived later: id and target; a file or folder.")
+    ],
+    sources_dir: Annotated[
+        Path, typer.Option(help="Folder that relative dataset sources live in.")
+    ] = Path("data/external"),
+    dvc_add: Annotated[bool, typer.Option(help="Track the result with 'dvc add'.")] = True,
+    params: Params = Path("params.yaml"),
+) -> None:
+    """Add labelled production rows to the development set, for retraining.
+
+    Joins the logged records with their labels on the id and appends them to the file that
+    `dataset.sources.additions` names under --sources-dir (e.g. data/external/additions.parquet),
+    one row per id: a newer row replaces an older one, so running it twice on the same logs
+    changes nothing. Then 'dvc repro' retrains with them: ingest adds them to the development
+    data.
+    """
+    from tabml.stages import append as stage
+
+    stage.run(params, logs, labels, sources_dir, dvc_add)
 
 
 @app.command()

@@ -108,6 +108,9 @@ class SourcesConfig(_Frozen):
     development: str
     production: str | None = None
     production_labels: str | None = None
+    # labelled production rows that `tabml append` adds to the development set (retraining);
+    # a file relative to the sources folder, used when it exists
+    additions: str | None = None
 
 
 # --- split ---------------------------------------------------------------------------------

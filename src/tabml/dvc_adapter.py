@@ -138,3 +138,15 @@ def repro(root: Path, pull: bool) -> None:
     args = [sys.executable, "-m", "dvc", "repro"] + (["--pull", "--allow-missing"] if pull else [])
     if subprocess.run(args, cwd=root).returncode != 0:
         raise ConfigError(f"dvc repro failed in {root}; see its output above")
+
+
+def add(path: Path) -> None:
+    """`dvc add path`: track a data file (its .dvc file goes beside it)."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo() as repo:
+            repo.add(str(path))
+    except DvcException as err:
+        raise ConfigError(f"dvc add {path} failed: {err}") from None

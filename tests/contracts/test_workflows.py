@@ -31,7 +31,7 @@ def steps(workflow: dict[Any, Any]) -> list[dict[str, Any]]:
 
 def test_there_are_workflows() -> None:
     names = {p.name for p in WORKFLOWS}
-    assert {"ci.yml", "pr-report.yml", "release.yml"} <= names
+    assert {"ci.yml", "pr-report.yml", "release.yml", "monitor.yml", "retrain.yml"} <= names
 
 
 def test_zizmor_offline_reports_no_finding() -> None:
@@ -81,6 +81,10 @@ def test_permissions_are_read_only_at_the_top(path: Path) -> None:
             needed.add("pull-requests")
         if "gh release create" in scripts:
             needed.add("contents")
+        if "cml pr create" in scripts:  # pushes a branch and opens a pull request
+            needed |= {"contents", "pull-requests"}
+        if "gh issue" in scripts:
+            needed.add("issues")
         assert writes == needed, f"{name} is granted {granted} but needs write on {needed}"
 
 
@@ -110,7 +114,11 @@ def test_every_job_has_a_timeout_and_superseded_runs_cancel(path: Path) -> None:
     workflow = load(path)
     assert all(isinstance(j.get("timeout-minutes"), int) for j in workflow["jobs"].values())
     assert workflow["concurrency"]["cancel-in-progress"] is True
-    assert "${{" in workflow["concurrency"]["group"]
+    triggers = set(workflow["on"]) if isinstance(workflow["on"], dict) else {workflow["on"]}
+    if triggers & {"push", "pull_request"}:  # one group per branch or pull request
+        assert "${{" in workflow["concurrency"]["group"]
+    else:  # one run at a time
+        assert workflow["concurrency"]["group"]
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
@@ -146,3 +154,32 @@ def test_release_builds_from_tags_and_publishes_with_least_privilege() -> None:
     # nothing cached may reach a published artefact
     setup_uv = next(s for s in build["steps"] if s.get("uses", "").startswith("astral-sh/"))
     assert setup_uv["with"]["enable-cache"] is False
+
+
+def test_monitor_runs_on_a_schedule_and_opens_one_issue_on_alerts() -> None:
+    workflow = load(ROOT / ".github/workflows/monitor.yml")
+    assert set(workflow["on"]) == {"schedule", "workflow_dispatch"}
+    (job,) = workflow["jobs"].values()
+    steps = {s.get("name"): s for s in job["steps"]}
+    monitor = steps["Monitor"]["run"]
+    assert "tabml monitor --package models/package" in monitor
+    assert "--input data/serving/predictions" in monitor
+    # exit 10 (alerts) is not a failure; the issue step runs on it, and only on it
+    assert '"$code" != 10' in monitor
+    issue = steps["Open or update the drift issue"]
+    assert issue["if"] == "steps.monitor.outputs.code == '10'"
+    assert "gh issue list" in issue["run"] and "gh issue comment" in issue["run"]
+    assert any(s.get("uses", "").startswith("actions/upload-artifact@") for s in job["steps"])
+
+
+def test_retrain_appends_reproduces_and_opens_a_pull_request() -> None:
+    workflow = load(ROOT / ".github/workflows/retrain.yml")
+    assert set(workflow["on"]) == {"workflow_dispatch", "issues"}
+    (job,) = workflow["jobs"].values()
+    assert "github.event.label.name == 'retrain'" in job["if"]
+    scripts = [s.get("run", "") for s in job["steps"]]
+    order = [
+        next(i for i, r in enumerate(scripts) if needle in r)
+        for needle in ("tabml append", "dvc repro", "cml pr create")
+    ]
+    assert order == sorted(order)

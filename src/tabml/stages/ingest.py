@@ -25,8 +25,22 @@ def run(params_file: Path, sources_dir: Path, output_dir: Path) -> None:
     dev_path = datasets.resolve(sources.development, sources_dir)
     info(f"ingest: reading development data {dev_path.name}")
     dev = io.read_table(dev_path)
-    validate(dev, schema, "development", str(dev_path))
+    checked = validate(dev, schema, "development", str(dev_path))
     info(f"ingest: {len(dev):,} development rows meet the schema")
+    if sources.additions:
+        add_path = sources_dir / sources.additions
+        if add_path.is_file():
+            import pandas as pd
+
+            added = validate(io.read_table(add_path), schema, "development", str(add_path))
+            # both typed by the schema, so their columns agree
+            dev = pd.concat([checked.frame, added.frame], ignore_index=True)
+            info(
+                f"ingest: + {len(added.frame):,} labelled production rows from {add_path.name} "
+                "(tabml append)"
+            )
+        else:
+            info(f"ingest: no {add_path.name} yet ('tabml append' writes it when retraining)")
 
     prod = labels = None
     if sources.production:

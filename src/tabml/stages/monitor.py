@@ -45,7 +45,7 @@ def _config(loaded: pkg.Package) -> MonitorConfig:
 def _labels(path: Path | None, schema: SchemaConfig) -> Any:
     if path is None:
         return None
-    raw = io.read_table(path, allow_empty=True)
+    raw = io.read_batch(path, allow_empty=True)  # a file, or a folder of label batches
     if not len(raw):
         return None
     return validate(raw, schema, "labels", str(path)).frame

@@ -1,0 +1,54 @@
+"""append: the shell of `tabml append` (a command, not a dvc.yaml stage).
+
+Reads the prediction logs, the labels and the additions collected so far; writes the new
+additions file that `dataset.sources.additions` names, atomically; tracks it with `dvc add`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tabml import io
+from tabml.config import Params, SchemaConfig, SourcesConfig
+from tabml.errors import ConfigError
+from tabml.log import info
+from tabml.retrain import labelled_rows, merge, within_schema
+
+PARAMS = ("dataset.sources", "dataset.schema")
+
+
+def run(params_file: Path, logs: Path, labels: Path, sources_dir: Path, dvc_add: bool) -> Path:
+    params = Params.load(params_file, PARAMS)
+    sources: SourcesConfig = params.section("dataset.sources")
+    schema: SchemaConfig = params.section("dataset.schema")
+    if not sources.additions:
+        raise ConfigError(
+            "dataset.sources.additions is not set: name the file that collects labelled "
+            "production rows (e.g. additions: additions.parquet) in conf/dataset/, then "
+            "'make params'"
+        )
+    output = sources_dir / sources.additions
+    rows, seen = labelled_rows(io.read_batch(logs), io.read_batch(labels), schema)
+    info(
+        f"append: {seen['records']:,} logged records ({seen['logged']:,} log rows), "
+        f"{seen['labelled']:,} with a label, {seen['unlabelled']:,} still without"
+    )
+    rows, outside = within_schema(rows, schema)
+    for column, what in outside.items():
+        info(
+            f"append: {what['rows']:,} rows left out: '{column}' values the development schema "
+            f"does not allow, e.g. {what['examples']}; allow them in conf/dataset/ to train on them"
+        )
+    existing = io.read_parquet(output) if output.is_file() else None
+    merged, counts = merge(existing, rows, schema)
+    io.write_parquet(output, merged)
+    info(
+        f"append: {output} now holds {counts['after']:,} rows ({counts['added']:,} new, "
+        f"{counts['replaced']:,} replaced by newer ones)"
+    )
+    if dvc_add:
+        from tabml.dvc_adapter import add
+
+        add(output)
+        info(f"append: tracked with DVC: commit {output}.dvc, then 'dvc repro' retrains on it")
+    return output
