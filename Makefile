@@ -90,3 +90,4 @@ bench: sync ## run the benchmarks (slow; figures go to docs/benchmarks.md)
 	$(RUN) python benchmarks/pipeline.py
 	$(RUN) python benchmarks/quality.py
 	$(RUN) python benchmarks/monitor.py
+	$(RUN) python benchmarks/serve.py
