@@ -244,14 +244,16 @@ def run(
                 out.charts.append((f"Multivariate drift: {name}", analysed.plot()))
 
         metrics = list(spec.performance.metrics)
-        cbpe = nml.CBPE(
-            metrics=metrics,
-            y_pred_proba=spec.score,
-            y_pred=spec.prediction,
-            y_true=spec.target,
-            problem_type="classification_binary",
+        # CBPE (estimated) and the performance calculator (realized) score the same columns
+        scored = {
+            "metrics": metrics,
+            "y_pred_proba": spec.score,
+            "y_pred": spec.prediction,
+            "y_true": spec.target,
+            "problem_type": "classification_binary",
             **kw,
-        )
+        }
+        cbpe = nml.CBPE(**scored)
         cbpe.fit(reference)
         # without the targets: CBPE would otherwise also compute realized performance, which the
         # performance calculator below does once
@@ -265,14 +267,7 @@ def run(
         }
         realized = None
         if labelled:
-            perf = nml.PerformanceCalculator(
-                metrics=metrics,
-                y_pred_proba=spec.score,
-                y_pred=spec.prediction,
-                y_true=spec.target,
-                problem_type="classification_binary",
-                **kw,
-            )
+            perf = nml.PerformanceCalculator(**scored)
             realized = perf.fit(reference).calculate(analysis)
             real_df = realized.filter(period="analysis").to_df()
             out.realized = {m: _cells(real_df, (m,)) for m in metrics}

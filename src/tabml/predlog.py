@@ -27,6 +27,8 @@ from typing import Any
 from tabml.log import info
 
 _STOP = object()
+# say so when rows are dropped, then again every this many
+_WARN_EVERY = 100_000
 
 
 class PredictionLog:
@@ -61,7 +63,12 @@ class PredictionLog:
         counted (the disk cannot keep up), rather than holding up requests or memory."""
         with self._lock:
             if self._queued + len(rows) > self._max_queued:
-                self.dropped += len(rows)
+                before, self.dropped = self.dropped, self.dropped + len(rows)
+                if before // _WARN_EVERY != self.dropped // _WARN_EVERY or not before:
+                    info(
+                        f"prediction log: {self.dropped:,} rows dropped so far: the disk is not "
+                        f"keeping up with {self._max_queued:,} queued rows ({self.folder})"
+                    )
                 return
             self._queued += len(rows)
         self._queue.put(rows)

@@ -71,23 +71,22 @@ def gates(
     previous_name: str | None = None,
 ) -> list[Gate]:
     """Every gate of `cfg` against this run's metrics (and the previous release's)."""
+
+    def at_least(name: str, key: str, limit: float) -> Gate:
+        value = _get(metrics, key)
+        missing = f"no {key} in reports/metrics.json"
+        return Gate(
+            name,
+            value,
+            limit,
+            value is not None and value >= limit,
+            "" if value is not None else missing,
+        )
+
     auc = _get(metrics, "test.roc_auc")
-    rows = _get(metrics, "test.rows")
     out = [
-        Gate(
-            "test ROC AUC",
-            auc,
-            cfg.min_test_roc_auc,
-            auc is not None and auc >= cfg.min_test_roc_auc,
-            "" if auc is not None else "no test.roc_auc in reports/metrics.json",
-        ),
-        Gate(
-            "test rows",
-            rows,
-            cfg.min_test_rows,
-            rows is not None and rows >= cfg.min_test_rows,
-            "" if rows is not None else "no test.rows in reports/metrics.json",
-        ),
+        at_least("test ROC AUC", "test.roc_auc", cfg.min_test_roc_auc),
+        at_least("test rows", "test.rows", cfg.min_test_rows),
     ]
     before = _get(previous, "test.roc_auc") if previous is not None else None
     if previous is None or before is None:

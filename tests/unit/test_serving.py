@@ -122,11 +122,14 @@ def test_the_log_flushes_on_time_and_leaves_no_partial_files(tmp_path: Path) -> 
     assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]
 
 
-def test_a_full_queue_drops_and_counts_instead_of_blocking(tmp_path: Path) -> None:
+def test_a_full_queue_drops_and_counts_instead_of_blocking(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     log = PredictionLog(tmp_path, flush_rows=10**6, flush_seconds=60, max_queued_rows=5)
     log.append(_rows(4))
     log.append(_rows(4))
     assert log.dropped == 4
+    assert "4 rows dropped so far" in capsys.readouterr().err
     log.close()
     assert log.written == 4
 
