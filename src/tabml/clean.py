@@ -53,66 +53,135 @@ def _output_columns(schema: SchemaConfig, frame: pd.DataFrame, with_target: bool
     return cols
 
 
+class DevelopmentCleaner:
+    """`clean_development` for a file read in batches: `add` each batch in file order, then
+    `quality`. An id seen in any earlier batch is a duplicate, as it would be in one read."""
+
+    def __init__(self, schema: SchemaConfig, key: bytes | None) -> None:
+        self.schema, self.key = schema, key
+        self._seen: set[Any] = set()
+        self.rows_read = self.rows_kept = 0
+        self._reasons: dict[str, int] = {}
+        self._missing: dict[str, int] = {}
+        self._positives = 0.0
+
+    def add(self, raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(kept rows, quarantined rows with their reason) of one batch."""
+        import pandas as pd
+
+        schema = self.schema
+        typed = coerce(raw, schema, "development", whole_file=False).frame
+        reasons = pd.Series(pd.NA, index=typed.index, dtype="string")
+        ids = typed[schema.id]
+        reasons[ids.isna()] = "missing_id"
+        # identical re-deliveries of a record: keep the first (ingest refuses conflicting ones)
+        dup = (ids.duplicated(keep="first") | ids.isin(self._seen)) & ids.notna()
+        reasons[dup & reasons.isna()] = "duplicate_id"
+        reasons[typed[schema.target.column].isna() & reasons.isna()] = "missing_target"
+        self._seen.update(ids.dropna().tolist())
+
+        cols = _output_columns(schema, typed, with_target=True)
+        typed = privacy.apply(typed[cols], schema.pii, self.key)
+        kept = typed[reasons.isna()].reset_index(drop=True)
+        rejected = typed[reasons.notna()].assign(**{REASON_COLUMN: reasons[reasons.notna()]})
+        rejected = rejected.reset_index(drop=True)
+
+        self.rows_read += len(raw)
+        self.rows_kept += len(kept)
+        for reason, n in rejected[REASON_COLUMN].value_counts().items():
+            self._reasons[str(reason)] = self._reasons.get(str(reason), 0) + int(n)
+        for c, m in _missing(kept, list(schema.features)).items():
+            self._missing[c] = self._missing.get(c, 0) + int(m["count"])
+        self._positives += float(kept[schema.target.column].sum())
+        return kept, rejected
+
+    def quality(self) -> dict[str, Any]:
+        kept = self.rows_kept
+        return {
+            "rows_read": self.rows_read,
+            "rows_kept": kept,
+            "rows_rejected": self.rows_read - kept,
+            "rejected_by_reason": dict(sorted(self._reasons.items())),
+            "missing": {
+                c: {"count": n, "fraction": float(n / max(kept, 1))}
+                for c, n in self._missing.items()
+            },
+            "positive_rate": self._positives / kept if kept else None,
+        }
+
+
 def clean_development(raw: pd.DataFrame, schema: SchemaConfig, key: bytes | None) -> CleanResult:
     """Type, dedupe and pseudonymise the development set; quarantine rows that cannot be used."""
-    import pandas as pd
+    cleaner = DevelopmentCleaner(schema, key)
+    kept, rejected = cleaner.add(raw)
+    return CleanResult(kept, rejected, cleaner.quality())
 
-    typed = coerce(raw, schema, "development").frame
-    reasons = pd.Series(pd.NA, index=typed.index, dtype="string")
-    ids = typed[schema.id]
-    reasons[ids.isna()] = "missing_id"
-    # identical re-deliveries of a record: keep the first (ingest refuses conflicting ones)
-    dup = ids.duplicated(keep="first") & ids.notna()
-    reasons[dup & reasons.isna()] = "duplicate_id"
-    reasons[typed[schema.target.column].isna() & reasons.isna()] = "missing_target"
 
-    cols = _output_columns(schema, typed, with_target=True)
-    typed = privacy.apply(typed[cols], schema.pii, key)
-    kept = typed[reasons.isna()].reset_index(drop=True)
-    rejected = typed[reasons.notna()].assign(**{REASON_COLUMN: reasons[reasons.notna()]})
-    rejected = rejected.reset_index(drop=True)
+class ProductionCleaner:
+    """`clean_production` for a batch read in pieces: `add` each, then `finish` with labels."""
 
-    by_reason = {str(k): int(v) for k, v in rejected[REASON_COLUMN].value_counts().items()}
-    quality = {
-        "rows_read": len(raw),
-        "rows_kept": len(kept),
-        "rows_rejected": len(rejected),
-        "rejected_by_reason": dict(sorted(by_reason.items())),
-        "missing": _missing(kept, list(schema.features)),
-        "positive_rate": float(kept[schema.target.column].mean()) if len(kept) else None,
-    }
-    return CleanResult(kept, rejected, quality)
+    def __init__(self, schema: SchemaConfig, key: bytes | None) -> None:
+        from tabml.schema import BatchChecks
+
+        self.schema, self.key = schema, key
+        self._checks = BatchChecks(schema, "production")
+        self._missing: dict[str, int] = {}
+
+    def add(self, raw: pd.DataFrame) -> pd.DataFrame:
+        """The typed, pseudonymised features of one batch."""
+        typed = self._checks.add(raw)
+        cols = _output_columns(self.schema, typed, with_target=False)
+        features = privacy.apply(typed[cols], self.schema.pii, self.key).reset_index(drop=True)
+        for c, m in _missing(features, list(self.schema.features)).items():
+            self._missing[c] = self._missing.get(c, 0) + int(m["count"])
+        return features
+
+    def finish(self, raw_labels: pd.DataFrame | None) -> tuple[pd.DataFrame, dict[str, Any]]:
+        """The typed labels (empty when there are none) and the production quality report."""
+        import pandas as pd
+
+        schema = self.schema
+        rows = self._checks.rows
+        quality: dict[str, Any] = {
+            "rows_read": rows,
+            "missing": {
+                c: {"count": n, "fraction": float(n / max(rows, 1))}
+                for c, n in self._missing.items()
+            },
+            "unseen_categories": dict(sorted(self._checks.unseen_categories.items())),
+            "out_of_range": dict(sorted(self._checks.out_of_range.items())),
+        }
+        for d in quality["unseen_categories"].values():  # the 20 most frequent, as one read
+            top = sorted(d["values"].items(), key=lambda kv: -kv[1])[:20]
+            d["values"] = dict(top)
+        id_col, target = schema.id, schema.target.column
+        if raw_labels is None:
+            ids = self._checks.ids()
+            labels = pd.DataFrame({id_col: ids.iloc[:0], target: pd.Series([], dtype="Int8")})
+            quality["labels"] = None
+            return labels, quality
+        lab = coerce(raw_labels, schema, "labels").frame[[id_col, target]]
+        labels = privacy.apply(lab, {k: v for k, v in schema.pii.items() if k == id_col}, self.key)
+        labels = labels.reset_index(drop=True)
+        feature_ids = privacy.apply(
+            pd.DataFrame({id_col: self._checks.ids()}),
+            {k: v for k, v in schema.pii.items() if k == id_col},
+            self.key,
+        )[id_col]
+        matched = labels[id_col].isin(feature_ids)
+        quality["labels"] = {
+            "rows": len(labels),
+            "matched": int(matched.sum()),
+            "positive_rate": float(labels[target].mean()) if len(labels) else None,
+        }
+        return labels, quality
 
 
 def clean_production(
     raw: pd.DataFrame, raw_labels: pd.DataFrame | None, schema: SchemaConfig, key: bytes | None
 ) -> ProductionResult:
     """Type and pseudonymise the production batch; count what development never showed."""
-    import pandas as pd
-
-    typed = coerce(raw, schema, "production")
-    cols = _output_columns(schema, typed.frame, with_target=False)
-    features = privacy.apply(typed.frame[cols], schema.pii, key).reset_index(drop=True)
-    quality: dict[str, Any] = {
-        "rows_read": len(raw),
-        "missing": _missing(features, list(schema.features)),
-        "unseen_categories": dict(sorted(typed.unseen_categories.items())),
-        "out_of_range": dict(sorted(typed.out_of_range.items())),
-    }
-    id_col, target = schema.id, schema.target.column
-    if raw_labels is None:
-        labels = pd.DataFrame(
-            {id_col: features[id_col].iloc[:0], target: pd.Series([], dtype="Int8")}
-        )
-        quality["labels"] = None
-    else:
-        lab = coerce(raw_labels, schema, "labels").frame[[id_col, target]]
-        labels = privacy.apply(lab, {k: v for k, v in schema.pii.items() if k == id_col}, key)
-        labels = labels.reset_index(drop=True)
-        matched = labels[id_col].isin(features[id_col])
-        quality["labels"] = {
-            "rows": len(labels),
-            "matched": int(matched.sum()),
-            "positive_rate": float(labels[target].mean()) if len(labels) else None,
-        }
+    cleaner = ProductionCleaner(schema, key)
+    features = cleaner.add(raw)
+    labels, quality = cleaner.finish(raw_labels)
     return ProductionResult(features, labels, quality)

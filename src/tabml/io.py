@@ -157,6 +157,108 @@ def read_table(path: Path, allow_empty: bool = False) -> pd.DataFrame:
     return frame
 
 
+def iter_table(path: Path, batch_rows: int) -> Iterator[pd.DataFrame]:
+    """A user's CSV or Parquet file in frames of at most `batch_rows` rows, with the same
+    checks and messages as `read_table`; a file with a header and no rows yields one empty
+    frame."""
+    import pandas as pd
+
+    if not path.exists():
+        raise DataError(f"{path}: file not found. Check the path, or run 'dvc pull'.")
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, expected a .csv or .parquet file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: file is empty (0 bytes)")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        try:
+            with pd.read_csv(
+                path, encoding="utf-8", encoding_errors="strict", chunksize=batch_rows
+            ) as reader:
+                first = True
+                for chunk in reader:
+                    first = False
+                    yield chunk
+                if first:  # a header and no rows
+                    yield pd.read_csv(path, encoding="utf-8", nrows=0)
+        except UnicodeDecodeError as err:
+            # the offset is within the chunk pandas was decoding: find the byte in the file
+            data = path.read_bytes()
+            try:
+                data.decode("utf-8")
+                start = err.start
+            except UnicodeDecodeError as whole:
+                start = whole.start
+            line = data[:start].count(b"\n") + 1
+            raise DataError(
+                f"{path}: not valid UTF-8: byte 0x{data[start]:02x} at offset "
+                f"{start} (line {line}). Re-export the file as UTF-8."
+            ) from None
+        except pd.errors.EmptyDataError:
+            raise DataError(f"{path}: file has no header and no rows") from None
+        except pd.errors.ParserError as err:
+            raise DataError(f"{path}: malformed CSV: {err}") from None
+    elif suffix in (".parquet", ".pq"):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            parquet = pq.ParquetFile(path)
+            if parquet.metadata.num_rows == 0:
+                yield parquet.schema_arrow.empty_table().to_pandas()
+                return
+            for batch in parquet.iter_batches(batch_size=batch_rows):
+                yield pa.Table.from_batches([batch]).to_pandas()
+        except (pa.ArrowInvalid, OSError) as err:
+            raise DataError(f"{path}: not a readable Parquet file: {err}") from None
+    else:
+        raise DataError(
+            f"{path}: unsupported file type '{suffix}'; use one of {', '.join(TABLE_SUFFIXES)}"
+        )
+
+
+class ParquetSink:
+    """Frames appended to one Parquet file as they come, with the first frame's columns and
+    types, written as `write_parquet` writes (zstd, statistics, no pandas metadata)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows = 0
+        self._writer: Any = None
+        self._schema: Any = None
+
+    def write(self, frame: pd.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if self._schema is None:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            self._schema = table.schema.remove_metadata()
+            self._writer = pq.ParquetWriter(
+                self.path, self._schema, compression="zstd", write_statistics=True
+            )
+        # a later frame may lack an optional column (appended rows carry no personal data)
+        missing = [c for c in self._schema.names if c not in frame.columns]
+        if missing:
+            frame = frame.assign(**dict.fromkeys(missing))
+        table = pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False)
+        self._writer.write_table(table.replace_schema_metadata(None))
+        self.rows += len(frame)
+
+    def close(self, empty_like: pd.DataFrame | None = None) -> None:
+        """Finish the file; with no frame written, write `empty_like`'s columns and no rows."""
+        if self._writer is None:
+            write_parquet(self.path, empty_like if empty_like is not None else _empty())
+            return
+        self._writer.close()
+
+
+def _empty() -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame()
+
+
 def table_files(folder: Path) -> list[Path]:
     """The CSV and Parquet files under `folder`, sorted; hidden (in-progress) files skipped."""
     return sorted(

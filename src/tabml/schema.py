@@ -191,11 +191,15 @@ def _coerce_target(
     return out, failures
 
 
-def coerce(frame: pd.DataFrame, schema: SchemaConfig, role: Role) -> Coerced:
+def coerce(
+    frame: pd.DataFrame, schema: SchemaConfig, role: Role, whole_file: bool = True
+) -> Coerced:
     """Apply the schema's types to a frame read from a file; collect every failure.
 
     Development data must meet the schema. Production data may carry categories never seen in
     development and values out of range: they are kept for scoring and counted instead.
+    With `whole_file=False` the frame is one batch of a file, and the checks that need the
+    whole file (duplicate ids, columns with no value at all) are left to `BatchChecks`.
     """
     import pandas as pd
 
@@ -237,7 +241,9 @@ def coerce(frame: pd.DataFrame, schema: SchemaConfig, role: Role) -> Coerced:
             n, _, rows = _where(null_ids, ids)
             failures.append(Failure(schema.id, "empty id", n, (), rows))
         out[schema.id] = ids
-        if role != "labels":
+        if not whole_file:
+            pass
+        elif role != "labels":
             dup = ids.duplicated(keep=False) & ids.notna()
             if dup.any():
                 # identical re-deliveries are removed by clean; different rows sharing an id
@@ -278,7 +284,7 @@ def coerce(frame: pd.DataFrame, schema: SchemaConfig, role: Role) -> Coerced:
     if role != "labels":
         for name, spec in schema.features.items():
             if name in frame.columns:
-                out[name] = _coerce_feature(name, spec, frame[name], role, result)
+                out[name] = _coerce_feature(name, spec, frame[name], role, result, whole_file)
 
     if schema.target.column in frame.columns and role in ("development", "labels"):
         out[schema.target.column], target_failures = _coerce_target(
@@ -294,12 +300,17 @@ def coerce(frame: pd.DataFrame, schema: SchemaConfig, role: Role) -> Coerced:
 
 
 def _coerce_feature(
-    name: str, spec: FeatureSpec, values: pd.Series, role: Role, result: Coerced
+    name: str,
+    spec: FeatureSpec,
+    values: pd.Series,
+    role: Role,
+    result: Coerced,
+    whole_file: bool = True,
 ) -> pd.Series:
     import pandas as pd
 
     failures = result.failures
-    if values.notna().sum() == 0:
+    if whole_file and values.notna().sum() == 0:
         failures.append(
             Failure(
                 name,
@@ -385,3 +396,118 @@ def record_json_schema(schema: SchemaConfig, title: str) -> dict[str, Any]:
         "required": [schema.id, *schema.features],
         "additionalProperties": True,
     }
+
+
+class BatchChecks:
+    """`coerce` over a file read batch by batch, as if it had been read whole.
+
+    Each batch is typed as it comes (`add` returns it); failures are merged across batches
+    (counts summed, examples and file row numbers kept); the whole-file checks run once in
+    `finish`: ids repeated with different values (or at all, for labels) anywhere in the file,
+    and features with no value in any row. Memory: one batch, plus an id and a row hash per row.
+    """
+
+    def __init__(self, schema: SchemaConfig, role: Role) -> None:
+        self.schema, self.role = schema, role
+        self.rows = 0
+        self._failures: dict[tuple[str, str], Failure] = {}
+        self.unseen_categories: dict[str, dict[str, Any]] = {}
+        self.out_of_range: dict[str, dict[str, int]] = {}
+        self._ids: list[pd.Series] = []
+        self._hashes: list[Any] = []
+        self._filled: dict[str, int] = {}
+        self._columns: set[str] = set()
+
+    def add(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Type one batch; remember what the whole-file checks need."""
+        import pandas as pd
+
+        result = coerce(frame, self.schema, self.role, whole_file=False)
+        for f in result.failures:
+            self._merge(f, self.rows)
+        for name, d in result.unseen_categories.items():
+            seen = self.unseen_categories.setdefault(name, {"count": 0, "values": {}})
+            seen["count"] += d["count"]
+            for value, n in d["values"].items():
+                seen["values"][value] = seen["values"].get(value, 0) + n
+        for name, d in result.out_of_range.items():
+            now = self.out_of_range.setdefault(name, {"below": 0, "above": 0})
+            now["below"] += d["below"]
+            now["above"] += d["above"]
+        self._columns |= set(frame.columns)
+        for name in self.schema.features:
+            if name in frame.columns:
+                self._filled[name] = self._filled.get(name, 0) + int(frame[name].notna().sum())
+        typed = result.frame
+        if self.schema.id in typed.columns:
+            self._ids.append(typed[self.schema.id].reset_index(drop=True))
+            # typed values hash the same in every batch, whatever each chunk of a CSV inferred
+            self._hashes.append(pd.util.hash_pandas_object(typed, index=False).to_numpy())
+        self.rows += len(frame)
+        return typed
+
+    def ids(self) -> pd.Series:
+        """The typed ids of every row added, in file order."""
+        import pandas as pd
+
+        return pd.concat(self._ids, ignore_index=True) if self._ids else pd.Series([])
+
+    def _merge(self, f: Failure, offset: int) -> None:
+        rows = tuple(r + offset for r in f.rows)
+        key = (f.column, f.check)
+        if key not in self._failures:
+            self._failures[key] = Failure(f.column, f.check, f.count, f.examples, rows, f.hint)
+            return
+        old = self._failures[key]
+        examples = tuple(dict.fromkeys(old.examples + f.examples))[:MAX_EXAMPLES]
+        self._failures[key] = Failure(
+            f.column,
+            f.check,
+            old.count + f.count,
+            examples,
+            (old.rows + rows)[:MAX_EXAMPLES],
+            old.hint,
+        )
+
+    def finish(self) -> list[Failure]:
+        """Every failure of the file, the whole-file checks included."""
+        import numpy as np
+        import pandas as pd
+
+        for name in self.schema.features:
+            if name in self._columns and self._filled.get(name, 0) == 0 and self.role != "labels":
+                self._merge(
+                    Failure(
+                        name,
+                        "all values are empty",
+                        self.rows,
+                        hint="Fix the export, or move the column to ignore",
+                    ),
+                    0,
+                )
+        if self._ids:
+            ids = pd.concat(self._ids, ignore_index=True)
+            hashes = pd.Series(np.concatenate(self._hashes))
+            dup = ids.duplicated(keep=False) & ids.notna()
+            if dup.any() and self.role != "labels":
+                # identical re-deliveries are removed by clean; different rows sharing an id
+                # mean the id is not an id
+                pairs = pd.DataFrame({"id": ids[dup], "hash": hashes[dup]})
+                conflicting = pairs.loc[~pairs.duplicated(keep=False), "id"].unique()
+                if len(conflicting):
+                    n, ex, rows = _where(ids.isin(conflicting), ids)
+                    self._merge(
+                        Failure(
+                            self.schema.id,
+                            "duplicate id with different values",
+                            n,
+                            ex,
+                            rows,
+                            hint="Each id must name one record",
+                        ),
+                        0,
+                    )
+            elif dup.any():
+                n, ex, rows = _where(dup, ids)
+                self._merge(Failure(self.schema.id, "duplicate id", n, ex, rows), 0)
+        return list(self._failures.values())

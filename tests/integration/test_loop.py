@@ -30,7 +30,7 @@ def test_serve_log_monitor_append_and_retrain(project: Path, tmp_path: Path) -> 
     port = free_port()
     server = start(package, port, logs)
     batch = pd.read_parquet(repo / "data/raw/production.parquet")
-    batch = batch.drop(columns=["y_pred_proba", "y_pred"])
+    batch = batch.drop(columns=["y_pred_proba", "y_pred"], errors="ignore")
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
             for start_row in range(0, len(batch), 1_000):

@@ -38,7 +38,7 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 def batch(project: Path) -> pd.DataFrame:
     """The production batch as a client has it: the id, the time and the features."""
     frame = pd.read_parquet(project / "data/raw/production.parquet")
-    return frame.drop(columns=["y_pred_proba", "y_pred"])
+    return frame.drop(columns=["y_pred_proba", "y_pred"], errors="ignore")
 
 
 @pytest.fixture(scope="module")

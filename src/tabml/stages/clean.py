@@ -1,4 +1,9 @@
-"""clean: typed, deduplicated, pseudonymised data; quarantined rows; the data-quality report."""
+"""clean: typed, deduplicated, pseudonymised data; quarantined rows; the data-quality report.
+
+Streams data/raw in batches of `batch_rows` rows: each batch is cleaned and appended to the
+clean and quarantine files, and the report's counts are summed, so memory holds one batch and
+the set of ids seen (for duplicates), not the whole data several times over.
+"""
 
 from __future__ import annotations
 
@@ -6,43 +11,71 @@ import os
 from pathlib import Path
 
 from tabml import io, privacy
-from tabml.clean import clean_development, clean_production
+from tabml.clean import DevelopmentCleaner, ProductionCleaner
 from tabml.config import Params, SchemaConfig
+from tabml.errors import DataError
 from tabml.log import info
-from tabml.stages.ingest import DEVELOPMENT, LABELS, PRODUCTION
+from tabml.stages.ingest import BATCH_ROWS, DEVELOPMENT, LABELS, PRODUCTION
 
 PARAMS = ("dataset.schema",)
 CLEAN = "clean.parquet"
 REJECTED = "rejected.parquet"
 
 
-def run(params_file: Path, input_dir: Path, output_dir: Path, report: Path) -> None:
+def run(
+    params_file: Path,
+    input_dir: Path,
+    output_dir: Path,
+    report: Path,
+    batch_rows: int = BATCH_ROWS,
+) -> None:
     schema: SchemaConfig = Params.load(params_file, PARAMS).section("dataset.schema")
     key = privacy.key_from_env(os.environ, needed="pseudonymise" in schema.pii.values())
 
-    dev = clean_development(io.read_parquet(input_dir / DEVELOPMENT), schema, key)
-    q = dev.quality
-    info(
-        f"clean: {q['rows_read']:,} rows read, {q['rows_kept']:,} kept, "
-        f"{q['rows_rejected']:,} quarantined {q['rejected_by_reason'] or ''}"
-    )
-    quality = {"development": q, "production": None}
-
-    raw_prod = io.read_parquet(input_dir / PRODUCTION)
-    if len(raw_prod):
-        raw_labels = io.read_parquet(input_dir / LABELS)
-        prod = clean_production(raw_prod, raw_labels if len(raw_labels) else None, schema, key)
-        quality["production"] = prod.quality
-        prod_features, prod_labels = prod.features, prod.labels
-    else:
-        # no production batch: empty files with the right columns keep the DAG the same
-        prod_features = dev.clean.drop(columns=[schema.target.column]).iloc[:0]
-        prod_labels = dev.clean[[schema.id, schema.target.column]].iloc[:0]
-
     with io.atomic_dir(output_dir) as tmp:
-        io.write_parquet(tmp / CLEAN, dev.clean)
-        io.write_parquet(tmp / REJECTED, dev.rejected)
-        io.write_parquet(tmp / PRODUCTION, prod_features)
-        io.write_parquet(tmp / LABELS, prod_labels)
+        dev = DevelopmentCleaner(schema, key)
+        kept_sink, rejected_sink = io.ParquetSink(tmp / CLEAN), io.ParquetSink(tmp / REJECTED)
+        empty_kept = empty_rejected = None
+        for raw in io.iter_table(_existing(input_dir / DEVELOPMENT), batch_rows):
+            kept, rejected = dev.add(raw)
+            if empty_kept is None:
+                empty_kept, empty_rejected = kept.iloc[:0], rejected.iloc[:0]
+            if len(kept):
+                kept_sink.write(kept)
+            if len(rejected):
+                rejected_sink.write(rejected)
+        kept_sink.close(empty_like=empty_kept)
+        rejected_sink.close(empty_like=empty_rejected)
+        q = dev.quality()
+        info(
+            f"clean: {q['rows_read']:,} rows read, {q['rows_kept']:,} kept, "
+            f"{q['rows_rejected']:,} quarantined {q['rejected_by_reason'] or ''}"
+        )
+        quality = {"development": q, "production": None}
+
+        prod = ProductionCleaner(schema, key)
+        features_sink = io.ParquetSink(tmp / PRODUCTION)
+        for raw in io.iter_table(_existing(input_dir / PRODUCTION), batch_rows):
+            if len(raw):
+                features_sink.write(prod.add(raw))
+        if features_sink.rows:
+            raw_labels = io.read_parquet(input_dir / LABELS)
+            labels, quality["production"] = prod.finish(raw_labels if len(raw_labels) else None)
+        else:
+            # no production batch: empty files with the right columns keep the DAG the same
+            assert empty_kept is not None
+            labels = empty_kept[[schema.id, schema.target.column]]
+        features_sink.close(
+            empty_like=None
+            if empty_kept is None
+            else empty_kept.drop(columns=[schema.target.column])
+        )
+        io.write_parquet(tmp / LABELS, labels)
     io.write_json(report, quality)
     info(f"clean: wrote {output_dir}/ and {report}")
+
+
+def _existing(path: Path) -> Path:
+    if not path.exists():
+        raise DataError(f"{path}: not found. Run the stage that writes it first.")
+    return path
