@@ -1,7 +1,8 @@
 """Benchmark: each pipeline stage at growing development sizes, and training against bare LightGBM.
 
 Usage: uv run python benchmarks/scale.py [--sizes 100000,1000000,10000000] [--chart PATH]
-       [--json PATH] | --replot PATH [--chart PATH]  (table and chart from saved figures)
+       [--json PATH] [--stages ingest,clean]
+       | --replot PATH [--chart PATH]  (table and chart from saved figures)
 
 For each size, in a fresh clone: `tabml synth` makes a development set of that many rows
 shaped like the default car-loan data (the production batch stays the bundled one), then
@@ -75,7 +76,7 @@ def timed(cmd: str, cwd: Path) -> tuple[float, float]:
     return float(wall), int(kib) / 1024
 
 
-def run_size(rows: int, tmp: Path) -> dict[str, tuple[float, float]]:
+def run_size(rows: int, tmp: Path, only: list[str] | None = None) -> dict[str, tuple[float, float]]:
     repo = clone(tmp / f"repo-{rows}")
     synth_dir = repo / "data/external/synth"
     print(f"{rows:,} rows: synthesizing...", file=sys.stderr)
@@ -90,6 +91,8 @@ def run_size(rows: int, tmp: Path) -> dict[str, tuple[float, float]]:
     stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
     results: dict[str, tuple[float, float]] = {}
     for name, stage in stages.items():
+        if only is not None and name not in only:
+            continue
         print(f"{rows:,} rows: {name}...", file=sys.stderr)
         results[name] = timed(" ".join(stage["cmd"].split()), repo)
         if name == "train":
@@ -157,6 +160,8 @@ def table(all_results: dict[int, dict[str, tuple[float, float]]]) -> None:
         decades = math.log10(sizes[-1] / sizes[0])
         growth = f"{(last / first) ** (1 / decades):.1f}x" if first > 0 and decades else "n/a"
         print(f"| {stage} | " + " | ".join(cells) + f" | {growth} |")
+    if "train" not in stages:
+        return
     train = [all_results[n]["train"][0] / all_results[n]["bare lightgbm.train"][0] for n in sizes]
     print("| train stage / bare LightGBM | " + " | ".join(f"{r:.2f}" for r in train) + " | |")
 
@@ -167,6 +172,9 @@ def main() -> None:
     parser.add_argument("--chart", type=Path, help="write the log-log chart here (PNG)")
     parser.add_argument("--json", type=Path, help="also save the raw figures here")
     parser.add_argument("--replot", type=Path, help="only redraw the chart from saved figures")
+    parser.add_argument(
+        "--stages", help="comma-separated stages to run, in pipeline order (default: all)"
+    )
     args = parser.parse_args()
     if args.replot:
         saved = json.loads(args.replot.read_text())
@@ -179,7 +187,8 @@ def main() -> None:
     all_results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for rows in sizes:
-            all_results[rows] = run_size(rows, Path(tmp))
+            only = args.stages.split(",") if args.stages else None
+            all_results[rows] = run_size(rows, Path(tmp), only)
             if args.json:  # saved after every size: a long run is never lost
                 args.json.write_text(json.dumps({str(k): v for k, v in all_results.items()}))
     table(all_results)
