@@ -114,6 +114,53 @@ def read_parquet(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
+def _checked_suffix(path: Path) -> str:
+    """The file's type, after the checks every reader makes, with messages that say what to do."""
+    if not path.exists():
+        raise DataError(f"{path}: file not found. Check the path, or run 'dvc pull'.")
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, expected a .csv or .parquet file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: file is empty (0 bytes)")
+    suffix = path.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise DataError(
+            f"{path}: unsupported file type '{suffix}'; use one of {', '.join(TABLE_SUFFIXES)}"
+        )
+    return suffix
+
+
+@contextlib.contextmanager
+def _reading(path: Path, suffix: str) -> Iterator[None]:
+    """Turn a reader's errors into messages that say what is wrong with the file."""
+    import pandas as pd
+    import pyarrow as pa
+
+    try:
+        yield
+    except UnicodeDecodeError:
+        # a chunked reader reports offsets within its chunk: find the byte in the file
+        data = path.read_bytes()
+        try:
+            data.decode("utf-8")
+            start = 0
+        except UnicodeDecodeError as whole:
+            start = whole.start
+        line = data[:start].count(b"\n") + 1
+        raise DataError(
+            f"{path}: not valid UTF-8: byte 0x{data[start]:02x} at offset "
+            f"{start} (line {line}). Re-export the file as UTF-8."
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: file has no header and no rows") from None
+    except pd.errors.ParserError as err:
+        raise DataError(f"{path}: malformed CSV: {err}") from None
+    except (pa.ArrowInvalid, OSError) as err:
+        if suffix == ".csv":
+            raise
+        raise DataError(f"{path}: not a readable Parquet file: {err}") from None
+
+
 def read_table(path: Path, allow_empty: bool = False) -> pd.DataFrame:
     """Read a user's CSV or Parquet file, with errors that say what to fix.
 
@@ -121,100 +168,44 @@ def read_table(path: Path, allow_empty: bool = False) -> pd.DataFrame:
     """
     import pandas as pd
 
-    if not path.exists():
-        raise DataError(f"{path}: file not found. Check the path, or run 'dvc pull'.")
-    if path.is_dir():
-        raise DataError(f"{path}: is a folder, expected a .csv or .parquet file")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: file is empty (0 bytes)")
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        try:
+    suffix = _checked_suffix(path)
+    with _reading(path, suffix):
+        if suffix == ".csv":
             frame = pd.read_csv(path, encoding="utf-8", encoding_errors="strict")
-        except UnicodeDecodeError as err:
-            line = path.read_bytes()[: err.start].count(b"\n") + 1
-            raise DataError(
-                f"{path}: not valid UTF-8: byte 0x{err.object[err.start]:02x} at offset "
-                f"{err.start} (line {line}). Re-export the file as UTF-8."
-            ) from None
-        except pd.errors.EmptyDataError:
-            raise DataError(f"{path}: file has no header and no rows") from None
-        except pd.errors.ParserError as err:
-            raise DataError(f"{path}: malformed CSV: {err}") from None
-    elif suffix in (".parquet", ".pq"):
-        import pyarrow as pa
-
-        try:
+        else:
             frame = pd.read_parquet(path)
-        except (pa.ArrowInvalid, OSError) as err:
-            raise DataError(f"{path}: not a readable Parquet file: {err}") from None
-    else:
-        raise DataError(
-            f"{path}: unsupported file type '{suffix}'; use one of {', '.join(TABLE_SUFFIXES)}"
-        )
     if len(frame) == 0 and not allow_empty:
         raise DataError(f"{path}: file has a header but no rows")
     return frame
 
 
 def iter_table(path: Path, batch_rows: int) -> Iterator[pd.DataFrame]:
-    """A user's CSV or Parquet file in frames of at most `batch_rows` rows, with the same
-    checks and messages as `read_table`; a file with a header and no rows yields one empty
-    frame."""
+    """`read_table` in frames of at most `batch_rows` rows (same checks and messages); a file
+    with a header and no rows yields one empty frame."""
     import pandas as pd
 
-    if not path.exists():
-        raise DataError(f"{path}: file not found. Check the path, or run 'dvc pull'.")
-    if path.is_dir():
-        raise DataError(f"{path}: is a folder, expected a .csv or .parquet file")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: file is empty (0 bytes)")
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        try:
+    suffix = _checked_suffix(path)
+    with _reading(path, suffix):
+        if suffix == ".csv":
             with pd.read_csv(
                 path, encoding="utf-8", encoding_errors="strict", chunksize=batch_rows
             ) as reader:
-                first = True
+                empty = True
                 for chunk in reader:
-                    first = False
+                    empty = False
                     yield chunk
-                if first:  # a header and no rows
+                if empty:  # a header and no rows
                     yield pd.read_csv(path, encoding="utf-8", nrows=0)
-        except UnicodeDecodeError as err:
-            # the offset is within the chunk pandas was decoding: find the byte in the file
-            data = path.read_bytes()
-            try:
-                data.decode("utf-8")
-                start = err.start
-            except UnicodeDecodeError as whole:
-                start = whole.start
-            line = data[:start].count(b"\n") + 1
-            raise DataError(
-                f"{path}: not valid UTF-8: byte 0x{data[start]:02x} at offset "
-                f"{start} (line {line}). Re-export the file as UTF-8."
-            ) from None
-        except pd.errors.EmptyDataError:
-            raise DataError(f"{path}: file has no header and no rows") from None
-        except pd.errors.ParserError as err:
-            raise DataError(f"{path}: malformed CSV: {err}") from None
-    elif suffix in (".parquet", ".pq"):
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
 
-        try:
             parquet = pq.ParquetFile(path)
             if parquet.metadata.num_rows == 0:
                 yield parquet.schema_arrow.empty_table().to_pandas()
                 return
             for batch in parquet.iter_batches(batch_size=batch_rows):
                 yield pa.Table.from_batches([batch]).to_pandas()
-        except (pa.ArrowInvalid, OSError) as err:
-            raise DataError(f"{path}: not a readable Parquet file: {err}") from None
-    else:
-        raise DataError(
-            f"{path}: unsupported file type '{suffix}'; use one of {', '.join(TABLE_SUFFIXES)}"
-        )
 
 
 class ParquetSink:
