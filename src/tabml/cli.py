@@ -18,9 +18,12 @@ app = typer.Typer(
     name="tabml",
     help=(
         "A reproducible MLOps pipeline for tabular binary classification.\n\n"
-        "The stage commands (ingest, clean, split, train, evaluate, package, monitor) are run "
-        "by 'dvc repro' as dvc.yaml declares them; predict, monitor, params and datasets are "
-        "for people too."
+        "The stage commands (ingest, clean, split, train, evaluate, package build, monitor) "
+        "are run by 'dvc repro' as dvc.yaml declares them. For people: predict and serve "
+        "score with a package, monitor watches a new batch, report writes the pull-request "
+        "comment, gate and release cut model releases, package verify checks one, append "
+        "collects labelled production data for retraining, synth makes data for scale tests, "
+        "params and datasets help with configuration."
     ),
     no_args_is_help=True,
     add_completion=False,
