@@ -47,7 +47,7 @@ def in_process(package: Path, repeats: int) -> list[tuple[str, float, float, flo
 
     loaded = pkg.load(package)
     schema_json = json.loads((package / pkg.SCHEMA).read_text())
-    request = serving.request_model(schema_json, [loaded.schema.timestamp or ""], 1_000)
+    request = serving.request_model(schema_json, serving.logged_only(loaded.schema), 1_000)
     scorer = serving.Scorer(loaded)
     batch = pd.read_parquet(ROOT / "data/raw/production.parquet")
     cols = [loaded.schema.id, *loaded.schema.features]

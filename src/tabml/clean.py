@@ -33,13 +33,15 @@ class ProductionResult:
     quality: dict[str, Any]
 
 
-def _missing(frame: pd.DataFrame, columns: list[str]) -> dict[str, dict[str, float]]:
-    n = max(len(frame), 1)
-    return {
-        c: {"count": int(frame[c].isna().sum()), "fraction": float(frame[c].isna().sum() / n)}
-        for c in columns
-        if c in frame.columns
-    }
+def _count_missing(counts: dict[str, int], frame: pd.DataFrame, columns: list[str]) -> None:
+    """Add each column's missing values in `frame` to `counts`."""
+    for c in columns:
+        if c in frame.columns:
+            counts[c] = counts.get(c, 0) + int(frame[c].isna().sum())
+
+
+def _missing_report(counts: dict[str, int], rows: int) -> dict[str, dict[str, float]]:
+    return {c: {"count": n, "fraction": float(n / max(rows, 1))} for c, n in counts.items()}
 
 
 def _output_columns(schema: SchemaConfig, frame: pd.DataFrame, with_target: bool) -> list[str]:
@@ -90,8 +92,7 @@ class DevelopmentCleaner:
         self.rows_kept += len(kept)
         for reason, n in rejected[REASON_COLUMN].value_counts().items():
             self._reasons[str(reason)] = self._reasons.get(str(reason), 0) + int(n)
-        for c, m in _missing(kept, list(schema.features)).items():
-            self._missing[c] = self._missing.get(c, 0) + int(m["count"])
+        _count_missing(self._missing, kept, list(schema.features))
         self._positives += float(kept[schema.target.column].sum())
         return kept, rejected
 
@@ -102,10 +103,7 @@ class DevelopmentCleaner:
             "rows_kept": kept,
             "rows_rejected": self.rows_read - kept,
             "rejected_by_reason": dict(sorted(self._reasons.items())),
-            "missing": {
-                c: {"count": n, "fraction": float(n / max(kept, 1))}
-                for c, n in self._missing.items()
-            },
+            "missing": _missing_report(self._missing, kept),
             "positive_rate": self._positives / kept if kept else None,
         }
 
@@ -124,16 +122,18 @@ class ProductionCleaner:
         from tabml.schema import BatchChecks
 
         self.schema, self.key = schema, key
-        self._checks = BatchChecks(schema, "production")
+        # ingest checked the ids; here only the production counts are needed
+        self._checks = BatchChecks(schema, "production", track_ids=False)
         self._missing: dict[str, int] = {}
+        self._ids: list[pd.Series] = []  # as written: pseudonymised if the id is personal
 
     def add(self, raw: pd.DataFrame) -> pd.DataFrame:
         """The typed, pseudonymised features of one batch."""
         typed = self._checks.add(raw)
         cols = _output_columns(self.schema, typed, with_target=False)
         features = privacy.apply(typed[cols], self.schema.pii, self.key).reset_index(drop=True)
-        for c, m in _missing(features, list(self.schema.features)).items():
-            self._missing[c] = self._missing.get(c, 0) + int(m["count"])
+        _count_missing(self._missing, features, list(self.schema.features))
+        self._ids.append(features[self.schema.id])
         return features
 
     def finish(self, raw_labels: pd.DataFrame | None) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -144,30 +144,21 @@ class ProductionCleaner:
         rows = self._checks.rows
         quality: dict[str, Any] = {
             "rows_read": rows,
-            "missing": {
-                c: {"count": n, "fraction": float(n / max(rows, 1))}
-                for c, n in self._missing.items()
-            },
-            "unseen_categories": dict(sorted(self._checks.unseen_categories.items())),
+            "missing": _missing_report(self._missing, rows),
+            "unseen_categories": self._checks.unseen(),
             "out_of_range": dict(sorted(self._checks.out_of_range.items())),
         }
-        for d in quality["unseen_categories"].values():  # the 20 most frequent, as one read
-            top = sorted(d["values"].items(), key=lambda kv: -kv[1])[:20]
-            d["values"] = dict(top)
         id_col, target = schema.id, schema.target.column
+        feature_ids = pd.concat(self._ids, ignore_index=True) if self._ids else pd.Series([])
         if raw_labels is None:
-            ids = self._checks.ids()
-            labels = pd.DataFrame({id_col: ids.iloc[:0], target: pd.Series([], dtype="Int8")})
+            labels = pd.DataFrame(
+                {id_col: feature_ids.iloc[:0], target: pd.Series([], dtype="Int8")}
+            )
             quality["labels"] = None
             return labels, quality
         lab = coerce(raw_labels, schema, "labels").frame[[id_col, target]]
         labels = privacy.apply(lab, {k: v for k, v in schema.pii.items() if k == id_col}, self.key)
         labels = labels.reset_index(drop=True)
-        feature_ids = privacy.apply(
-            pd.DataFrame({id_col: self._checks.ids()}),
-            {k: v for k, v in schema.pii.items() if k == id_col},
-            self.key,
-        )[id_col]
         matched = labels[id_col].isin(feature_ids)
         quality["labels"] = {
             "rows": len(labels),

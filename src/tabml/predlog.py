@@ -5,15 +5,14 @@ writes a file when `flush_rows` rows are waiting, when the oldest has waited `fl
 and on shutdown. So a request never waits on the disk.
 
 Layout: `LOG_DIR/date=YYYY-MM-DD/predictions-<UTC time>-<pid>-<n>.parquet` (the day of the
-request, in UTC). Each file is written under a hidden name (`.predictions-....parquet.tmp`),
-flushed to disk, then renamed: a server killed mid-write leaves every finished file readable
-and no partial file under a name that readers take (they skip hidden files).
+request, in UTC). Each file is written as every tabml output is (`io.write_parquet`): under a
+hidden name, flushed to disk, then renamed: a server killed mid-write leaves every finished
+file readable and no partial file under a name that readers take (they skip hidden files).
 `tabml monitor --input LOG_DIR` reads the whole tree.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import queue
 import threading
@@ -24,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tabml import io
 from tabml.log import info
 
 _STOP = object()
@@ -126,17 +126,8 @@ class PredictionLog:
                 frame = self._transform(frame)
             self._files += 1
             name = f"predictions-{stamp}-{os.getpid()}-{self._files}.parquet"
-            folder = self.folder / f"date={day}"
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = folder / f".{name}.tmp"
-            try:
-                frame.to_parquet(tmp, index=False)
-                with tmp.open("rb") as fh:
-                    os.fsync(fh.fileno())
-                tmp.replace(folder / name)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
+            # written under a hidden name, fsynced, then renamed (what every tabml output does)
+            io.write_parquet(self.folder / f"date={day}" / name, frame)
 
 
 def now_iso() -> str:

@@ -404,14 +404,15 @@ class BatchChecks:
     Each batch is typed as it comes (`add` returns it); failures are merged across batches
     (counts summed, examples and file row numbers kept); the whole-file checks run once in
     `finish`: ids repeated with different values (or at all, for labels) anywhere in the file,
-    and features with no value in any row. Memory: one batch, plus an id and a row hash per row.
+    and features with no value in any row. Memory: one batch, plus an id and a row hash per row
+    (`track_ids=False` keeps neither, for data whose ids were checked already).
     """
 
-    def __init__(self, schema: SchemaConfig, role: Role) -> None:
-        self.schema, self.role = schema, role
+    def __init__(self, schema: SchemaConfig, role: Role, track_ids: bool = True) -> None:
+        self.schema, self.role, self.track_ids = schema, role, track_ids
         self.rows = 0
         self._failures: dict[tuple[str, str], Failure] = {}
-        self.unseen_categories: dict[str, dict[str, Any]] = {}
+        self._unseen: dict[str, dict[str, Any]] = {}
         self.out_of_range: dict[str, dict[str, int]] = {}
         self._ids: list[pd.Series] = []
         self._hashes: list[Any] = []
@@ -426,7 +427,7 @@ class BatchChecks:
         for f in result.failures:
             self._merge(f, self.rows)
         for name, d in result.unseen_categories.items():
-            seen = self.unseen_categories.setdefault(name, {"count": 0, "values": {}})
+            seen = self._unseen.setdefault(name, {"count": 0, "values": {}})
             seen["count"] += d["count"]
             for value, n in d["values"].items():
                 seen["values"][value] = seen["values"].get(value, 0) + n
@@ -439,12 +440,23 @@ class BatchChecks:
             if name in frame.columns:
                 self._filled[name] = self._filled.get(name, 0) + int(frame[name].notna().sum())
         typed = result.frame
-        if self.schema.id in typed.columns:
+        if self.track_ids and self.schema.id in typed.columns:
             self._ids.append(typed[self.schema.id].reset_index(drop=True))
             # typed values hash the same in every batch, whatever each chunk of a CSV inferred
             self._hashes.append(pd.util.hash_pandas_object(typed, index=False).to_numpy())
         self.rows += len(frame)
         return typed
+
+    def unseen(self) -> dict[str, dict[str, Any]]:
+        """Per column, production values never seen in development: their count and the 20
+        most frequent, as `coerce` reports them for a file read whole."""
+        return {
+            name: {
+                "count": d["count"],
+                "values": dict(sorted(d["values"].items(), key=lambda kv: -kv[1])[:20]),
+            }
+            for name, d in sorted(self._unseen.items())
+        }
 
     def ids(self) -> pd.Series:
         """The typed ids of every row added, in file order."""

@@ -130,14 +130,15 @@ def create_app(settings: Settings) -> Any:
     scorer = serving.Scorer(loaded)
     schema = loaded.schema
     pii = dict(schema.pii)
-    logged_only = [c for c in [schema.timestamp, *pii] if c]
-    key = privacy.key_from_env(os.environ, any(a == "pseudonymise" for a in pii.values()))
-
-    def protect(frame: Any) -> Any:
-        return privacy.apply(frame, pii, key)
 
     log = None
     if settings.log_dir:
+        # personal data reaches the log only pseudonymised (or dropped), as clean does
+        key = privacy.key_from_env(os.environ, "pseudonymise" in pii.values())
+
+        def protect(frame: Any) -> Any:
+            return privacy.apply(frame, pii, key)
+
         log = PredictionLog(
             Path(settings.log_dir),
             transform=protect if pii else None,
@@ -145,7 +146,9 @@ def create_app(settings: Settings) -> Any:
             flush_seconds=settings.flush_seconds,
         )
 
-    request_model = serving.request_model(schema_json, logged_only, settings.max_records)
+    request_model = serving.request_model(
+        schema_json, serving.logged_only(schema), settings.max_records
+    )
 
     class Prediction(BaseModel):
         id: int | str

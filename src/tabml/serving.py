@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tabml.config import SchemaConfig
 from tabml.package import MANIFEST, Package
 
 if TYPE_CHECKING:
@@ -43,6 +44,12 @@ def model_version(pkg: Package) -> str:
     """A content address of the package: the first 12 hex digits of its manifest's SHA-256."""
     digest = hashlib.sha256((pkg.folder / MANIFEST).read_bytes()).hexdigest()
     return f"{pkg.name}-{digest[:12]}"
+
+
+def logged_only(schema: SchemaConfig) -> list[str]:
+    """Columns a request may carry that are logged but not scored: the timestamp and the
+    personal-data columns."""
+    return [c for c in [schema.timestamp, *schema.pii] if c]
 
 
 def request_model(

@@ -82,7 +82,7 @@ def run(
         if sources.production:
             prod_path = datasets.resolve(sources.production, sources_dir)
             prod, _ = _stream(prod_path, schema, "production", prod_sink, batch_rows)
-            for col, d in prod.unseen_categories.items():
+            for col, d in prod.unseen().items():
                 info(
                     f"ingest: production '{col}': {d['count']:,} values never seen in "
                     f"development {list(d['values'])[:3]} (kept for scoring, reported by clean)"

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from tabml import io
+from tabml import package as pkg
 from tabml import release as rel
 from tabml.config import Params, ReleaseConfig
 from tabml.dvc_adapter import metrics_at, repro, unclean_outputs
@@ -20,7 +21,6 @@ from tabml.errors import ConfigError
 from tabml.log import info
 
 PARAMS = ("release",)
-PACKAGE_CARD = "MODEL_CARD.md"
 NOTES = "RELEASE_NOTES.md"
 
 
@@ -82,14 +82,19 @@ def check(
     return rel.gates(cfg, current, alerts, before, previous[0] if previous else None)
 
 
-def require_clean(root: Path) -> None:
-    """Refuse uncommitted changes to tracked files, and outputs DVC says are stale."""
+def _require_committed(root: Path) -> None:
+    """Refuse uncommitted changes to tracked files: a release names exactly a commit."""
     dirty = _git(root, "status", "--porcelain", "--untracked-files=no")
     if dirty:
         raise rel.ReleaseError(
             "the workspace has uncommitted changes; commit or stash them first:\n  "
             + "\n  ".join(dirty.splitlines()[:10])
         )
+
+
+def require_clean(root: Path) -> None:
+    """Refuse uncommitted changes to tracked files, and outputs DVC says are stale."""
+    _require_committed(root)
     stale = unclean_outputs(root)
     if stale:
         raise rel.ReleaseError(
@@ -146,11 +151,7 @@ def build(
         raise rel.ReleaseError(
             f"the workspace is at {head[:8]}, not at {tag} ({tagged[:8]}); 'git checkout {tag}'"
         )
-    require_clean_git = _git(root, "status", "--porcelain", "--untracked-files=no")
-    if require_clean_git:
-        raise rel.ReleaseError(
-            "the workspace has uncommitted changes; a release is built from the tag alone"
-        )
+    _require_committed(root)
     info(f"release: {name} {version}: dvc repro at {tag}" + (" (pulling)" if pull else ""))
     repro(root, pull)
     require_clean(root)
@@ -162,11 +163,9 @@ def build(
     mtime = int(_git(root, "show", "-s", "--format=%ct", "HEAD"))
     rel.write_tarball(package, tarball, stem, mtime)
     checksum = tarball.with_name(tarball.name + ".sha256")
-    from tabml.package import sha256
-
-    io.write_text(checksum, f"{sha256(tarball)}  {tarball.name}\n")
-    io.write_text(output_dir / PACKAGE_CARD, (package / PACKAGE_CARD).read_text())
+    io.write_text(checksum, f"{pkg.sha256(tarball)}  {tarball.name}\n")
+    io.write_text(output_dir / pkg.CARD, (package / pkg.CARD).read_text())
     notes = rel.release_notes(tag, io.read_json(metrics), results, checksum.name)
     io.write_text(output_dir / NOTES, notes)
-    info(f"release: wrote {tarball}, {checksum.name}, {PACKAGE_CARD} and {NOTES} in {output_dir}")
+    info(f"release: wrote {tarball}, {checksum.name}, {pkg.CARD} and {NOTES} in {output_dir}")
     return tarball
