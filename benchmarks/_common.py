@@ -47,10 +47,12 @@ def run_stages_in_process(repo: Path, params: Path) -> None:
         d / "models/model",
         d / "reports/train",
         d / "models/reference.parquet",
+        d / "models/valid_scores.parquet",
     )
     evaluate.run(
         params,
         d / "models/model",
+        d / "models/valid_scores.parquet",
         d / "data/processed",
         d / "data/interim",
         d / "data/predictions",

@@ -8,8 +8,9 @@ For each size, in a fresh clone: `tabml synth` makes a development set of that m
 shaped like the default car-loan data (the production batch stays the bundled one), then
 every stage's command from dvc.yaml runs in its own process under `/usr/bin/time`, which
 reports its wall time and peak resident memory. After train, a separate process trains bare
-LightGBM (`lgb.Dataset` + `lgb.train`, same parameters, same early stopping) on the arrays the
-train stage fitted on, for the ratio.
+LightGBM (`lgb.Dataset` + `lgb.train`, same parameters, same early stopping, and the same
+refit on train + valid when `model.refit` is on) on the arrays the train stage fitted on, for
+the ratio.
 
 Prints a Markdown table for docs/benchmarks.md and, with --chart, draws time and memory per
 stage against rows on log-log axes (matplotlib PNG).
@@ -56,6 +57,13 @@ dvalid = lgb.Dataset(x_valid, y_valid, reference=dtrain)
 booster = lgb.train(_lgb_params(cfg, seed), dtrain, num_boost_round=cfg.num_boost_round,
     valid_sets=[dtrain, dvalid], valid_names=["train", "valid"],
     callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)])
+if cfg.refit:  # the same refit on train + valid as the stage
+    import numpy as np
+    del dtrain, dvalid
+    whole = lgb.Dataset(np.vstack([x_train, x_valid]), np.concatenate([y_train, y_valid]),
+        feature_name=names, categorical_feature=cats)
+    lgb.train({**_lgb_params(cfg, seed), "metric": "none"}, whole,
+        num_boost_round=booster.best_iteration)
 print(time.perf_counter() - start, booster.best_iteration)
 """
 

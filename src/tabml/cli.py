@@ -85,12 +85,21 @@ def train(
     reference: Annotated[
         Path, typer.Option(help="The monitoring reference Parquet file (out-of-fold scores).")
     ],
+    valid_scores: Annotated[
+        Path,
+        typer.Option(
+            help="Parquet file of the valid split's held-out scores (id, score), from the "
+            "model before any refit; evaluate chooses the threshold on them."
+        ),
+    ],
     params: Params = Path("params.yaml"),
 ) -> None:
     """Fit preprocessing and the model on train, early-stopped on valid.
 
-    Also scores the whole development set out-of-fold (monitor.reference.folds fold models), the
-    reference that monitoring compares production against.
+    With model.refit (LightGBM), the model is then trained again on train + valid for the
+    best number of rounds. Also scores the whole development set out-of-fold
+    (monitor.reference.folds fold models), the reference that monitoring compares production
+    against.
     """
     from tabml.config import LightGBMDaskConfig
     from tabml.config import Params as ParamsFile
@@ -100,12 +109,15 @@ def train(
     # LightGBM's sklearn classes are only needed by its Dask interface
     if not isinstance(ParamsFile.load(params, ("model",)).section("model"), LightGBMDaskConfig):
         import_lightgbm_without_sklearn()
-    stage.run(params, input_dir, model_dir, live_dir, reference)
+    stage.run(params, input_dir, model_dir, live_dir, reference, valid_scores)
 
 
 @app.command()
 def evaluate(
     model_dir: Annotated[Path, typer.Option(help="Folder written by train.")],
+    valid_scores: Annotated[
+        Path, typer.Option(help="The valid split's held-out scores, written by train.")
+    ],
     splits_dir: Annotated[Path, typer.Option(help="Folder with valid.parquet and test.parquet.")],
     production_dir: Annotated[Path, typer.Option(help="Folder with the clean production batch.")],
     predictions_dir: Annotated[Path, typer.Option(help="Where scored test/production go.")],
@@ -114,13 +126,24 @@ def evaluate(
     plots_dir: Annotated[Path, typer.Option(help="Where the DVC plot data go.")],
     params: Params = Path("params.yaml"),
 ) -> None:
-    """Metrics on test (and on the production batch when it has labels), slices and plots."""
+    """Metrics on test (and on the production batch when it has labels), slices and plots.
+
+    The decision threshold is chosen (evaluate.threshold) on the valid split's held-out scores.
+    """
     from tabml.model import import_lightgbm_without_sklearn
     from tabml.stages import evaluate as stage
 
     import_lightgbm_without_sklearn()  # this process never needs LightGBM's sklearn classes
     stage.run(
-        params, model_dir, splits_dir, production_dir, predictions_dir, metrics, slices, plots_dir
+        params,
+        model_dir,
+        valid_scores,
+        splits_dir,
+        production_dir,
+        predictions_dir,
+        metrics,
+        slices,
+        plots_dir,
     )
 
 

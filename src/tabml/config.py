@@ -155,6 +155,8 @@ class LightGBMParams(_Preprocess):
 class LightGBMConfig(LightGBMParams):
     name: Literal["lightgbm"]
     early_stopping_rounds: Annotated[int, Field(gt=0)]
+    # after early stopping, train again on train + valid for the best number of rounds
+    refit: bool
 
 
 class ClusterConfig(_Frozen):

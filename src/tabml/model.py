@@ -75,10 +75,18 @@ class Model:
 
 @dataclass(frozen=True)
 class History:
-    """Per-iteration training curves, by split and metric."""
+    """What fitting leaves besides the model: curves by split and metric, and the refit.
+
+    With `model.refit`, the final booster is trained again on train + valid for
+    `best_iteration` rounds, so its own scores on valid are no longer held out;
+    `valid_scores` then keeps those of the early-stopped booster (the threshold is chosen on
+    them). It is None when the final model never saw valid.
+    """
 
     curves: dict[str, dict[str, list[float]]]
     best_iteration: int
+    refit_rows: int = 0
+    valid_scores: np.ndarray | None = None
 
 
 def import_lightgbm_without_sklearn() -> None:
@@ -220,6 +228,7 @@ def _fit_lightgbm(
     seed: int,
 ) -> tuple[Model, History]:
     import lightgbm as lgb
+    import numpy as np
 
     names, cats = _lgb_columns(prep)
     params = _lgb_params(cfg, seed)
@@ -230,7 +239,8 @@ def _fit_lightgbm(
         categorical_feature=cats,
         free_raw_data=True,
     )
-    dvalid = lgb.Dataset(prep.transform(valid, "codes"), y_valid, reference=dtrain)
+    x_valid = prep.transform(valid, "codes")
+    dvalid = lgb.Dataset(x_valid, y_valid, reference=dtrain)
     curves: dict[str, Any] = {}
     booster = lgb.train(
         params,
@@ -244,11 +254,43 @@ def _fit_lightgbm(
         ],
     )
     best = int(booster.best_iteration or booster.current_iteration())
-    model = Model("lightgbm", prep, booster=booster, best_iteration=best)
     history = {
         s: {m: [float(v) for v in vals] for m, vals in ms.items()} for s, ms in curves.items()
     }
-    return model, History(history, best)
+    if not cfg.refit:
+        return Model("lightgbm", prep, booster=booster, best_iteration=best), History(history, best)
+    valid_scores = np.asarray(booster.predict(x_valid, num_iteration=best))
+    del booster, dtrain, dvalid
+    booster = _refit(prep, [(train, y_train), (valid, y_valid)], params, best)
+    model = Model("lightgbm", prep, booster=booster, best_iteration=best)
+    return model, History(history, best, len(train) + len(valid), valid_scores)
+
+
+def _refit(
+    prep: Preprocessor, parts: list[tuple[pd.DataFrame, np.ndarray]], params: Any, rounds: int
+) -> Any:
+    """LightGBM on all `parts` stacked, for a fixed number of rounds (no early-stopping set).
+
+    The preprocessing stays the one fitted on train. The matrix is filled part by part, so
+    the peak is the stacked matrix plus one part, not two copies of everything.
+    """
+    import lightgbm as lgb
+    import numpy as np
+
+    names, cats = _lgb_columns(prep)
+    matrix = np.empty((sum(len(f) for f, _ in parts), len(names)), dtype="float64")
+    start = 0
+    for frame, _ in parts:
+        matrix[start : start + len(frame)] = prep.transform(frame, "codes")
+        start += len(frame)
+    data = lgb.Dataset(
+        matrix,
+        np.concatenate([y for _, y in parts]),
+        feature_name=names,
+        categorical_feature=cats,
+        free_raw_data=True,
+    )
+    return lgb.train({**params, "metric": "none"}, data, num_boost_round=rounds)
 
 
 def _fit_logreg(

@@ -186,6 +186,13 @@ def model_card(metadata: dict[str, Any], slices: dict[str, Any], quality: dict[s
         f"- Dataset: `{p['dataset']['name']}`; target `{schema['target']['column']}`, positive "
         f"class `{schema['target']['positive']}`",
         f"- Decision threshold: {metadata['threshold']:.4f} (chosen on the validation split)",
+        "- Trained on the training split"
+        + (
+            ", early-stopped on the validation split, then refit on both"
+            if p["model"].get("refit")
+            else ""
+        )
+        + "; the test split was never used to fit it",
         "",
         "## Intended use",
         "",

@@ -72,3 +72,20 @@ def _cfg(rule: str, value: float = 0.5) -> dict:
         "calibration_bins": 10,
         "min_slice_rows": 10,
     }
+
+
+def test_threshold_scores_are_matched_to_valid_by_id_and_refused_when_stale() -> None:
+    import pandas as pd
+
+    from tabml.errors import DataError
+    from tabml.stages.evaluate import held_out_valid
+
+    valid = pd.DataFrame({"id": [3, 1, 2], "y": [1, 0, 1]})
+    scores = pd.DataFrame({"id": [1, 2, 3], "score": [0.1, 0.2, 0.3]})
+    # in valid's row order, whatever order train wrote them in
+    assert held_out_valid(valid, scores, "id", "s.parquet").tolist() == [0.3, 0.1, 0.2]
+    stale = pd.DataFrame({"id": [1, 2, 4], "score": [0.1, 0.2, 0.4]})
+    with pytest.raises(DataError, match=r"s\.parquet: 3 held-out scores .* 3 rows .* 'dvc repro'"):
+        held_out_valid(valid, stale, "id", "s.parquet")
+    with pytest.raises(DataError, match="2 held-out scores"):
+        held_out_valid(valid, scores.head(2), "id", "s.parquet")

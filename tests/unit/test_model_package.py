@@ -48,6 +48,26 @@ def test_saved_model_predicts_like_the_fitted_one(kind: str, tmp_path: Path) -> 
     assert history.curves["valid"]["auc"]
 
 
+def test_refit_trains_on_train_and_valid_and_keeps_held_out_valid_scores() -> None:
+    train, valid, _ = _splits()
+    base = {**BASE_MODELS["lightgbm"], "num_boost_round": 80, "early_stopping_rounds": 10}
+    stopped, plain = fit(train, valid, SCHEMA, parse("model", {**base, "refit": False}), seed=3)
+    refit, history = fit(train, valid, SCHEMA, parse("model", {**base, "refit": True}), seed=3)
+    # the same early stopping, then a second model on every row of train and valid
+    assert history.best_iteration == plain.best_iteration
+    assert history.refit_rows == len(train) + len(valid) and plain.refit_rows == 0
+    assert refit.booster.num_trees() == history.best_iteration
+    # the valid scores kept are the early-stopped model's, not the refit model's own
+    assert plain.valid_scores is None and history.valid_scores is not None
+    np.testing.assert_allclose(history.valid_scores, stopped.predict(valid), rtol=0, atol=1e-12)
+    assert not np.allclose(refit.predict(valid), stopped.predict(valid))
+    # preprocessing stays fitted on train only
+    assert refit.preprocessor == stopped.preprocessor
+    # and the refit is deterministic
+    again, _ = fit(train, valid, SCHEMA, parse("model", {**base, "refit": True}), seed=3)
+    assert again.booster.model_to_string() == refit.booster.model_to_string()
+
+
 def test_logreg_numpy_scoring_equals_sklearn() -> None:
     from sklearn.linear_model import LogisticRegression
 

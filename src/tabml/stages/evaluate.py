@@ -3,22 +3,40 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tabml import evaluate as ev
 from tabml import io
 from tabml.config import EvaluateConfig, Params, SchemaConfig
+from tabml.errors import DataError
 from tabml.log import info
 from tabml.model import load
+from tabml.monitor import SCORE
 from tabml.predict import predictions_frame
 from tabml.stages.clean import LABELS, PRODUCTION
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 PARAMS = ("dataset.schema", "dataset.segments", "evaluate")
+
+
+def held_out_valid(valid: pd.DataFrame, scores: pd.DataFrame, id_col: str, source: str) -> Any:
+    """The valid split's held-out scores, in valid's row order (train wrote them by id)."""
+    joined = valid[[id_col]].merge(scores, on=id_col, how="left", validate="one_to_one")
+    if len(scores) != len(valid) or joined[SCORE].isna().any():
+        raise DataError(
+            f"{source}: {len(scores):,} held-out scores do not match the {len(valid):,} rows of "
+            "the valid split; they come from another run of train. Run 'dvc repro' to rebuild "
+            "both."
+        )
+    return joined[SCORE].to_numpy("float64")
 
 
 def run(
     params_file: Path,
     model_dir: Path,
+    valid_scores: Path,
     splits_dir: Path,
     production_dir: Path,
     predictions_dir: Path,
@@ -36,9 +54,8 @@ def run(
     valid = io.read_parquet(splits_dir / "valid.parquet")
     test = io.read_parquet(splits_dir / "test.parquet")
     # rounded as metrics.json stores it, so the package labels exactly as evaluate does
-    chosen = ev.choose_threshold(
-        valid[target].to_numpy("float64"), model.predict(valid), cfg.threshold
-    )
+    p_valid = held_out_valid(valid, io.read_parquet(valid_scores), schema.id, str(valid_scores))
+    chosen = ev.choose_threshold(valid[target].to_numpy("float64"), p_valid, cfg.threshold)
     threshold = float(f"{chosen:.10g}")
     y_test = test[target].to_numpy("float64")
     p_test = model.predict(test)

@@ -1,5 +1,9 @@
 """train: fit the model on train (early-stopped on valid), log its curves, build the reference.
 
+With `model.refit` the early-stopped LightGBM model is trained again on train + valid for its
+best number of rounds. Either way the valid split's held-out scores (from the model before any
+refit) are written for evaluate, which chooses the decision threshold on them.
+
 The monitoring reference is the development set (train, valid and test; its latest
 `monitor.reference.max_rows` rows) scored out-of-fold, with the final model's settings and
 number of rounds; see tabml.monitor.
@@ -14,7 +18,7 @@ from tabml import io
 from tabml.config import LightGBMDaskConfig, Params
 from tabml.log import info
 from tabml.model import History, fit, out_of_fold, save
-from tabml.monitor import latest_rows, reference_frame
+from tabml.monitor import SCORE, latest_rows, reference_frame
 
 PARAMS = ("seed", "dataset.schema", "model", "monitor.reference")
 
@@ -36,6 +40,7 @@ def _log_curves(history: History, live_dir: Path) -> None:
                         live.log_metric(f"{split_name}/{metric}", values[step])
             live.next_step()
         live.summary["best_iteration"] = history.best_iteration
+        live.summary["refit_rows"] = history.refit_rows
 
 
 def _reference_rows(input_dir: Path, frames: dict[str, Any], schema: Any, max_rows: int) -> Any:
@@ -52,7 +57,12 @@ def _reference_rows(input_dir: Path, frames: dict[str, Any], schema: Any, max_ro
 
 
 def run(
-    params_file: Path, input_dir: Path, model_dir: Path, live_dir: Path, reference: Path
+    params_file: Path,
+    input_dir: Path,
+    model_dir: Path,
+    live_dir: Path,
+    reference: Path,
+    valid_scores: Path,
 ) -> None:
     params = Params.load(params_file, PARAMS)
     cfg = params.section("model")
@@ -77,6 +87,15 @@ def run(
         )
         model, history = fit(frames["train"], frames["valid"], schema, cfg, seed)
     info(f"train: best iteration {history.best_iteration}")
+    valid = frames["valid"] if "valid" in frames else io.read_parquet(input_dir / "valid.parquet")
+    if history.refit_rows:
+        info(
+            f"train: refit on train + valid ({history.refit_rows:,} rows) for "
+            f"{history.best_iteration} rounds"
+        )
+    held_out = valid[[schema.id]].assign(
+        **{SCORE: model.predict(valid) if history.valid_scores is None else history.valid_scores}
+    )
 
     ref_cfg = params.section("monitor.reference")
     rows = _reference_rows(input_dir, frames, schema, ref_cfg.max_rows)
@@ -90,5 +109,9 @@ def run(
     with io.atomic_dir(model_dir) as tmp:
         save(model, tmp)
     io.write_parquet(reference, ref)
+    io.write_parquet(valid_scores, held_out)
     _log_curves(history, live_dir)
-    info(f"train: wrote {model_dir}/, {reference} ({len(ref):,} rows) and {live_dir}/")
+    info(
+        f"train: wrote {model_dir}/, {reference} ({len(ref):,} rows), {valid_scores} and "
+        f"{live_dir}/"
+    )
