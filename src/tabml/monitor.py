@@ -80,12 +80,17 @@ def with_predictions(frame: pd.DataFrame, threshold: float) -> pd.DataFrame:
 
 
 def blank_unseen(frame: pd.DataFrame, reference: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Blank categories the reference never had, for drift only (data quality counts them)."""
-    out = frame.copy()
+    """Blank categories the reference never had, for drift only (data quality counts them).
+
+    Returns `frame` itself when there is nothing to blank; never changes it.
+    """
+    blanked = {}
     for col in columns:
-        seen = reference[col].dropna().unique()
-        out[col] = out[col].where(out[col].isin(seen) | out[col].isna())
-    return out
+        values = frame[col]
+        known = values.isin(reference[col].dropna().unique()) | values.isna()
+        if not known.all():
+            blanked[col] = values.where(known)
+    return frame.assign(**blanked) if blanked else frame
 
 
 def reference_chunks(

@@ -100,7 +100,13 @@ def _plain(frame: pd.DataFrame) -> pd.DataFrame:
         if isinstance(dtype, pd.StringDtype) and dtype.na_value is pd.NA:
             changed[str(col)] = values.astype("str")
         elif isinstance(dtype, pd.BooleanDtype):
-            changed[str(col)] = values.to_numpy(dtype=object, na_value=np.nan)
+            # NumPy bool when nothing is missing: NannyML on an object column is several
+            # times slower (about 1 s per 1,000,000 rows for one column)
+            changed[str(col)] = (
+                values.to_numpy(dtype=object, na_value=np.nan)
+                if values.hasnans
+                else values.to_numpy(dtype=bool)
+            )
         elif isinstance(dtype, (pd.Int8Dtype, pd.Int16Dtype, pd.Int32Dtype, pd.Int64Dtype)):
             changed[str(col)] = values.astype("float64")
     return frame.assign(**changed) if changed else frame

@@ -235,3 +235,22 @@ def test_adapter_runs_every_calculator_and_finds_a_known_shift() -> None:
     assert set(out.unseen) == {"cat"} and set(out.out_of_range) == {"x1", "x2"}
     titles = [t for t, _ in out.charts]
     assert "Univariate drift" in titles and "Multivariate drift: domain_classifier" in titles
+
+
+def test_frames_reach_nannyml_with_numpy_missing_values() -> None:
+    from tabml.nannyml_adapter import _plain
+
+    frame = pd.DataFrame(
+        {
+            "full": pd.array([True, False, True], dtype="boolean"),
+            "gaps": pd.array([True, None, False], dtype="boolean"),
+            "n": pd.array([1, None, 3], dtype="Int64"),
+            "s": pd.array(["a", None, "b"], dtype=pd.StringDtype(na_value=pd.NA)),
+        }
+    )
+    out = _plain(frame)
+    # no missing value: NumPy bool (NannyML is much slower on object columns)
+    assert out["full"].dtype == bool and out["full"].tolist() == [True, False, True]
+    assert out["gaps"].dtype == object and out["gaps"].isna().tolist() == [False, True, False]
+    assert out["n"].dtype == "float64" and np.isnan(out["n"][1])
+    assert out["s"].isna().tolist() == [False, True, False] and out["s"][1] is not pd.NA
