@@ -63,7 +63,8 @@ nml.NumericalRangeCalculator(column_names=num, threshold=ConstantThreshold(upper
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
 """
 
-# `tabml monitor` in a process that reports its own peak memory
+# `tabml monitor` in a process that reports its peak memory: its own, or its HTML-drawing
+# process's if that was larger
 CLI = """
 import resource, sys
 from tabml.cli import main
@@ -72,7 +73,8 @@ try:
     main()
 except SystemExit:
     pass
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+print(max(resource.getrusage(who).ru_maxrss
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)), file=sys.stderr)
 """
 
 

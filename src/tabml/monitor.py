@@ -292,11 +292,12 @@ def _cell_text(cell: dict[str, Any] | None) -> str:
     return f"{cell['value']:.4f}{mark}"
 
 
-def html_report(summary: dict[str, Any], charts: list[tuple[str, Any]], title: str) -> str:
+def html_report(summary: dict[str, Any], charts: list[tuple[str, str]], title: str) -> str:
     """One self-contained page: the summary as tables, then NannyML's interactive charts.
 
-    plotly's JavaScript is inlined once, so the page opens offline. Chart ids are fixed, so
-    the same run gives the same page.
+    `charts` are (title, HTML fragment) from `nannyml_adapter.render`; the first fragment
+    inlines plotly's JavaScript, so the page opens offline. Chart ids are fixed, so the same
+    run gives the same page.
     """
     from html import escape
 
@@ -353,10 +354,8 @@ def html_report(summary: dict[str, Any], charts: list[tuple[str, Any]], title: s
             )
             parts.append(f"<tr><td>{escape(label)}</td>{tds}</tr>")
         parts.append("</table>")
-    for i, (chart_title, figure) in enumerate(charts):
+    for chart_title, fragment in charts:
         parts.append(f"<h2>{escape(chart_title)}</h2>")
-        parts.append(
-            figure.to_html(full_html=False, include_plotlyjs=(i == 0), div_id=f"chart-{i}")
-        )
+        parts.append(fragment)
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

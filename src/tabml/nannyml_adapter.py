@@ -2,7 +2,9 @@
 
 It fits NannyML's calculators on the reference, runs them on the analysis batch and turns their
 results into plain per-chunk records (`Results`), so the rest of tabml never sees a NannyML type.
-The interactive charts for the HTML report come from here too, already rendered to HTML.
+The interactive charts for the HTML report come from here too: `run` hands out each `Chart` as
+soon as its result exists, and `render` draws one as an HTML fragment (in this process or in
+the report process of `tabml.report_process`; a `Chart` carries no data rows).
 
 NannyML sends usage events keyed by a hardware id unless `NML_DISABLE_USAGE_LOGGING` is set, so
 `_nannyml()` sets it before the first import, on every code path that reaches NannyML.
@@ -11,9 +13,10 @@ NannyML sends usage events keyed by a hardware id unless `NML_DISABLE_USAGE_LOGG
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +31,11 @@ MULTIVARIATE = {
     "data_reconstruction": "reconstruction_error",
     "domain_classifier": "domain_classifier_auroc",
 }
+
+
+def load() -> None:
+    """Import NannyML (and with it plotly) now, with usage logging off."""
+    _nannyml()
 
 
 def _nannyml() -> Any:
@@ -74,7 +82,41 @@ class Results:
     unseen: dict[str, list[Cell]] = field(default_factory=dict)
     out_of_range: dict[str, list[Cell]] = field(default_factory=dict)
     calibration: dict[str, Any] = field(default_factory=dict)
-    charts: list[tuple[str, Any]] = field(default_factory=list)  # (title, plotly figure)
+    charts: list[Chart] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One of NannyML's interactive charts, not drawn yet: `render` draws it."""
+
+    title: str
+    result: Any  # a NannyML result (or a comparison of two) without its data rows
+    kind: str | None = None  # NannyML's plot kind, for results that have several
+
+
+# NannyML results keep the frames they were computed on, for distribution plots (which tabml
+# does not draw): for a 1,000,000-row batch that is ~100 MB per chart
+_ROW_DATA = ("analysis_data", "reference_data")
+
+
+def _without_rows(result: Any) -> Any:
+    light = copy.copy(result)
+    for name in _ROW_DATA:
+        if getattr(light, name, None) is not None:
+            setattr(light, name, None)
+    for name in ("result", "other"):  # a comparison holds two results
+        inner = getattr(light, name, None)
+        if inner is not None:
+            setattr(light, name, _without_rows(inner))
+    return light
+
+
+def render(chart: Chart, div_id: str, with_plotly_js: bool) -> str:
+    """The chart as an HTML fragment; `with_plotly_js` inlines plotly's JavaScript (once a page)."""
+    with _quiet_and_explained():
+        figure = chart.result.plot(kind=chart.kind) if chart.kind else chart.result.plot()
+    html: str = figure.to_html(full_html=False, include_plotlyjs=with_plotly_js, div_id=div_id)
+    return html
 
 
 def _chunker_kwargs(spec: Spec) -> dict[str, Any]:
@@ -188,6 +230,7 @@ def run(
     spec: Spec,
     labelled: bool,
     charts: bool = True,
+    on_chart: Callable[[Chart], None] | None = None,
 ) -> Results:
     """Fit every configured calculator on the reference and run it on the analysis batch.
 
@@ -198,8 +241,19 @@ def run(
             new category shows as a data-quality alert instead of drift in every chunk.
         spec: columns and config.
         labelled: whether `analysis` has targets for realized performance.
-        charts: also make NannyML's interactive charts (for the HTML report).
+        charts: also collect NannyML's interactive charts (for the HTML report), undrawn.
+        on_chart: called with each chart as soon as its result exists, so that drawing it
+            can overlap the calculators that follow.
     """
+
+    def chart(title: str, result: Any, kind: str | None = None) -> None:
+        if not charts:
+            return
+        made = Chart(title, _without_rows(result), kind)
+        out.charts.append(made)
+        if on_chart is not None:
+            on_chart(made)
+
     with _quiet_and_explained():
         nml = _nannyml()
         from nannyml.thresholds import ConstantThreshold
@@ -228,8 +282,7 @@ def run(
                 else spec.drift.continuous_methods
             )
             out.drift[col] = {m: _cells(uni_df, (col, m)) for m in methods}
-        if charts:
-            out.charts.append(("Univariate drift", uni.plot(kind="drift")))
+        chart("Univariate drift", uni, "drift")
 
         multivariate: list[tuple[str, Any]] = []
         if spec.drift.data_reconstruction:
@@ -246,8 +299,7 @@ def run(
             result = calc.fit(reference).calculate(analysis_for_drift)
             analysed = result.filter(period="analysis")
             out.multivariate[name] = _cells(analysed.to_df(), (MULTIVARIATE[name],))
-            if charts:
-                out.charts.append((f"Multivariate drift: {name}", analysed.plot()))
+            chart(f"Multivariate drift: {name}", analysed)
 
         metrics = list(spec.performance.metrics)
         # CBPE (estimated) and the performance calculator (realized) score the same columns
@@ -277,16 +329,14 @@ def run(
             realized = perf.fit(reference).calculate(analysis)
             real_df = realized.filter(period="analysis").to_df()
             out.realized = {m: _cells(real_df, (m,)) for m in metrics}
-        if charts:
-            if realized is not None:
-                for m in metrics:
-                    chart = estimated.filter(period="analysis", metrics=[m]).compare(
-                        realized.filter(period="analysis", metrics=[m])
-                    )
-                    out.charts.append((f"{m}: estimated (CBPE) against realized", chart.plot()))
-            else:
-                chart = estimated.filter(period="analysis")
-                out.charts.append(("Estimated performance (CBPE)", chart.plot()))
+        if charts and realized is not None:
+            for m in metrics:
+                both = estimated.filter(period="analysis", metrics=[m]).compare(
+                    realized.filter(period="analysis", metrics=[m])
+                )
+                chart(f"{m}: estimated (CBPE) against realized", both)
+        elif charts:
+            chart("Estimated performance (CBPE)", estimated.filter(period="analysis"))
 
         dq = spec.data_quality
         # (result name, chart title, calculator, its columns, its threshold: None = NannyML's band)
@@ -314,6 +364,5 @@ def run(
             calc = calculator(column_names=cols, **extra, **kw)
             analysed = calc.fit(reference).calculate(analysis).filter(period="analysis")
             getattr(out, name).update({c: _cells(analysed.to_df(), (c,)) for c in cols})
-            if charts:
-                out.charts.append((f"Data quality: {title}", analysed.plot()))
+            chart(f"Data quality: {title}", analysed)
         return out

@@ -139,6 +139,10 @@ def test_html_report_is_self_contained_and_deterministic() -> None:
     import plotly.graph_objects as go
 
     figures = [("One", go.Figure(go.Scatter(y=[1, 2]))), ("Two", go.Figure(go.Bar(y=[3])))]
+    figures = [
+        (t, f.to_html(full_html=False, include_plotlyjs=i == 0, div_id=f"chart-{i}"))
+        for i, (t, f) in enumerate(figures)
+    ]
     first = mon.html_report(summary(), figures, "Monitoring report: t")
     assert first == mon.html_report(summary(), figures, "Monitoring report: t")
     assert "<script src=" not in first
@@ -199,7 +203,7 @@ def synthetic(n: int, shift_from: int | None, seed: int) -> pd.DataFrame:
 
 
 def test_adapter_runs_every_calculator_and_finds_a_known_shift() -> None:
-    from tabml.nannyml_adapter import Spec, run
+    from tabml.nannyml_adapter import Spec, render, run
 
     cfg = DriftConfig(
         continuous_methods=("jensen_shannon", "kolmogorov_smirnov"),
@@ -233,8 +237,16 @@ def test_adapter_runs_every_calculator_and_finds_a_known_shift() -> None:
     assert set(out.estimated) == set(out.realized) == {"roc_auc", "accuracy"}
     assert set(out.calibration) == {"needed", "method", "fitted_on"}
     assert set(out.unseen) == {"cat"} and set(out.out_of_range) == {"x1", "x2"}
-    titles = [t for t, _ in out.charts]
+    titles = [c.title for c in out.charts]
     assert "Univariate drift" in titles and "Multivariate drift: domain_classifier" in titles
+    # charts travel to the drawing process without the batch's rows, and draw from that alone
+    import pickle
+
+    rows = len(pickle.dumps(analysis))
+    assert all(len(pickle.dumps(c)) < rows / 2 for c in out.charts)
+    first = render(out.charts[0], "chart-0", True)
+    assert first.startswith("<div>") and 'id="chart-0"' in first and len(first) > 1_000_000
+    assert all('id="chart-1"' in render(c, "chart-1", False) for c in out.charts[1:])
 
 
 def test_frames_reach_nannyml_with_numpy_missing_values() -> None:

@@ -16,6 +16,7 @@ from tabml import package as pkg
 from tabml.config import ChunkingConfig, MonitorConfig, SchemaConfig, parse
 from tabml.errors import PackageError
 from tabml.log import info
+from tabml.report_process import HtmlPage
 from tabml.schema import validate
 
 # the monitoring stage reads its config from the package, not from params.yaml
@@ -106,7 +107,9 @@ def _monitor(
         summary = mon.summarize(
             _empty_results(), cfg, chunking, model_info, len(reference), n_chunks, 0, 0
         )
-        _write(summary, [], output_dir, loaded.name)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        with HtmlPage(output_dir / REPORT, _title(loaded), in_process=True) as page:
+            _write(summary, page, output_dir)
         return summary
 
     n_chunks = mon.check_reference(reference, cfg, chunking, schema.timestamp)
@@ -123,21 +126,27 @@ def _monitor(
 
     from tabml import nannyml_adapter
 
+    # NannyML (and plotly) imported before the page's drawing process forks, so both have them
+    nannyml_adapter.load()
+    output_dir.mkdir(parents=True, exist_ok=True)
     info(
         f"monitor: NannyML on {len(analysis):,} rows ({labelled:,} labelled) against a "
         f"reference of {len(reference):,} rows in {n_chunks} chunks; chunking {chunking.method}"
     )
-    results = nannyml_adapter.run(
-        reference,
-        analysis,
-        mon.blank_unseen(analysis, reference, spec.categorical),
-        spec,
-        labelled=labelled > 0,
-    )
-    summary = mon.summarize(
-        results, cfg, chunking, model_info, len(reference), n_chunks, len(analysis), labelled
-    )
-    _write(summary, results.charts, output_dir, loaded.name)
+    with HtmlPage(output_dir / REPORT, _title(loaded)) as page:
+        # each chart is drawn (in the page's process) while the next calculator runs
+        results = nannyml_adapter.run(
+            reference,
+            analysis,
+            mon.blank_unseen(analysis, reference, spec.categorical),
+            spec,
+            labelled=labelled > 0,
+            on_chart=page.add,
+        )
+        summary = mon.summarize(
+            results, cfg, chunking, model_info, len(reference), n_chunks, len(analysis), labelled
+        )
+        _write(summary, page, output_dir)
     alerts = summary["totals"]["alerts"]
     info(
         f"monitor: {len(summary['chunks'])} chunks, {alerts['total']} alerts (drift "
@@ -154,14 +163,19 @@ def _empty_results() -> Any:
     return Results(chunks=[])
 
 
-def _write(summary: dict[str, Any], figures: list[Any], output_dir: Path, name: str) -> None:
-    """Each file is written atomically; the summary last, so it is never older than the rest."""
-    output_dir.mkdir(parents=True, exist_ok=True)
+def _title(loaded: pkg.Package) -> str:
+    return f"Monitoring report: {loaded.name}"
+
+
+def _write(summary: dict[str, Any], page: HtmlPage, output_dir: Path) -> None:
+    """Each file is written atomically; the summary last, so it is never older than the rest.
+
+    The HTML page is written by its own process while the PNGs are drawn here.
+    """
+    page.finish(summary)
     plots.drift_heatmap(summary, output_dir / CHARTS["drift"])
     plots.performance_chart(summary, output_dir / CHARTS["performance"])
     plots.data_quality_chart(summary, output_dir / CHARTS["data_quality"])
-    io.write_text(
-        output_dir / REPORT, mon.html_report(summary, figures, f"Monitoring report: {name}")
-    )
     io.write_json(output_dir / METRICS, mon.key_metrics(summary))
+    page.wait()
     io.write_json(output_dir / SUMMARY, summary)
