@@ -43,6 +43,8 @@ def test_dask_training_matches_single_machine_and_saves_the_same_format(
         str(tmp_path / "live"),
         "--reference",
         str(tmp_path / "reference.parquet"),
+        "--valid-scores",
+        str(tmp_path / "valid_scores.parquet"),
         cwd=project,
     )
     assert proc.returncode == 0, proc.stderr
@@ -56,3 +58,8 @@ def test_dask_training_matches_single_machine_and_saves_the_same_format(
     assert abs(auc - single) <= 0.005, (auc, single)
     assert (tmp_path / "live/metrics.json").is_file()
     assert len(pd.read_parquet(tmp_path / "reference.parquet")) == 50_000
+    # no refit on a cluster: the threshold scores are the model's own on valid
+    held_out = pd.read_parquet(tmp_path / "valid_scores.parquet")
+    valid = pd.read_parquet(project / "data/processed/valid.parquet")
+    assert held_out["id"].tolist() == valid["id"].tolist()
+    assert held_out["score"].tolist() == pytest.approx(model.predict(valid).tolist(), abs=1e-12)

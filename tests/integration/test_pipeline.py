@@ -145,6 +145,7 @@ def test_forced_rerun_is_byte_identical(project: Path) -> None:
         "reports/train/metrics.json",
         "reports/data_quality.json",
         "models/reference.parquet",
+        "models/valid_scores.parquet",
         "reports/monitoring/summary.json",
         "reports/monitoring/metrics.json",
         "reports/monitoring/drift_alerts.png",
