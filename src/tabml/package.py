@@ -115,8 +115,8 @@ def unpacked(path: Path, checksum_required: bool = False) -> Iterator[Path]:
     """A package folder: `path` itself, or a release tarball unpacked into a temporary folder.
 
     A tarball is checked against the `.sha256` beside it (when there is one, or always with
-    `checksum_required`), then extracted with Python's `data` filter, which refuses absolute
-    paths, `..`, links pointing outside and device files. The folder is removed afterwards.
+    `checksum_required`), then extracted by `extract_safely` (Python's `data` filter), which
+    refuses `..`, links pointing outside and device files. The folder is removed afterwards.
     """
     import tarfile
 
@@ -129,7 +129,7 @@ def unpacked(path: Path, checksum_required: bool = False) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="tabml-package-") as tmp:
         try:
             with tarfile.open(path, "r:gz") as tar:
-                tar.extractall(tmp, filter="data")
+                extract_safely(tar, tmp)
         except (tarfile.TarError, OSError, EOFError) as err:
             raise PackageError(f"{path}: not a readable release tarball: {err}") from None
         tops = list(Path(tmp).iterdir())
@@ -139,6 +139,44 @@ def unpacked(path: Path, checksum_required: bool = False) -> Iterator[Path]:
                 f"{sorted(p.name for p in tops)}"
             )
         yield tops[0]
+
+
+def extract_safely(tar: Any, dest: str) -> None:
+    """Extract a tarball with Python's `data` filter, or its checks where Python lacks it.
+
+    Extraction filters arrived in Python 3.11.4; on 3.11.0-3.11.3 (Debian 12's python3 is
+    3.11.2) the same refusals are made here: only regular files and folders, no absolute
+    name, nothing that resolves outside `dest`; modes lose setuid/setgid/sticky and
+    group/other write, and owners are not restored.
+    """
+    import tarfile
+
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(dest, filter="data")
+        return
+    root = Path(dest).resolve()
+    members = tar.getmembers()
+    for m in members:
+        if Path(m.name).is_absolute() or not (root / m.name).resolve().is_relative_to(root):
+            raise tarfile.TarError(f"{m.name!r} would be extracted outside the folder")
+        if not (m.isfile() or m.isdir()):
+            raise tarfile.TarError(f"{m.name!r} is a link or a special file")
+        m.mode &= 0o755
+        m.uid = m.gid = 0
+        m.uname = m.gname = ""
+    with _no_chown(tar):
+        tar.extractall(dest, members=members)  # noqa: S202 (every member checked above)
+
+
+@contextlib.contextmanager
+def _no_chown(tar: Any) -> Iterator[None]:
+    """tarfile restores owners when run as root; a downloaded release must not choose them."""
+    original = tar.chown
+    tar.chown = lambda *args, **kwargs: None
+    try:
+        yield
+    finally:
+        tar.chown = original
 
 
 @dataclass(frozen=True)

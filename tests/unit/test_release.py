@@ -112,3 +112,48 @@ def test_tarballs_are_byte_identical_whatever_the_file_times(tmp_path: Path) -> 
     assert {(m.uid, m.gid, m.uname, m.gname, m.mtime) for m in members} == {
         (0, 0, "", "", 1_700_000_000)
     }
+
+
+@pytest.mark.parametrize("filters", [True, False], ids=["python-filter", "before-3.11.4"])
+def test_tarballs_extract_safely_with_or_without_python_extraction_filters(
+    filters: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from tabml.package import extract_safely
+
+    if not filters:  # Python 3.11.0-3.11.3 (e.g. Debian 12's 3.11.2) have no filters
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    elif not hasattr(tarfile, "data_filter"):
+        pytest.skip("this Python has no extraction filters")
+
+    def tarball(name: str, *members: tarfile.TarInfo) -> Path:
+        path = tmp_path / name
+        with tarfile.open(path, "w:gz") as tar:
+            for m in members:
+                tar.addfile(m, io.BytesIO(b"abc") if m.isfile() else None)
+        return path
+
+    def file(name: str, mode: int = 0o644) -> tarfile.TarInfo:
+        info = tarfile.TarInfo(name)
+        info.size, info.mode = 3, mode
+        return info
+
+    folder = tarfile.TarInfo("pkg")
+    folder.type, folder.mode = tarfile.DIRTYPE, 0o755
+    good = tarball("good.tar.gz", folder, file("pkg/model.txt", mode=0o6777))
+    with tarfile.open(good) as tar:
+        extract_safely(tar, str(tmp_path / "out"))
+    extracted = tmp_path / "out/pkg/model.txt"
+    assert extracted.read_bytes() == b"abc"
+    assert extracted.stat().st_mode & 0o7022 == 0  # no setuid/setgid, no group/other write
+
+    link = tarfile.TarInfo("pkg/link")
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+    for name, members in [
+        ("up.tar.gz", [file("../outside.txt")]),
+        ("link.tar.gz", [folder, link]),
+    ]:
+        with tarfile.open(tarball(name, *members)) as tar, pytest.raises(tarfile.TarError):
+            extract_safely(tar, str(tmp_path / name.replace(".tar.gz", "")))
+    assert not (tmp_path / "outside.txt").exists()
