@@ -272,7 +272,7 @@ def _refit(
     """LightGBM on all `parts` stacked, for a fixed number of rounds (no early-stopping set).
 
     The preprocessing stays the one fitted on train. The matrix is filled part by part, so
-    the peak is the stacked matrix plus one part, not two copies of everything.
+    the peak is the stacked matrix plus the largest part's matrix, not every part twice.
     """
     import lightgbm as lgb
     import numpy as np

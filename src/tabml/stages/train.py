@@ -90,8 +90,8 @@ def run(
     valid = frames["valid"] if "valid" in frames else io.read_parquet(input_dir / "valid.parquet")
     if history.refit_rows:
         info(
-            f"train: refit on train + valid ({history.refit_rows:,} rows) for "
-            f"{history.best_iteration} rounds"
+            f"train: refitted on train + valid ({history.refit_rows:,} rows) for "
+            f"{history.best_iteration} rounds (model.refit)"
         )
     held_out = valid[[schema.id]].assign(
         **{SCORE: model.predict(valid) if history.valid_scores is None else history.valid_scores}
