@@ -60,24 +60,14 @@ def within_schema(
     """
     import pandas as pd
 
+    from tabml.schema import refused_in_development
+
     outside = pd.Series(False, index=rows.index)
     report: dict[str, dict[str, Any]] = {}
     for name, spec in schema.features.items():
-        values = rows[name]
-        if spec.kind == "categorical" and spec.categories is not None:
-            text = values.astype("string")
-            bad = text.notna() & ~text.isin(list(spec.categories)).fillna(False)
-        elif spec.kind == "numeric" and (spec.min is not None or spec.max is not None):
-            num = pd.to_numeric(values, errors="coerce")
-            bad = pd.Series(False, index=rows.index)
-            if spec.min is not None:
-                bad |= (num < spec.min).fillna(False)
-            if spec.max is not None:
-                bad |= (num > spec.max).fillna(False)
-        else:
-            continue
+        bad = refused_in_development(spec, rows[name])
         if bad.any():
-            examples = list(dict.fromkeys(values[bad].astype(str).head(50)))[:3]
+            examples = list(dict.fromkeys(rows.loc[bad, name].astype(str).head(50)))[:3]
             report[name] = {"rows": int(bad.sum()), "examples": examples}
             outside |= bad
     return rows[~outside], report

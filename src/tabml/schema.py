@@ -307,7 +307,6 @@ def _coerce_feature(
     result: Coerced,
     whole_file: bool = True,
 ) -> pd.Series:
-    import pandas as pd
 
     failures = result.failures
     if whole_file and values.notna().sum() == 0:
@@ -324,8 +323,7 @@ def _coerce_feature(
         if fail:
             failures.append(fail)
             return out
-        low = out < spec.min if spec.min is not None else pd.Series(False, index=out.index)
-        high = out > spec.max if spec.max is not None else pd.Series(False, index=out.index)
+        low, high = _out_of_range(spec, out)
         bad = low | high
         if bad.any():
             if role == "development":
@@ -343,7 +341,7 @@ def _coerce_feature(
         return out
     text = _as_text(values)
     if spec.categories is not None:
-        unknown = text.notna() & ~text.isin(list(spec.categories)).fillna(False)
+        unknown = _unknown_categories(spec, text)
         if unknown.any():
             if role == "development":
                 n, ex, rows = _where(unknown, text)
@@ -359,6 +357,36 @@ def _coerce_feature(
                     "values": {str(k): int(v) for k, v in counts.head(20).items()},
                 }
     return text
+
+
+def _out_of_range(spec: FeatureSpec, numbers: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(below min, above max) masks of a numeric column; missing values are neither."""
+    import pandas as pd
+
+    none = pd.Series(False, index=numbers.index)
+    low = (numbers < spec.min).fillna(False) if spec.min is not None else none
+    high = (numbers > spec.max).fillna(False) if spec.max is not None else none
+    return low, high
+
+
+def _unknown_categories(spec: FeatureSpec, text: pd.Series) -> pd.Series:
+    """Mask of labels outside the declared categories (all False when none are declared)."""
+    if spec.categories is None:
+        return text.notna() & False
+    return text.notna() & ~text.isin(list(spec.categories)).fillna(False)
+
+
+def refused_in_development(spec: FeatureSpec, values: pd.Series) -> pd.Series:
+    """Mask of the values `coerce` accepts in production but refuses in development data: an
+    unknown category, or a number out of range. Decided exactly as `coerce` decides it."""
+    import pandas as pd
+
+    if spec.kind == "numeric":
+        low, high = _out_of_range(spec, _coerce_numeric("", values)[0])
+        return low | high
+    if spec.kind == "categorical":
+        return _unknown_categories(spec, _as_text(values))
+    return pd.Series(False, index=values.index)
 
 
 def validate(frame: pd.DataFrame, schema: SchemaConfig, role: Role, source: str) -> Coerced:

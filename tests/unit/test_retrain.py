@@ -99,3 +99,29 @@ def test_rows_the_development_schema_refuses_are_left_out_and_named() -> None:
         "income": {"rows": 3, "examples": ["new band"]},
         "ratio": {"rows": 1, "examples": ["1.5"]},
     }
+
+
+def test_left_out_rows_are_exactly_those_development_coerce_refuses() -> None:
+    from tabml.schema import coerce
+
+    coded = parse(
+        "dataset.schema",
+        schema_dict(
+            features={
+                "amount": {"kind": "numeric", "min": 0},
+                "band": {"kind": "categorical", "categories": ["1", "2"]},
+            },
+            pii={},
+        ),
+    )
+    rows = make_frame(6)[["id", "ts", "amount", "y"]]
+    # category codes logged as floats: coerce reads 1.0 as '1', so they are not refused
+    rows["band"] = [1.0, 2.0, 3.0, 1.0, None, 2.0]
+    rows.loc[1, "amount"] = -5.0
+    kept, outside = within_schema(rows, coded)
+    assert outside == {
+        "amount": {"rows": 1, "examples": ["-5.0"]},
+        "band": {"rows": 1, "examples": ["3.0"]},
+    }
+    assert not coerce(kept, coded, "development").failures
+    assert coerce(rows, coded, "development").failures
