@@ -223,17 +223,19 @@ class ParquetSink:
         import pyarrow.parquet as pq
 
         if self._schema is None:
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            self._schema = table.schema.remove_metadata()
+            table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata()
+            self._schema = table.schema
             self._writer = pq.ParquetWriter(
                 self.path, self._schema, compression="zstd", write_statistics=True
             )
-        # a later frame may lack an optional column (appended rows carry no personal data)
-        missing = [c for c in self._schema.names if c not in frame.columns]
-        if missing:
-            frame = frame.assign(**dict.fromkeys(missing))
-        table = pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False)
-        self._writer.write_table(table.replace_schema_metadata(None))
+        else:
+            # a later frame may lack an optional column (appended rows carry no personal data)
+            missing = [c for c in self._schema.names if c not in frame.columns]
+            if missing:
+                frame = frame.assign(**dict.fromkeys(missing))
+            table = pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False)
+            table = table.replace_schema_metadata()
+        self._writer.write_table(table)
         self.rows += len(frame)
 
     def close(self, empty_like: pd.DataFrame | None = None) -> None:

@@ -70,11 +70,20 @@ def check(
     root: Path, params_file: Path, metrics: Path, monitoring: Path, below: str | None = None
 ) -> list[rel.Gate]:
     """Every gate for the run in `root`, against the latest release (below version `below`)."""
-    cfg: ReleaseConfig = Params.load(params_file, PARAMS).section("release")
     name, _ = artifact(root)
+    return _gates(root, params_file, metrics, monitoring, latest_release(root, name, below))
+
+
+def _gates(
+    root: Path,
+    params_file: Path,
+    metrics: Path,
+    monitoring: Path,
+    previous: tuple[str, str] | None,
+) -> list[rel.Gate]:
+    cfg: ReleaseConfig = Params.load(params_file, PARAMS).section("release")
     current = io.read_json(metrics) if metrics.is_file() else {}
     alerts = io.read_json(monitoring) if monitoring.is_file() else None
-    previous = latest_release(root, name, below)
     before = None
     if previous is not None:
         key = metrics.resolve().relative_to(root.resolve()).as_posix()
@@ -118,7 +127,7 @@ def register(root: Path, version: str, params_file: Path, metrics: Path, monitor
     previous = latest_release(root, name)
     rel.check_version(version, previous[1] if previous else None)
     require_clean(root)
-    _require_gates(check(root, params_file, metrics, monitoring))
+    _require_gates(_gates(root, params_file, metrics, monitoring, previous))
     gto_register(str(root), name, "HEAD", version=version, message=f"Release {name} {version}")
     tag = f"{name}@{version}"
     info(f"release: tagged {tag}; publish it with: git push origin {tag}")
