@@ -160,7 +160,7 @@ def main() -> None:
         schema = loaded.schema
         size = json.loads((repo / "models/package/metadata.json").read_text())["params"]["monitor"][
             "chunking"
-        ]["size"]
+        ]["rows"]
         bare = BARE.format(
             numeric=[c for c, f in schema.features.items() if f.kind == "numeric"],
             categorical=[c for c, f in schema.features.items() if f.kind != "numeric"],

@@ -257,7 +257,7 @@ def monitor(
             help="Optional labels (id and target) for realized performance: a file or a folder."
         ),
     ] = None,
-    chunk_size: Annotated[
+    chunk_rows: Annotated[
         int | None, typer.Option(help="Override the package's chunking: rows per chunk.")
     ] = None,
     chunk_count: Annotated[
@@ -288,10 +288,10 @@ def monitor(
     from tabml.config import parse
     from tabml.stages import monitor as stage
 
-    chosen = {"size": chunk_size, "count": chunk_count, "period": chunk_period}
+    chosen = {"rows": chunk_rows, "count": chunk_count, "period": chunk_period}
     given = {k: v for k, v in chosen.items() if v is not None}
     if len(given) > 1:
-        raise TabmlError("give at most one of --chunk-size, --chunk-count and --chunk-period")
+        raise TabmlError("give at most one of --chunk-rows, --chunk-count and --chunk-period")
     chunking = None
     if given:
         (method, value), *_ = given.items()
@@ -535,11 +535,35 @@ def params(
         list[str] | None, typer.Argument(help="Hydra overrides, e.g. dataset=employment.")
     ] = None,
 ) -> None:
-    """Compose conf/ into params.yaml, exactly as 'dvc exp run' does."""
+    """Compose conf/ into params.yaml, exactly as 'dvc exp run' does, and check it.
+
+    Every section is validated as the stages will read it, and what the config alone can
+    tell is checked now (monitoring chunking against the dataset's timestamp); a dataset that
+    pseudonymises personal data gets a reminder when TABML_PII_KEY is not set.
+    """
+    from tabml.config import SECTIONS, Params
     from tabml.dvc_adapter import compose_params
+    from tabml.monitor import check_chunking
+    from tabml.privacy import KEY_ENV
 
     compose_params(config_dir, output, overrides or [])
-    print(f"wrote {output}", file=sys.stderr)
+    loaded = Params.load(output, SECTIONS)
+    for key in SECTIONS:
+        loaded.section(key)
+    schema = loaded.section("dataset.schema")
+    check_chunking(
+        loaded.section("monitor.chunking"),
+        loaded.section("monitor.min_reference_chunks"),
+        schema.timestamp,
+    )
+    print(f"wrote {output} (dataset {loaded.section('dataset.name')})", file=sys.stderr)
+    hashed = sorted(c for c, action in schema.pii.items() if action == "pseudonymise")
+    if hashed and not os.environ.get(KEY_ENV):
+        print(
+            f"note: this dataset pseudonymises {hashed}; set {KEY_ENV} before 'dvc repro' "
+            "(ingest refuses to run without it)",
+            file=sys.stderr,
+        )
 
 
 @app.command()

@@ -34,9 +34,23 @@ class FeatureSpec(_Frozen):
     min: float | None = None
     max: float | None = None
     categories: tuple[str, ...] | None = None
+    # categorical only, for columns with many levels (a ticket number, a cabin): the model
+    # keeps the `max_levels` most frequent levels of train that occur at least `min_frequency`
+    # times there; every other value, rare or never seen, is one "other" level
+    max_levels: Annotated[int, Field(ge=1)] | None = None
+    min_frequency: Annotated[int, Field(ge=1)] | None = None
+
+    @property
+    def open_vocabulary(self) -> bool:
+        """Whether values outside the learnt levels share one "other" level."""
+        return self.max_levels is not None or self.min_frequency is not None
 
     @model_validator(mode="after")
     def _check(self) -> FeatureSpec:
+        if self.kind != "categorical" and self.open_vocabulary:
+            raise ValueError(
+                f"max_levels/min_frequency only apply to categorical features, not {self.kind}"
+            )
         if self.kind != "numeric" and (self.min is not None or self.max is not None):
             raise ValueError(f"min/max only apply to numeric features, not {self.kind}")
         if self.kind != "categorical" and self.categories is not None:
@@ -229,13 +243,29 @@ class ReferenceConfig(_Frozen):
 
 
 class ChunkingConfig(_Frozen):
-    """How a batch is cut into chunks: by `size` rows, into `count` chunks, or by `period`."""
+    """How a batch is cut into chunks: `rows` per chunk, into `count` chunks, or by `period`.
 
-    method: Literal["size", "count", "period"]
-    size: Annotated[int, Field(ge=2)] | None = None
+    (Not `size`: DVC leaves any params key named `size` or `nfiles` out of its run-cache key,
+    so a changed chunk size would bring back the old package from the run-cache.)
+    """
+
+    method: Literal["rows", "count", "period"]
+    rows: Annotated[int, Field(ge=2)] | None = None
     count: Annotated[int, Field(ge=1)] | None = None
     # a pandas period alias: D, W, M, Q or Y
     period: Literal["D", "W", "M", "Q", "Y"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, data: Any) -> Any:
+        # packages built before the rename carry {method: size, size: N}
+        if isinstance(data, Mapping) and data.get("method") == "size" and "rows" not in data:
+            return {
+                **{k: v for k, v in data.items() if k != "size"},
+                "method": "rows",
+                "rows": data.get("size"),
+            }
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> ChunkingConfig:
@@ -258,10 +288,17 @@ class PerformanceConfig(_Frozen):
 
 
 class DataQualityConfig(_Frozen):
-    # a chunk alerts when the share of such values is above these (0: any one alerts);
-    # missing values alert when their share leaves the reference's band
-    unseen_max_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
-    out_of_range_max_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+    """A chunk alerts when the share of its rows with such values is above these; missing
+    values alert when their share leaves the reference's band.
+
+    The reference has no unseen or out-of-range value by construction (it defines both), so
+    no band can be derived from it: these are minimum rates. A continuous column sets a new
+    minimum or maximum in a few rows of almost any chunk, which at 0 alerts everywhere; 0.1%
+    of rows lets that pass and still catches a real change (docs/monitoring.md).
+    """
+
+    unseen_max_rate: Annotated[float, Field(ge=0, le=1)] = 0.01
+    out_of_range_max_rate: Annotated[float, Field(ge=0, le=1)] = 0.001
 
 
 class MonitorConfig(_Frozen):
@@ -303,8 +340,34 @@ _SECTIONS: dict[str, Any] = {
     "monitor": MonitorConfig,
     "monitor.reference": ReferenceConfig,
     "monitor.chunking": ChunkingConfig,
+    "monitor.min_reference_chunks": Annotated[int, Field(ge=2)],
+    "monitor.reference.max_rows": Annotated[int, Field(ge=100)],
     "release": ReleaseConfig,
 }
+
+
+# DVC leaves keys with these names out of its run-cache key, parameters included (DVC issue
+# #10296): a changed value would bring back the outputs of the old one from the run-cache
+RUN_CACHE_BLIND_KEYS = frozenset({"size", "nfiles"})
+
+
+def run_cache_blind_keys(tree: Any, prefix: str = "") -> list[str]:
+    """Dotted paths of every key, at any depth, that DVC's run-cache would ignore."""
+    found: list[str] = []
+    if isinstance(tree, Mapping):
+        for k, v in tree.items():
+            path = f"{prefix}.{k}" if prefix else str(k)
+            if str(k) in RUN_CACHE_BLIND_KEYS:
+                found.append(path)
+            found += run_cache_blind_keys(v, path)
+    elif isinstance(tree, list):
+        for i, v in enumerate(tree):
+            found += run_cache_blind_keys(v, f"{prefix}[{i}]")
+    return found
+
+
+# every key a stage may declare
+SECTIONS: tuple[str, ...] = tuple(_SECTIONS)
 
 
 def _lookup(tree: Mapping[str, Any], key: str, source: str) -> Any:
@@ -350,6 +413,14 @@ class Params:
             ) from None
         if not isinstance(tree, Mapping):
             raise ConfigError(f"{path}: expected a mapping at the top level")
+        blind = run_cache_blind_keys(tree)
+        if blind:
+            raise ConfigError(
+                f"{path}: {', '.join(blind)}: DVC's run-cache ignores parameters named "
+                f"{' or '.join(sorted(RUN_CACHE_BLIND_KEYS))}, so changing them would bring back "
+                "old outputs. Rename the key in conf/ (monitor.chunking takes `rows`, not `size`) "
+                "and run 'tabml params'."
+            )
         return cls(tree, declared, str(path))
 
     def section(self, key: str) -> Any:

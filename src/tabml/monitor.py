@@ -79,6 +79,19 @@ def with_predictions(frame: pd.DataFrame, threshold: float) -> pd.DataFrame:
     return frame.assign(**{PREDICTION: (frame[SCORE] >= threshold).astype("int64")})
 
 
+def collapse_levels(frame: pd.DataFrame, vocab: dict[str, list[str]], other: str) -> pd.DataFrame:
+    """Open-vocabulary columns as the model sees them: values outside the learnt levels become
+    `other`. A new ticket number then counts towards the share of `other` (drift when that
+    share moves), not as an unseen value in every chunk. Never changes `frame`."""
+    if not vocab:
+        return frame
+    collapsed = {}
+    for col, levels in vocab.items():
+        values = frame[col].astype("string")
+        collapsed[col] = values.where(values.isin(levels) | values.isna(), other)
+    return frame.assign(**collapsed)
+
+
 def blank_unseen(frame: pd.DataFrame, reference: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """Blank categories the reference never had, for drift only (data quality counts them).
 
@@ -93,23 +106,80 @@ def blank_unseen(frame: pd.DataFrame, reference: pd.DataFrame, columns: list[str
     return frame.assign(**blanked) if blanked else frame
 
 
+HOW_TO_SET = (
+    "in conf/monitor/default.yaml, then run 'tabml params' with the overrides you compose with "
+    "(e.g. 'tabml params dataset=loans') and 'dvc repro'"
+)
+
+
+def check_chunking(chunking: ChunkingConfig, min_chunks: int, timestamp: str | None) -> None:
+    """What the config alone can tell: period chunking needs a timestamp; count chunking must
+    make at least `min_chunks` reference chunks."""
+    if chunking.method == "period" and timestamp is None:
+        raise ConfigError(
+            "monitor.chunking.method is 'period' but the dataset has no timestamp column "
+            "(dataset.schema.timestamp). Set `method: rows` under `chunking:` "
+            f"{HOW_TO_SET}, or name the timestamp column in conf/dataset/."
+        )
+    if chunking.method == "count" and (chunking.count or 0) < min_chunks:
+        raise ConfigError(
+            f"monitor.chunking.count is {chunking.count}, fewer than the {min_chunks} reference "
+            f"chunks monitoring needs (monitor.min_reference_chunks). Set `count: {min_chunks}` "
+            f"under `chunking:` {HOW_TO_SET}."
+        )
+
+
 def reference_chunks(
     reference: pd.DataFrame, chunking: ChunkingConfig, timestamp: str | None
 ) -> int:
     """How many chunks the reference splits into under `chunking`."""
-    if chunking.method == "size":
-        return len(reference) // (chunking.size or 1)
+    if chunking.method == "rows":
+        return len(reference) // (chunking.rows or 1)
     if chunking.method == "count":
         return chunking.count or 0
-    if timestamp is None:
-        raise ConfigError(
-            "monitor.chunking.method is 'period' but the dataset has no timestamp column; "
-            "chunk by size or count instead"
-        )
+    check_chunking(chunking, 0, timestamp)
     import pandas as pd
 
     stamps = pd.to_datetime(reference[timestamp]).dropna()
     return int(stamps.dt.to_period(chunking.period).nunique())
+
+
+def too_few_chunks(rows: int, chunks: int, min_chunks: int, chunking: ChunkingConfig) -> DataError:
+    """The error for a reference of `rows` rows that makes only `chunks` chunks."""
+    how = {
+        "rows": f"chunks of {chunking.rows:,} rows" if chunking.rows else "",
+        "count": f"{chunking.count} chunks",
+        "period": f"one chunk per period '{chunking.period}'",
+    }[chunking.method]
+    if chunking.method == "rows" and rows // min_chunks >= 2:
+        fix = (
+            f"Lower monitor.chunking.rows to at most {rows // min_chunks:,}: set "
+            f"`rows: {rows // min_chunks}` under `chunking:` {HOW_TO_SET}"
+        )
+    elif chunking.method == "count":
+        fix = f"Set `count: {min_chunks}` under `chunking:` {HOW_TO_SET}"
+    elif chunking.method == "period":
+        fix = f"Use a shorter period, or `method: rows`, under `chunking:` {HOW_TO_SET}"
+    else:
+        fix = "Use more development data"
+    return DataError(
+        f"monitoring reference: {rows:,} rows make only {chunks} reference chunks "
+        f"({how}); NannyML derives its alert thresholds from how each metric varies across "
+        f"reference chunks, and needs at least {min_chunks} (monitor.min_reference_chunks). "
+        f"{fix}."
+    )
+
+
+def check_reference_rows(
+    rows: int, chunking: ChunkingConfig, min_chunks: int, timestamp: str | None
+) -> None:
+    """Refuse, before any training, a reference of `rows` rows that cannot make enough chunks
+    (rows and count chunking: the number of rows decides it; period chunking needs the data)."""
+    check_chunking(chunking, min_chunks, timestamp)
+    if chunking.method == "rows":
+        n = rows // (chunking.rows or 1)
+        if n < min_chunks:
+            raise too_few_chunks(rows, n, min_chunks, chunking)
 
 
 def check_reference(
@@ -118,27 +188,7 @@ def check_reference(
     """Refuse a reference too small for meaningful thresholds; return its chunk count."""
     n = reference_chunks(reference, chunking, timestamp)
     if n < cfg.min_reference_chunks:
-        how = {
-            "size": f"chunks of {chunking.size:,} rows" if chunking.size else "",
-            "count": f"{chunking.count} chunks",
-            "period": f"one chunk per period '{chunking.period}'",
-        }[chunking.method]
-        if chunking.method == "count":
-            fix = f"set monitor.chunking.count to at least {cfg.min_reference_chunks}"
-        elif chunking.method == "size":
-            fix = (
-                "lower monitor.chunking.size to at most "
-                f"{len(reference) // cfg.min_reference_chunks:,}"
-            )
-        else:
-            fix = "use a shorter period, or chunk by size"
-        raise DataError(
-            f"monitoring reference: {len(reference):,} rows make only {n} reference chunks "
-            f"({how}); NannyML derives its alert thresholds from how each metric varies across "
-            f"reference chunks, and needs at least {cfg.min_reference_chunks} "
-            f"(monitor.min_reference_chunks). {fix[0].upper()}{fix[1:]}, or use more "
-            "development data."
-        )
+        raise too_few_chunks(len(reference), n, cfg.min_reference_chunks, chunking)
     return n
 
 

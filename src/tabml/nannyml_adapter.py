@@ -122,8 +122,8 @@ def render(chart: Chart, div_id: str, with_plotly_js: bool) -> str:
 def _chunker_kwargs(spec: Spec) -> dict[str, Any]:
     c = spec.chunking
     kwargs: dict[str, Any] = {"timestamp_column_name": spec.timestamp}
-    if c.method == "size":
-        kwargs["chunk_size"] = c.size
+    if c.method == "rows":
+        kwargs["chunk_size"] = c.rows
     elif c.method == "count":
         kwargs["chunk_number"] = c.count
     else:

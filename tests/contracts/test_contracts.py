@@ -96,7 +96,11 @@ def test_data_and_models_are_ignored_by_git() -> None:
         "models/package/model.txt",
         "models/reference.parquet",
         "data/external/loans.csv",
+        "data/external/synth/part-0.parquet",
+        "data/serving/predictions/2024-05-01/part-0.parquet",
         "reports/monitoring/report.html",
+        "dvc_plots/index.html",
+        "reports/.metrics.json.abc123.tmp",
         "reports/monitoring/drift_alerts.png",
     ]:
         proc = subprocess.run(["git", "check-ignore", "-q", "--no-index", path], cwd=ROOT)
@@ -122,6 +126,58 @@ def test_data_and_models_are_ignored_by_git() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    "folder", ["data", "data/external", "data/serving", "data/serving/predictions"]
+)
+def test_dvc_walks_the_folders_that_hold_dvc_files(folder: str) -> None:
+    """DVC's own ignore check (not git's) must not skip these folders: a folder it takes as
+    ignored is never searched for `.dvc` files, and `dvc checkout` then deletes `dvc add`-ed
+    data as an unused link (this failed with a `/data/*` pattern, which git reads differently)."""
+    from scmrepo.git import Git
+
+    scm = Git(str(ROOT))
+    try:
+        assert not scm.is_ignored(str(ROOT / folder) + "/"), f"DVC would not look in {folder}/"
+        assert not scm.is_ignored(str(ROOT / folder / "loans.csv.dvc"))
+    finally:
+        scm.close()
+
+
+def _keys(tree: object, prefix: str = "") -> list[str]:
+    out: list[str] = []
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            out += [f"{prefix}{k}", *_keys(v, f"{prefix}{k}.")]
+    elif isinstance(tree, list):
+        for v in tree:
+            out += _keys(v, prefix)
+    return out
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["params.yaml", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "conf").rglob("*.yaml"))],
+)
+def test_no_params_key_is_one_dvcs_run_cache_ignores(path: str) -> None:
+    """DVC leaves keys named `size` or `nfiles` out of its run-cache key (DVC issue #10296):
+    a changed value would restore the old outputs. No key at any depth may have those names."""
+    keys = _keys(yaml.safe_load((ROOT / path).read_text()))
+    assert keys, path
+    assert [k for k in keys if k.rsplit(".", 1)[-1] in {"size", "nfiles"}] == []
+
+
+def test_params_loader_refuses_a_key_the_run_cache_ignores(tmp_path: Path) -> None:
+    from tabml.config import Params
+    from tabml.errors import ConfigError
+
+    tree = yaml.safe_load((ROOT / "params.yaml").read_text())
+    tree["monitor"]["chunking"] = {"method": "rows", "rows": 100, "size": 100}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    with pytest.raises(ConfigError, match=r"monitor\.chunking\.size: DVC's run-cache ignores"):
+        Params.load(path, ["seed"])
+
+
 def test_plots_are_declared_at_the_top_level() -> None:
     plots = {next(iter(p)) for p in DVC["plots"]}
     assert {"ROC", "Precision-Recall", "Confusion", "Calibration", "Feature importance"} <= plots
@@ -143,3 +199,25 @@ def test_importing_tabml_modules_has_no_side_effects(tmp_path: Path) -> None:
     )
     assert proc.stdout.strip() == "[]"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_tabml_params_checks_what_the_config_alone_can_tell(tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    out = tmp_path / "params.yaml"
+    ok = run_cli("params", "--output", str(out), "--config-dir", str(ROOT / "conf"))
+    assert ok.returncode == 0 and "dataset car_loan" in ok.stderr, ok.stderr
+    # employment has no timestamp column: period chunking cannot work, and says why now
+    bad = run_cli(
+        "params",
+        "--output",
+        str(out),
+        "--config-dir",
+        str(ROOT / "conf"),
+        "dataset=employment",
+        "monitor.chunking.method=period",
+        "monitor.chunking.period=M",
+    )
+    assert bad.returncode == 2, bad.stderr
+    assert "'period' but the dataset has no timestamp column" in bad.stderr
+    assert "Traceback" not in bad.stderr

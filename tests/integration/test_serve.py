@@ -223,7 +223,7 @@ def test_logs_hold_every_prediction_and_monitor_reads_them(
         str(client.logs),
         "--output-dir",
         str(tmp_path / "mon"),
-        "--chunk-size",
+        "--chunk-rows",
         "100",
         "--no-fail-on-alerts",
     )

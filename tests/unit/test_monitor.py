@@ -110,9 +110,9 @@ def test_reference_keeps_the_latest_rows_in_time_order() -> None:
 def test_too_few_reference_chunks_is_refused_with_the_fix() -> None:
     ref = pd.DataFrame({"ts": pd.date_range("2024-01-01", periods=1000, freq="h")})
     with pytest.raises(DataError, match=r"only 2 reference chunks.*at most 166"):
-        mon.check_reference(ref, CFG, ChunkingConfig(method="size", size=500), "ts")
-    assert mon.check_reference(ref, CFG, ChunkingConfig(method="size", size=100), "ts") == 10
-    with pytest.raises(DataError, match="count to at least 6"):
+        mon.check_reference(ref, CFG, ChunkingConfig(method="rows", rows=500), "ts")
+    assert mon.check_reference(ref, CFG, ChunkingConfig(method="rows", rows=100), "ts") == 10
+    with pytest.raises(DataError, match="Set `count: 6` under `chunking:`"):
         mon.check_reference(ref, CFG, ChunkingConfig(method="count", count=3), "ts")
     # 1000 hours span 42 days: 6 weeks but only 2 months
     assert mon.check_reference(ref, CFG, ChunkingConfig(method="period", period="W"), "ts") >= 6
@@ -122,9 +122,23 @@ def test_too_few_reference_chunks_is_refused_with_the_fix() -> None:
         mon.check_reference(ref, CFG, ChunkingConfig(method="period", period="M"), None)
 
 
+def test_what_config_and_row_count_tell_is_checked_before_training() -> None:
+    """ingest calls these with the development row count, before any model is fitted."""
+    rows = ChunkingConfig(method="rows", rows=5000)
+    with pytest.raises(DataError, match=r"3,000 rows make only 0 .*set `rows: 500` under"):
+        mon.check_reference_rows(3000, rows, 6, "ts")
+    mon.check_reference_rows(30_000, rows, 6, "ts")
+    with pytest.raises(ConfigError, match=r"count is 3, fewer than the 6.*`count: 6`"):
+        mon.check_reference_rows(10**6, ChunkingConfig(method="count", count=3), 6, "ts")
+    with pytest.raises(ConfigError, match=r"'period' but the dataset has no timestamp"):
+        mon.check_reference_rows(10**6, ChunkingConfig(method="period", period="M"), 6, None)
+    # a period's chunk count needs the timestamps themselves: left to the monitor stage
+    mon.check_reference_rows(10, ChunkingConfig(method="period", period="M"), 6, "ts")
+
+
 def test_chunking_needs_the_value_of_its_method() -> None:
     with pytest.raises(ConfigError, match="needs 'count'"):
-        parse("monitor.chunking", {"method": "count", "size": 10})
+        parse("monitor.chunking", {"method": "count", "rows": 10})
 
 
 def test_unseen_categories_are_blanked_for_drift_only() -> None:
@@ -266,3 +280,11 @@ def test_frames_reach_nannyml_with_numpy_missing_values() -> None:
     assert out["gaps"].dtype == object and out["gaps"].isna().tolist() == [False, True, False]
     assert out["n"].dtype == "float64" and np.isnan(out["n"][1])
     assert out["s"].isna().tolist() == [False, True, False] and out["s"][1] is not pd.NA
+
+
+def test_open_vocabulary_columns_are_monitored_as_the_model_sees_them() -> None:
+    frame = pd.DataFrame({"ticket": pd.array(["a", "T-991", None, "b"], dtype="string")})
+    out = mon.collapse_levels(frame, {"ticket": ["a", "b"]}, "(other)")
+    assert out["ticket"].tolist()[:2] == ["a", "(other)"] and pd.isna(out["ticket"][2])
+    assert frame["ticket"][1] == "T-991"  # the input is not changed
+    assert mon.collapse_levels(frame, {}, "(other)") is frame
