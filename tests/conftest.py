@@ -81,6 +81,8 @@ def write_params(
         "early_stopping_rounds": 10,
         "min_child_samples": 5,
     }
+    # chunks small enough for a few hundred development rows (ingest checks it early)
+    base["monitor"] = {**base["monitor"], "chunking": {"method": "rows", "rows": 10}}
     for key, value in sections.items():
         base[key] = value
     path.write_text(yaml.safe_dump(base, sort_keys=False, allow_unicode=True))

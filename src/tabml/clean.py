@@ -1,7 +1,8 @@
-"""Cleaning: typed columns, one row per id, personal data pseudonymised, nothing silently lost.
+"""Cleaning: typed columns, one row per id, nothing silently lost.
 
 Every development row read ends up either in the clean frame or in the quarantine frame with a
-reason, and the data-quality report's counts add up to the rows read.
+reason, and the data-quality report's counts add up to the rows read. Personal data arrives
+pseudonymised or dropped already: ingest, the first stage that writes, handles it.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tabml import privacy
 from tabml.config import SchemaConfig
 from tabml.schema import coerce
 
@@ -59,8 +59,8 @@ class DevelopmentCleaner:
     """`clean_development` for a file read in batches: `add` each batch in file order, then
     `quality`. An id seen in any earlier batch is a duplicate, as it would be in one read."""
 
-    def __init__(self, schema: SchemaConfig, key: bytes | None) -> None:
-        self.schema, self.key = schema, key
+    def __init__(self, schema: SchemaConfig) -> None:
+        self.schema = schema
         self._seen: set[Any] = set()
         self.rows_read = self.rows_kept = 0
         self._reasons: dict[str, int] = {}
@@ -82,8 +82,7 @@ class DevelopmentCleaner:
         reasons[typed[schema.target.column].isna() & reasons.isna()] = "missing_target"
         self._seen.update(ids.dropna().tolist())
 
-        cols = _output_columns(schema, typed, with_target=True)
-        typed = privacy.apply(typed[cols], schema.pii, self.key)
+        typed = typed[_output_columns(schema, typed, with_target=True)]
         kept = typed[reasons.isna()].reset_index(drop=True)
         rejected = typed[reasons.notna()].assign(**{REASON_COLUMN: reasons[reasons.notna()]})
         rejected = rejected.reset_index(drop=True)
@@ -108,9 +107,9 @@ class DevelopmentCleaner:
         }
 
 
-def clean_development(raw: pd.DataFrame, schema: SchemaConfig, key: bytes | None) -> CleanResult:
-    """Type, dedupe and pseudonymise the development set; quarantine rows that cannot be used."""
-    cleaner = DevelopmentCleaner(schema, key)
+def clean_development(raw: pd.DataFrame, schema: SchemaConfig) -> CleanResult:
+    """Type and dedupe the development set; quarantine rows that cannot be used."""
+    cleaner = DevelopmentCleaner(schema)
     kept, rejected = cleaner.add(raw)
     return CleanResult(kept, rejected, cleaner.quality())
 
@@ -118,20 +117,20 @@ def clean_development(raw: pd.DataFrame, schema: SchemaConfig, key: bytes | None
 class ProductionCleaner:
     """`clean_production` for a batch read in pieces: `add` each, then `finish` with labels."""
 
-    def __init__(self, schema: SchemaConfig, key: bytes | None) -> None:
+    def __init__(self, schema: SchemaConfig) -> None:
         from tabml.schema import BatchChecks
 
-        self.schema, self.key = schema, key
+        self.schema = schema
         # ingest checked the ids; here only the production counts are needed
         self._checks = BatchChecks(schema, "production", track_ids=False)
         self._missing: dict[str, int] = {}
         self._ids: list[pd.Series] = []  # as written: pseudonymised if the id is personal
 
     def add(self, raw: pd.DataFrame) -> pd.DataFrame:
-        """The typed, pseudonymised features of one batch."""
+        """The typed features of one batch."""
         typed = self._checks.add(raw)
         cols = _output_columns(self.schema, typed, with_target=False)
-        features = privacy.apply(typed[cols], self.schema.pii, self.key).reset_index(drop=True)
+        features = typed[cols].reset_index(drop=True)
         _count_missing(self._missing, features, list(self.schema.features))
         self._ids.append(features[self.schema.id])
         return features
@@ -156,8 +155,7 @@ class ProductionCleaner:
             )
             quality["labels"] = None
             return labels, quality
-        lab = coerce(raw_labels, schema, "labels").frame[[id_col, target]]
-        labels = privacy.apply(lab, {k: v for k, v in schema.pii.items() if k == id_col}, self.key)
+        labels = coerce(raw_labels, schema, "labels").frame[[id_col, target]]
         labels = labels.reset_index(drop=True)
         matched = labels[id_col].isin(feature_ids)
         quality["labels"] = {
@@ -169,10 +167,10 @@ class ProductionCleaner:
 
 
 def clean_production(
-    raw: pd.DataFrame, raw_labels: pd.DataFrame | None, schema: SchemaConfig, key: bytes | None
+    raw: pd.DataFrame, raw_labels: pd.DataFrame | None, schema: SchemaConfig
 ) -> ProductionResult:
-    """Type and pseudonymise the production batch; count what development never showed."""
-    cleaner = ProductionCleaner(schema, key)
+    """Type the production batch; count what development never showed."""
+    cleaner = ProductionCleaner(schema)
     features = cleaner.add(raw)
     labels, quality = cleaner.finish(raw_labels)
     return ProductionResult(features, labels, quality)

@@ -26,7 +26,7 @@ BASE_MODELS = {p.stem: yaml.safe_load(p.read_text()) for p in (ROOT / "conf/mode
 
 
 def _splits() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    frame = clean_development(make_frame(1500), SCHEMA, None).clean
+    frame = clean_development(make_frame(1500), SCHEMA).clean
     cfg = parse("split", {"method": "time", "valid_fraction": 0.2, "test_fraction": 0.2})
     r = split(frame, SCHEMA, cfg, seed=0)
     return r.train, r.valid, r.test

@@ -63,7 +63,10 @@ def test_logs_that_are_not_tabml_logs_are_a_clear_error() -> None:
         labelled_rows(pd.DataFrame({"id": [1]}), pd.DataFrame({"id": [1], "y": [0]}), SCHEMA)
 
 
-def test_ingest_adds_the_additions_file_when_it_exists(tmp_path: Path) -> None:
+def test_ingest_adds_the_additions_file_when_it_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TABML_PII_KEY", "k" * 32)  # the small dataset pseudonymises email
     ext, raw = tmp_path / "ext", tmp_path / "raw"
     ext.mkdir()
     frame = make_frame(300)

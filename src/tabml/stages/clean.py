@@ -1,4 +1,4 @@
-"""clean: typed, deduplicated, pseudonymised data; quarantined rows; the data-quality report.
+"""clean: typed, deduplicated data; quarantined rows; the data-quality report.
 
 Streams data/raw in batches of `batch_rows` rows: each batch is cleaned and appended to the
 clean and quarantine files, and the report's counts are summed, so memory holds one batch and
@@ -7,10 +7,9 @@ the set of ids seen (for duplicates), not the whole data several times over.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from tabml import io, privacy
+from tabml import io
 from tabml.clean import DevelopmentCleaner, ProductionCleaner
 from tabml.config import Params, SchemaConfig
 from tabml.errors import DataError
@@ -30,14 +29,15 @@ def run(
     batch_rows: int = BATCH_ROWS,
 ) -> None:
     schema: SchemaConfig = Params.load(params_file, PARAMS).section("dataset.schema")
-    key = privacy.key_from_env(os.environ, needed="pseudonymise" in schema.pii.values())
 
     with io.atomic_dir(output_dir) as tmp:
-        dev = DevelopmentCleaner(schema, key)
+        dev = DevelopmentCleaner(schema)
         kept_sink, rejected_sink = io.ParquetSink(tmp / CLEAN), io.ParquetSink(tmp / REJECTED)
         empty_kept = empty_rejected = None
         for raw in io.iter_table(_existing(input_dir / DEVELOPMENT), batch_rows):
             kept, rejected = dev.add(raw)
+            if len(raw) == batch_rows:
+                info(f"clean: {dev.rows_read:,} development rows cleaned")
             if empty_kept is None:
                 empty_kept, empty_rejected = kept.iloc[:0], rejected.iloc[:0]
             if len(kept):
@@ -53,7 +53,7 @@ def run(
         )
         quality = {"development": q, "production": None}
 
-        prod = ProductionCleaner(schema, key)
+        prod = ProductionCleaner(schema)
         features_sink = io.ParquetSink(tmp / PRODUCTION)
         for raw in io.iter_table(_existing(input_dir / PRODUCTION), batch_rows):
             if len(raw):

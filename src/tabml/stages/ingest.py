@@ -1,5 +1,11 @@
 """ingest: read the sources, validate them against the schema, write Parquet under data/raw.
 
+This is the first stage that writes anything, so personal data is handled here: columns in
+`schema.pii` are pseudonymised (keyed HMAC) or dropped before a batch is written, and no raw
+value reaches data/raw (a cached output that `dvc push` uploads) or anything after it. What the
+config and the development row count can tell about monitoring is checked here too, before
+any training: a reference too small for enough chunks fails now, not after the model is built.
+
 Each file is streamed in batches of `batch_rows` rows: typed by the schema, checked, and
 appended to its output, so memory holds one batch (plus an id and a row hash per row for the
 duplicate check), not several copies of the data. Everything is checked before anything is
@@ -8,19 +14,28 @@ published: outputs are written into a temporary folder that replaces data/raw on
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tabml import datasets, io
-from tabml.config import Params, SchemaConfig, SourcesConfig
+from tabml import datasets, io, privacy
+from tabml.config import ChunkingConfig, Params, SchemaConfig, SourcesConfig
 from tabml.errors import DataError
 from tabml.log import info
+from tabml.monitor import check_chunking, check_reference_rows
 from tabml.schema import BatchChecks, Failure, Role, ValidationError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-PARAMS = ("dataset.sources", "dataset.schema")
+PARAMS = (
+    "dataset.sources",
+    "dataset.schema",
+    # checked here, before training: enough development rows for the monitoring reference
+    "monitor.chunking",
+    "monitor.min_reference_chunks",
+    "monitor.reference.max_rows",
+)
 DEVELOPMENT = "development.parquet"
 PRODUCTION = "production.parquet"
 LABELS = "production_labels.parquet"
@@ -28,18 +43,28 @@ BATCH_ROWS = 1_000_000
 
 
 def _stream(
-    path: Path, schema: SchemaConfig, role: Role, sink: io.ParquetSink, batch_rows: int
+    path: Path,
+    schema: SchemaConfig,
+    role: Role,
+    sink: io.ParquetSink,
+    batch_rows: int,
+    key: bytes | None,
+    pseudonymised: bool = False,
 ) -> tuple[BatchChecks, pd.DataFrame]:
-    """Type, check and write one file batch by batch; raise once with every failure."""
+    """Type, check, pseudonymise and write one file batch by batch; raise once with every
+    failure. `pseudonymised`: the file holds personal data pseudonymised already (tabml's own
+    prediction logs, through `tabml append`), so it is not hashed twice."""
     checks = BatchChecks(schema, role)
     empty: pd.DataFrame | None = None
     for frame in io.iter_table(path, batch_rows):
         typed = checks.add(frame)
+        if not pseudonymised:
+            typed = privacy.apply(typed, schema.pii, key)
         if empty is None:
             empty = typed.iloc[:0]
         if len(typed):
             sink.write(typed)
-        if checks.rows > len(frame):
+        if checks.rows > len(frame) or len(frame) == batch_rows:
             info(f"ingest: {path.name}: {checks.rows:,} rows read")
     if checks.rows == 0:
         raise DataError(f"{path}: file has a header but no rows")
@@ -56,19 +81,29 @@ def run(
     params = Params.load(params_file, PARAMS)
     sources: SourcesConfig = params.section("dataset.sources")
     schema: SchemaConfig = params.section("dataset.schema")
+    chunking: ChunkingConfig = params.section("monitor.chunking")
+    min_chunks: int = params.section("monitor.min_reference_chunks")
+    max_rows: int = params.section("monitor.reference.max_rows")
     if sources.production_labels and not sources.production:
         raise DataError("dataset.sources: production_labels given without production")
+    # what the config alone decides fails before any file is read
+    key = privacy.key_from_env(os.environ, needed="pseudonymise" in schema.pii.values())
+    check_chunking(chunking, min_chunks, schema.timestamp)
 
     with io.atomic_dir(output_dir) as tmp:
         dev_path = datasets.resolve(sources.development, sources_dir)
         info(f"ingest: reading development data {dev_path.name}")
         dev_sink = io.ParquetSink(tmp / DEVELOPMENT)
-        dev, empty_dev = _stream(dev_path, schema, "development", dev_sink, batch_rows)
+        dev, empty_dev = _stream(dev_path, schema, "development", dev_sink, batch_rows, key)
         info(f"ingest: {dev.rows:,} development rows meet the schema")
+        dev_rows = dev.rows
         if sources.additions:
             add_path = sources_dir / sources.additions
             if add_path.is_file():
-                added, _ = _stream(add_path, schema, "development", dev_sink, batch_rows)
+                added, _ = _stream(
+                    add_path, schema, "development", dev_sink, batch_rows, key, pseudonymised=True
+                )
+                dev_rows += added.rows
                 info(
                     f"ingest: + {added.rows:,} labelled production rows from {add_path.name} "
                     "(tabml append)"
@@ -76,12 +111,14 @@ def run(
             else:
                 info(f"ingest: no {add_path.name} yet ('tabml append' writes it when retraining)")
         dev_sink.close()
+        # the reference is the latest max_rows development rows (fewer if clean quarantines)
+        check_reference_rows(min(dev_rows, max_rows), chunking, min_chunks, schema.timestamp)
 
         target = schema.target.column
         prod_sink, labels_sink = io.ParquetSink(tmp / PRODUCTION), io.ParquetSink(tmp / LABELS)
         if sources.production:
             prod_path = datasets.resolve(sources.production, sources_dir)
-            prod, _ = _stream(prod_path, schema, "production", prod_sink, batch_rows)
+            prod, _ = _stream(prod_path, schema, "production", prod_sink, batch_rows, key)
             for col, d in prod.unseen().items():
                 info(
                     f"ingest: production '{col}': {d['count']:,} values never seen in "
@@ -94,7 +131,7 @@ def run(
                 )
             if sources.production_labels:
                 lab_path = datasets.resolve(sources.production_labels, sources_dir)
-                labels, _ = _stream(lab_path, schema, "labels", labels_sink, batch_rows)
+                labels, _ = _stream(lab_path, schema, "labels", labels_sink, batch_rows, key)
                 label_ids = labels.ids()
                 unknown = ~label_ids.isin(prod.ids())
                 if unknown.any():
