@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from tabml.config import ClusterConfig, LightGBMDaskConfig, SchemaConfig
-from tabml.features import Preprocessor
+from tabml.features import Preprocessor, vocabulary
 from tabml.features import fit as fit_preprocessor
 from tabml.log import info
 from tabml.model import History, Model, _lgb_columns, _lgb_params
@@ -57,7 +57,8 @@ def _fit_preprocessor(train: Any, schema: SchemaConfig, cfg: LightGBMDaskConfig)
     sample = train.sample(frac=min(1.0, SAMPLE_ROWS / max(rows, 1)), random_state=0)
     prep = fit_preprocessor(sample.compute(), schema, cfg.impute == "median", cfg.clip_quantiles)
     vocab = {
-        c: sorted(str(v) for v in train[c].dropna().unique().compute()) for c in prep.categorical
+        c: vocabulary(train[c].astype("string").value_counts().compute(), schema.features[c])
+        for c in prep.categorical
     }
     return replace(prep, vocab=vocab)
 

@@ -1,24 +1,32 @@
 """Feature preprocessing fitted on train only, stored as plain JSON.
 
 Two encodings share one fitted state:
-- `codes` for LightGBM: numbers as they are (NaN stays missing), categories as integer codes
-  of the train vocabulary (an unseen category becomes missing), booleans as 0/1;
-- `linear` for the logistic-regression baseline: numbers imputed, clipped and standardised,
-  categories one-hot (an unseen or missing category is all zeros), booleans 0/1 imputed.
+- `codes` for LightGBM: numbers as they are (NaN stays missing, or the train median with
+  `impute: median`), categories as integer codes of the train vocabulary (an unseen category
+  becomes missing), booleans as 0/1;
+- `linear` for the logistic-regression baseline: numbers imputed with the train median,
+  clipped and standardised, categories one-hot (an unseen or missing category is all zeros),
+  booleans 0/1 imputed.
+
+A categorical feature with `max_levels` or `min_frequency` has an open vocabulary: its
+vocabulary is the frequent levels of train, and every other non-missing value (rare in train,
+or never seen) is one more level, "other", with its own code (and one-hot column).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from tabml.config import SchemaConfig
+from tabml.config import FeatureSpec, SchemaConfig
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
 Encoding = Literal["codes", "linear"]
+# the level that stands for every value outside an open vocabulary
+OTHER = "(other)"
 
 
 @dataclass(frozen=True)
@@ -32,13 +40,33 @@ class Preprocessor:
     mean: dict[str, float]
     std: dict[str, float]
     impute: bool
+    # categorical columns whose values outside `vocab` map to the OTHER level
+    other: list[str] = field(default_factory=list)
 
     @property
     def features(self) -> list[str]:
         return [*self.numeric, *self.boolean, *self.categorical]
 
+    def levels(self, column: str) -> list[str]:
+        """The encoded levels of a categorical column: its vocabulary, then OTHER if open."""
+        return [*self.vocab[column], OTHER] if column in self.other else self.vocab[column]
+
+    def level_codes(self, column: str, values: pd.Series) -> np.ndarray:
+        """Integer codes of `levels(column)`; -1 for missing (and unseen, unless open)."""
+        import numpy as np
+        import pandas as pd
+
+        text = values.astype("string")
+        codes = pd.Index(self.vocab[column], dtype="string").get_indexer(pd.Index(text))
+        if column in self.other:
+            codes = np.where((codes < 0) & text.notna().to_numpy(), len(self.vocab[column]), codes)
+        return codes
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if not self.other:  # models without open vocabularies keep their earlier file
+            del data["other"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Preprocessor:
@@ -48,13 +76,12 @@ class Preprocessor:
         """Column names of the matrix `transform` returns."""
         if encoding == "codes":
             return self.features
-        onehot = [f"{c}={v}" for c in self.categorical for v in self.vocab[c]]
+        onehot = [f"{c}={v}" for c in self.categorical for v in self.levels(c)]
         return [*self.numeric, *self.boolean, *onehot]
 
     def transform(self, frame: pd.DataFrame, encoding: Encoding) -> np.ndarray:
         """A float64 matrix, one row per frame row."""
         import numpy as np
-        import pandas as pd
 
         blocks: list[np.ndarray] = []
         for c in self.numeric:
@@ -73,14 +100,12 @@ class Preprocessor:
                 col = np.where(np.isnan(col), self.medians[c], col)
             blocks.append(col[:, None])
         for c in self.categorical:
-            # unseen and missing values both get code -1
-            codes = pd.Index(self.vocab[c], dtype="string").get_indexer(
-                pd.Index(frame[c].astype("string"))
-            )
+            # missing values (and unseen ones, unless the vocabulary is open) get code -1
+            codes = self.level_codes(c, frame[c])
             if encoding == "codes":
                 blocks.append(np.where(codes < 0, np.nan, codes).astype("float64")[:, None])
             else:
-                onehot = np.zeros((len(codes), len(self.vocab[c])))
+                onehot = np.zeros((len(codes), len(self.levels(c))))
                 known = codes >= 0
                 onehot[np.nonzero(known)[0], codes[known]] = 1.0
                 blocks.append(onehot)
@@ -121,7 +146,10 @@ def fit(
         col = train[c].astype("Float64").to_numpy(dtype="float64", na_value=np.nan)
         present = col[~np.isnan(col)]
         medians[c] = float(round(present.mean())) if len(present) else 0.0
-    vocab = {c: sorted(str(v) for v in train[c].dropna().unique()) for c in kinds["categorical"]}
+    vocab = {
+        c: vocabulary(train[c].astype("string").value_counts(), schema.features[c])
+        for c in kinds["categorical"]
+    }
     return Preprocessor(
         numeric=kinds["numeric"],
         boolean=kinds["boolean"],
@@ -132,4 +160,16 @@ def fit(
         mean=mean,
         std=std,
         impute=impute,
+        other=[c for c in kinds["categorical"] if schema.features[c].open_vocabulary],
     )
+
+
+def vocabulary(counts: pd.Series, spec: FeatureSpec) -> list[str]:
+    """The sorted levels a column's train counts (value -> rows) give it: all of them, or for
+    an open vocabulary the `max_levels` most frequent seen at least `min_frequency` times
+    (ties go to the smaller value, so the choice does not depend on row order)."""
+    levels = [(str(v), int(n)) for v, n in counts.items() if int(n) > 0]
+    if spec.open_vocabulary:
+        levels = [(v, n) for v, n in levels if n >= (spec.min_frequency or 1)]
+        levels = sorted(levels, key=lambda vn: (-vn[1], vn[0]))[: spec.max_levels]
+    return sorted(v for v, _ in levels)

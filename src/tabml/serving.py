@@ -125,8 +125,15 @@ class Scorer:
             for c in pre.numeric
         ]
         self._boolean = [(c, pre.medians[c] if impute else None) for c in pre.boolean]
+        # (name, level -> code, the code of any other value: OTHER's for an open vocabulary,
+        # else -1 like a missing value), as Preprocessor.level_codes gives them
         self._categorical = [
-            (c, {v: i for i, v in enumerate(pre.vocab[c])}) for c in pre.categorical
+            (
+                c,
+                {v: i for i, v in enumerate(pre.vocab[c])},
+                len(pre.vocab[c]) if c in pre.other else -1,
+            )
+            for c in pre.categorical
         ]
         self._linear = linear
         self._width = len(pre.names(model.encoding))
@@ -158,10 +165,11 @@ class Scorer:
         for name, fill in self._boolean:
             v = r[name]
             out.append((math.nan if fill is None else fill) if v is None else float(v))
-        for name, vocab in self._categorical:
-            code = vocab.get(r[name], -1)
+        for name, vocab, other in self._categorical:
+            v = r[name]
+            code = -1 if v is None else vocab.get(v, other)
             if self._linear:
-                onehot = [0.0] * len(vocab)
+                onehot = [0.0] * (len(vocab) + (other >= 0))
                 if code >= 0:
                     onehot[code] = 1.0
                 out.extend(onehot)
@@ -200,15 +208,16 @@ class Scorer:
                 col = np.where(np.isnan(col), fill, col)
             out[:, j] = col
             j += 1
-        for name, vocab in self._categorical:
-            codes = [vocab.get(r[name], -1) for r in records]
+        for name, vocab, other in self._categorical:
+            codes = [-1 if (v := r[name]) is None else vocab.get(v, other) for r in records]
             if self._linear:
-                block = np.zeros((len(records), len(vocab)))
+                width = len(vocab) + (other >= 0)
+                block = np.zeros((len(records), width))
                 for i, code in enumerate(codes):
                     if code >= 0:
                         block[i, code] = 1.0
-                out[:, j : j + len(vocab)] = block
-                j += len(vocab)
+                out[:, j : j + width] = block
+                j += width
             else:
                 out[:, j] = [nan if code < 0 else float(code) for code in codes]
                 j += 1

@@ -36,12 +36,27 @@ def _records(frame: pd.DataFrame) -> list[dict[str, object]]:
     return out  # type: ignore[return-value]
 
 
+# income with an open vocabulary: its two most frequent levels, every other value "(other)"
+OPEN = parse(
+    "dataset.schema",
+    schema_dict(
+        pii={},
+        features={
+            **schema_dict()["features"],
+            "income": {"kind": "categorical", "max_levels": 2},
+        },
+    ),
+)
+
+
+@pytest.mark.parametrize("schema", [SCHEMA, OPEN], ids=["closed", "open"])
 @pytest.mark.parametrize("kind", ["lightgbm", "logreg"])
-def test_numpy_encoding_scores_exactly_like_the_pipeline(kind: str) -> None:
-    frame = clean_development(make_frame(600), SCHEMA, None).clean
+def test_numpy_encoding_scores_exactly_like_the_pipeline(kind: str, schema: object) -> None:
+    frame = clean_development(make_frame(600), SCHEMA).clean
     overrides = {"num_boost_round": 30} if kind == "lightgbm" else {}
     cfg = parse("model", {**BASE_MODELS[kind], **overrides})
-    model, _ = fit(frame.iloc[:400], frame.iloc[400:500], SCHEMA, cfg, seed=0)
+    model, _ = fit(frame.iloc[:400], frame.iloc[400:500], schema, cfg, seed=0)  # type: ignore[arg-type]
+    assert bool(model.preprocessor.other) == (schema is OPEN)
     test = frame.iloc[500:].copy()
     test.loc[test.index[:5], "income"] = "never seen"
     test.loc[test.index[5:10], "amount"] = np.nan

@@ -15,6 +15,7 @@ from tabml import monitor as mon
 from tabml import package as pkg
 from tabml.config import ChunkingConfig, MonitorConfig, SchemaConfig, parse
 from tabml.errors import PackageError
+from tabml.features import OTHER
 from tabml.log import info
 from tabml.report_process import HtmlPage
 from tabml.schema import validate
@@ -120,6 +121,11 @@ def _monitor(
     )
     analysis = mon.with_predictions(analysis, loaded.threshold)
     reference = mon.with_predictions(reference, loaded.threshold)
+    # many-level categoricals are monitored as the model encodes them: learnt levels + other
+    pre = loaded.model.preprocessor
+    open_vocab = {c: pre.vocab[c] for c in pre.other}
+    analysis = mon.collapse_levels(analysis, open_vocab, OTHER)
+    reference = mon.collapse_levels(reference, open_vocab, OTHER)
     target = schema.target.column
     labelled = int(analysis[target].notna().sum()) if target in analysis else 0
     spec = _spec(schema, cfg, chunking)
