@@ -8,6 +8,7 @@ never executes code from the files.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,10 @@ from tabml.config import (
 from tabml.errors import ConfigError, PackageError
 from tabml.features import Encoding, Preprocessor
 from tabml.features import fit as fit_preprocessor
+from tabml.log import info
+
+# a progress line every this many boosting rounds (stderr only: outputs do not change)
+PROGRESS_EVERY = 100
 
 if TYPE_CHECKING:
     import numpy as np
@@ -170,6 +175,7 @@ def out_of_fold(
     fold_of = np.random.default_rng(seed).permutation(np.arange(len(frame)) % folds)
     scores = np.full(len(frame), np.nan)
     y = frame[schema.target.column].to_numpy(dtype="float64")
+    start = time.monotonic()
     for k in range(folds):
         inside = fold_of != k
         fold_train = frame.loc[inside]
@@ -194,7 +200,32 @@ def out_of_fold(
                 prep, fold_train, fold_train, y[inside], y[inside], cfg, seed
             )
         scores[~inside] = fold_model.predict(frame.loc[~inside])
+        info(
+            f"train: reference fold {k + 1}/{folds}: fitted on {int(inside.sum()):,} rows, "
+            f"scored {int((~inside).sum()):,} ({time.monotonic() - start:.0f} s)"
+        )
     return scores
+
+
+def _progress(every: int) -> Any:
+    """A LightGBM callback: every `every` rounds, one line with the valid metrics and the time."""
+    start = time.monotonic()
+
+    def callback(env: Any) -> None:
+        done = env.iteration + 1
+        if done % every:
+            return
+        metrics = ", ".join(
+            f"{metric} {value:.5f}"
+            for data, metric, value, *_ in env.evaluation_result_list
+            if data == "valid"
+        )
+        info(
+            f"train: round {done:,} of at most {env.end_iteration:,}: valid {metrics} "
+            f"({time.monotonic() - start:.0f} s)"
+        )
+
+    return callback
 
 
 def fit(
@@ -251,6 +282,7 @@ def _fit_lightgbm(
         callbacks=[
             lgb.early_stopping(cfg.early_stopping_rounds, verbose=False),
             lgb.record_evaluation(curves),
+            _progress(PROGRESS_EVERY),
         ],
     )
     best = int(booster.best_iteration or booster.current_iteration())

@@ -81,12 +81,19 @@ def run(
             "train": io.read_parquet(input_dir / "train.parquet"),
             "valid": io.read_parquet(input_dir / "valid.parquet"),
         }
+        how = "early stopping on" if cfg.name == "lightgbm" else "validating on"
         info(
-            f"train: fitting {cfg.name} on {len(frames['train']):,} rows, early stopping on "
+            f"train: fitting {cfg.name} on {len(frames['train']):,} rows, {how} "
             f"{len(frames['valid']):,}"
         )
         model, history = fit(frames["train"], frames["valid"], schema, cfg, seed)
-    info(f"train: best iteration {history.best_iteration}")
+    if cfg.name == "lightgbm":
+        info(f"train: best iteration {history.best_iteration} (early stopping on valid)")
+    elif cfg.name == "lightgbm_dask":
+        info(f"train: {history.best_iteration} rounds (no early stopping on Dask)")
+    else:
+        valid_auc = history.curves["valid"]["auc"][-1]
+        info(f"train: fitted {cfg.name}; valid ROC AUC {valid_auc:.4f}")
     valid = frames["valid"] if "valid" in frames else io.read_parquet(input_dir / "valid.parquet")
     if history.refit_rows:
         info(
