@@ -5,7 +5,15 @@ UV_VERSION := 0.13.8
 # use uv from PATH if there is one, else a private copy installed with pip into .tools/
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 RUN := $(UV) run --locked --no-sync
-export UV_PYTHON_DOWNLOADS := never
+# the Pythons tabml's dependencies support (NannyML 0.13.1: up to 3.12); one uv.lock for both
+PYTHONS := >=3.11,<3.13
+# uv uses a matching python on PATH; `make repro PYTHON=3.12` picks one, and
+# `make repro UV_PYTHON_DOWNLOADS=automatic` lets uv fetch one where the machine allows it
+PYTHON ?= $(UV_PYTHON)
+ifneq ($(PYTHON),)
+export UV_PYTHON := $(PYTHON)
+endif
+export UV_PYTHON_DOWNLOADS ?= never
 # compile .pyc once at install: every stage is its own process, and where the environment sets
 # PYTHONDONTWRITEBYTECODE (as CI images often do) each one would otherwise recompile pandas,
 # DVC and NannyML from source on every start (pandas alone: 1.0 s instead of 0.3 s)
@@ -13,7 +21,7 @@ export UV_COMPILE_BYTECODE := 1
 export NML_DISABLE_USAGE_LOGGING := 1
 export ITERATIVE_DO_NOT_TRACK := 1
 
-.PHONY: help sync repro test lint typecheck pytest params bench push pull clean-outputs report \
+.PHONY: help sync repro test test-fast lint typecheck pytest params bench push pull clean-outputs report \
 	docs-report gate release
 
 help: ## list the targets
@@ -25,6 +33,13 @@ help: ## list the targets
 	.tools/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
 sync: $(if $(filter .tools/bin/uv,$(UV)),.tools/bin/uv) ## create/update .venv exactly from uv.lock
+	@$(UV) python find '$(or $(PYTHON),$(PYTHONS))' >/dev/null 2>&1 || { \
+	  echo "error: tabml needs Python 3.11 or 3.12 (its dependencies support no newer one), and" >&2; \
+	  echo "  none was found$(if $(PYTHON), for PYTHON=$(PYTHON)) (python3 here: $$(python3 --version 2>&1))." >&2; \
+	  echo "  Install one (e.g. 'apt install python3.12' or 'pyenv install 3.12'), then run" >&2; \
+	  echo "  'make repro' again (or 'make repro PYTHON=3.12' to choose it); where the machine" >&2; \
+	  echo "  may download, 'make repro UV_PYTHON_DOWNLOADS=automatic' lets uv fetch one." >&2; \
+	  exit 2; }
 	@echo ">> uv sync --locked"
 	$(UV) sync --locked
 
@@ -85,6 +100,10 @@ pytest: sync ## pytest only
 	$(RUN) pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest ## lint, types and every test
+
+test-fast: sync ## the edit loop: ruff, then unit and contract tests (no pipeline runs)
+	$(RUN) ruff check src tests benchmarks
+	$(RUN) pytest -q tests/unit tests/contracts $(PYTEST_ARGS)
 
 bench: sync ## run the benchmarks (slow; figures go to docs/benchmarks.md)
 	$(RUN) python benchmarks/pipeline.py
