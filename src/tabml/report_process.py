@@ -8,8 +8,11 @@ last, and the drawing process writes the page. The caller meanwhile draws the PN
 the JSON files, then waits for the page.
 
 The process is forked, not spawned: it starts in milliseconds with NannyML and plotly already
-imported (the caller imports them first), and it never re-runs the caller's script. It only
-draws and writes one file, and touches neither LightGBM nor the caller's threads. Where fork is
+imported (the caller imports them first), and it never re-runs the caller's script. It never
+outlives the caller: the kernel kills it when the caller dies, however (SIGKILL, SIGTERM,
+Ctrl-C), and it lets go of the caller's stdout at once, so a pipe reading it ends with the
+caller. It only draws and writes one file, and touches neither LightGBM nor the caller's
+threads. Where fork is
 not the platform's safe default (anything but Linux), or with a single core, the charts are
 drawn inline instead, with byte-identical output.
 """
@@ -42,9 +45,28 @@ def can_fork() -> bool:
     return sys.platform == "linux" and _usable_cores() >= 2
 
 
-def _draw_page(inbox: Any, path: Path, title: str) -> None:
+def _die_with_parent(parent: int) -> None:
+    """Never outlive the caller: the kernel kills this process when the caller dies (SIGKILL
+    included), and the inherited stdout is let go, so a pipe reading the caller's output
+    (`dvc repro | cat`, a CI runner) ends when the caller does."""
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the caller died before the line above took effect
+        os._exit(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)  # stderr stays: a drawing error is printed there
+    os.close(devnull)
+
+
+def _draw_page(inbox: Any, path: Path, title: str, parent: int) -> None:
     """The drawing process: charts until the summary arrives, then the page."""
     from tabml.nannyml_adapter import Chart, render
+
+    _die_with_parent(parent)
 
     fragments: list[tuple[str, str]] = []
     while isinstance(item := inbox.get(), Chart):
@@ -68,7 +90,9 @@ class HtmlPage:
         # a Queue pickles and sends from its own thread: `add` never waits for the drawing
         self._inbox = ctx.Queue()
         self._proc = ctx.Process(
-            target=_draw_page, args=(self._inbox, path, title), name="tabml-html-report"
+            target=_draw_page,
+            args=(self._inbox, path, title, os.getpid()),
+            name="tabml-html-report",
         )
         self._proc.start()
 
