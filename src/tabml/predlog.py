@@ -104,15 +104,14 @@ class PredictionLog:
             if due:
                 try:
                     self._write(pending)
-                    self.written += len(pending)
                 except Exception as err:  # keep serving; say what was lost and why
+                    self.dropped += len(pending)
                     info(f"prediction log: could not write {len(pending):,} rows: {err}")
                 with self._lock:
                     self._queued -= len(pending)
                 pending = []
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
-        import pandas as pd
 
         from tabml.serving import LOGGED_AT
 
@@ -121,13 +120,36 @@ class PredictionLog:
             by_day[row[LOGGED_AT][:10]].append(row)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         for day, day_rows in sorted(by_day.items()):
-            frame = pd.DataFrame(day_rows)
+            self._write_day(day, day_rows, stamp)
+
+    def _write_day(self, day: str, rows: list[dict[str, Any]], stamp: str) -> None:
+        """One file of rows; rows that cannot be converted are set apart, never the others.
+
+        The service only acknowledges ids of the package's one id type, so this is a last
+        line of defence: on a conversion error the rows are halved until each bad row is
+        alone, then it is dropped (counted, and said) and every other row is written. A disk
+        error is not bisected: it would fail for every half alike."""
+        import pandas as pd
+        import pyarrow as pa
+
+        try:
+            frame = pd.DataFrame(rows)
             if self._transform is not None:
                 frame = self._transform(frame)
             self._files += 1
             name = f"predictions-{stamp}-{os.getpid()}-{self._files}.parquet"
             # written under a hidden name, fsynced, then renamed (what every tabml output does)
             io.write_parquet(self.folder / f"date={day}" / name, frame)
+        except (pa.ArrowException, ValueError, TypeError, OverflowError) as err:
+            if len(rows) == 1:
+                self.dropped += 1
+                info(f"prediction log: dropped 1 row that cannot be written ({err})")
+                return
+            half = len(rows) // 2
+            self._write_day(day, rows[:half], stamp)
+            self._write_day(day, rows[half:], stamp)
+            return
+        self.written += len(rows)
 
 
 def now_iso() -> str:

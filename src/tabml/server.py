@@ -1,9 +1,10 @@
 """The HTTP service (`tabml serve`): FastAPI around `serving.Scorer` and `predlog.PredictionLog`.
 
 Endpoints: `POST /predict`, `GET /health`, `GET /metadata`, and the OpenAPI description at
-`/openapi.json` (browsable at `/docs`). Bad input never gets a 500: wrong types, missing or
-extra fields, NaN and Infinity get a 422 that lists each error with its record; a body over the
-limit gets a 413; a missing or wrong token (when one is configured) a 401.
+`/openapi.json` (browsable at `/docs`). With `TABML_API_TOKEN` set, the token is checked before
+anything else, and only `/health` answers without it (401 otherwise). Bad input never gets a
+500: wrong types, missing or extra fields, NaN and Infinity get a 422 that lists each error with
+its record; a body over the limit, declared or streamed, gets a 413.
 """
 
 # no `from __future__ import annotations` here: FastAPI reads the request model from
@@ -27,6 +28,8 @@ TOKEN_ENV = "TABML_API_TOKEN"  # noqa: S105 (the variable's name, not a secret)
 SETTINGS_ENV = "TABML_SERVE_SETTINGS"
 # a 422 lists at most this many problems (and says how many there were)
 MAX_ERRORS = 100
+# what answers without the token when one is set: liveness probes
+OPEN_PATHS = frozenset({"/health"})
 
 
 @dataclass(frozen=True)
@@ -39,59 +42,79 @@ class Settings:
     flush_seconds: float = 5.0
 
 
-class _TooLarge(Exception):
-    pass
+class Gate:
+    """ASGI middleware in front of everything else: the token, then the body's size.
 
+    With a token set, every request but the open paths (`/health`, for probes) must carry it,
+    checked in constant time before anything else answers: no OpenAPI description, metadata or
+    validation detail is given to a caller without it (401). Then the body is read, at most
+    `limit` bytes whether its length is declared or it is streamed in chunks (413 past that),
+    and handed on whole.
+    """
 
-class BodyLimit:
-    """ASGI middleware: 413 for a body over `limit` bytes, declared or streamed."""
-
-    def __init__(self, app: Any, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: Any, limit: int, token: str | None, open_paths: frozenset[str]) -> None:
+        self.app, self.limit, self.open_paths = app, limit, open_paths
+        self.expected = f"Bearer {token}".encode() if token else None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers", [])).get(b"content-length", b"")
+        headers = dict(scope.get("headers", []))
+        if self.expected is not None and scope.get("path") not in self.open_paths:
+            given = headers.get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected):
+                await _answer(
+                    send,
+                    401,
+                    {"detail": "missing or wrong bearer token"},
+                    [(b"www-authenticate", b"Bearer")],
+                )
+                return
+        declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.limit:
             await self._refuse(send)
             return
+        chunks: list[bytes] = []
         seen = 0
-        started = False
-
-        async def limited_receive() -> Any:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge
-            return message
-
-        async def tracking_send(message: Any) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not started:
+            if message["type"] != "http.request":  # the client went away
+                return
+            body = message.get("body", b"")
+            seen += len(body)
+            if seen > self.limit:
                 await self._refuse(send)
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        whole = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        delivered = False
+
+        async def replay() -> Any:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return whole
+            return await receive()
+
+        await self.app(scope, replay, send)
 
     async def _refuse(self, send: Any) -> None:
-        body = json.dumps(
-            {"detail": f"request body over the limit of {self.limit:,} bytes; send fewer records"}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json")],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        detail = f"request body over the limit of {self.limit:,} bytes; send fewer records"
+        await _answer(send, 413, {"detail": detail}, [])
+
+
+async def _answer(send: Any, status: int, content: Any, headers: list[Any]) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), *headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": json.dumps(content).encode()})
 
 
 def _errors(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -113,10 +136,11 @@ def create_app(settings: Settings) -> Any:
     """The FastAPI application for one package."""
     from contextlib import asynccontextmanager
 
-    from fastapi import Depends, FastAPI, HTTPException, Request
+    from fastapi import FastAPI, Request, Security
     from fastapi.exception_handlers import http_exception_handler
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
+    from fastapi.security import HTTPBearer
     from pydantic import BaseModel
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -127,6 +151,7 @@ def create_app(settings: Settings) -> Any:
         schema_json = json.loads((folder / pkg.SCHEMA).read_text(encoding="utf-8"))
         card = (folder / pkg.CARD).read_text(encoding="utf-8")
         version = serving.model_version(loaded)
+        ids = serving.id_kind(loaded)
     scorer = serving.Scorer(loaded)
     schema = loaded.schema
     pii = dict(schema.pii)
@@ -147,7 +172,7 @@ def create_app(settings: Settings) -> Any:
         )
 
     request_model = serving.request_model(
-        schema_json, serving.logged_only(schema), settings.max_records
+        schema_json, serving.logged_only(schema), settings.max_records, ids
     )
 
     class Prediction(BaseModel):
@@ -185,17 +210,11 @@ def create_app(settings: Settings) -> Any:
         description=f"Scores records with the `{loaded.name}` package ({loaded.model.kind}).",
         lifespan=lifespan,
     )
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     token = os.environ.get(TOKEN_ENV) or None
-
-    def authorised(request: Request) -> None:
-        if token is None:
-            return
-        given = request.headers.get("authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            raise HTTPException(
-                401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
-            )
+    app.add_middleware(Gate, limit=settings.max_body_bytes, token=token, open_paths=OPEN_PATHS)
+    # declares the scheme in the OpenAPI description; Gate enforces it, before anything else
+    bearer = HTTPBearer(auto_error=False, description=f"the token in {TOKEN_ENV}")
+    secured = [Security(bearer)] if token else []
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -222,7 +241,7 @@ def create_app(settings: Settings) -> Any:
         """Liveness, and which package is served."""
         return {"status": "ok", "package": loaded.name, "model_version": version}
 
-    @app.get("/metadata")
+    @app.get("/metadata", dependencies=secured)
     def metadata() -> dict[str, Any]:
         """The model card's fields, the record schema and the package's metrics."""
         meta = loaded.metadata
@@ -242,7 +261,7 @@ def create_app(settings: Settings) -> Any:
     @app.post(
         "/predict",
         response_model=PredictResponse,
-        dependencies=[Depends(authorised)],
+        dependencies=secured,
         responses={
             401: {"model": Refusal, "description": "missing or wrong bearer token"},
             413: {"model": Refusal, "description": "request body over the limit"},

@@ -52,13 +52,37 @@ def logged_only(schema: SchemaConfig) -> list[str]:
     return [c for c in [schema.timestamp, *schema.pii] if c]
 
 
+# integer ids: within int64, and bounded by a number JSON carries exactly (the OpenAPI
+# description writes bounds as floats, and 2**63 - 1 as a float is 2**63, outside int64)
+ID_BOUND = 9_220_000_000_000_000_000
+
+
+def id_kind(pkg: Package) -> tuple[str, str]:
+    """The id column, and "integer" or "string": its type in the development data (read from
+    the package's reference). The prediction log stores ids with that one type, so the service
+    accepts only ids of that type (an integer of at most 9.22e18 in size: int64), and never
+    acknowledges a record it could not log, nor one that monitoring or `tabml append` could not
+    join to its label."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    field = pq.read_schema(pkg.reference).field(pkg.schema.id)
+    return pkg.schema.id, "integer" if pa.types.is_integer(field.type) else "string"
+
+
 def request_model(
-    schema_json: dict[str, Any], optional_text: list[str], max_records: int
+    schema_json: dict[str, Any],
+    optional_text: list[str],
+    max_records: int,
+    ids: tuple[str, str] | None = None,
 ) -> type[BaseModel]:
-    """The pydantic model of a /predict body: `{"records": [...]}`, 1 to `max_records`."""
+    """The pydantic model of a /predict body: `{"records": [...]}`, 1 to `max_records`.
+
+    `ids` (the id column, "integer" or "string": see `id_kind`) narrows the id field to that
+    one type."""
     from pydantic import ConfigDict, Field, create_model
 
-    record = record_model(schema_json, optional_text)
+    record = record_model(schema_json, optional_text, ids)
     return create_model(
         "PredictRequest",
         __config__=ConfigDict(extra="forbid"),
@@ -66,15 +90,37 @@ def request_model(
     )
 
 
-def record_model(schema_json: dict[str, Any], optional_text: list[str]) -> type[BaseModel]:
-    """The pydantic model of one request record, from a package's `schema.json`."""
-    from typing import Optional
+def _integral(value: Any) -> Any:
+    """A JSON number with no fraction (1388.0) is the integer it names, as JSON Schema says."""
+    if isinstance(value, float) and value.is_integer() and abs(value) <= ID_BOUND:
+        return int(value)
+    return value
 
-    from pydantic import ConfigDict, Field, create_model
+
+def record_model(
+    schema_json: dict[str, Any], optional_text: list[str], ids: tuple[str, str] | None = None
+) -> type[BaseModel]:
+    """The pydantic model of one request record, from a package's `schema.json`."""
+    from typing import Annotated, Optional
+
+    from pydantic import BeforeValidator, ConfigDict, Field, create_model
 
     fields: dict[str, Any] = {}
     required = set(schema_json.get("required", []))
+    id_name, id_type = ids if ids is not None else (None, None)
     for name, prop in schema_json["properties"].items():
+        if name == id_name:
+            narrowed: Any = (
+                Annotated[
+                    int,
+                    Field(ge=-ID_BOUND, le=ID_BOUND, strict=True),
+                    BeforeValidator(_integral),
+                ]
+                if id_type == "integer"
+                else str
+            )
+            fields[name] = (narrowed, Field(..., description=f"record id ({id_type})"))
+            continue
         types = prop["type"] if isinstance(prop["type"], list) else [prop["type"]]
         python = [_JSON_TYPES[t] for t in types if t != "null"]
         annotation: Any = python[0] if len(python) == 1 else python[0] | python[1]

@@ -153,6 +153,63 @@ def test_a_token_protects_predict(
         right = {"Authorization": "Bearer s3cret-token-for-tests"}
         assert c.post("/predict", json=body, headers=right).status_code == 200
         assert c.get("/health").status_code == 200
+        # nothing else answers without the token: not the description, not the metadata,
+        # not even a validation error's field-level detail
+        for path in ("/openapi.json", "/docs", "/metadata"):
+            assert c.get(path).status_code == 401, path
+        bad = c.post("/predict", json={"records": [{"id": "x"}]})
+        assert bad.status_code == 401 and "car_value" not in bad.text
+        spec = c.get("/openapi.json", headers=right).json()
+        assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+        assert c.get("/metadata", headers=right).status_code == 200
+
+
+def test_a_streamed_body_over_the_limit_is_413(project: Path, batch: pd.DataFrame) -> None:
+    settings = Settings(package=str(project / "models/package"), max_body_bytes=20_000)
+    body = json.dumps({"records": records(batch.iloc[:200])}).encode()
+
+    def chunks() -> Iterator[bytes]:  # no content-length: sent chunked
+        for i in range(0, len(body), 4096):
+            yield body[i : i + 4096]
+
+    with client_for(settings) as c:
+        streamed = c.post(
+            "/predict", content=chunks(), headers={"content-type": "application/json"}
+        )
+        assert streamed.status_code == 413, streamed.text
+        small = json.dumps({"records": records(batch.iloc[:5])}).encode()
+        ok = c.post(
+            "/predict",
+            content=iter([small[:100], small[100:]]),
+            headers={"content-type": "application/json"},
+        )
+        assert ok.status_code == 200, ok.text
+
+
+def test_what_is_acknowledged_is_logged_one_for_one(
+    project: Path, batch: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Huge and mixed ids: each request is either refused at the door (422) or logged, and no
+    refused record takes an acknowledged one down with it."""
+    logs = tmp_path / "logs"
+    settings = Settings(package=str(project / "models/package"), log_dir=str(logs))
+    sent = records(batch.iloc[:40])
+    acknowledged: list[object] = []
+    with client_for(settings) as c:
+        for i, rec in enumerate(sent):
+            rec = dict(rec)
+            if i % 4 == 1:
+                rec["id"] = 2**63 + i  # beyond int64
+            elif i % 4 == 2:
+                rec["id"] = f"abc-{i}"  # a string where the development ids are integers
+            response = c.post("/predict", json={"records": [rec]})
+            if response.status_code == 200:
+                acknowledged.append(response.json()["predictions"][0]["id"])
+            else:
+                assert response.status_code == 422 and "id" in response.text, response.text
+    logged = pd.concat(pd.read_parquet(f) for f in sorted(logs.rglob("*.parquet")))
+    assert len(acknowledged) == 20
+    assert sorted(logged["id"].tolist()) == sorted(acknowledged)
 
 
 def test_health_metadata_and_openapi(client: Any) -> None:

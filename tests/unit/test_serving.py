@@ -159,3 +159,42 @@ def test_a_failed_write_is_reported_and_the_log_goes_on(
     log.close()
     assert log.written == 2
     assert "could not write 1 rows" in capsys.readouterr().err
+
+
+def test_a_row_that_cannot_be_written_takes_no_other_row_down(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = _rows(10)
+    rows[3]["id"] = 2**64  # no Parquet integer holds it
+    log = PredictionLog(tmp_path, flush_rows=1_000, flush_seconds=60)
+    log.append(rows)
+    log.close()
+    assert (log.written, log.dropped) == (9, 1)
+    assert "dropped 1 row that cannot be written" in capsys.readouterr().err
+    written = pd.concat(pd.read_parquet(f) for f in sorted(tmp_path.rglob("*.parquet")))
+    assert sorted(written["id"]) == [0, 1, 2, 4, 5, 6, 7, 8, 9]
+
+
+def test_ids_are_of_the_one_type_the_log_stores() -> None:
+    schema = record_json_schema(SCHEMA, "t")
+    good = {"amount": 10.0, "income": "low", "ratio": None, "owner": True}
+    as_int = serving.record_model(schema, [], ("id", "integer"))
+    assert as_int(id=serving.ID_BOUND, **good).id == serving.ID_BOUND
+    for bad in (2**63, -(2**63) - 1, serving.ID_BOUND + 1, "abc"):
+        with pytest.raises(ValidationError):
+            as_int(id=bad, **good)
+    as_text = serving.record_model(schema, [], ("id", "string"))
+    assert as_text(id="abc", **good).id == "abc"
+    with pytest.raises(ValidationError):
+        as_text(id=5, **good)
+
+
+def test_an_integral_number_is_an_integer_id() -> None:
+    """JSON Schema counts 1388.0 as an integer; the id is then logged as 1388."""
+    schema = record_json_schema(SCHEMA, "t")
+    good = {"amount": 10.0, "income": "low", "ratio": None, "owner": True}
+    as_int = serving.record_model(schema, [], ("id", "integer"))
+    assert as_int(id=1388.0, **good).id == 1388
+    for bad in (1388.5, "1388", True):
+        with pytest.raises(ValidationError):
+            as_int(id=bad, **good)
