@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -141,8 +142,24 @@ def unpacked(path: Path, checksum_required: bool = False) -> Iterator[Path]:
         yield tops[0]
 
 
-def extract_safely(tar: Any, dest: str) -> None:
+# a release tarball unpacks to at most this much (a package is tens of MB: the model and a
+# reference of at most monitor.reference.max_rows rows); TABML_MAX_PACKAGE_BYTES raises it
+MAX_UNPACKED_BYTES = 2 * 1024**3
+MAX_MEMBERS = 10_000
+
+
+def _unpack_limit() -> int:
+    raw = os.environ.get("TABML_MAX_PACKAGE_BYTES", "")
+    return int(raw) if raw.isdigit() else MAX_UNPACKED_BYTES
+
+
+def extract_safely(tar: Any, dest: str, limit: int | None = None) -> None:
     """Extract a tarball with Python's `data` filter, or its checks where Python lacks it.
+
+    Before anything is written, the members' declared sizes are added up and a tarball that
+    would unpack to more than `limit` bytes (default MAX_UNPACKED_BYTES) or hold more than
+    MAX_MEMBERS entries is refused: a small archive of zeros cannot fill the disk. While
+    extracting, the running total is checked again.
 
     Extraction filters arrived in Python 3.11.4; on 3.11.0-3.11.3 (Debian 12's python3 is
     3.11.2) the same refusals are made here: only regular files and folders, no absolute
@@ -151,21 +168,35 @@ def extract_safely(tar: Any, dest: str) -> None:
     """
     import tarfile
 
-    if hasattr(tarfile, "data_filter"):
-        tar.extractall(dest, filter="data")
-        return
-    root = Path(dest).resolve()
+    limit = _unpack_limit() if limit is None else limit
     members = tar.getmembers()
-    for m in members:
-        if Path(m.name).is_absolute() or not (root / m.name).resolve().is_relative_to(root):
-            raise tarfile.TarError(f"{m.name!r} would be extracted outside the folder")
-        if not (m.isfile() or m.isdir()):
-            raise tarfile.TarError(f"{m.name!r} is a link or a special file")
-        m.mode &= 0o755
-        m.uid = m.gid = 0
-        m.uname = m.gname = ""
+    declared = sum(m.size for m in members if m.isfile())
+    if len(members) > MAX_MEMBERS or declared > limit:
+        raise tarfile.TarError(
+            f"it would unpack to {declared:,} bytes in {len(members):,} entries, over the limit "
+            f"of {limit:,} bytes and {MAX_MEMBERS:,} entries for a package (set "
+            "TABML_MAX_PACKAGE_BYTES to raise it, if this package is really that large)"
+        )
+    root = Path(dest).resolve()
+    if not hasattr(tarfile, "data_filter"):
+        for m in members:
+            if Path(m.name).is_absolute() or not (root / m.name).resolve().is_relative_to(root):
+                raise tarfile.TarError(f"{m.name!r} would be extracted outside the folder")
+            if not (m.isfile() or m.isdir()):
+                raise tarfile.TarError(f"{m.name!r} is a link or a special file")
+            m.mode &= 0o755
+            m.uid = m.gid = 0
+            m.uname = m.gname = ""
+    written = 0
     with _no_chown(tar):
-        tar.extractall(dest, members=members)  # noqa: S202 (every member checked above)
+        for m in members:
+            written += m.size if m.isfile() else 0
+            if written > limit:
+                raise tarfile.TarError(f"unpacking passed the limit of {limit:,} bytes")
+            if hasattr(tarfile, "data_filter"):
+                tar.extract(m, dest, filter="data")
+            else:
+                tar.extract(m, dest)  # every member checked above
 
 
 @contextlib.contextmanager

@@ -157,3 +157,32 @@ def test_tarballs_extract_safely_with_or_without_python_extraction_filters(
         with tarfile.open(tarball(name, *members)) as tar, pytest.raises(tarfile.TarError):
             extract_safely(tar, str(tmp_path / name.replace(".tar.gz", "")))
     assert not (tmp_path / "outside.txt").exists()
+
+
+def test_a_tarball_that_would_unpack_past_the_cap_is_refused_before_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small archive of zeros declaring a huge member: refused from the headers, before a
+    byte is written (it wrote 8 GiB into /tmp before)."""
+    import io
+
+    from tabml import package as pkg
+
+    path = tmp_path / "bomb.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        folder = tarfile.TarInfo("pkg")
+        folder.type, folder.mode = tarfile.DIRTYPE, 0o755
+        tar.addfile(folder)
+        big = tarfile.TarInfo("pkg/model.txt")
+        big.size = 50 * 1024**2  # 50 MiB of zeros: about 50 KiB compressed
+        tar.addfile(big, io.BytesIO(bytes(big.size)))
+    assert path.stat().st_size < 1024**2
+    out = tmp_path / "out"
+    out.mkdir()
+    with tarfile.open(path) as tar, pytest.raises(tarfile.TarError, match="over the limit"):
+        pkg.extract_safely(tar, str(out), limit=10 * 1024**2)
+    assert list(out.rglob("*")) == []
+    # through the commands: a clear package error
+    monkeypatch.setenv("TABML_MAX_PACKAGE_BYTES", str(10 * 1024**2))
+    with pytest.raises(pkg.PackageError, match="over the limit"), pkg.unpacked(path):
+        pass
