@@ -72,7 +72,7 @@ class DevelopmentCleaner:
         import pandas as pd
 
         schema = self.schema
-        typed = coerce(raw, schema, "development", whole_file=False).frame
+        typed = coerce(raw, schema, "development").frame
         reasons = pd.Series(pd.NA, index=typed.index, dtype="string")
         ids = typed[schema.id]
         reasons[ids.isna()] = "missing_id"

@@ -60,14 +60,15 @@ def within_schema(
     """
     import pandas as pd
 
-    from tabml.schema import refused_in_development
+    from tabml.schema import refused_in_development, shorten
 
     outside = pd.Series(False, index=rows.index)
     report: dict[str, dict[str, Any]] = {}
     for name, spec in schema.features.items():
         bad = refused_in_development(spec, rows[name])
         if bad.any():
-            examples = list(dict.fromkeys(rows.loc[bad, name].astype(str).head(50)))[:3]
+            values = dict.fromkeys(rows.loc[bad, name].astype(str).head(50))
+            examples = [shorten(v) for v in list(values)[:3]]
             report[name] = {"rows": int(bad.sum()), "examples": examples}
             outside |= bad
     return rows[~outside], report

@@ -20,6 +20,18 @@ Role = Literal["development", "production", "labels"]
 _TRUE = {"true", "1", "yes", "t", "y", "1.0"}
 _FALSE = {"false", "0", "no", "f", "n", "0.0"}
 MAX_EXAMPLES = 3
+# an example value or name in a message is cut to this many characters (a 10 MB cell is
+# never echoed whole, to the terminal or to DVC's log)
+MAX_SHOWN_CHARS = 40
+
+
+def shorten(value: Any, limit: int = MAX_SHOWN_CHARS) -> Any:
+    """A text value cut to a short prefix with '…' and its length; other values unchanged."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]}… ({len(value):,} characters)"
+    return value
 
 
 @dataclass(frozen=True)
@@ -34,11 +46,11 @@ class Failure:
     hint: str = ""
 
     def describe(self) -> str:
-        text = f"column '{self.column}': {self.check}"
+        text = f"column '{shorten(self.column)}': {self.check}"
         if self.count:
             text += f": {self.count} row{'s' if self.count != 1 else ''}"
         if self.examples:
-            text += f", e.g. {list(self.examples)}"
+            text += f", e.g. {[shorten(e) for e in self.examples]}"
         if self.rows:
             text += f" (rows {', '.join(str(r) for r in self.rows)})"
         if self.hint:
@@ -70,6 +82,13 @@ class ValidationError(DataError):
         lines += [f"  - {f.describe()}" for f in failures]
         lines.append("Fix the data, or the dataset config in conf/dataset/ if the data is right.")
         super().__init__("\n".join(lines))
+
+
+def _names(columns: Any, limit: int = 20) -> str:
+    """Column names for a message: at most `limit`, each cut short."""
+    names = [shorten(str(c)) for c in list(columns)[:limit]]
+    more = f" and {len(columns) - limit:,} more" if len(columns) > limit else ""
+    return f"{names}{more}"
 
 
 def _where(mask: pd.Series, values: pd.Series) -> tuple[int, tuple[Any, ...], tuple[int, ...]]:
@@ -191,15 +210,14 @@ def _coerce_target(
     return out, failures
 
 
-def coerce(
-    frame: pd.DataFrame, schema: SchemaConfig, role: Role, whole_file: bool = True
-) -> Coerced:
-    """Apply the schema's types to a frame read from a file; collect every failure.
+def coerce(frame: pd.DataFrame, schema: SchemaConfig, role: Role) -> Coerced:
+    """Apply the schema's types to a frame (a whole file, or one batch of it); collect every
+    failure the rows themselves show.
 
     Development data must meet the schema. Production data may carry categories never seen in
     development and values out of range: they are kept for scoring and counted instead.
-    With `whole_file=False` the frame is one batch of a file, and the checks that need the
-    whole file (duplicate ids, columns with no value at all) are left to `BatchChecks`.
+    The checks that need the whole file (ids repeated with different values, columns with no
+    value at all) are `BatchChecks`'s alone, for every path: `validate` uses it too.
     """
     import pandas as pd
 
@@ -218,7 +236,7 @@ def coerce(
     missing = [c for c in required if c not in frame.columns]
     for c in missing:
         failures.append(
-            Failure(c, "missing column", 0, hint=f"found columns: {list(frame.columns)}")
+            Failure(c, "missing column", 0, hint=f"found columns: {_names(frame.columns)}")
         )
 
     if role == "development" and schema.extra_columns == "reject":
@@ -241,33 +259,6 @@ def coerce(
             n, _, rows = _where(null_ids, ids)
             failures.append(Failure(schema.id, "empty id", n, (), rows))
         out[schema.id] = ids
-        if not whole_file:
-            pass
-        elif role != "labels":
-            dup = ids.duplicated(keep=False) & ids.notna()
-            if dup.any():
-                # identical re-deliveries are removed by clean; different rows sharing an id
-                # mean the id is not an id
-                body = frame.loc[dup].astype("string").fillna("\x00")
-                conflicting = ~body.duplicated(keep=False)
-                conflict_ids = frame.loc[dup].loc[conflicting, schema.id]
-                if len(conflict_ids):
-                    mask = ids.isin(conflict_ids.unique())
-                    n, ex, rows = _where(mask, ids)
-                    failures.append(
-                        Failure(
-                            schema.id,
-                            "duplicate id with different values",
-                            n,
-                            ex,
-                            rows,
-                            hint="Each id must name one record",
-                        )
-                    )
-        elif ids.duplicated().any():
-            mask = ids.duplicated(keep=False)
-            n, ex, rows = _where(mask, ids)
-            failures.append(Failure(schema.id, "duplicate id", n, ex, rows))
 
     if schema.timestamp and schema.timestamp in frame.columns and role != "labels":
         raw = frame[schema.timestamp]
@@ -284,7 +275,7 @@ def coerce(
     if role != "labels":
         for name, spec in schema.features.items():
             if name in frame.columns:
-                out[name] = _coerce_feature(name, spec, frame[name], role, result, whole_file)
+                out[name] = _coerce_feature(name, spec, frame[name], role, result)
 
     if schema.target.column in frame.columns and role in ("development", "labels"):
         out[schema.target.column], target_failures = _coerce_target(
@@ -305,19 +296,8 @@ def _coerce_feature(
     values: pd.Series,
     role: Role,
     result: Coerced,
-    whole_file: bool = True,
 ) -> pd.Series:
-
     failures = result.failures
-    if whole_file and values.notna().sum() == 0:
-        failures.append(
-            Failure(
-                name,
-                "all values are empty",
-                len(values),
-                hint="Fix the export, or move the column to ignore",
-            )
-        )
     if spec.kind == "numeric":
         out, fail = _coerce_numeric(name, values)
         if fail:
@@ -390,8 +370,11 @@ def refused_in_development(spec: FeatureSpec, values: pd.Series) -> pd.Series:
 
 
 def validate(frame: pd.DataFrame, schema: SchemaConfig, role: Role, source: str) -> Coerced:
-    """Coerce and raise one error listing every failed check."""
-    result = coerce(frame, schema, role)
+    """Coerce a whole file and raise one error listing every failed check: the same checks,
+    by the same code, as ingest's file read batch by batch (`BatchChecks`)."""
+    checks = BatchChecks(schema, role)
+    typed = checks.add(frame)
+    result = Coerced(typed, checks.finish(), checks.unseen(), dict(checks.out_of_range))
     result.raise_if_failed(source)
     return result
 
@@ -451,7 +434,7 @@ class BatchChecks:
         """Type one batch; remember what the whole-file checks need."""
         import pandas as pd
 
-        result = coerce(frame, self.schema, self.role, whole_file=False)
+        result = coerce(frame, self.schema, self.role)
         for f in result.failures:
             self._merge(f, self.rows)
         for name, d in result.unseen_categories.items():
@@ -515,7 +498,8 @@ class BatchChecks:
         import pandas as pd
 
         for name in self.schema.features:
-            if name in self._columns and self._filled.get(name, 0) == 0 and self.role != "labels":
+            empty = self.rows and self._filled.get(name, 0) == 0  # no rows: nothing to judge
+            if name in self._columns and empty and self.role != "labels":
                 self._merge(
                     Failure(
                         name,

@@ -23,7 +23,7 @@ from tabml.config import ChunkingConfig, Params, SchemaConfig, SourcesConfig
 from tabml.errors import DataError
 from tabml.log import info
 from tabml.monitor import check_chunking, check_reference_rows
-from tabml.schema import BatchChecks, Failure, Role, ValidationError
+from tabml.schema import BatchChecks, Failure, Role, ValidationError, shorten
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -122,7 +122,8 @@ def run(
             for col, d in prod.unseen().items():
                 info(
                     f"ingest: production '{col}': {d['count']:,} values never seen in "
-                    f"development {list(d['values'])[:3]} (kept for scoring, reported by clean)"
+                    f"development {[shorten(v) for v in list(d['values'])[:3]]} (kept for scoring, "
+                    "reported by clean)"
                 )
             for col, d in prod.out_of_range.items():
                 info(
