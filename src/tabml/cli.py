@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from tabml.errors import TabmlError
+from tabml.errors import DataError, TabmlError
 
 app = typer.Typer(
     name="tabml",
@@ -46,8 +46,10 @@ def ingest(
     params: Params = Path("params.yaml"),
 ) -> None:
     """Read the dataset's sources, validate them (every failure at once), write Parquet."""
+    from tabml.io import guard_outputs
     from tabml.stages import ingest as stage
 
+    guard_outputs([sources_dir, params], dirs=[output_dir])
     stage.run(params, sources_dir, output_dir)
 
 
@@ -59,8 +61,10 @@ def clean(
     params: Params = Path("params.yaml"),
 ) -> None:
     """Type, dedupe and pseudonymise; quarantine unusable rows with a reason."""
+    from tabml.io import guard_outputs
     from tabml.stages import clean as stage
 
+    guard_outputs([input_dir, params], files=[report], dirs=[output_dir])
     stage.run(params, input_dir, output_dir, report)
 
 
@@ -72,8 +76,10 @@ def split(
     params: Params = Path("params.yaml"),
 ) -> None:
     """Split development data into train, valid and test (by time or stratified)."""
+    from tabml.io import guard_outputs
     from tabml.stages import split as stage
 
+    guard_outputs([input, params], files=[report], dirs=[output_dir])
     stage.run(params, input, output_dir, report)
 
 
@@ -109,6 +115,9 @@ def train(
     # LightGBM's sklearn classes are only needed by its Dask interface
     if not isinstance(ParamsFile.load(params, ("model",)).section("model"), LightGBMDaskConfig):
         import_lightgbm_without_sklearn()
+    from tabml.io import guard_outputs
+
+    guard_outputs([input_dir, params], files=[reference, valid_scores], dirs=[model_dir, live_dir])
     stage.run(params, input_dir, model_dir, live_dir, reference, valid_scores)
 
 
@@ -130,10 +139,16 @@ def evaluate(
 
     The decision threshold is chosen (evaluate.threshold) on the valid split's held-out scores.
     """
+    from tabml.io import guard_outputs
     from tabml.model import import_lightgbm_without_sklearn
     from tabml.stages import evaluate as stage
 
     import_lightgbm_without_sklearn()  # this process never needs LightGBM's sklearn classes
+    guard_outputs(
+        [model_dir, valid_scores, splits_dir, production_dir, params],
+        files=[metrics, slices],
+        dirs=[predictions_dir, plots_dir],
+    )
     stage.run(
         params,
         model_dir,
@@ -181,8 +196,11 @@ def package_build(
     The package also carries the monitoring reference and config, so 'tabml monitor' needs
     nothing else.
     """
+    from tabml.io import guard_outputs
     from tabml.stages import package as stage
 
+    inputs = [params, model_dir, metrics, slices, quality, split_report, *data, reference]
+    guard_outputs(list(inputs), dirs=[output])
     stage.run(params, model_dir, metrics, slices, quality, split_report, data, reference, output)
 
 
@@ -223,6 +241,9 @@ def predict(
     from tabml.log import info
     from tabml.predict import score
 
+    io.guard_outputs([input, package], files=[output])
+    if output.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise TabmlError(f"{output}: output must end in .csv or .parquet")
     with pkg.unpacked(package) as folder:
         loaded = pkg.load(folder)
     frame = io.read_table(input)
@@ -231,10 +252,8 @@ def predict(
     if output.suffix.lower() == ".csv":
         with io.atomic_path(output) as tmp:
             result.to_csv(tmp, index=False)
-    elif output.suffix.lower() in (".parquet", ".pq"):
-        io.write_parquet(output, result)
     else:
-        raise TabmlError(f"{output}: output must end in .csv or .parquet")
+        io.write_parquet(output, result)
     info(f"predict: wrote {output} (threshold {loaded.threshold:.4f})")
 
 
@@ -273,6 +292,13 @@ def monitor(
             help="Exit with code 10 when any alert fires (the pipeline stage turns this off)."
         ),
     ] = True,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            help="A batch with no rows writes an empty report and exits 0, instead of exit 12 "
+            "(the pipeline stage, for datasets with no production batch yet)."
+        ),
+    ] = False,
 ) -> None:
     """Drift, data quality and estimated performance of a batch, with NannyML.
 
@@ -281,8 +307,9 @@ def monitor(
     feature and of the score, multivariate drift, CBPE-estimated performance (and realized
     performance where --labels gives targets), missing, unseen and out-of-range values.
 
-    Exit codes: 0 no alert; 10 alerts fired (see summary.json); 2 bad config; 3 bad input;
-    4 a package that fails verification.
+    Exit codes: 0 no alert; 10 alerts fired (see summary.json); 12 the batch has no rows
+    (nothing was monitored: not the same as no alert); 2 bad config; 3 bad input (missing or
+    unrelated columns, unreadable files); 4 a package that fails verification.
     """
     from tabml import monitor as mon
     from tabml.config import parse
@@ -296,7 +323,10 @@ def monitor(
     if given:
         (method, value), *_ = given.items()
         chunking = parse("monitor.chunking", {"method": method, method: value})
-    summary = stage.run(package, input, labels, output_dir, chunking)
+    from tabml.io import guard_outputs
+
+    guard_outputs([input, labels, package], dirs=[output_dir])
+    summary = stage.run(package, input, labels, output_dir, chunking, allow_empty)
     alerts = summary["totals"]["alerts"]["total"]
     if alerts and fail_on_alerts:
         print(
@@ -412,8 +442,10 @@ def release_build(
     `<artifact>-<version>.tar.gz` (byte-reproducible), its `.sha256`, `MODEL_CARD.md` and
     `RELEASE_NOTES.md` into --output-dir.
     """
+    from tabml.io import guard_outputs
     from tabml.stages import release as stage
 
+    guard_outputs([package, params, metrics, monitoring, Path("src")], dirs=[output_dir])
     stage.build(Path.cwd(), tag, output_dir, params, metrics, monitoring, package, pull)
 
 
@@ -451,8 +483,11 @@ def serve(
 
     import uvicorn
 
+    from tabml.io import guard_outputs
     from tabml.server import SETTINGS_ENV, Settings, create_app
 
+    if log_dir is not None:
+        guard_outputs([package], dirs=[log_dir])
     settings = Settings(
         package=str(package.resolve()),
         log_dir=str(log_dir.resolve()) if log_dir else None,
@@ -520,6 +555,7 @@ def synth(
 
     loaded = ParamsFile.load(params, ("dataset.sources", "dataset.schema"))
     source = datasets.resolve(loaded.section("dataset.sources").development, sources_dir)
+    io.guard_outputs([source, params], files=[output / "development.parquet"])
     frame = io.read_table(source)
     info(f"synth: {rows:,} rows shaped like {source} ({len(frame):,} rows)")
     result = synthesize(frame, loaded.section("dataset.schema"), rows, seed)
@@ -585,6 +621,12 @@ def main() -> None:
     except TabmlError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
+    except OSError as err:
+        # a file the command could not read or write that no check above foresaw: still a
+        # message (which file, what the system said), never a traceback
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"error: {where}{err.strerror or err}", file=sys.stderr)
+        sys.exit(DataError.exit_code)
     except KeyboardInterrupt:
         print("interrupted; outputs are only replaced once complete", file=sys.stderr)
         sys.exit(130)

@@ -19,6 +19,13 @@ class DataError(TabmlError):
     exit_code = 3
 
 
+class EmptyBatchError(DataError):
+    """A batch with the right columns and no rows: nothing was monitored, which is not
+    "no alerts" (a broken export must not read as all clear)."""
+
+    exit_code = 12
+
+
 class PackageError(TabmlError):
     """A model package is missing, incomplete or has been tampered with."""
 

@@ -75,6 +75,71 @@ def atomic_dir(path: Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _real(path: Path) -> Path:
+    """The path with every symlink and `..` resolved, as the system will open it."""
+    return Path(os.path.realpath(path))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if _real(a) == _real(b):
+        return True
+    try:  # hard links, bind mounts
+        return a.exists() and b.exists() and a.samefile(b)
+    except OSError:
+        return False
+
+
+def _within(inner: Path, outer: Path) -> bool:
+    inner, outer = _real(inner), _real(outer)
+    return inner == outer or outer in inner.parents
+
+
+def guard_outputs(
+    inputs: list[Path | None],
+    files: list[Path] | None = None,
+    dirs: list[Path] | None = None,
+) -> None:
+    """Before any work: every output can be written, and none is, or holds, an input.
+
+    A command never writes over its input: an output file that resolves to an input (through
+    symlinks, `..` or a hard link) is refused, and so is an output folder that is, holds or
+    lies inside an input. An output file must not be a folder, nor an output folder a file.
+    """
+    given = [i for i in inputs if i is not None]
+    for out in files or []:
+        if out.is_dir():
+            raise DataError(f"{out}: is a folder; give the path of a file to write")
+        for src in given:
+            if _same_file(out, src) or (src.is_dir() and _within(out, src)):
+                raise DataError(
+                    f"{out}: this is the input {src}, or inside it; write the output elsewhere "
+                    "(a command never writes over what it reads)"
+                )
+        _writable_parent(out)
+    for out in dirs or []:
+        if out.exists() and not out.is_dir():
+            raise DataError(f"{out}: is a file; give a folder to write the outputs into")
+        for src in given:
+            if _within(src, out) or _within(out, src):
+                raise DataError(
+                    f"{out}: this folder is, holds or lies inside the input {src}; write the "
+                    "outputs into a folder of their own (a command never writes over what it "
+                    "reads)"
+                )
+        _writable_parent(out / "x")
+
+
+def _writable_parent(path: Path) -> None:
+    """The nearest existing folder above `path` is a folder we may write in."""
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise DataError(f"{path}: cannot be created: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise DataError(f"{path}: no permission to write in {parent}")
+
+
 def write_text(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
@@ -136,6 +201,8 @@ def _checked_suffix(path: Path) -> str:
         raise DataError(f"{path}: file not found. Check the path, or run 'dvc pull'.")
     if path.is_dir():
         raise DataError(f"{path}: is a folder, expected a .csv or .parquet file")
+    if not os.access(path, os.R_OK):
+        raise DataError(f"{path}: no permission to read it. Check its owner and mode (ls -l).")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: file is empty (0 bytes)")
     suffix = path.suffix.lower()
@@ -143,7 +210,39 @@ def _checked_suffix(path: Path) -> str:
         raise DataError(
             f"{path}: unsupported file type '{suffix}'; use one of {', '.join(TABLE_SUFFIXES)}"
         )
+    _check_header(path, suffix)
     return suffix
+
+
+def _check_header(path: Path, suffix: str) -> None:
+    """Refuse a header that names a column twice: pandas would read the second one as
+    'NAME.1' and drop it without a word."""
+    from collections import Counter
+
+    if suffix == ".csv":
+        import csv
+
+        try:
+            with path.open(encoding="utf-8", newline="") as fh:
+                names = next(csv.reader(fh), [])
+        except UnicodeDecodeError:
+            return  # the reader reports where the bad byte is
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            names = pq.read_schema(path).names
+        except (pa.ArrowInvalid, OSError):
+            return  # the reader says the file is not Parquet
+    twice = sorted(n for n, k in Counter(names).items() if k > 1)
+    if twice:
+        from tabml.schema import shorten
+
+        raise DataError(
+            f"{path}: the header names {len(twice)} column(s) more than once: "
+            f"{[shorten(n) for n in twice[:10]]}. Each column needs its own name: fix the export."
+        )
 
 
 @contextlib.contextmanager
@@ -171,6 +270,8 @@ def _reading(path: Path, suffix: str) -> Iterator[None]:
         raise DataError(f"{path}: file has no header and no rows") from None
     except pd.errors.ParserError as err:
         raise DataError(f"{path}: malformed CSV: {err}") from None
+    except PermissionError:
+        raise DataError(f"{path}: no permission to read it. Check its owner and mode.") from None
     except (pa.ArrowInvalid, OSError) as err:
         if suffix == ".csv":
             raise
@@ -270,13 +371,20 @@ def _empty() -> pd.DataFrame:
 
 def table_files(folder: Path) -> list[Path]:
     """The CSV and Parquet files under `folder`, sorted; hidden (in-progress) files skipped."""
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file()
-        and p.suffix.lower() in TABLE_SUFFIXES
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
+    if not os.access(folder, os.R_OK | os.X_OK):
+        raise DataError(f"{folder}: no permission to list this folder. Check its mode.")
+    try:
+        return sorted(
+            p
+            for p in folder.rglob("*")
+            if p.is_file()
+            and p.suffix.lower() in TABLE_SUFFIXES
+            and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        )
+    except PermissionError as err:
+        raise DataError(
+            f"{err.filename}: no permission to list this folder (inside {folder})."
+        ) from None
 
 
 def read_batch(path: Path, allow_empty: bool = False) -> pd.DataFrame:

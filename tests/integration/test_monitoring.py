@@ -293,3 +293,60 @@ def test_monitor_opens_no_network_connection(project: Path, tmp_path: Path) -> N
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Running stage 'monitor'" in proc.stdout
     assert log.read_text() == "", log.read_text()
+
+
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM", "SIGINT"])
+def test_no_process_of_a_killed_monitor_run_is_left(
+    project: Path, tmp_path: Path, sig: str
+) -> None:
+    """Killed mid-run, `tabml monitor` leaves no process behind, and a pipe reading its output
+    (as `dvc repro | cat` or a CI runner does) ends."""
+    import signal
+    import time
+
+    import psutil
+
+    args = ["--package", str(project / "models/package")]
+    args += ["--input", str(project / "data/raw/production.parquet")]
+    proc = subprocess.Popen(
+        [str(BIN / "tabml"), "monitor", *args, "--output-dir", str(tmp_path / "out")],
+        env=tool_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    parent = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 60
+    children: list[psutil.Process] = []
+    while time.monotonic() < deadline and not children and proc.poll() is None:
+        children = parent.children(recursive=True)
+        time.sleep(0.05)
+    assert children, "the drawing process never started"
+    proc.send_signal(getattr(signal, sig))
+    # the pipes close once every process holding them is gone: read them to the end
+    proc.communicate(timeout=30)
+    assert proc.returncode != 0
+    _, alive = psutil.wait_procs(children, timeout=5)
+    assert not alive, f"left behind after {sig}: {alive}"
+    assert not (tmp_path / "out/summary.json").exists()
+
+
+def test_an_empty_or_unrelated_batch_is_never_all_clear(project: Path, tmp_path: Path) -> None:
+    header_only = tmp_path / "header_only.csv"
+    pd.read_parquet(project / "data/raw/production.parquet").iloc[:0].to_csv(
+        header_only, index=False
+    )
+    empty = monitor(project, header_only, tmp_path / "a")
+    assert empty.returncode == 12, empty.stderr
+    assert "no rows" in empty.stderr and "not 'no alerts'" in empty.stderr
+    unrelated = tmp_path / "unrelated.csv"
+    unrelated.write_text("foo,bar\n")
+    for batch in (unrelated, tmp_path / "with_rows.csv"):
+        if batch.name == "with_rows.csv":
+            batch.write_text("foo,bar\n1,2\n")
+        proc = monitor(project, batch, tmp_path / batch.stem)
+        assert proc.returncode == 3, proc.stderr
+        assert "missing column" in proc.stderr and "Traceback" not in proc.stderr
+    # the pipeline's stage keeps its empty report for a dataset with no production batch
+    allowed = monitor(project, header_only, tmp_path / "b", "--allow-empty")
+    assert allowed.returncode == 0, allowed.stderr
+    assert summary_of(tmp_path / "b")["chunks"] == []

@@ -28,6 +28,9 @@ def run(params_file: Path, logs: Path, labels: Path, sources_dir: Path, dvc_add:
             "'make params'"
         )
     output = sources_dir / sources.additions
+    # the additions file is read and rewritten on purpose (one row per id); the logs and labels
+    # are never written over
+    io.guard_outputs([logs, labels], files=[output])
     rows, seen = labelled_rows(io.read_batch(logs), io.read_batch(labels), schema)
     info(
         f"append: {seen['records']:,} logged records ({seen['logged']:,} log rows), "

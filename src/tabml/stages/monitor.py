@@ -14,7 +14,7 @@ from tabml import io, plots
 from tabml import monitor as mon
 from tabml import package as pkg
 from tabml.config import ChunkingConfig, MonitorConfig, SchemaConfig, parse
-from tabml.errors import PackageError
+from tabml.errors import EmptyBatchError, PackageError
 from tabml.features import OTHER
 from tabml.log import info
 from tabml.report_process import HtmlPage
@@ -78,13 +78,18 @@ def run(
     labels_path: Path | None,
     output_dir: Path,
     chunking: ChunkingConfig | None = None,
+    allow_empty: bool = False,
 ) -> dict[str, Any]:
     """Monitor one batch; write summary, metrics, HTML report and PNG charts; return summary.
 
-    `package_dir` may also be a release tarball.
+    `package_dir` may also be a release tarball. The batch's columns are checked first; a
+    batch with no rows is an `EmptyBatchError` (exit 12), or with `allow_empty` an empty
+    report (the pipeline's stage, for a dataset with no production batch yet).
     """
     with pkg.unpacked(package_dir) as folder:
-        return _monitor(pkg.load(folder), input_path, labels_path, output_dir, chunking)
+        return _monitor(
+            pkg.load(folder), input_path, labels_path, output_dir, chunking, allow_empty
+        )
 
 
 def _monitor(
@@ -93,6 +98,7 @@ def _monitor(
     labels_path: Path | None,
     output_dir: Path,
     chunking: ChunkingConfig | None,
+    allow_empty: bool,
 ) -> dict[str, Any]:
     schema = loaded.schema
     cfg = _config(loaded)
@@ -101,9 +107,16 @@ def _monitor(
     reference = io.read_parquet(loaded.reference)
     batch = io.read_batch(input_path, allow_empty=True)
     model_info = {"name": loaded.name, "kind": loaded.model.kind, "threshold": loaded.threshold}
+    # the columns first: an unrelated file is an error even when it has no rows
+    typed = validate(batch, schema, "production", str(input_path)).frame
     if not len(batch):
-        # e.g. a dataset with no production batch yet: an empty report, not an error
-        info(f"monitor: {input_path} has no rows; nothing to monitor")
+        if not allow_empty:
+            raise EmptyBatchError(
+                f"{input_path}: the batch has the right columns but no rows, so nothing was "
+                "monitored (this is not 'no alerts'). Check the export that wrote it."
+            )
+        # a dataset with no production batch yet (the pipeline's stage): an empty report
+        info(f"monitor: {input_path} has no rows; nothing to monitor (--allow-empty)")
         n_chunks = mon.reference_chunks(reference, chunking, schema.timestamp)
         summary = mon.summarize(
             _empty_results(), cfg, chunking, model_info, len(reference), n_chunks, 0, 0
@@ -114,7 +127,6 @@ def _monitor(
         return summary
 
     n_chunks = mon.check_reference(reference, cfg, chunking, schema.timestamp)
-    typed = validate(batch, schema, "production", str(input_path)).frame
     info(f"monitor: scoring {len(typed):,} rows from {input_path}")
     analysis = mon.analysis_frame(
         typed, loaded.model.predict(typed), schema, _labels(labels_path, schema)
