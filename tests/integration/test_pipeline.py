@@ -214,7 +214,8 @@ def test_own_data_file_change_reruns_ingest(tmp_path: Path) -> None:
         "segments": ["income"],
     }
     (repo / "conf/dataset/mini.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    run_cli("params", "dataset=mini", cwd=repo, check=True)
+    # 600 rows make six reference chunks of 100 (ingest refuses fewer, before training)
+    run_cli("params", "dataset=mini", "monitor.chunking.rows=100", cwd=repo, check=True)
     first = run_dvc("repro", cwd=repo)
     assert ran(first.stdout) == STAGES
     assert "email" not in pd.read_parquet(repo / "data/interim/clean.parquet").columns
