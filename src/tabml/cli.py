@@ -484,7 +484,7 @@ def serve(
     import uvicorn
 
     from tabml.io import guard_outputs
-    from tabml.server import SETTINGS_ENV, Settings, create_app
+    from tabml.server import SETTINGS_ENV, Settings, create_app, run_workers
 
     if log_dir is not None:
         guard_outputs([package], dirs=[log_dir])
@@ -502,7 +502,7 @@ def serve(
     with pkg.unpacked(package) as folder:  # fail here, once, rather than in every worker
         pkg.load(folder)
     os.environ[SETTINGS_ENV] = json.dumps(dataclasses.asdict(settings))
-    uvicorn.run("tabml.server:app_from_env", factory=True, host=host, port=port, workers=workers)
+    run_workers(host, port, workers)
 
 
 @app.command()

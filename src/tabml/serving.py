@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -142,6 +143,65 @@ def record_model(
     )
 
 
+class ColumnChecks:
+    """The record model's rules, applied a column at a time to a columnar body.
+
+    `{"columns": [names], "data": [[values in that order], ...]}`: `check` returns the values
+    by field when every rule holds (the same rules as `record_model`: every field present,
+    no unknown one, strict JSON types, null only where allowed, finite numbers, the id's one
+    type), and None otherwise, so that the caller validates the rows one by one with the
+    record model and reports each problem with its record, exactly as for `{"records": ...}`.
+    """
+
+    def __init__(
+        self,
+        schema_json: dict[str, Any],
+        optional_text: list[str],
+        ids: tuple[str, str] | None = None,
+    ) -> None:
+        self.required = set(schema_json.get("required", []))
+        self.rules: dict[str, tuple[tuple[type, ...], bool]] = {}
+        json_types = {"number": (float, int), "integer": (int,), "string": (str,)}
+        json_types["boolean"] = (bool,)
+        for name, prop in schema_json["properties"].items():
+            types = prop["type"] if isinstance(prop["type"], list) else [prop["type"]]
+            allowed = tuple(k for t in types if t != "null" for k in json_types[t])
+            self.rules[name] = (allowed, "null" in types)
+        for name in optional_text:
+            self.rules.setdefault(name, ((str,), True))
+        self.id_name: str | None = ids[0] if ids is not None else None
+        self.id_type: str | None = ids[1] if ids is not None else None
+        if self.id_name is not None:
+            self.rules[self.id_name] = ((int,) if self.id_type == "integer" else (str,), False)
+
+    def check(self, columns: list[str], data: list[list[Any]]) -> dict[str, list[Any]] | None:
+        names = set(columns)
+        if (
+            not data
+            or len(names) != len(columns)
+            or not self.required <= names
+            or not names <= set(self.rules)
+            or any(type(row) is not list or len(row) != len(columns) for row in data)
+        ):
+            return None
+        out: dict[str, list[Any]] = {}
+        for name, values in zip(columns, zip(*data, strict=True), strict=True):
+            allowed, nullable = self.rules[name]
+            values_list = list(values)
+            if name == self.id_name and self.id_type == "integer":
+                values_list = [_integral(v) for v in values_list]
+                if not all(type(v) is int and -ID_BOUND <= v <= ID_BOUND for v in values_list):
+                    return None
+            elif not all(
+                (v is None and nullable)
+                or (type(v) in allowed and (type(v) is not float or math.isfinite(v)))
+                for v in values_list
+            ):
+                return None
+            out[name] = values_list
+        return out
+
+
 @dataclass(frozen=True)
 class _Numeric:
     name: str
@@ -225,16 +285,28 @@ class Scorer:
 
     def _columns(self, records: list[dict[str, Any]]) -> np.ndarray:
         """Many records, column by column with NumPy."""
+        return self._encode_columns(lambda name: [r[name] for r in records], len(records))
+
+    def encode_columns(self, columns: Mapping[str, Sequence[Any]]) -> np.ndarray:
+        """The model's input matrix for a checked columnar body (field -> values)."""
+        n = len(next(iter(columns.values()))) if columns else 0
+        if n <= _ROW_WISE_BELOW:
+            names = list(columns)
+            values = zip(*columns.values(), strict=True)
+            rows = [dict(zip(names, row, strict=True)) for row in values]
+            return self.encode(rows)
+        return self._encode_columns(columns.__getitem__, n)
+
+    def _encode_columns(self, get: Callable[[str], Sequence[Any]], n: int) -> np.ndarray:
+        """The arithmetic of `_row`, a column at a time: `get(name)` gives a field's values."""
         import numpy as np
 
         nan = math.nan
-        out = np.empty((len(records), self._width), dtype="float64")
+        out = np.empty((n, self._width), dtype="float64")
         j = 0
         for num in self._numeric:
             col = np.fromiter(
-                (nan if (v := r[num.name]) is None else v for r in records),
-                dtype="float64",
-                count=len(records),
+                (nan if v is None else v for v in get(num.name)), dtype="float64", count=n
             )
             if num.clip is not None:
                 col = np.clip(col, *num.clip)
@@ -246,19 +318,17 @@ class Scorer:
             j += 1
         for name, fill in self._boolean:
             col = np.fromiter(
-                (nan if (v := r[name]) is None else float(v) for r in records),
-                dtype="float64",
-                count=len(records),
+                (nan if v is None else float(v) for v in get(name)), dtype="float64", count=n
             )
             if fill is not None:
                 col = np.where(np.isnan(col), fill, col)
             out[:, j] = col
             j += 1
         for name, vocab, other in self._categorical:
-            codes = [-1 if (v := r[name]) is None else vocab.get(v, other) for r in records]
+            codes = [-1 if v is None else vocab.get(v, other) for v in get(name)]
             if self._linear:
                 width = len(vocab) + (other >= 0)
-                block = np.zeros((len(records), width))
+                block = np.zeros((n, width))
                 for i, code in enumerate(codes):
                     if code >= 0:
                         block[i, code] = 1.0
@@ -268,6 +338,10 @@ class Scorer:
                 out[:, j] = [nan if code < 0 else float(code) for code in codes]
                 j += 1
         return out
+
+    def score_columns(self, columns: Mapping[str, Sequence[Any]]) -> np.ndarray:
+        """Positive-class probabilities for a checked columnar body."""
+        return self.model.predict_matrix(self.encode_columns(columns))
 
     def score(self, records: list[dict[str, Any]]) -> np.ndarray:
         """Positive-class probabilities, one per record."""

@@ -198,3 +198,47 @@ def test_an_integral_number_is_an_integer_id() -> None:
     for bad in (1388.5, "1388", True):
         with pytest.raises(ValidationError):
             as_int(id=bad, **good)
+
+
+@pytest.mark.parametrize("rows", [3, 200])
+def test_the_columnar_form_scores_exactly_like_records(rows: int) -> None:
+    frame = clean_development(make_frame(600), SCHEMA).clean
+    cfg = parse("model", {**BASE_MODELS["lightgbm"], "num_boost_round": 30})
+    model, _ = fit(frame.iloc[:400], frame.iloc[400:500], SCHEMA, cfg, seed=0)
+    scorer = serving.Scorer(_Pkg(model))  # type: ignore[arg-type]
+    records = _records(frame.iloc[400 : 400 + rows])
+    names = list(records[0])[::-1]  # any order of columns
+    data = [[r[n] for n in names] for r in records]
+    checks = serving.ColumnChecks(record_json_schema(SCHEMA, "t"), [], ("id", "integer"))
+    columns = checks.check(names, data)
+    assert columns is not None
+    np.testing.assert_array_equal(scorer.score_columns(columns), scorer.score(records))
+
+
+def test_the_columnar_checks_apply_the_record_rules() -> None:
+    checks = serving.ColumnChecks(record_json_schema(SCHEMA, "t"), ["ts"], ("id", "integer"))
+    names = ["id", "amount", "income", "ratio", "owner"]
+    good = [[1, 10.5, "low", None, True], [2.0, 3, "mid", 0.5, False]]
+    assert checks.check(names, good) == {
+        "id": [1, 2],
+        "amount": [10.5, 3],
+        "income": ["low", "mid"],
+        "ratio": [None, 0.5],
+        "owner": [True, False],
+    }
+    assert checks.check([*names, "ts"], [[*r, "2024-01-01"] for r in good]) is not None
+    bad = {
+        "a string for a number": (names, [[1, "10", "low", None, True]]),
+        "null where not allowed": (names, [[None, 1.0, "low", None, True]]),
+        "NaN": (names, [[1, float("nan"), "low", None, True]]),
+        "a number for a boolean": (names, [[1, 1.0, "low", None, 1]]),
+        "missing column": (names[:-1], [[1, 1.0, "low", None]]),
+        "unknown column": ([*names, "x"], [[1, 1.0, "low", None, True, 0]]),
+        "short row": (names, [[1, 1.0, "low", None]]),
+        "duplicate column": ([*names, "id"], [[1, 1.0, "low", None, True, 1]]),
+        "id beyond int64": (names, [[2**63, 1.0, "low", None, True]]),
+        "a string id": (names, [["a", 1.0, "low", None, True]]),
+        "no rows": (names, []),
+    }
+    for case, (cols, data) in bad.items():
+        assert checks.check(cols, data) is None, case
