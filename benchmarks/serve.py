@@ -26,7 +26,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -91,66 +90,108 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def over_http(package: Path, seconds: float) -> tuple[float, float, list[tuple[int, float]]]:
+def _loadgen(port: int, pairs: list[tuple[str, str]], clients: int, seconds: float) -> dict:
+    """Run benchmarks/loadgen.py in its own process against the server on `port`."""
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump(pairs, fh)
+    try:
+        out = subprocess.run(
+            [sys.executable, str(Path(__file__).with_name("loadgen.py")), "127.0.0.1",
+             str(port), fh.name, str(clients), str(seconds)],
+            capture_output=True, text=True, check=True, env=ENV,
+        ).stdout  # fmt: skip
+    finally:
+        Path(fh.name).unlink()
+    result = json.loads(out)
+    assert result["errors"] == 0, f"{result['errors']} responses were not 200"
+    return result
+
+
+def _start(package: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
     import httpx
+
+    server = subprocess.Popen(
+        [str(BIN / "tabml"), "serve", "--package", str(package), "--port", str(port),
+         "--workers", str(workers)],
+        env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.2)
+    server.kill()
+    raise RuntimeError("the server did not start")
+
+
+def over_http(package: Path, seconds: float) -> dict[str, object]:
+    """Latency, records/s at 1, 8 and 32 clients, and 1,000-record requests in both forms,
+    for one and two workers; `Booster.predict` on the same 1,000-row matrices for the ratio."""
     import pandas as pd
 
     from tabml import package as pkg
+    from tabml import serving
 
     loaded = pkg.load(package)
     cols = [loaded.schema.id, *loaded.schema.features]
     batch = pd.read_parquet(ROOT / "data/raw/production.parquet")
-    rows = json.loads(batch[cols].head(5_000).to_json(orient="records"))
-    port = free_port()
-    server = subprocess.Popen(
-        [str(BIN / "tabml"), "serve", "--package", str(package), "--port", str(port)],
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"{url}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        with httpx.Client(base_url=url) as client:
-            latencies = []
-            for i in range(1_000):
-                start = time.perf_counter()
-                r = client.post("/predict", json={"records": [rows[i % len(rows)]]})
-                latencies.append(time.perf_counter() - start)
-                assert r.status_code == 200
-        p50, p99 = quantiles(latencies)
-        throughput = []
-        for clients in (1, 8, 32):
-            done = [0] * clients
-            stop = time.perf_counter() + seconds
+    rows = json.loads(batch[cols].head(20_000).to_json(orient="records"))
+    one = [("/predict", json.dumps({"records": [r]})) for r in rows[:2_000]]
+    blocks = [rows[i * 1_000 : (i + 1) * 1_000] for i in range(20)]
+    as_records = [("/predict", json.dumps({"records": b})) for b in blocks]
+    as_columns = [
+        (
+            "/predict/columnar",
+            json.dumps({"columns": cols, "data": [[r[c] for c in cols] for r in b]}),
+        )
+        for b in blocks
+    ]
+    sizes = {"records": len(as_records[0][1]), "columnar": len(as_columns[0][1])}
+    scorer = serving.Scorer(loaded)
+    matrices = [scorer.encode(b) for b in blocks]
+    booster, best = loaded.model.booster, loaded.model.best_iteration
 
-            def work(k: int, stop: float, done: list[int], step: int) -> None:
-                with httpx.Client(base_url=url) as c:
-                    i = k
-                    while time.perf_counter() < stop:
-                        c.post("/predict", json={"records": [rows[i % len(rows)]]})
-                        done[k] += 1
-                        i += step
+    def bare_rate() -> float:
+        for m in matrices[:3]:
+            booster.predict(m, num_iteration=best)
+        times = []
+        for _ in range(3):
+            for m in matrices:
+                began = time.perf_counter()
+                booster.predict(m, num_iteration=best)
+                times.append(time.perf_counter() - began)
+        return 1_000 / statistics.median(times)
 
-            threads = [
-                threading.Thread(target=work, args=(k, stop, done, clients)) for k in range(clients)
-            ]
-            start = time.perf_counter()
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            throughput.append((clients, sum(done) / (time.perf_counter() - start)))
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    return p50, p99, throughput
+    results: dict[str, object] = {"sizes": sizes, "bare": [bare_rate()]}
+    for workers in (1, 2):
+        port = free_port()
+        server = _start(package, port, workers)
+        try:
+            _loadgen(port, one, 2, 2.0)  # warm up every worker
+            latency = _loadgen(port, one, 1, seconds)["latencies"]
+            throughput = {}
+            for clients in (1, 8, 32):
+                r = _loadgen(port, one, clients, seconds)
+                throughput[clients] = r["responses"] / r["seconds"]
+            big = {}
+            for form, pairs in (("records", as_records), ("columnar", as_columns)):
+                r = _loadgen(port, pairs, 1, seconds)
+                big[form] = 1_000 * r["responses"] / r["seconds"]
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        results[f"workers={workers}"] = {
+            "p50": quantiles(latency)[0],
+            "p99": quantiles(latency)[1],
+            "throughput": throughput,
+            "big": big,
+        }
+    results["bare"].append(bare_rate())  # type: ignore[attr-defined]
+    return results
 
 
 def main() -> None:
@@ -165,7 +206,7 @@ def main() -> None:
     print("in process...", file=sys.stderr)
     rows = in_process(args.package, args.repeats)
     print("over HTTP...", file=sys.stderr)
-    p50, p99, throughput = over_http(args.package, args.seconds)
+    http = over_http(args.package, args.seconds)
 
     print(f"\n<!-- benchmarks/serve.py, {time.strftime('%Y-%m-%d')}, repeats={args.repeats} -->")
     print(
@@ -178,16 +219,30 @@ def main() -> None:
             f"| {name} | {a50 * 1e3:.3f} ms | {a99 * 1e3:.3f} ms | {b50 * 1e3:.3f} ms | "
             f"{b99 * 1e3:.3f} ms | **{a50 / b50:.2f}** | {a99 / b99:.2f} | {target} |"
         )
+    one, two = http["workers=1"], http["workers=2"]
     print()
-    print("| HTTP on 127.0.0.1, one-record requests | value |")
-    print("|---|---:|")
-    print(f"| latency p50 | {p50 * 1e3:.2f} ms |")
-    print(f"| latency p99 | {p99 * 1e3:.2f} ms |")
-    for clients, rate in throughput:
-        print(
-            f"| throughput, {clients} concurrent client{'s' if clients > 1 else ''} "
-            f"| {rate:,.0f} records/s |"
-        )
+    print("| HTTP on 127.0.0.1 (kept-alive connections) | 1 worker | 2 workers | 2 / 1 |")
+    print("|---|---:|---:|---:|")
+    print(f"| one-record latency p50 | {one['p50'] * 1e3:.2f} ms | {two['p50'] * 1e3:.2f} ms "
+          f"| {two['p50'] / one['p50']:.2f} |")  # fmt: skip
+    print(f"| one-record latency p99 | {one['p99'] * 1e3:.2f} ms | {two['p99'] * 1e3:.2f} ms "
+          f"| {two['p99'] / one['p99']:.2f} |")  # fmt: skip
+    for clients in (1, 8, 32):
+        a, b = one["throughput"][clients], two["throughput"][clients]
+        print(f"| one-record requests, {clients} client{'s' if clients > 1 else ''} "
+              f"| {a:,.0f} records/s | {b:,.0f} records/s | **{b / a:.2f}** |")  # fmt: skip
+    bare = statistics.median(http["bare"])
+    sizes = http["sizes"]
+    print()
+    print("| 1,000-record requests, 1 client | body | 1 worker | ratio to bare | 2 workers |")
+    print("|---|---:|---:|---:|---:|")
+    print(
+        f"| `Booster.predict` on the encoded rows, no HTTP | - | {bare:,.0f} records/s | 1.00 | - |"
+    )
+    for form in ("records", "columnar"):
+        a, b = one["big"][form], two["big"][form]
+        print(f"| `{form}` form | {sizes[form] / 1e3:,.0f} KB | {a:,.0f} records/s "
+              f"| **{bare / a:.2f}** | {b:,.0f} records/s |")  # fmt: skip
 
 
 if __name__ == "__main__":
