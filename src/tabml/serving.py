@@ -190,12 +190,20 @@ class ColumnChecks:
             values_list = list(values)
             if name == self.id_name and self.id_type == "integer":
                 values_list = [_integral(v) for v in values_list]
-                if not all(type(v) is int and -ID_BOUND <= v <= ID_BOUND for v in values_list):
+                if set(map(type, values_list)) != {int} or not (
+                    min(values_list) >= -ID_BOUND and max(values_list) <= ID_BOUND
+                ):
                     return None
-            elif not all(
-                (v is None and nullable)
-                or (type(v) in allowed and (type(v) is not float or math.isfinite(v)))
-                for v in values_list
+                out[name] = values_list
+                continue
+            # the types present, at C speed; then finiteness where there are floats
+            present = set(map(type, values_list))
+            if nullable:
+                present.discard(type(None))
+            if not present <= set(allowed):
+                return None
+            if float in present and not all(
+                map(math.isfinite, (v for v in values_list if type(v) is float))
             ):
                 return None
             out[name] = values_list
