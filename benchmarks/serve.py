@@ -46,7 +46,9 @@ def in_process(package: Path, repeats: int) -> list[tuple[str, float, float, flo
 
     loaded = pkg.load(package)
     schema_json = json.loads((package / pkg.SCHEMA).read_text())
-    request = serving.request_model(schema_json, serving.logged_only(loaded.schema), 1_000)
+    request = serving.request_model(
+        schema_json, serving.logged_only(loaded.schema), 1_000, serving.id_kind(loaded)
+    )
     scorer = serving.Scorer(loaded)
     batch = pd.read_parquet(ROOT / "data/raw/production.parquet")
     cols = [loaded.schema.id, *loaded.schema.features]
@@ -57,7 +59,7 @@ def in_process(package: Path, repeats: int) -> list[tuple[str, float, float, flo
 
     def app_path(body: bytes) -> list[dict[str, object]]:
         validated = request.model_validate_json(body)
-        return scorer.predictions([r.model_dump() for r in validated.records])  # type: ignore[attr-defined]
+        return scorer.predictions([vars(r) for r in validated.records])  # type: ignore[attr-defined]
 
     out = []
     for n in (1, 1_000):
