@@ -324,6 +324,9 @@ class ReleaseConfig(_Frozen):
     max_roc_auc_drop: Annotated[float, Field(ge=0, le=1)]
     max_monitoring_alerts: Annotated[int, Field(ge=0)]
     min_test_rows: Annotated[int, Field(ge=0)]
+    # against the release promoted to `prod` (GTO), both scored on this run's test split: the
+    # ROC AUC may be at most this much lower (null: no such gate)
+    max_roc_auc_drop_vs_prod: Annotated[float, Field(ge=0, le=1)] | None = 0.01
 
 
 # --- loading -------------------------------------------------------------------------------

@@ -150,3 +150,23 @@ def add(path: Path) -> None:
             repo.add(str(path))
     except DvcException as err:
         raise ConfigError(f"dvc add {path} failed: {err}") from None
+
+
+def get_output(root: Path, rev: str, path: str, dest: Path) -> None:
+    """Copy a DVC-tracked output (`path`, a file or folder) as it was at git revision `rev`
+    into `dest`, from the local cache or the remote; a `ConfigError` says why it cannot."""
+    from dvc.api import DVCFileSystem
+
+    try:
+        fs = DVCFileSystem(url=str(root), rev=rev)
+        if not fs.exists(path):
+            raise ConfigError(f"{path} is not tracked at {rev}")
+        fs.get(path, str(dest), recursive=True)
+    except ConfigError:
+        raise
+    except Exception as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(
+            f"{path} at {rev} is neither in the local DVC cache nor readable from the remote "
+            f"({reason})"
+        ) from None

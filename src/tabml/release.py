@@ -20,10 +20,13 @@ import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tabml.config import ReleaseConfig
 from tabml.errors import TabmlError
+
+if TYPE_CHECKING:
+    from tabml.compare import Paired
 
 GATES_FAILED_EXIT_CODE = 11
 _TAG = re.compile(r"^(?P<name>[^@#\s]+)@(?P<version>\S+)$")
@@ -69,8 +72,11 @@ def gates(
     monitoring: Mapping[str, Any] | None,
     previous: Mapping[str, Any] | None,
     previous_name: str | None = None,
+    vs_prod: tuple[str, Paired] | str | None = None,
 ) -> list[Gate]:
-    """Every gate of `cfg` against this run's metrics (and the previous release's)."""
+    """Every gate of `cfg` against this run's metrics (and the previous release's), and
+    against the release in prod scored on the same rows (`vs_prod`: its tag and the paired
+    comparison, the reason there is none, or None when no release is in prod)."""
 
     def at_least(name: str, key: str, limit: float) -> Gate:
         value = _get(metrics, key)
@@ -112,6 +118,35 @@ def gates(
                 f"{previous_name}: {before:.4f}",
             )
         )
+    margin = cfg.max_roc_auc_drop_vs_prod
+    if margin is not None:
+        name = "ROC AUC drop against prod, same rows"
+        if vs_prod is None:
+            out.append(Gate(name, None, margin, True, "no release is in prod"))
+        elif isinstance(vs_prod, str):
+            out.append(
+                Gate(
+                    name,
+                    None,
+                    margin,
+                    False,
+                    f"{vs_prod}; release.max_roc_auc_drop_vs_prod: null turns this gate off",
+                )
+            )
+        else:
+            tag, paired = vs_prod
+            drop = 0.0 - paired.delta  # not -0.0 when they are equal
+            out.append(
+                Gate(
+                    name,
+                    drop,
+                    margin,
+                    drop <= margin,
+                    f"{tag}: {paired.champion_auc:.4f}, this run {paired.challenger_auc:.4f} on "
+                    f"{paired.rows:,} rows; 95% CI of the difference {paired.low:+.4f} to "
+                    f"{paired.high:+.4f}",
+                )
+            )
     alerts = _get(monitoring or {}, "alerts")
     out.append(
         Gate(
@@ -137,6 +172,7 @@ def gate_table(results: list[Gate]) -> str:
         "test ROC AUC": ">=",
         "test rows": ">=",
         "ROC AUC drop against the previous release": "<=",
+        "ROC AUC drop against prod, same rows": "<=",
         "monitoring alerts": "<=",
     }
     lines = ["| gate | value | limit | result |", "|---|---:|---:|---|"]

@@ -3,9 +3,13 @@
 Pure: `build` takes the two revisions DVC read (`dvc_adapter.read_revisions`) and the image
 paths the shell drew, and returns GitHub-flavoured Markdown. The layout, top to bottom:
 
-1. a headline a reviewer reads in five seconds: better / worse / unchanged on the primary
-   metric, the dataset and model, and monitoring alerts;
-2. every metric of `reports/metrics.json`, base against this change, with an arrow that knows
+1. a headline a reviewer reads in five seconds: better / worse / not distinguishable, from
+   the base's model (the champion) and this change's (the challenger) scored on the same rows
+   (a paired comparison, `tabml.compare`), the dataset and model, and monitoring alerts; when
+   the champion's package cannot be had, one line says why and the verdict falls back to each
+   run's own metrics, marked "not on the same rows";
+2. the paired comparison's figures; then every metric of `reports/metrics.json` as each run
+   measured it on its own test split, base against this change, with an arrow that knows
    which way is good;
 3. the params that changed;
 4. overlaid base/this-change charts (ROC, precision-recall, calibration, confusion);
@@ -22,9 +26,12 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tabml.dvc_adapter import Revision
+
+if TYPE_CHECKING:
+    from tabml.stages.compare import SameRows
 
 # GitHub refuses longer comments; CML adds a watermark and --publish turns each image path into
 # a longer URL, so the report keeps this much room for them
@@ -185,14 +192,34 @@ def _rev_label(rev: Revision) -> str:
     return f"`{rev.name}`{short}"
 
 
-def headline(base: Revision, head: Revision) -> list[str]:
-    """The verdict on the primary metric, what was trained, and monitoring alerts."""
+_PAIRED_TITLE = {
+    "better": ("🟢", "Better"),
+    "worse": ("🔴", "Worse"),
+    "not distinguishable": ("⚪", "Not distinguishable"),
+}
+
+
+def headline(base: Revision, head: Revision, same_rows: SameRows | str | None = None) -> list[str]:
+    """The verdict on the primary metric, what was trained, and monitoring alerts.
+
+    With `same_rows` (the paired comparison) the verdict is its own on the test split; with a
+    reason instead (text), that reason is said and the per-run comparison is marked."""
     key, label = PRIMARY
     now = flatten(head.metrics.get(METRICS, {}))
     before = flatten(base.metrics.get(METRICS, {}))
     dataset = head.params.get("dataset", {}).get("name", "?")
     model = head.params.get("model", {}).get("name", "?")
-    if key not in now:
+    paired = None if same_rows is None or isinstance(same_rows, str) else same_rows.results
+    note: list[str] = []
+    if paired and "test" in paired:
+        r = paired["test"]
+        icon, word = _PAIRED_TITLE[r.verdict]
+        title = (
+            f"## {icon} {word} on the same rows: {label} {r.challenger_auc:.4f} against the "
+            f"base model's {r.champion_auc:.4f} ({r.delta:+.4f}, 95% CI {r.low:+.4f} to "
+            f"{r.high:+.4f})"
+        )
+    elif key not in now:
         title = f"## ⚠️ No {label}: `reports/metrics.json` is missing; did `dvc repro` run?"
     elif key not in before:
         title = f"## 🆕 {label} {now[key]:.4f} (the base has no metrics to compare with)"
@@ -206,9 +233,17 @@ def headline(base: Revision, head: Revision) -> list[str]:
         else:
             icon, word = "🔴", "Worse"
         title = f"## {icon} {word}: {label} {now[key]:.4f} against {before[key]:.4f} ({delta:+.4f})"
+        if isinstance(same_rows, str):
+            title += ", not on the same rows"
+            note = [
+                f"_The base model could not be scored on this change's rows ({cell(same_rows)}): "
+                "each run's figure is on its own test split._",
+                "",
+            ]
     lines = [
         title,
         "",
+        *note,
         f"**{cell(str(dataset))}** · **{cell(str(model))}** · this change against base "
         f"{_rev_label(base)}",
         "",
@@ -239,10 +274,38 @@ def _drifting(rev: Revision) -> list[str]:
     return [c for c, n in sorted(by_column.items(), key=lambda kv: -kv[1]) if n]
 
 
-def metrics_section(base: Revision, head: Revision) -> list[str]:
+def same_rows_section(same_rows: SameRows | str | None) -> list[str]:
+    """The paired comparison's figures, per set of rows."""
+    if same_rows is None or isinstance(same_rows, str) or not same_rows.results:
+        return []
+    lines = [
+        "### The base model against this change, on the same rows",
+        "",
+        f"Champion: the package at {same_rows.champion}; challenger: this change's. ROC AUC "
+        "difference (challenger - champion) with DeLong's test for correlated ROC curves.",
+        "",
+    ]
+    rows = []
+    for name, r in same_rows.results.items():
+        icon = _PAIRED_TITLE[r.verdict][0]
+        rows.append(
+            f"| {cell(same_rows.rows.get(name, name))} | {r.positives:,} | "
+            f"{r.champion_auc:.4f} | {r.challenger_auc:.4f} | {r.delta:+.4f} | "
+            f"{r.low:+.4f} to {r.high:+.4f} | {r.p_value:.3g} | {icon} {r.verdict} |"
+        )
+    lines += _table(
+        ["rows", "positives", "champion", "challenger", "Δ", "95% CI", "p", "verdict"], rows
+    )
+    return lines
+
+
+def metrics_section(
+    base: Revision, head: Revision, same_rows: SameRows | str | None = None
+) -> list[str]:
     now = flatten(head.metrics.get(METRICS, {}))
     before = flatten(base.metrics.get(METRICS, {}))
-    lines = ["### Metrics", ""]
+    title = "### Metrics" if same_rows is None else "### Metrics of each run, on its own test split"
+    lines = [title, ""]
     if not before:
         lines += ["_The base has no `reports/metrics.json`: showing this change only._", ""]
     rows = [c.row() for c in changes(before, now)]
@@ -441,11 +504,14 @@ def build(
     charts: Mapping[str, str],
     monitoring_charts: Mapping[str, str],
     limit: int = GITHUB_COMMENT_LIMIT - HEADROOM,
+    same_rows: SameRows | str | None = None,
 ) -> str:
-    """The whole comment. `charts`/`monitoring_charts` map a caption to an image path."""
+    """The whole comment. `charts`/`monitoring_charts` map a caption to an image path;
+    `same_rows` is the paired comparison, or why there is none (see `headline`)."""
     sections = [
-        headline(base, head),
-        metrics_section(base, head),
+        headline(base, head, same_rows),
+        same_rows_section(same_rows),
+        metrics_section(base, head, same_rows),
         params_section(base, head),
         images_section(
             "Plots (test split)",

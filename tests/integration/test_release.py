@@ -236,3 +236,30 @@ def test_promotion_is_a_gto_stage_tag_that_releases_ignore(repo: Path) -> None:
     # the next release is still measured against v1.0.0, the highest version
     proc = run_cli("release", "register", "--version", "v1.0.0", cwd=repo)
     assert proc.returncode == 2 and "latest release v1.0.0" in proc.stderr
+
+
+def test_the_gate_compares_with_the_release_in_prod_on_the_same_rows(
+    repo: Path, project: Path
+) -> None:
+    """After promotion, `tabml gate` scores the prod release's package (resolved through GTO,
+    read through DVC) and this run's on this run's test split."""
+    if "tabml-model#prod#1" not in git(repo, "tag", "--list").split():
+        subprocess.run(
+            [str(BIN / "gto"), "assign", "tabml-model", "--version", "v1.0.0", "--stage", "prod"],
+            cwd=repo, env=tool_env(), capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    proc = run_cli("gate", cwd=repo)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    row = next(line for line in proc.stdout.splitlines() if "against prod, same rows" in line)
+    # the same model: no drop at all, on the 7,500 test rows
+    assert "| 0.0000 |" in row and "7,500 rows" in row and "pass" in row, row
+    # with the prod release's package out of reach, the gate fails and says why
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    assert params["release"]["max_roc_auc_drop_vs_prod"] == 0.01
+    run_dvc("cache", "dir", "--local", str(repo / "no-cache"), cwd=repo)
+    try:
+        blocked = run_cli("gate", cwd=repo)
+    finally:
+        run_dvc("cache", "dir", "--local", str(project / ".dvc/cache"), cwd=repo)
+    assert blocked.returncode == 11, blocked.stdout
+    assert "null turns this gate off" in blocked.stdout

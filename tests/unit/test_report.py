@@ -167,3 +167,38 @@ def test_it_renders_as_github_flavoured_markdown() -> None:
     assert not [p for p in re.findall(r"<p>(.*?)</p>", html, re.DOTALL) if "|" in p]
     assert html.count("<img ") == text.count("![") == 1
     assert "<details>" in html and "<summary>" in html
+
+
+def _paired(delta: float, low: float, high: float, verdict: str) -> Any:
+    from tabml.compare import Paired
+
+    return Paired(7500, 3700, 0.95, 0.95 + delta, delta, 0.002, low, high, 0.01, verdict)  # type: ignore[arg-type]
+
+
+def test_the_verdict_comes_from_the_same_rows_when_there_are_some() -> None:
+    from tabml.stages.compare import SameRows
+
+    # per run, the change looks worse (its own split is harder); on the same rows it is better
+    base, head = revision("origin/main"), revision(test__roc_auc=0.9)
+    same = SameRows(
+        "`origin/main` (`01234567`)",
+        {"test": _paired(0.012, 0.008, 0.016, "better")},
+        {"test": "this change's test split (7,500 rows)"},
+    )
+    text = build(base, head, same_rows=same)
+    assert text.startswith("## 🟢 Better on the same rows: test ROC AUC 0.9620 against the")
+    assert "95% CI +0.0080 to +0.0160" in text
+    assert "### The base model against this change, on the same rows" in text
+    assert "### Metrics of each run, on its own test split" in text
+    tables_are_well_formed(text)
+    undecided = SameRows("x", {"test": _paired(0.001, -0.002, 0.004, "not distinguishable")})
+    assert build(base, head, same_rows=undecided).startswith("## ⚪ Not distinguishable")
+
+
+def test_without_the_champion_the_fallback_is_marked_and_says_why() -> None:
+    base, head = revision("origin/main"), revision(test__roc_auc=0.99)
+    text = build(base, head, same_rows="models/package at origin/main is not in the cache")
+    first, _, why = text.splitlines()[:3]
+    assert first.startswith("## 🟢 Better: test ROC AUC") and first.endswith("not on the same rows")
+    assert why.startswith("_The base model could not be scored") and "not in the cache" in why
+    assert "### The base model against this change" not in text

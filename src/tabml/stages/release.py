@@ -7,6 +7,7 @@ metrics, and the previous release through GTO and DVC; the decisions are `tabml.
 from __future__ import annotations
 
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from tabml.errors import ConfigError
 from tabml.log import info
 
 PARAMS = ("release",)
+# the GTO stage whose release the challenger is compared with on the same rows
+PROD_STAGE = "prod"
 NOTES = "RELEASE_NOTES.md"
 
 
@@ -66,12 +69,62 @@ def latest_release(root: Path, name: str, below: str | None = None) -> tuple[str
     return tag, version
 
 
+@dataclass(frozen=True)
+class SameRowsPaths:
+    """This run's package and test split, on which the release in `prod` is compared."""
+
+    package: Path = Path("models/package")
+    test: Path = Path("data/processed/test.parquet")
+
+
 def check(
-    root: Path, params_file: Path, metrics: Path, monitoring: Path, below: str | None = None
+    root: Path,
+    params_file: Path,
+    metrics: Path,
+    monitoring: Path,
+    below: str | None = None,
+    paths: SameRowsPaths = SameRowsPaths(),
 ) -> list[rel.Gate]:
     """Every gate for the run in `root`, against the latest release (below version `below`)."""
     name, _ = artifact(root)
-    return _gates(root, params_file, metrics, monitoring, latest_release(root, name, below))
+    previous = latest_release(root, name, below)
+    return _gates(root, params_file, metrics, monitoring, previous, name, paths)
+
+
+def in_prod(root: Path, name: str) -> tuple[str, str] | None:
+    """(tag, version) of the release GTO says is in the `prod` stage, if any."""
+    from gto.api import find_versions_in_stage
+    from gto.exceptions import ArtifactNotFound
+
+    try:
+        found: Any = find_versions_in_stage(str(root), name, PROD_STAGE)
+    except ArtifactNotFound:  # nothing registered yet: the first release
+        return None
+    if isinstance(found, list):
+        found = found[0] if found else None
+    if found is None:
+        return None
+    version = str(getattr(found, "version", found))
+    return f"{name}@{version}", version
+
+
+def against_prod(root: Path, name: str, paths: SameRowsPaths) -> tuple[str, Any] | str | None:
+    """The release in prod against this run, on this run's test split: (its tag, the paired
+    result), the reason it cannot be had, or None when no release is in prod."""
+    from tabml.stages.compare import against
+
+    prod = in_prod(root, name)
+    if prod is None:
+        return None
+    tag = prod[0]
+    if not (root / paths.package).is_dir() or not (root / paths.test).is_file():
+        return "this run has no package or test split: run 'dvc repro' first"
+    result = against(
+        root, tag, f"`{tag}`", paths.package, root / paths.test, Path(), Path()
+    )  # only the test split: the production batch moves with the data
+    if isinstance(result, str):
+        return result
+    return tag, result.results["test"]
 
 
 def _gates(
@@ -80,6 +133,8 @@ def _gates(
     metrics: Path,
     monitoring: Path,
     previous: tuple[str, str] | None,
+    name: str,
+    paths: SameRowsPaths,
 ) -> list[rel.Gate]:
     cfg: ReleaseConfig = Params.load(params_file, PARAMS).section("release")
     current = io.read_json(metrics) if metrics.is_file() else {}
@@ -88,7 +143,10 @@ def _gates(
     if previous is not None:
         key = metrics.resolve().relative_to(root.resolve()).as_posix()
         before = metrics_at(root, previous[0]).get(key, {})
-    return rel.gates(cfg, current, alerts, before, previous[0] if previous else None)
+    vs_prod = None
+    if cfg.max_roc_auc_drop_vs_prod is not None:
+        vs_prod = against_prod(root, name, paths)
+    return rel.gates(cfg, current, alerts, before, previous[0] if previous else None, vs_prod)
 
 
 def _require_committed(root: Path) -> None:
@@ -127,7 +185,7 @@ def register(root: Path, version: str, params_file: Path, metrics: Path, monitor
     previous = latest_release(root, name)
     rel.check_version(version, previous[1] if previous else None)
     require_clean(root)
-    _require_gates(_gates(root, params_file, metrics, monitoring, previous))
+    _require_gates(_gates(root, params_file, metrics, monitoring, previous, name, SameRowsPaths()))
     gto_register(str(root), name, "HEAD", version=version, message=f"Release {name} {version}")
     tag = f"{name}@{version}"
     info(f"release: tagged {tag}; publish it with: git push origin {tag}")
@@ -164,7 +222,9 @@ def build(
     info(f"release: {name} {version}: dvc repro at {tag}" + (" (pulling)" if pull else ""))
     repro(root, pull)
     require_clean(root)
-    results = check(root, params_file, metrics, monitoring, below=version)
+    results = check(
+        root, params_file, metrics, monitoring, below=version, paths=SameRowsPaths(package)
+    )
     _require_gates(results)
 
     stem = f"{name}-{version}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,10 +71,44 @@ def _draw(kind: str, series: dict[str, Any], path: Path) -> None:
         plots.confusion_pair(series, path)
 
 
-def run(root: Path, base: str, output: Path, images_dir: Path) -> str:
+@dataclass(frozen=True)
+class SameRowsInputs:
+    """This change's package and the rows both models are scored on (paths under the root)."""
+
+    package: Path
+    test: Path
+    production: Path
+    production_labels: Path
+    additions: Path
+    # this change's train and valid splits: production rows in them are not compared on
+    trained_on: tuple[Path, ...] = ()
+
+
+def run(
+    root: Path,
+    base: str,
+    output: Path,
+    images_dir: Path,
+    same_rows: SameRowsInputs | None = None,
+) -> str:
     """Write the report for the workspace at `root` against `base`; return its Markdown."""
+    from tabml.stages import compare
+
     info(f"report: reading metrics, params and plots at {base} and in the workspace (DVC)")
     before, now = read_revisions(root, base, rep.JSON_REPORTS)
+    paired: compare.SameRows | str | None = None
+    if same_rows is not None:
+        label = f"`{base}`" + (f" (`{before.commit[:8]}`)" if before.commit else "")
+        if not (root / same_rows.package).is_dir() or not (root / same_rows.test).is_file():
+            paired = "this change has no package or test split: run 'dvc repro' first"
+        else:
+            paired = compare.against(
+                root, base, label, same_rows.package, root / same_rows.test,
+                root / same_rows.production, root / same_rows.production_labels,
+                root / same_rows.additions, tuple(root / p for p in same_rows.trained_on),
+            )  # fmt: skip
+        if isinstance(paired, str):
+            info(f"report: not on the same rows: {paired}")
 
     def link(path: Path) -> str:
         return Path(os.path.relpath(path.resolve(), output.resolve().parent)).as_posix()
@@ -93,7 +128,7 @@ def run(root: Path, base: str, output: Path, images_dir: Path) -> str:
             path.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(root / source, path)
             monitoring[caption] = link(path)
-    text = rep.build(before, now, charts, monitoring)
+    text = rep.build(before, now, charts, monitoring, same_rows=paired)
     io.write_text(output, text)
     info(
         f"report: wrote {output} ({len(text):,} characters) and "

@@ -1,0 +1,115 @@
+"""Champion against challenger on the same rows, in the pull-request report (real DVC runs).
+
+The base revision's package (the champion) and the workspace's (the challenger) are both
+scored on the workspace's test split and labelled production batch, and the verdict is the
+paired comparison's (DeLong's test), so that a change of the data is judged fairly.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import git, run_cli, run_dvc
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def repo(project: Path, tmp_path: Path) -> Path:
+    """A copy of the built project (with its DVC cache and run-cache), the run committed."""
+    repo = tmp_path / "repo"
+    shutil.copytree(project, repo, symlinks=True)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "the champion's run")
+    return repo
+
+
+def report(repo: Path, base: str = "HEAD") -> str:
+    out = repo / "reports/pull-request/report.md"
+    proc = run_cli("report", "--base", base, "--output", str(out), cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    return out.read_text()
+
+
+def ci(text: str, rows: str) -> tuple[float, float]:
+    line = next(line for line in text.splitlines() if line.startswith(f"| {rows}"))
+    low, high = re.search(r"\| ([+-][\d.]+) to ([+-][\d.]+) \|", line).groups()  # type: ignore[union-attr]
+    return float(low), float(high)
+
+
+def test_a_no_op_change_is_not_distinguishable(repo: Path) -> None:
+    text = report(repo)
+    assert text.startswith("## ⚪ Not distinguishable on the same rows")
+    assert "### Metrics of each run, on its own test split" in text
+    assert ci(text, "this change's test split") == (0.0, 0.0)
+
+
+def test_lightgbm_against_the_baseline_is_better_with_an_interval_above_zero(
+    repo: Path,
+) -> None:
+    run_cli("params", "model=logreg", cwd=repo, check=True)
+    run_dvc("repro", cwd=repo)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "the baseline as champion")
+    run_cli("params", cwd=repo, check=True)
+    run_dvc("repro", cwd=repo)  # LightGBM again: its outputs come back from the run-cache
+    text = report(repo)
+    assert text.startswith("## 🟢 Better on the same rows"), text[:300]
+    low, _ = ci(text, "this change's test split")
+    assert low > 0
+    low, _ = ci(text, "the labelled production batch")
+    assert low > 0
+
+
+def test_when_only_the_data_changes_both_models_meet_the_same_rows(repo: Path) -> None:
+    """Labelled production rows appended (as `tabml append` does) move the test split; the
+    verdict still compares the two models on the new split's rows, and production rows this
+    change trained on are left out of the production comparison."""
+    import yaml
+
+    from tabml.config import parse
+    from tabml.retrain import within_schema
+
+    schema = parse(
+        "dataset.schema", yaml.safe_load((repo / "params.yaml").read_text())["dataset"]["schema"]
+    )
+    batch = pd.read_parquet(repo / "data/raw/production.parquet")
+    labels = pd.read_parquet(repo / "data/raw/production_labels.parquet")
+    rows = batch.merge(labels, on="id").drop(columns=["y_pred_proba", "y_pred"], errors="ignore")
+    rows, _ = within_schema(rows, schema)
+    # more rows than the new test split holds: some land in train and valid too
+    rows.iloc[:12_000].to_parquet(repo / "data/external/additions.parquet", index=False)
+    run_dvc("add", "data/external/additions.parquet", cwd=repo)
+    proc = run_dvc("repro", cwd=repo)
+    assert "Running stage 'train'" in proc.stdout
+    text = report(repo)
+    assert re.match(r"## (🟢 Better|🔴 Worse|⚪ Not distinguishable) on the same rows", text)
+    test = pd.read_parquet(repo / "data/processed/test.parquet")
+    in_test = int(test["id"].isin(rows["id"].iloc[:12_000]).sum())
+    assert in_test > 0  # appended rows are the latest: the time split puts them in test
+    test_line = next(line for line in text.splitlines() if "this change's test split" in line)
+    assert f"({len(test):,} rows; {in_test:,} of them are labelled production rows" in test_line
+    trained = pd.concat(
+        pd.read_parquet(repo / f"data/processed/{s}.parquet")["id"] for s in ("train", "valid")
+    )
+    left_out = int(batch["id"].isin(trained).sum())
+    assert left_out > 0
+    prod_line = next(line for line in text.splitlines() if "the labelled production batch" in line)
+    assert f"{len(batch) - left_out:,} rows; {left_out:,} rows left out" in prod_line, prod_line
+
+
+def test_without_the_champions_package_the_report_says_so_and_falls_back(repo: Path) -> None:
+    """No cache, and a remote the machine cannot reach (no credentials): one line says why,
+    and the per-run verdict is marked as such."""
+    shutil.move(repo / ".dvc/cache", repo / "cache-elsewhere")
+    text = report(repo)
+    title, _, why = text.split("\n")[:3]
+    assert title.endswith(", not on the same rows"), title
+    assert why.startswith("_The base model could not be scored on this change's rows (")
+    assert "neither in the local DVC cache nor readable from the remote" in why
+    assert "### The base model against this change" not in text
