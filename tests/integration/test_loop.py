@@ -4,6 +4,7 @@ production batch, monitor the prediction logs, append the labelled batch, retrai
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 from pathlib import Path
@@ -71,6 +72,9 @@ def test_serve_log_monitor_append_and_retrain(project: Path, tmp_path: Path) -> 
     assert "700 rows left out: 'size_of_downpayment'" in proc.stderr
     assert (repo / "data/external/additions.parquet.dvc").is_file()
 
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "the run in production, and the rows to retrain on")
+
     # 5. retrain: every stage runs again, on the larger development set, and records metrics
     before = json.loads((repo / "reports/metrics.json").read_text())
     proc = run_dvc("repro", cwd=repo)
@@ -80,3 +84,25 @@ def test_serve_log_monitor_append_and_retrain(project: Path, tmp_path: Path) -> 
     after = json.loads((repo / "reports/metrics.json").read_text())
     assert after != before and after["test"]["rows"] > before["test"]["rows"]
     assert "up to date" in run_dvc("status", cwd=repo).stdout
+
+    # 6. the retraining's report: the model in production and the retrained one on the same
+    # rows (the appended rows move the test split; the production rows trained on are left out)
+    report = repo / "reports/pull-request/report.md"
+    proc = run_cli("report", "--base", "HEAD", "--output", str(report), cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    text = report.read_text()
+    assert re.match(r"## (🟢 Better|🔴 Worse|⚪ Not distinguishable) on the same rows", text)
+    test = pd.read_parquet(repo / "data/processed/test.parquet")
+    appended = pd.read_parquet(repo / "data/external/additions.parquet")["id"]
+    in_test = int(test["id"].isin(appended).sum())
+    assert in_test > 0  # the appended rows are the latest: the time split puts them in test
+    lines = text.splitlines()
+    test_line = next(line for line in lines if "this change's test split" in line)
+    assert f"({len(test):,} rows; {in_test:,} of them are labelled production rows" in test_line
+    trained = pd.concat(
+        pd.read_parquet(repo / f"data/processed/{s}.parquet")["id"] for s in ("train", "valid")
+    )
+    left_out = int(batch["id"].isin(trained).sum())
+    assert left_out > 0
+    prod_line = next(line for line in lines if "the labelled production batch" in line)
+    assert f"{len(batch) - left_out:,} rows; {left_out:,} rows left out" in prod_line, prod_line

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import BIN, copy_project, run_cli, run_dvc, tool_env
-from tests.integration.conftest import STAGES, ran
+from tests.conftest import BIN, run_cli, run_dvc, tool_env
+from tests.integration.conftest import ran
 
 pytestmark = pytest.mark.slow
 
@@ -199,37 +199,3 @@ def test_killed_stage_leaves_no_partial_output_and_repro_recovers(
     assert "train" in ran(rerun.stdout)
     load(project / "models/model")
     assert "up to date" in run_dvc("status", cwd=project).stdout
-
-
-def test_own_data_file_change_reruns_ingest(tmp_path: Path) -> None:
-    from tests.conftest import make_frame, schema_dict
-
-    repo = copy_project(tmp_path)
-    make_frame(600).to_csv(repo / "data/external/mini.csv", index=False)
-    run_dvc("add", "data/external/mini.csv", cwd=repo)
-    config = {
-        "name": "mini",
-        "sources": {"development": "mini.csv"},
-        "schema": schema_dict(pii={"email": "drop"}),
-        "segments": ["income"],
-    }
-    (repo / "conf/dataset/mini.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    # 600 rows make six reference chunks of 100 (ingest refuses fewer, before training)
-    run_cli("params", "dataset=mini", "monitor.chunking.rows=100", cwd=repo, check=True)
-    first = run_dvc("repro", cwd=repo)
-    assert ran(first.stdout) == STAGES
-    assert "email" not in pd.read_parquet(repo / "data/interim/clean.parquet").columns
-
-    make_frame(600, seed=5).to_csv(repo / "data/external/mini.csv", index=False)
-    run_dvc("add", "data/external/mini.csv", cwd=repo)
-    second = run_dvc("repro", cwd=repo)
-    assert ran(second.stdout)[0] == "ingest"
-
-
-def test_exp_run_switches_model_through_hydra(tmp_path: Path) -> None:
-    repo = copy_project(tmp_path)
-    run_dvc("exp", "run", "-S", "model=logreg", cwd=repo)
-    assert "name: logreg" in (repo / "params.yaml").read_text()
-    shown = json.loads(run_dvc("exp", "show", "--json", cwd=repo).stdout)
-    text = json.dumps(shown)
-    assert '"logreg"' in text and "roc_auc" in text

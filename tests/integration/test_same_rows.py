@@ -2,7 +2,9 @@
 
 The base revision's package (the champion) and the workspace's (the challenger) are both
 scored on the workspace's test split and labelled production batch, and the verdict is the
-paired comparison's (DeLong's test), so that a change of the data is judged fairly.
+paired comparison's (DeLong's test), so that a change of the data is judged fairly. The
+retraining case (appended rows move the test split) is the last step of
+`test_loop.py::test_serve_log_monitor_append_and_retrain`, which appends and retrains anyway.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import re
 import shutil
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from tests.conftest import git, run_cli, run_dvc
@@ -64,43 +65,6 @@ def test_lightgbm_against_the_baseline_is_better_with_an_interval_above_zero(
     assert low > 0
     low, _ = ci(text, "the labelled production batch")
     assert low > 0
-
-
-def test_when_only_the_data_changes_both_models_meet_the_same_rows(repo: Path) -> None:
-    """Labelled production rows appended (as `tabml append` does) move the test split; the
-    verdict still compares the two models on the new split's rows, and production rows this
-    change trained on are left out of the production comparison."""
-    import yaml
-
-    from tabml.config import parse
-    from tabml.retrain import within_schema
-
-    schema = parse(
-        "dataset.schema", yaml.safe_load((repo / "params.yaml").read_text())["dataset"]["schema"]
-    )
-    batch = pd.read_parquet(repo / "data/raw/production.parquet")
-    labels = pd.read_parquet(repo / "data/raw/production_labels.parquet")
-    rows = batch.merge(labels, on="id").drop(columns=["y_pred_proba", "y_pred"], errors="ignore")
-    rows, _ = within_schema(rows, schema)
-    # more rows than the new test split holds: some land in train and valid too
-    rows.iloc[:12_000].to_parquet(repo / "data/external/additions.parquet", index=False)
-    run_dvc("add", "data/external/additions.parquet", cwd=repo)
-    proc = run_dvc("repro", cwd=repo)
-    assert "Running stage 'train'" in proc.stdout
-    text = report(repo)
-    assert re.match(r"## (🟢 Better|🔴 Worse|⚪ Not distinguishable) on the same rows", text)
-    test = pd.read_parquet(repo / "data/processed/test.parquet")
-    in_test = int(test["id"].isin(rows["id"].iloc[:12_000]).sum())
-    assert in_test > 0  # appended rows are the latest: the time split puts them in test
-    test_line = next(line for line in text.splitlines() if "this change's test split" in line)
-    assert f"({len(test):,} rows; {in_test:,} of them are labelled production rows" in test_line
-    trained = pd.concat(
-        pd.read_parquet(repo / f"data/processed/{s}.parquet")["id"] for s in ("train", "valid")
-    )
-    left_out = int(batch["id"].isin(trained).sum())
-    assert left_out > 0
-    prod_line = next(line for line in text.splitlines() if "the labelled production batch" in line)
-    assert f"{len(batch) - left_out:,} rows; {left_out:,} rows left out" in prod_line, prod_line
 
 
 def test_without_the_champions_package_the_report_says_so_and_falls_back(repo: Path) -> None:

@@ -251,7 +251,7 @@ def test_schemathesis_finds_no_failure(project: Path, mode: str) -> None:
 def run_checks(operation: Any, mode: str, excluded: list[Any]) -> None:
     @given(case=operation.as_strategy(generation_mode=GenerationMode(mode)))
     @settings(
-        max_examples=40,
+        max_examples=25,
         deadline=None,
         database=None,
         suppress_health_check=list(HealthCheck),

@@ -16,22 +16,12 @@ import pandas as pd
 import pytest
 
 from tabml import io
-from tabml.cli import main
 from tabml.config import parse
 from tabml.schema import BatchChecks, ValidationError, validate
 from tests.conftest import BIN, make_frame, schema_dict, tool_env, write_params
+from tests.unit.test_ingest_bad_input import run_main
 
 SCHEMA = parse("dataset.schema", schema_dict(pii={}))
-
-
-def run_main(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
-) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["tabml", *args])
-    with pytest.raises(SystemExit) as exc:
-        main()
-    code = exc.value.code
-    return (code if isinstance(code, int) else 1), capsys.readouterr().err
 
 
 # --- a command never writes over its input -------------------------------------------------
