@@ -321,15 +321,17 @@ def create_app(settings: Settings) -> Any:
             "model_card": card,
         }
 
+    refusals: dict[int | str, dict[str, Any]] = {
+        401: {"model": Refusal, "description": "missing or wrong bearer token"},
+        413: {"model": Refusal, "description": "request body over the limit"},
+        422: {"model": Problems, "description": "invalid records: each problem listed"},
+    }
+
     @app.post(
         "/predict",
         response_model=PredictResponse,
         dependencies=secured,
-        responses={
-            401: {"model": Refusal, "description": "missing or wrong bearer token"},
-            413: {"model": Refusal, "description": "request body over the limit"},
-            422: {"model": Problems, "description": "invalid records: each problem listed"},
-        },
+        responses=refusals,
     )
     async def predict(body: request_model) -> Any:  # type: ignore[valid-type]
         """Score up to `max_records` records: a probability of the positive class and a label."""
@@ -365,11 +367,7 @@ def create_app(settings: Settings) -> Any:
         "/predict/columnar",
         response_model=ColumnarResponse,
         dependencies=secured,
-        responses={
-            401: {"model": Refusal, "description": "missing or wrong bearer token"},
-            413: {"model": Refusal, "description": "request body over the limit"},
-            422: {"model": Problems, "description": "invalid records: each problem listed"},
-        },
+        responses=refusals,
     )
     async def predict_columnar(body: ColumnarRequest) -> Any:
         """`/predict` for records sent as columns; predictions come back as columns too.
