@@ -20,6 +20,13 @@ os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
 os.environ.setdefault("ITERATIVE_DO_NOT_TRACK", "1")
 
 
+def pytest_collection_modifyitems(items: list[Any]) -> None:
+    """Unit and contract tests first: they fail fastest, and run before the pipeline tests
+    have filled the process with threads (the NannyML adapter test took 32 s last, 6 s first)."""
+    order = {"unit": 0, "contracts": 1, "integration": 2}
+    items.sort(key=lambda item: order.get(Path(str(item.fspath)).parent.name, 3))
+
+
 def make_frame(n: int = 400, seed: int = 0) -> pd.DataFrame:
     """A small loan-like dataset whose target depends on its features."""
     rng = np.random.default_rng(seed)

@@ -500,13 +500,18 @@ def serve(
         int, typer.Option(help="Largest request body; larger ones get 413.", min=1_000)
     ] = 5_000_000,
 ) -> None:
-    """Serve the package over HTTP: POST /predict, GET /health, GET /metadata, /docs.
+    """Serve the package over HTTP: POST /predict, POST /predict/columnar, GET /health,
+    GET /metadata, /docs.
 
     /predict takes `{"records": [...]}`, each record with the id and every feature of the
     package's schema.json (null for a missing value), and returns a score and label per record
-    with the model version. Bad records get a 422 listing each problem; bodies over
-    --max-body-bytes a 413. Set TABML_API_TOKEN to require `Authorization: Bearer <token>` on
-    /predict.
+    with the model version; /predict/columnar takes the same records as `{"columns": [...],
+    "data": [[...], ...]}`. Bad records get a 422 listing each problem with its record; bodies
+    over --max-body-bytes a 413. Set TABML_API_TOKEN to require `Authorization: Bearer
+    <token>` on everything but /health, checked before anything else.
+
+    --workers N runs N processes, each on its own socket of the port (the kernel spreads
+    connections); with N > 1, OpenMP threads wait passively (OMP_WAIT_POLICY=PASSIVE).
 
     With --log-dir, a background writer logs each prediction (id, request id, time, features,
     score, label, model version; personal-data columns pseudonymised as clean does) without
