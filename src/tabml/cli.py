@@ -514,7 +514,7 @@ def serve(
     connections); with N > 1, OpenMP threads wait passively (OMP_WAIT_POLICY=PASSIVE).
 
     With --log-dir, a background writer logs each prediction (id, request id, time, features,
-    score, label, model version; personal-data columns pseudonymised as clean does) without
+    score, label, model version; personal-data columns pseudonymised as ingest does) without
     holding up requests; 'tabml monitor --input LOG_DIR' reads them.
     """
     import dataclasses

@@ -192,7 +192,7 @@ def create_app(settings: Settings) -> Any:
 
     log = None
     if settings.log_dir:
-        # personal data reaches the log only pseudonymised (or dropped), as clean does
+        # personal data reaches the log only pseudonymised (or dropped), as ingest does
         key = privacy.key_from_env(os.environ, "pseudonymise" in pii.values())
 
         def protect(frame: Any) -> Any:
