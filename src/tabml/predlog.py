@@ -4,10 +4,11 @@
 writes a file when `flush_rows` rows are waiting, when the oldest has waited `flush_seconds`,
 and on shutdown. So a request never waits on the disk.
 
-Layout: `LOG_DIR/date=YYYY-MM-DD/predictions-<UTC time>-<pid>-<n>.parquet` (the day of the
-request, in UTC). Each file is written as every tabml output is (`io.write_parquet`): under a
-hidden name, flushed to disk, then renamed: a server killed mid-write leaves every finished
-file readable and no partial file under a name that readers take (they skip hidden files).
+Layout: `LOG_DIR/date=YYYY-MM-DD/predictions-<UTC time>-<host>-<pid>-<n>.parquet` (the day of
+the request, in UTC; the host and pid keep apart the files of servers sharing one volume). Each
+file is written as every tabml output is (`io.write_parquet`): under a hidden name, flushed to
+disk, then renamed: a server killed mid-write leaves every finished file readable and no partial
+file under a name that readers take (they skip hidden files).
 `tabml monitor --input LOG_DIR` reads the whole tree.
 """
 
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import os
 import queue
+import re
+import socket
 import threading
 import time
 from collections import defaultdict
@@ -41,8 +44,10 @@ class PredictionLog:
         flush_rows: int = 10_000,
         flush_seconds: float = 5.0,
         max_queued_rows: int = 1_000_000,
+        on_count: Callable[[str, int], None] | None = None,
     ) -> None:
-        """`transform` maps each pandas frame before it is written (pseudonymising pii)."""
+        """`transform` maps each pandas frame before it is written (pseudonymising pii);
+        `on_count(outcome, rows)` is told of rows "written" and "dropped" (service metrics)."""
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
         self._transform = transform
@@ -53,6 +58,10 @@ class PredictionLog:
         self._max_queued = max_queued_rows
         self._lock = threading.Lock()
         self._files = 0
+        self._on_count = on_count
+        # the host (a pod's name on Kubernetes) and pid make file names unique among
+        # servers sharing one volume, each of which may be pid 1 in its container
+        self._writer = f"{_safe(socket.gethostname())}-{os.getpid()}"
         self.dropped = 0
         self.written = 0
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
@@ -63,7 +72,8 @@ class PredictionLog:
         counted (the disk cannot keep up), rather than holding up requests or memory."""
         with self._lock:
             if self._queued + len(rows) > self._max_queued:
-                before, self.dropped = self.dropped, self.dropped + len(rows)
+                before = self.dropped
+                self._count("dropped", len(rows))
                 if before // _WARN_EVERY != self.dropped // _WARN_EVERY or not before:
                     info(
                         f"prediction log: {self.dropped:,} rows dropped so far: the disk is not "
@@ -105,7 +115,7 @@ class PredictionLog:
                 try:
                     self._write(pending)
                 except Exception as err:  # keep serving; say what was lost and why
-                    self.dropped += len(pending)
+                    self._count("dropped", len(pending))
                     info(f"prediction log: could not write {len(pending):,} rows: {err}")
                 with self._lock:
                     self._queued -= len(pending)
@@ -137,19 +147,32 @@ class PredictionLog:
             if self._transform is not None:
                 frame = self._transform(frame)
             self._files += 1
-            name = f"predictions-{stamp}-{os.getpid()}-{self._files}.parquet"
+            name = f"predictions-{stamp}-{self._writer}-{self._files}.parquet"
             # written under a hidden name, fsynced, then renamed (what every tabml output does)
             io.write_parquet(self.folder / f"date={day}" / name, frame)
         except (pa.ArrowException, ValueError, TypeError, OverflowError) as err:
             if len(rows) == 1:
-                self.dropped += 1
+                self._count("dropped", 1)
                 info(f"prediction log: dropped 1 row that cannot be written ({err})")
                 return
             half = len(rows) // 2
             self._write_day(day, rows[:half], stamp)
             self._write_day(day, rows[half:], stamp)
             return
-        self.written += len(rows)
+        self._count("written", len(rows))
+
+    def _count(self, outcome: str, rows: int) -> None:
+        if outcome == "written":
+            self.written += rows
+        else:
+            self.dropped += rows
+        if self._on_count is not None:
+            self._on_count(outcome, rows)
+
+
+def _safe(name: str) -> str:
+    """A host name as a file-name part: letters, digits, dots and dashes only."""
+    return re.sub(r"[^A-Za-z0-9.-]", "-", name)[:63] or "host"
 
 
 def now_iso() -> str:

@@ -1,10 +1,13 @@
 """The HTTP service (`tabml serve`): FastAPI around `serving.Scorer` and `predlog.PredictionLog`.
 
-Endpoints: `POST /predict`, `GET /health`, `GET /metadata`, and the OpenAPI description at
-`/openapi.json` (browsable at `/docs`). With `TABML_API_TOKEN` set, the token is checked before
-anything else, and only `/health` answers without it (401 otherwise). Bad input never gets a
-500: wrong types, missing or extra fields, NaN and Infinity get a 422 that lists each error with
-its record; a body over the limit, declared or streamed, gets a 413.
+Endpoints: `POST /predict`, `POST /predict/columnar`, `GET /health` (liveness), `GET /ready`
+(readiness: the package is loaded and verified, and the server is not shutting down),
+`GET /metadata`, `GET /metrics` (Prometheus), and the OpenAPI description at `/openapi.json`
+(browsable at `/docs`). With `TABML_API_TOKEN` (or `TABML_API_TOKEN_FILE`) set, the token is
+checked before anything else, and only the probes `/health` and `/ready` answer without it (401
+otherwise). Bad input never gets a 500: wrong types, missing or extra fields, NaN and Infinity
+get a 422 that lists each error with its record; a body over the limit, declared or streamed,
+gets a 413.
 """
 
 # no `from __future__ import annotations` here: FastAPI reads the request model from
@@ -19,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from tabml import package as pkg
-from tabml import serving
+from tabml import secrets, serving
 from tabml.log import info
+from tabml.metrics import CONTENT_TYPE, Measure, ServiceMetrics
 from tabml.predlog import PredictionLog, now_iso
 
 TOKEN_ENV = "TABML_API_TOKEN"  # noqa: S105 (the variable's name, not a secret)
@@ -28,8 +32,8 @@ TOKEN_ENV = "TABML_API_TOKEN"  # noqa: S105 (the variable's name, not a secret)
 SETTINGS_ENV = "TABML_SERVE_SETTINGS"
 # a 422 lists at most this many problems (and says how many there were)
 MAX_ERRORS = 100
-# what answers without the token when one is set: liveness probes
-OPEN_PATHS = frozenset({"/health"})
+# what answers without the token when one is set: the probes of an orchestrator
+OPEN_PATHS = frozenset({"/health", "/ready"})
 
 
 @dataclass(frozen=True)
@@ -189,6 +193,10 @@ def create_app(settings: Settings) -> Any:
     scorer = serving.Scorer(loaded)
     schema = loaded.schema
     pii = dict(schema.pii)
+    metrics = ServiceMetrics(loaded.name, loaded.model.kind, version)
+    # ready once the package is loaded and verified (above) and the server runs; not ready
+    # again from the moment it is told to stop, so that no new traffic is sent its way
+    state = {"ready": False}
 
     log = None
     if settings.log_dir:
@@ -203,6 +211,7 @@ def create_app(settings: Settings) -> Any:
             transform=protect if pii else None,
             flush_rows=settings.flush_rows,
             flush_seconds=settings.flush_seconds,
+            on_count=metrics.log_rows,
         )
 
     request_model = serving.request_model(
@@ -262,7 +271,9 @@ def create_app(settings: Settings) -> Any:
 
     @asynccontextmanager
     async def lifespan(_: Any) -> Any:
+        state["ready"] = True
         yield
+        state["ready"] = False
         if log is not None:
             log.close()
 
@@ -273,8 +284,10 @@ def create_app(settings: Settings) -> Any:
         lifespan=lifespan,
     )
     app.router.route_class = _json_route()
-    token = os.environ.get(TOKEN_ENV) or None
+    token = secrets.from_env(os.environ, TOKEN_ENV) or None
     app.add_middleware(Gate, limit=settings.max_body_bytes, token=token, open_paths=OPEN_PATHS)
+    # outermost: times every request and counts every refusal, the Gate's included
+    app.add_middleware(Measure, metrics=metrics)
     # declares the scheme in the OpenAPI description; Gate enforces it, before anything else
     bearer = HTTPBearer(auto_error=False, description=f"the token in {TOKEN_ENV}")
     secured = [Security(bearer)] if token else []
@@ -303,6 +316,24 @@ def create_app(settings: Settings) -> Any:
     def health() -> dict[str, str]:
         """Liveness, and which package is served."""
         return {"status": "ok", "package": loaded.name, "model_version": version}
+
+    @app.get("/ready", responses={503: {"model": Refusal, "description": "not ready"}})
+    def ready() -> Any:
+        """Readiness: 200 once the package is loaded and verified, 503 while shutting down."""
+        if not state["ready"]:
+            return JSONResponse(status_code=503, content={"detail": "not ready"})
+        return {"status": "ready", "package": loaded.name, "model_version": version}
+
+    @app.get(
+        "/metrics",
+        dependencies=secured,
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text"}},
+    )
+    def prometheus() -> Response:
+        """The service's metrics in Prometheus's text format (see tabml.metrics); with several
+        workers, the sum over all of them."""
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE)
 
     @app.get("/metadata", dependencies=secured)
     def metadata() -> dict[str, Any]:
@@ -337,7 +368,9 @@ def create_app(settings: Settings) -> Any:
         """Score up to `max_records` records: a probability of the positive class and a label."""
         # the validated field values as they are (flat records: no copy as model_dump makes)
         records = [vars(r) for r in body.records]  # type: ignore[attr-defined]
-        out = scorer.predictions(records)
+        scores = scorer.score(records)
+        metrics.scored("/predict", scores)
+        out = scorer.predictions(records, scores)
         request_id = uuid.uuid4().hex
         if log is not None:
             log_rows(records, [p["score"] for p in out], [p["label"] for p in out], request_id)
@@ -379,6 +412,7 @@ def create_app(settings: Settings) -> Any:
         if columns is None:
             raise RequestValidationError(_row_errors(body.columns, body.data))
         scores = scorer.score_columns(columns)
+        metrics.scored("/predict/columnar", scores)
         labels = (scores >= scorer.threshold).astype("int64").tolist()
         request_id = uuid.uuid4().hex
         ids = columns[schema.id]
@@ -468,19 +502,34 @@ def run_workers(host: str, port: int, workers: int) -> None:
     """`workers` uvicorn processes, each on its own socket of the same port (see
     `listening_socket`); each builds the app with `app_from_env`.
 
-    SIGTERM or Ctrl-C stops every worker gracefully (each flushes its prediction log); if a
+    The workers share their metrics through prometheus-client's multiprocess mode (a folder in
+    `PROMETHEUS_MULTIPROC_DIR`, made here unless set). SIGTERM or Ctrl-C stops every worker
+    gracefully (each flushes its prediction log); if a
     worker dies, the others are stopped and the command fails, for a supervisor (Kubernetes,
     systemd) to restart it whole.
     """
     import multiprocessing
+    import shutil
     import signal
+    import tempfile
 
     from tabml.errors import TabmlError
+    from tabml.metrics import MULTIPROC_ENV
 
     try:  # a port held by another program: say so once, not once per worker
         listening_socket(host, port, reuse_port=True).close()
     except OSError as err:
         raise TabmlError(f"cannot listen on {host}:{port}: {err.strerror}") from None
+    # /metrics sums every worker's values: prometheus-client's multiprocess mode, in a folder
+    # of files that the workers share (the user's, emptied, or a new temporary one)
+    shared = os.environ.get(MULTIPROC_ENV)
+    made = None
+    if shared:
+        for old in Path(shared).glob("*.db"):
+            old.unlink()
+    else:
+        made = tempfile.mkdtemp(prefix="tabml-metrics-")
+        os.environ[MULTIPROC_ENV] = made
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_worker, args=(host, port), name=f"tabml-worker-{i}")
              for i in range(workers)]  # fmt: skip
@@ -508,6 +557,9 @@ def run_workers(host: str, port: int, workers: int) -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+            os.environ.pop(MULTIPROC_ENV, None)
     failed = [p.exitcode for p in procs if p.exitcode not in (0, -signal.SIGTERM)]
     if failed and not stopping:
         raise TabmlError(f"a worker stopped unexpectedly (exit codes {failed}); all stopped")

@@ -355,10 +355,13 @@ class Scorer:
         """Positive-class probabilities, one per record."""
         return self.model.predict_matrix(self.encode(records))
 
-    def predictions(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """`{"id", "score", "label"}` per validated record: what /predict returns."""
-        scores = self.score(records).tolist()
+    def predictions(
+        self, records: list[dict[str, Any]], scores: np.ndarray | None = None
+    ) -> list[dict[str, Any]]:
+        """`{"id", "score", "label"}` per validated record (with their `scores`, when already
+        computed): what /predict returns."""
+        values = (self.score(records) if scores is None else scores).tolist()
         return [
             {"id": r[self.id], "score": s, "label": int(s >= self.threshold)}
-            for r, s in zip(records, scores, strict=True)
+            for r, s in zip(records, values, strict=True)
         ]
