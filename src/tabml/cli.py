@@ -6,6 +6,7 @@ Every path is an argument: `dvc.yaml` is the one place the pipeline's paths are 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -211,18 +212,35 @@ def package_verify(
         bool,
         typer.Option(help="For a tarball, require the .sha256 file beside it and check it."),
     ] = True,
+    extract_to: Annotated[
+        Path | None,
+        typer.Option(
+            help="Once verified, write the package folder here (a new or empty folder): "
+            "how the container image unpacks its release."
+        ),
+    ] = None,
 ) -> None:
     """Check a package: the release tarball's checksum, then every file against the manifest.
 
     Exits 0 when everything matches and 4 otherwise, naming each missing, extra or changed file.
     """
+    from tabml import io
     from tabml import package as pkg
 
+    if extract_to is not None:
+        io.guard_outputs([path], dirs=[extract_to])
+        if extract_to.exists() and any(extract_to.iterdir()):
+            raise TabmlError(f"{extract_to}: not empty; --extract-to writes a new folder")
     with pkg.unpacked(path, checksum_required=checksum) as folder:
         pkg.verify(folder)
         files = len((folder / pkg.MANIFEST).read_text(encoding="utf-8").splitlines())
+        if extract_to is not None:
+            with io.atomic_dir(extract_to) as tmp:
+                shutil.copytree(folder, tmp, dirs_exist_ok=True)
+            pkg.verify(extract_to)
     what = "checksum and manifest" if pkg.is_tarball(path) and checksum else "manifest"
-    print(f"{path}: OK ({what} match; {files} files)")
+    where = f"; unpacked to {extract_to}" if extract_to is not None else ""
+    print(f"{path}: OK ({what} match; {files} files{where})")
 
 
 @app.command()
@@ -501,17 +519,26 @@ def serve(
     ] = 5_000_000,
 ) -> None:
     """Serve the package over HTTP: POST /predict, POST /predict/columnar, GET /health,
-    GET /metadata, /docs.
+    GET /ready, GET /metadata, GET /metrics, /docs.
 
     /predict takes `{"records": [...]}`, each record with the id and every feature of the
     package's schema.json (null for a missing value), and returns a score and label per record
     with the model version; /predict/columnar takes the same records as `{"columns": [...],
     "data": [[...], ...]}`. Bad records get a 422 listing each problem with its record; bodies
-    over --max-body-bytes a 413. Set TABML_API_TOKEN to require `Authorization: Bearer
-    <token>` on everything but /health, checked before anything else.
+    over --max-body-bytes a 413. Set TABML_API_TOKEN (or TABML_API_TOKEN_FILE, a file holding
+    it, as a mounted secret) to require `Authorization: Bearer <token>` on everything but the
+    probes /health (alive) and /ready (package loaded and verified; 503 once stopping),
+    checked before anything else.
 
-    --workers N runs N processes, each on its own socket of the port (the kernel spreads
-    connections); with N > 1, OpenMP threads wait passively (OMP_WAIT_POLICY=PASSIVE).
+    /metrics answers in Prometheus's text format: latency per endpoint, records scored, the
+    score distribution, errors by reason and prediction-log rows written and dropped, labelled
+    with the model version. --workers N runs N processes, each on its own socket of the port
+    (the kernel spreads connections), and /metrics sums them all (prometheus-client's
+    multiprocess mode, in a temporary folder unless PROMETHEUS_MULTIPROC_DIR is set); with
+    N > 1, OpenMP threads wait passively (OMP_WAIT_POLICY=PASSIVE).
+
+    SIGTERM (as Kubernetes and 'podman stop' send) stops taking connections, finishes the
+    requests in flight and flushes the prediction log before exiting.
 
     With --log-dir, a background writer logs each prediction (id, request id, time, features,
     score, label, model version; personal-data columns pseudonymised as ingest does) without
@@ -530,8 +557,11 @@ def serve(
 
     import uvicorn
 
+    from tabml import secrets
     from tabml.io import guard_outputs
-    from tabml.server import SETTINGS_ENV, Settings, create_app, run_workers
+    from tabml.server import SETTINGS_ENV, TOKEN_ENV, Settings, create_app, run_workers
+
+    secrets.from_env(os.environ, TOKEN_ENV)  # an unreadable token file: say so once, first
 
     if log_dir is not None:
         guard_outputs([package], dirs=[log_dir])
@@ -659,6 +689,13 @@ def datasets() -> None:
         print(f"nannyml://{name}")
 
 
+# the top-level modules of pyproject's `pipeline` group: absent from the serving image
+PIPELINE_MODULES = frozenset(
+    {"dask", "distributed", "dvc", "dvclive", "gto", "hydra", "matplotlib", "nannyml", "omegaconf",
+     "plotly", "scmrepo", "sklearn", "statsmodels"}
+)  # fmt: skip
+
+
 def main() -> None:
     # telemetry off on every code path, before anything that could send it is imported
     os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
@@ -674,6 +711,19 @@ def main() -> None:
         where = f"{err.filename}: " if err.filename else ""
         print(f"error: {where}{err.strerror or err}", file=sys.stderr)
         sys.exit(DataError.exit_code)
+    except ModuleNotFoundError as err:
+        top = (err.name or "").split(".")[0]
+        if top not in PIPELINE_MODULES:
+            raise
+        # the serving image (and `uv sync --no-group pipeline`) has only serve's dependencies
+        print(
+            f"error: this command needs {top}, one of tabml's pipeline dependencies, and this "
+            "environment has only the serving set ('tabml serve', 'tabml predict' and "
+            "'tabml package verify' work here). Run it where 'uv sync' installed the pipeline "
+            "group, as 'make repro' does.",
+            file=sys.stderr,
+        )
+        sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted; outputs are only replaced once complete", file=sys.stderr)
         sys.exit(130)
