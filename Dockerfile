@@ -1,0 +1,96 @@
+# syntax=docker/dockerfile:1
+# The serving image of one model release: `tabml serve` with the release's package baked in.
+#
+#   tabml release build --tag tabml-model@v1.2.3      # dist/tabml-model-v1.2.3.tar.gz + .sha256
+#   make image VERSION=v1.2.3                          # podman (or docker) build of this file
+#
+# Why baked in, not mounted: the image is then the one immutable artefact of a release. What
+# was verified at build is what runs, a rollback is the previous image, and the cluster needs
+# no volume or credentials to fetch models. The tarball's checksum and every file's manifest
+# entry are verified at build, and the manifest again at every start.
+#
+# BASE is pinned by digest for GitHub (release.yml builds with this default). Machines with no
+# image registry build a local base once: deploy/podman/setup (docs/deploy.md).
+ARG BASE=docker.io/library/python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb90ee129f91
+
+FROM ${BASE} AS build
+ARG UV_VERSION=0.13.8
+ENV UV_PROJECT_ENVIRONMENT=/opt/tabml \
+    UV_LINK_MODE=copy \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PYTHON=python3 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
+    PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
+    NML_DISABLE_USAGE_LOGGING=1 \
+    ITERATIVE_DO_NOT_TRACK=1
+# the system's certificate authorities (above), for pip and uv alike
+# strip (below), and LightGBM's OpenMP runtime for the import check
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends binutils libgomp1 >/dev/null
+RUN python3 -m venv /opt/uv && /opt/uv/bin/pip install --no-cache-dir "uv==${UV_VERSION}"
+WORKDIR /src
+# the serving set only: uv.lock's versions of the project's own dependencies, without the
+# dependency groups (dev, and the pipeline's DVC, NannyML, Dask, scikit-learn, matplotlib)
+COPY pyproject.toml uv.lock README.md ./
+RUN --mount=type=cache,target=/root/.cache/uv \
+    /opt/uv/bin/uv sync --frozen --no-default-groups --no-install-project
+COPY src/ src/
+RUN --mount=type=cache,target=/root/.cache/uv \
+    /opt/uv/bin/uv sync --frozen --no-default-groups --no-editable
+# what serving never loads: test suites, C headers and Cython sources, pyarrow's Flight and
+# remote-filesystem libraries (pyarrow imports each only on demand), SciPy beyond the sparse
+# matrices LightGBM imports (with its second copy of OpenBLAS), and the debug symbols of the
+# libraries (strip; not the wheels' vendored .libs, which it would break); then bytecode for what is left, so that a start on a read-only filesystem
+# compiles nothing. The import check below fails the build if a library comes to need more.
+RUN cd /opt/tabml/lib/python3*/site-packages \
+ && find . -depth -type d \( -name tests -o -name __pycache__ \) -exec rm -rf {} + \
+ && rm -rf pyarrow/include pyarrow/src pyarrow/libarrow_flight* pyarrow/_flight* \
+      pyarrow/libarrow_s3* pyarrow/_s3fs* \
+      pyarrow/_gcsfs* pyarrow/_azurefs* pyarrow/_hdfs* \
+ && (cd scipy && rm -rf cluster constants datasets differentiate fft fftpack integrate interpolate \
+      io linalg misc ndimage odr optimize signal spatial special stats sparse/linalg sparse/csgraph) \
+ && rm -rf scipy.libs \
+ && find . \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' -o -name '*.h' -o -name '*.cpp' \) -delete \
+ && find . -name '*.so*' -type f -not -path '*.libs/*' -exec strip --strip-unneeded {} + \
+ && /opt/tabml/bin/python -m compileall -q -j 0 . \
+ && /opt/tabml/bin/python -c "import lightgbm, scipy.sparse, pyarrow.parquet, pyarrow.dataset, pandas, tabml.server, tabml.predict" \
+ && du -sm /opt/tabml
+# the release: checksum, then manifest, then unpacked (safely) into /opt/model
+ARG RELEASE
+RUN test -n "${RELEASE}" || { echo "build with --build-arg RELEASE=dist/<artifact>-<version>.tar.gz" >&2; exit 2; }
+COPY ${RELEASE} ${RELEASE}.sha256 /release/
+RUN /opt/tabml/bin/tabml package verify "/release/$(basename "${RELEASE}")" --extract-to /opt/model
+
+FROM ${BASE}
+ARG MODEL_NAME=tabml-model
+ARG MODEL_VERSION=unknown
+ARG GIT_COMMIT=unknown
+ARG SOURCE=https://github.com/OWNER/REPO
+LABEL org.opencontainers.image.title="${MODEL_NAME}" \
+      org.opencontainers.image.description="tabml model service: ${MODEL_NAME} ${MODEL_VERSION}" \
+      org.opencontainers.image.version="${MODEL_VERSION}" \
+      org.opencontainers.image.revision="${GIT_COMMIT}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      ai.tabml.model.name="${MODEL_NAME}" \
+      ai.tabml.model.version="${MODEL_VERSION}"
+# LightGBM's OpenMP runtime, the one system library serving needs beyond the base
+RUN apt-get update -qq \
+ && apt-get install -y -qq --no-install-recommends libgomp1 >/dev/null \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log
+COPY --from=build /opt/tabml /opt/tabml
+COPY --from=build /opt/model /opt/model
+# the one place the service writes: the prediction log (mount a volume there)
+RUN mkdir -p /var/log/tabml && chown 10001:10001 /var/log/tabml
+VOLUME ["/var/log/tabml"]
+ENV PATH=/opt/tabml/bin:${PATH} \
+    HOME=/tmp \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    NML_DISABLE_USAGE_LOGGING=1 \
+    ITERATIVE_DO_NOT_TRACK=1
+USER 10001:10001
+EXPOSE 8000
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["tabml", "serve", "--package", "/opt/model"]
+CMD ["--host", "0.0.0.0", "--port", "8000", "--log-dir", "/var/log/tabml"]
