@@ -22,7 +22,7 @@ export NML_DISABLE_USAGE_LOGGING := 1
 export ITERATIVE_DO_NOT_TRACK := 1
 
 .PHONY: help sync repro test test-fast lint typecheck pytest params bench push pull clean-outputs report \
-	docs-report gate release
+	docs-report gate release image podman
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -31,6 +31,14 @@ help: ## list the targets
 	@echo ">> installing uv $(UV_VERSION) into .tools/ (no uv on PATH)"
 	python3 -m venv .tools
 	.tools/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+# checkov (the Kubernetes and Dockerfile checks) in an environment of its own: its pins would
+# downgrade the pipeline's (boto3, packaging, dask) if it shared uv.lock
+CHECKOV_VERSION := 3.3.30
+.tools/checkov/bin/checkov: $(if $(filter .tools/bin/uv,$(UV)),.tools/bin/uv)
+	@echo ">> installing checkov $(CHECKOV_VERSION) into .tools/checkov/"
+	$(UV) venv --quiet --allow-existing --python '$(or $(PYTHON),$(PYTHONS))' .tools/checkov
+	VIRTUAL_ENV=.tools/checkov $(UV) pip install --quiet "checkov==$(CHECKOV_VERSION)"
 
 sync: $(if $(filter .tools/bin/uv,$(UV)),.tools/bin/uv) ## create/update .venv exactly from uv.lock
 	@$(UV) python find '$(or $(PYTHON),$(PYTHONS))' >/dev/null 2>&1 || { \
@@ -86,6 +94,13 @@ release: sync ## tag a release after checks and gates: make release VERSION=v1.2
 	@test -n "$(VERSION)" || { echo "usage: make release VERSION=v1.2.3" >&2; exit 2; }
 	$(RUN) tabml release register --version $(VERSION)
 
+podman: ## install podman (as root, apt) and build the local base image once (docs/deploy.md)
+	deploy/podman/setup
+
+image: ## build the serving image of a release: make image VERSION=v1.2.3 (after 'tabml release build')
+	@test -n "$(VERSION)" || { echo "usage: make image VERSION=v1.2.3" >&2; exit 2; }
+	@eval "$$(deploy/podman/setup)" && deploy/podman/build-image $(VERSION)
+
 lint: sync ## ruff
 	@echo ">> ruff"
 	$(RUN) ruff check src tests benchmarks
@@ -95,13 +110,13 @@ typecheck: sync ## mypy
 	@echo ">> mypy"
 	$(RUN) mypy
 
-pytest: sync ## pytest only
+pytest: sync .tools/checkov/bin/checkov ## pytest only
 	@echo ">> pytest"
 	$(RUN) pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest ## lint, types and every test
 
-test-fast: sync ## the edit loop: ruff, then unit and contract tests (no pipeline runs)
+test-fast: sync .tools/checkov/bin/checkov ## the edit loop: ruff, then unit and contract tests (no pipeline runs)
 	$(RUN) ruff check src tests benchmarks
 	$(RUN) pytest -q tests/unit tests/contracts $(PYTEST_ARGS)
 

@@ -307,7 +307,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(package: Path, port: int, logs: Path, *extra: str) -> subprocess.Popen[str]:
+def start(
+    package: Path, port: int, logs: Path, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         [
             str(BIN / "tabml"),
@@ -320,7 +322,7 @@ def start(package: Path, port: int, logs: Path, *extra: str) -> subprocess.Popen
             str(logs),
             *extra,
         ],
-        env=tool_env(),
+        env={**tool_env(), **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -436,7 +438,17 @@ def test_two_workers_answer_a_kept_alive_client_without_the_delayed_ack(
     import httpx
 
     port = free_port()
-    server = start(project / "models/package", port, tmp_path / "logs", "--workers", "2")
+    shared = tmp_path / "metrics"
+    shared.mkdir()
+    (shared / "counter_1.db").write_bytes(b"stale")  # from an earlier run: must be cleared
+    server = start(
+        project / "models/package",
+        port,
+        tmp_path / "logs",
+        "--workers",
+        "2",
+        env={"PROMETHEUS_MULTIPROC_DIR": str(shared)},
+    )
     sent = records(batch.iloc[:50])
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
@@ -446,8 +458,158 @@ def test_two_workers_answer_a_kept_alive_client_without_the_delayed_ack(
                 r = client.post("/predict", json={"records": [sent[i % 50]]})
                 latencies.append(time.perf_counter() - start_at)
                 assert r.status_code == 200
+        # then 30 requests of 3 records, each on a new connection: the kernel spreads those
+        # over both workers; and 5 refusals
+        for i in range(30):
+            assert httpx.post(
+                f"http://127.0.0.1:{port}/predict", json={"records": sent[i : i + 3]}
+            ).is_success
+        for _ in range(5):
+            assert httpx.post(f"http://127.0.0.1:{port}/predict", json={}).status_code == 422
+        # whichever worker answers /metrics, it reports the sum over both
+        scrapes = [
+            metric_values(httpx.get(f"http://127.0.0.1:{port}/metrics").text) for _ in range(6)
+        ]
+        writers = {p.name.split("_")[-1] for p in shared.glob("counter_*.db")}
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=30)
     # about 1.5 ms here; a generous bound that the 40 ms of the delayed ACK still fails
     assert statistics.median(latencies) < 0.015, statistics.median(latencies)
+    assert len(writers) == 2, f"both workers write their counters: {sorted(writers)}"
+    for values in scrapes:
+        assert values[("tabml_records_scored_total", "/predict")] == 200 + 30 * 3
+        assert values[("tabml_score_count", "")] == 200 + 30 * 3
+        assert values[("tabml_http_errors_total", "/predict 422 invalid_records")] == 5
+
+
+def metric_values(text: str) -> dict[tuple[str, str], float]:
+    """Prometheus text as {(name, "endpoint [status reason]"): value}, for the tests."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = sample.labels
+            key = " ".join(
+                labels[k] for k in ("endpoint", "status", "reason", "outcome") if k in labels
+            )
+            if "le" in labels:
+                key += f" le={labels['le']}"
+            out[(sample.name, key)] = sample.value
+    return out
+
+
+def test_metrics_count_what_the_service_did(
+    project: Path, batch: pd.DataFrame, expected: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Records, scores, refusals by reason, latency per endpoint and log rows, as Prometheus
+    reads them; the probes answer without the token, /metrics only with it."""
+    logs = tmp_path / "logs"
+    settings = Settings(
+        package=str(project / "models/package"),
+        log_dir=str(logs),
+        flush_seconds=0.05,
+        max_body_bytes=20_000,
+    )
+    token = {"Authorization": "Bearer t0ken"}
+    os.environ[TOKEN_ENV] = "t0ken"
+    try:
+        client = client_for(settings)
+    finally:
+        del os.environ[TOKEN_ENV]
+    sent = batch.iloc[:25]
+    with client:
+        assert client.get("/ready").status_code == 200  # no token: a probe
+        assert client.get("/metrics").status_code == 401
+        for part in (sent.iloc[:10], sent.iloc[10:]):
+            r = client.post("/predict", json={"records": records(part)}, headers=token)
+            assert r.status_code == 200
+        assert client.post("/predict", json={"records": [{}]}, headers=token).status_code == 422
+        big = {"records": records(batch.iloc[:200])}
+        assert client.post("/predict", json=big, headers=token).status_code == 413
+        assert client.get("/nowhere", headers=token).status_code == 404
+        deadline = time.time() + 10
+        while True:  # the log is written in the background: wait for its 25 rows
+            answer = client.get("/metrics", headers=token)
+            written = metric_values(answer.text)[("tabml_prediction_log_rows_total", "written")]
+            if written == 25 or time.time() > deadline:
+                break
+            time.sleep(0.02)
+    assert answer.headers["content-type"].startswith("text/plain")
+    values = metric_values(answer.text)
+    assert 'model_version="car_loan-' in answer.text
+    assert values[("tabml_records_scored_total", "/predict")] == 25
+    scores = expected.loc[sent["id"], "score"].to_numpy()
+    assert values[("tabml_score_count", "")] == 25
+    assert values[("tabml_score_sum", "")] == pytest.approx(scores.sum(), rel=1e-12)
+    for bound in ("0.1", "0.5", "0.9", "1.0"):
+        below = int((scores <= float(bound)).sum())
+        assert values[("tabml_score_bucket", f" le={bound}")] == below, bound
+    assert values[("tabml_http_errors_total", "/metrics 401 unauthorized")] == 1
+    assert ("tabml_http_errors_total", "/ready 401 unauthorized") not in values
+    assert values[("tabml_http_errors_total", "/predict 422 invalid_records")] == 1
+    assert values[("tabml_http_errors_total", "/predict 413 body_too_large")] == 1
+    assert values[("tabml_http_errors_total", "other 404 not_found")] == 1
+    assert values[("tabml_request_duration_seconds_count", "/predict")] == 4
+    assert values[("tabml_request_duration_seconds_count", "/ready")] == 1
+    logged = len(pd.read_parquet(logs))
+    assert values[("tabml_prediction_log_rows_total", "written")] == logged == 25
+    assert values[("tabml_prediction_log_rows_total", "dropped")] == 0
+    assert values[("tabml_model_info", "")] == 1
+
+
+BLOCKER = """
+import importlib.abc, sys
+PIPELINE = {PIPELINE!r}
+class Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in PIPELINE:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+sys.meta_path.insert(0, Refuse())
+"""
+
+
+def test_serve_and_predict_need_only_the_serving_set(
+    project: Path, batch: pd.DataFrame, expected: pd.DataFrame, tmp_path: Path
+) -> None:
+    """With every module of the pipeline group unimportable (as in the image, which has only
+    the project's own dependencies), predict and serve work and a pipeline command says why
+    it cannot. The image test (test_image.py) checks the same in the real environment."""
+    import httpx
+
+    from tabml.cli import PIPELINE_MODULES
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(BLOCKER.format(PIPELINE=sorted(PIPELINE_MODULES)))
+    env = {**tool_env(), "PYTHONPATH": str(site)}
+    batch.iloc[:100].to_parquet(tmp_path / "in.parquet")
+    proc = subprocess.run(
+        [str(BIN / "tabml"), "predict", "--package", str(project / "models/package"),
+         "--input", str(tmp_path / "in.parquet"), "--output", str(tmp_path / "out.parquet")],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    got = pd.read_parquet(tmp_path / "out.parquet").set_index("id")
+    pd.testing.assert_series_equal(got["score"], expected.loc[got.index, "score"])
+
+    port = free_port()
+    server = start(project / "models/package", port, tmp_path / "logs", env=env)
+    try:
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/predict", json={"records": records(batch.iloc[:5])}
+        )
+        assert r.status_code == 200
+        assert "tabml_records_scored_total" in httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    assert len(pd.read_parquet(tmp_path / "logs")) == 5
+
+    refused = subprocess.run(
+        [str(BIN / "tabml"), "datasets"], env=env, capture_output=True, text=True
+    )
+    assert refused.returncode == 2
+    assert "needs nannyml" in refused.stderr and "uv sync" in refused.stderr
+    assert "Traceback" not in refused.stderr

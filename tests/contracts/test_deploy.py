@@ -1,0 +1,142 @@
+"""The deployment files, checked offline: Kubernetes schemas, checkov, and what they promise.
+
+Nothing here talks to a cluster or a registry: kubectl only renders (kustomize), the schemas ship
+with kubernetes-validate, and checkov runs with its downloads off.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import BIN, ROOT, tool_env
+
+OVERLAY = ROOT / "deploy/k8s/overlays/example"
+CHECKOV = ROOT / ".tools/checkov/bin/checkov"
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = subprocess.run(
+        [str(BIN / "kubectl"), "kustomize", str(OVERLAY)], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    path = tmp_path_factory.mktemp("k8s") / "rendered.yaml"
+    path.write_text(out.stdout)
+    return path
+
+
+@pytest.fixture(scope="module")
+def objects(rendered: Path) -> dict[str, dict[str, Any]]:
+    return {d["kind"]: d for d in yaml.safe_load_all(rendered.read_text())}
+
+
+def test_the_rendered_overlay_validates_against_the_kubernetes_schemas(rendered: Path) -> None:
+    proc = subprocess.run(
+        [str(BIN / "kubernetes-validate"), "--strict", "--quiet", str(rendered)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _checkov(*args: str) -> dict[str, Any]:
+    if not CHECKOV.exists():
+        pytest.fail(f"{CHECKOV} is missing: 'make test' installs it (make .tools/checkov)")
+    proc = subprocess.run(
+        [str(CHECKOV), *args, "--output", "json", "--skip-download", "--compact"],
+        capture_output=True,
+        text=True,
+        # no calls home: no mapping download, no guidelines, no telemetry
+        env={**tool_env(), "BC_SKIP_MAPPING": "TRUE", "CHECKOV_NO_OUTPUT_FILE": "1"},
+    )
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    report = yaml.safe_load(proc.stdout) if proc.stdout.strip() else {}
+    return report if isinstance(report, dict) else {"results": {}}
+
+
+def test_checkov_finds_no_failure_and_every_skip_has_a_reason(rendered: Path) -> None:
+    for args in (
+        ("-d", str(rendered.parent), "--framework", "kubernetes"),
+        ("-f", str(ROOT / "Dockerfile"), "--framework", "dockerfile"),
+    ):
+        report = _checkov(*args)
+        failed = [
+            (c["check_id"], c["check_name"])
+            for c in report.get("results", {}).get("failed_checks", [])
+        ]
+        assert not failed, f"checkov {args[-1]}: {failed}"
+        assert report["summary"]["passed"] > 50, f"checkov {args[-1]} checked too little"
+        assert report["summary"]["skipped"] >= 1
+    text = (ROOT / "Dockerfile").read_text() + "".join(
+        p.read_text() for p in (ROOT / "deploy/k8s").rglob("*.yaml")
+    )
+    skips = re.findall(r"checkov(?::skip=|\.io/skip\d+: )(CKV_\w+)[:=] *(.*)", text)
+    assert skips, "the skips are written where they apply"
+    for check, why in skips:
+        assert len(why.strip()) > 20, f"{check} is skipped without a reason"
+
+
+def test_the_deployment_is_probed_limited_locked_down_and_fed_from_secrets(
+    objects: dict[str, dict[str, Any]],
+) -> None:
+    pod = objects["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert set(container["resources"]) == {"requests", "limits"}
+    sec = container["securityContext"]
+    assert sec["readOnlyRootFilesystem"] is True and sec["allowPrivilegeEscalation"] is False
+    assert sec["capabilities"]["drop"] == ["ALL"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert "TABML_API_TOKEN" not in env, "the token is a mounted Secret, not a variable"
+    token_dir = str(Path(env["TABML_API_TOKEN_FILE"]).parent)
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert volumes[mounts[token_dir]]["secret"]["secretName"] == "tabml-api"
+    log_dir = next(a.split("=", 1)[1] for a in container["args"] if a.startswith("--log-dir="))
+    assert log_dir in mounts, "the prediction log is on a volume"
+
+
+def test_service_autoscaler_budget_and_network_policy_select_the_pods(
+    objects: dict[str, dict[str, Any]],
+) -> None:
+    deployment = objects["Deployment"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+
+    def selects(selector: dict[str, str]) -> bool:
+        return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+    assert selects(objects["Service"]["spec"]["selector"])
+    assert selects(objects["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"])
+    policy = objects["NetworkPolicy"]["spec"]
+    assert selects(policy["podSelector"]["matchLabels"])
+    assert set(policy["policyTypes"]) == {"Ingress", "Egress"} and policy["egress"] == []
+    ports = {p["port"] for rule in policy["ingress"] for p in rule["ports"]}
+    assert ports == {
+        deployment["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
+    }
+    hpa = objects["HorizontalPodAutoscaler"]["spec"]
+    assert hpa["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    assert hpa["metrics"][0]["resource"]["name"] == "cpu"
+    assert hpa["minReplicas"] >= 2, "a drain must never leave no pod serving"
+
+
+def test_the_dockerfile_installs_the_locked_serving_set_on_a_pinned_base() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    base = re.search(r"^ARG BASE=(\S+)$", text, re.M)
+    assert base and re.search(r"@sha256:[0-9a-f]{64}$", base.group(1)), "the base is pinned"
+    assert "uv sync --frozen --no-default-groups --no-editable" in text
+    users = re.findall(r"^USER (\S+)$", text, re.M)
+    assert users and users[-1].split(":")[0] not in ("0", "root")
+    assert re.search(r"^VOLUME \[\"/var/log/tabml\"\]$", text, re.M)
+    ignore = (ROOT / ".dockerignore").read_text().splitlines()
+    assert "*" in ignore and "!src/" in ignore, "the build context is an allow-list"
+    assert not [line for line in ignore if line.startswith(("!data", "!models", "!.venv", "!.dvc"))]
