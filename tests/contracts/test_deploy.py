@@ -140,3 +140,34 @@ def test_the_dockerfile_installs_the_locked_serving_set_on_a_pinned_base() -> No
     ignore = (ROOT / ".dockerignore").read_text().splitlines()
     assert "*" in ignore and "!src/" in ignore, "the build context is an allow-list"
     assert not [line for line in ignore if line.startswith(("!data", "!models", "!.venv", "!.dvc"))]
+
+
+def test_set_image_points_an_overlay_at_a_release_by_digest(tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copytree(ROOT / "deploy/k8s", tmp_path / "k8s")
+    overlay = tmp_path / "k8s/overlays/example"
+    before = (overlay / "kustomization.yaml").read_text()
+    digest = "sha256:" + "ab" * 32
+    for args in (["ghcr.io/acme/tabml", "v2.0.0", digest], ["ghcr.io/acme/tabml", "v2.1.0"]):
+        proc = subprocess.run(
+            [str(ROOT / "deploy/k8s/set-image"), str(overlay), *args],
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 0, proc.stderr
+        out = subprocess.run(
+            [str(BIN / "kubectl"), "kustomize", str(overlay)], capture_output=True, text=True
+        )
+        (image,) = re.findall(r"image: (\S+)", out.stdout)
+        assert image == "ghcr.io/acme/tabml:" + "@".join(args[1:])
+    after = (overlay / "kustomization.yaml").read_text()
+    # only the image entry changed: the comments and the rest are kept
+    changed = set(after.splitlines()) ^ set(before.splitlines())
+    assert all(re.match(r"\s+new(Name|Tag): ", line) for line in changed), changed
+    bad = subprocess.run(
+        [str(ROOT / "deploy/k8s/set-image"), str(overlay), "x", "v1.0.0", "latest"],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and "not a digest" in bad.stderr

@@ -32,6 +32,7 @@ def steps(workflow: dict[Any, Any]) -> list[dict[str, Any]]:
 def test_there_are_workflows() -> None:
     names = {p.name for p in WORKFLOWS}
     assert {"ci.yml", "pr-report.yml", "release.yml", "monitor.yml", "retrain.yml"} <= names
+    assert "deploy.yml" in names
 
 
 def test_zizmor_offline_reports_no_finding() -> None:
@@ -85,6 +86,13 @@ def test_permissions_are_read_only_at_the_top(path: Path) -> None:
             needed |= {"contents", "pull-requests"}
         if "gh issue" in scripts:
             needed.add("issues")
+        if "gh pr create" in scripts:  # pushes a branch and opens a pull request
+            needed |= {"contents", "pull-requests"}
+        uses = [s.get("uses", "") for s in job.get("steps", [])]
+        if any(u.startswith("docker/build-push-action@") for u in uses):
+            needed.add("packages")  # pushes the image
+        if any(u.startswith("actions/attest-build-provenance@") for u in uses):
+            needed |= {"id-token", "attestations"}  # signs and stores the attestation
         assert writes == needed, f"{name} is granted {granted} but needs write on {needed}"
 
 
@@ -149,7 +157,7 @@ def test_release_builds_from_tags_and_publishes_with_least_privilege() -> None:
     assert "tabml release build --tag" in scripts
     assert "permissions" not in build  # read-only, from the top level
     assert publish["permissions"]["contents"] == "write"
-    assert publish["needs"] == "build"
+    assert publish["needs"] == ["build", "image"]
     assert "gh release create" in "\n".join(s.get("run", "") for s in publish["steps"])
     # nothing cached may reach a published artefact
     setup_uv = next(s for s in build["steps"] if s.get("uses", "").startswith("astral-sh/"))
@@ -183,3 +191,34 @@ def test_retrain_appends_reproduces_and_opens_a_pull_request() -> None:
         for needle in ("tabml append", "dvc repro", "cml pr create")
     ]
     assert order == sorted(order)
+
+
+def test_release_pushes_the_image_at_the_tag_with_an_sbom_and_provenance() -> None:
+    workflow = load(ROOT / ".github/workflows/release.yml")
+    image = workflow["jobs"]["image"]
+    assert image["needs"] == "build"
+    by_action = {s["uses"].split("@")[0]: s for s in image["steps"] if "uses" in s}
+    push = by_action["docker/build-push-action"]["with"]
+    assert push["push"] is True and push["no-cache"] is True
+    assert push["tags"] == "${{ steps.names.outputs.image }}:${{ steps.names.outputs.version }}"
+    for arg in ("RELEASE", "MODEL_VERSION", "GIT_COMMIT"):
+        assert f"{arg}=" in push["build-args"]
+    assert "BASE=" not in push["build-args"], "the Dockerfile's pinned base is used"
+    attest = by_action["actions/attest-build-provenance"]["with"]
+    assert attest["subject-digest"] == "${{ steps.push.outputs.digest }}"
+    scripts = "\n".join(s.get("run", "") for s in image["steps"])
+    assert "--format cyclonedx1.5" in scripts and "--no-default-groups" in scripts
+    assert 'echo "image=ghcr.io/${REPO,,}"' in scripts  # GHCR names are lower case
+    publish = "\n".join(s.get("run", "") for s in workflow["jobs"]["publish"]["steps"])
+    assert "image/*.sbom.cdx.json image/*.provenance.sigstore.json" in publish
+
+
+def test_deploy_runs_on_stage_assignments_only_and_opens_a_pull_request() -> None:
+    workflow = load(ROOT / ".github/workflows/deploy.yml")
+    assert workflow["on"] == {"push": {"tags": ["*#*"]}}
+    (job,) = workflow["jobs"].values()
+    assert "endsWith(github.ref_name, '!')" in job["if"]  # deregistrations do nothing
+    scripts = "\n".join(s.get("run", "") for s in job["steps"])
+    assert 'gto show "${artifact}#${stage}" --version' in scripts
+    assert "deploy/k8s/set-image" in scripts and "gh pr create" in scripts
+    assert "kubectl apply" not in scripts, "no cluster credentials in the workflow"
