@@ -5,7 +5,8 @@ Usage: uv run python benchmarks/serve.py [--package models/package] [--repeats N
 Needs a built package (`make repro`). Measures, on the default production batch:
 
 - the app's scoring path in process, no HTTP (validate the JSON body with the request model,
-  encode, predict, build the response rows), for 1 record and for 1,000 records, against
+  encode, predict, count the records and scores in the service's metrics, build the response
+  rows), for 1 record and for 1,000 records, against
   `Booster.predict` on the same rows already encoded: p50 and p99 and their ratios (targets
   <= 1.5 for one record, <= 1.3 for 1,000). Each is timed in its own loop over 2,000 different
   requests, after the same `gc.freeze()` the app does at start-up;
@@ -43,6 +44,7 @@ def in_process(package: Path, repeats: int) -> list[tuple[str, float, float, flo
 
     from tabml import package as pkg
     from tabml import serving
+    from tabml.metrics import ServiceMetrics
 
     loaded = pkg.load(package)
     schema_json = json.loads((package / pkg.SCHEMA).read_text())
@@ -57,9 +59,15 @@ def in_process(package: Path, repeats: int) -> list[tuple[str, float, float, flo
 
     gc.freeze()  # as create_app does once everything is loaded
 
+    metrics = ServiceMetrics(loaded.name, loaded.model.kind, serving.model_version(loaded))
+
     def app_path(body: bytes) -> list[dict[str, object]]:
+        # what the /predict handler does, metrics included
         validated = request.model_validate_json(body)
-        return scorer.predictions([vars(r) for r in validated.records])  # type: ignore[attr-defined]
+        records = [vars(r) for r in validated.records]  # type: ignore[attr-defined]
+        scores = scorer.score(records)
+        metrics.scored("/predict", scores)
+        return scorer.predictions(records, scores)
 
     out = []
     for n in (1, 1_000):
