@@ -82,7 +82,8 @@ RUN apt-get update -qq \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log
 COPY --from=build /opt/tabml /opt/tabml
 COPY --from=build /opt/model /opt/model
-# the one place the service writes: the prediction log (mount a volume there)
+# the one place the service writes: the prediction log (predictions/) and the audit log
+# (audit/); mount a volume there
 RUN mkdir -p /var/log/tabml && chown 10001:10001 /var/log/tabml
 VOLUME ["/var/log/tabml"]
 ENV PATH=/opt/tabml/bin:${PATH} \
@@ -95,4 +96,5 @@ USER 10001:10001
 EXPOSE 8000
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["tabml", "serve", "--package", "/opt/model"]
-CMD ["--host", "0.0.0.0", "--port", "8000", "--log-dir", "/var/log/tabml"]
+CMD ["--host", "0.0.0.0", "--port", "8000", "--log-dir", "/var/log/tabml/predictions", \
+     "--audit-log", "/var/log/tabml/audit/audit.jsonl"]

@@ -101,8 +101,9 @@ def test_the_deployment_is_probed_limited_locked_down_and_fed_from_secrets(
     volumes = {v["name"]: v for v in pod["volumes"]}
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     assert volumes[mounts[token_dir]]["secret"]["secretName"] == "tabml-api"
-    log_dir = next(a.split("=", 1)[1] for a in container["args"] if a.startswith("--log-dir="))
-    assert log_dir in mounts, "the prediction log is on a volume"
+    for flag in ("--log-dir=", "--audit-log="):
+        where = next(a.split("=", 1)[1] for a in container["args"] if a.startswith(flag))
+        assert any(where.startswith(m + "/") for m in mounts), f"{flag} is on a volume"
 
 
 def test_service_autoscaler_budget_and_network_policy_select_the_pods(
@@ -159,8 +160,8 @@ def test_set_image_points_an_overlay_at_a_release_by_digest(tmp_path: Path) -> N
         out = subprocess.run(
             [str(BIN / "kubectl"), "kustomize", str(overlay)], capture_output=True, text=True
         )
-        (image,) = re.findall(r"image: (\S+)", out.stdout)
-        assert image == "ghcr.io/acme/tabml:" + "@".join(args[1:])
+        images = set(re.findall(r"image: (\S+)", out.stdout))  # the service and its CronJob
+        assert images == {"ghcr.io/acme/tabml:" + "@".join(args[1:])}
     after = (overlay / "kustomization.yaml").read_text()
     # only the image entry changed: the comments and the rest are kept
     changed = set(after.splitlines()) ^ set(before.splitlines())

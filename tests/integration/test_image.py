@@ -175,8 +175,12 @@ def test_the_container_serves_as_tabml_predict_scores_as_non_root_on_a_read_only
     )  # fmt: skip
     inside = pd.read_parquet(out / "scores.parquet").set_index("id")
     pd.testing.assert_frame_equal(inside, want, check_exact=True)
-    logged = pd.read_parquet(logs)
+    logged = pd.read_parquet(logs / "predictions")
     assert len(logged) == len(batch)
+    audit = [json.loads(line) for line in (logs / "audit/audit.jsonl").read_text().splitlines()]
+    assert [
+        (a["endpoint"], a["status"], a["caller"]) for a in audit if a["endpoint"] == "/predict"
+    ] == [("/predict", 200, "default")]
 
 
 def test_sigterm_in_the_container_loses_no_acknowledged_prediction(
@@ -229,7 +233,7 @@ def test_sigterm_in_the_container_loses_no_acknowledged_prediction(
     assert stopped.returncode == 0
     assert state["ExitCode"] == 0, "SIGTERM is a clean exit, not a kill after the grace period"
     assert len(acknowledged) >= 40
-    logged = pd.read_parquet(logs)
+    logged = pd.read_parquet(logs / "predictions")
     missing = set(acknowledged) - set(logged["request_id"])
     assert not missing, f"{len(missing)} acknowledged requests missing from the log"
     assert len(logged) == 7 * len(acknowledged)
