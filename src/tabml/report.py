@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -67,9 +67,10 @@ _MAX_PARAM_ROWS = 60
 def direction(metric: str) -> int:
     """+1 when a larger value is better, -1 when a smaller one is, 0 when neither (counts)."""
     name = metric.rsplit(".", 1)[-1]
-    if name in _HIGHER or name.startswith(("estimated_", "realized_")):
+    # fairness: a gap between groups is better smaller, a ratio (at most 1) better larger
+    if name in _HIGHER or name.startswith(("estimated_", "realized_")) or name.endswith("_ratio"):
         return 1
-    if name in _LOWER or name == "alerts" or name.endswith("_alerts"):
+    if name in _LOWER or name == "alerts" or name.endswith(("_alerts", "_difference")):
         return -1
     return 0
 
@@ -498,6 +499,17 @@ def details_section(base: Revision, head: Revision, budget: int) -> list[str]:
     return lines + close_lines
 
 
+def mermaid_section(title: str, blocks: Sequence[str], note: str = "") -> list[str]:
+    if not blocks:
+        return []
+    lines = [f"### {title}", ""]
+    if note:
+        lines += [note, ""]
+    for chart in blocks:
+        lines += [chart, ""]
+    return lines
+
+
 def build(
     base: Revision,
     head: Revision,
@@ -505,22 +517,37 @@ def build(
     monitoring_charts: Mapping[str, str],
     limit: int = GITHUB_COMMENT_LIMIT - HEADROOM,
     same_rows: SameRows | str | None = None,
+    mermaid: bool = False,
 ) -> str:
     """The whole comment. `charts`/`monitoring_charts` map a caption to an image path;
-    `same_rows` is the paired comparison, or why there is none (see `headline`)."""
+    `same_rows` is the paired comparison, or why there is none (see `headline`). With
+    `mermaid`, the charts are Mermaid blocks in the text (GitHub draws them; nothing to
+    upload), and the images are only named as the artifact's."""
+    from tabml import mermaid as mm
+
+    if mermaid:
+        png = "The same charts as PNG: the workflow run's `pr-report` artifact."
+        plots_part = mermaid_section("Plots (test split)", mm.curves(base.plots, head.plots), png)
+        summary = head.reports.get(SUMMARY)
+        monitoring_part = mermaid_section(
+            "Monitoring charts", mm.monitoring(summary) if summary else []
+        )
+    else:
+        plots_part = images_section(
+            "Plots (test split)",
+            charts,
+            "Base dashed, this change solid." if base.plots else "The base has no plot data.",
+        )
+        monitoring_part = images_section("Monitoring charts", monitoring_charts)
     sections = [
         headline(base, head, same_rows),
         same_rows_section(same_rows),
         metrics_section(base, head, same_rows),
         params_section(base, head),
-        images_section(
-            "Plots (test split)",
-            charts,
-            "Base dashed, this change solid." if base.plots else "The base has no plot data.",
-        ),
+        plots_part,
         data_quality_section(base, head),
         monitoring_section(base, head),
-        images_section("Monitoring charts", monitoring_charts),
+        monitoring_part,
     ]
     body = "\n\n".join("\n".join(s) for s in sections if s)
     budget = limit - len(body) - 2

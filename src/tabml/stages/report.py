@@ -1,9 +1,11 @@
 """report: the shell of `tabml report` (a command, not a dvc.yaml stage).
 
 Reads the base revision and the workspace through DVC, draws the overlay charts, copies the
-monitoring charts beside them, and writes the Markdown `tabml.report.build` returns. Images are
-referenced relative to the Markdown file, which is how `cml comment update --publish` finds and
-uploads them.
+monitoring charts beside them, and writes the Markdown `tabml.report.build` returns. By default
+the Markdown carries the charts as Mermaid blocks (GitHub draws them; nothing is uploaded) and
+the PNGs are for the workflow's artifact; with `mermaid=False` it links the PNGs relative to
+the Markdown file, which is how `cml comment update --publish` finds and uploads them (the
+opt-in of docs/pull-request-report.md).
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ def run(
     output: Path,
     images_dir: Path,
     same_rows: SameRowsInputs | None = None,
+    mermaid: bool = True,
 ) -> str:
     """Write the report for the workspace at `root` against `base`; return its Markdown."""
     from tabml.stages import compare
@@ -128,7 +131,7 @@ def run(
             path.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(root / source, path)
             monitoring[caption] = link(path)
-    text = rep.build(before, now, charts, monitoring, same_rows=paired)
+    text = rep.build(before, now, charts, monitoring, same_rows=paired, mermaid=mermaid)
     io.write_text(output, text)
     info(
         f"report: wrote {output} ({len(text):,} characters) and "
