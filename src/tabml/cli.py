@@ -45,13 +45,18 @@ def ingest(
     ],
     output_dir: Annotated[Path, typer.Option(help="Where the raw Parquet files go.")],
     params: Params = Path("params.yaml"),
+    erasure_ledger: Annotated[
+        Path | None,
+        typer.Option(help="The erasure ledger ('tabml forget'): these subjects' rows are dropped."),
+    ] = None,
 ) -> None:
-    """Read the dataset's sources, validate them (every failure at once), write Parquet."""
+    """Read the dataset's sources, validate them (every failure at once), drop erased subjects,
+    pseudonymise personal data, write Parquet."""
     from tabml.io import guard_outputs
     from tabml.stages import ingest as stage
 
-    guard_outputs([sources_dir, params], dirs=[output_dir])
-    stage.run(params, sources_dir, output_dir)
+    guard_outputs([sources_dir, params, erasure_ledger], dirs=[output_dir])
+    stage.run(params, sources_dir, output_dir, ledger_file=erasure_ledger)
 
 
 @app.command()
@@ -388,6 +393,13 @@ def report(
     additions: Annotated[
         Path, typer.Option(help="Rows 'tabml append' added (to say which test rows they are).")
     ] = Path("data/external/additions.parquet"),
+    charts: Annotated[
+        str,
+        typer.Option(
+            help="'mermaid': charts as Mermaid blocks GitHub draws in the comment (nothing to "
+            "upload); 'images': links to the PNGs, for 'cml comment update --publish'."
+        ),
+    ] = "mermaid",
 ) -> None:
     """Markdown for a pull-request comment: this workspace against --base.
 
@@ -403,10 +415,16 @@ def report(
     ROC AUC difference with a 95% confidence interval (DeLong's test), so that a change of the
     data (retraining on appended rows) is judged fairly.
 
-    Images are linked relative to the Markdown file, so 'cml comment update --publish
-    report.md' uploads them. 'make report' previews it against HEAD (or BASE=REV).
+    The charts are Mermaid blocks by default: GitHub draws them in the comment and nothing
+    leaves for another host; the PNGs are still written to --images-dir (the workflow keeps
+    them as an artifact). With --charts images the Markdown links the PNGs relative to itself,
+    which 'cml comment update --publish' uploads (an opt-in: docs/pull-request-report.md).
+    'make report' previews it against HEAD (or BASE=REV).
     """
     from tabml.stages import report as stage
+
+    if charts not in ("mermaid", "images"):
+        raise TabmlError(f"--charts {charts!r}: 'mermaid' or 'images'")
 
     splits = (test.with_name("train.parquet"), test.with_name("valid.parquet"))
     inputs = stage.SameRowsInputs(package, test, production, production_labels, additions, splits)
@@ -416,6 +434,7 @@ def report(
         output,
         images_dir or output.parent / "images",
         inputs if same_rows else None,
+        mermaid=charts == "mermaid",
     )
 
 
@@ -517,6 +536,17 @@ def serve(
     max_body_bytes: Annotated[
         int, typer.Option(help="Largest request body; larger ones get 413.", min=1_000)
     ] = 5_000_000,
+    ssl_certfile: Annotated[
+        Path | None,
+        typer.Option(help="Serve HTTPS with this certificate (PEM; the chain after it)."),
+    ] = None,
+    ssl_keyfile: Annotated[
+        Path | None, typer.Option(help="The certificate's private key (PEM).")
+    ] = None,
+    audit_log: Annotated[
+        Path | None,
+        typer.Option(help="Append one JSON line per request here: caller, endpoint, outcome."),
+    ] = None,
 ) -> None:
     """Serve the package over HTTP: POST /predict, POST /predict/columnar, GET /health,
     GET /ready, GET /metadata, GET /metrics, /docs.
@@ -528,7 +558,10 @@ def serve(
     over --max-body-bytes a 413. Set TABML_API_TOKEN (or TABML_API_TOKEN_FILE, a file holding
     it, as a mounted secret) to require `Authorization: Bearer <token>` on everything but the
     probes /health (alive) and /ready (package loaded and verified; 503 once stopping),
-    checked before anything else.
+    checked before anything else. TABML_API_TOKENS_FILE names a file of `name: token` lines,
+    one per client, read again when it changes: access is given and taken back per client,
+    without a restart. --audit-log records every request with its caller's name (never the
+    token); 'tabml audit' summarises it.
 
     /metrics answers in Prometheus's text format: latency per endpoint, records scored, the
     score distribution, errors by reason and prediction-log rows written and dropped, labelled
@@ -539,6 +572,10 @@ def serve(
 
     SIGTERM (as Kubernetes and 'podman stop' send) stops taking connections, finishes the
     requests in flight and flushes the prediction log before exiting.
+
+    --ssl-certfile and --ssl-keyfile serve HTTPS (uvicorn's TLS). Plain HTTP on an address
+    beyond this machine prints a warning at start: use TLS, or a proxy or ingress that
+    terminates it.
 
     With --log-dir, a background writer logs each prediction (id, request id, time, features,
     score, label, model version; personal-data columns pseudonymised as ingest does) without
@@ -557,29 +594,54 @@ def serve(
 
     import uvicorn
 
-    from tabml import secrets
+    from tabml.access import Tokens
     from tabml.io import guard_outputs
-    from tabml.server import SETTINGS_ENV, TOKEN_ENV, Settings, create_app, run_workers
+    from tabml.server import SETTINGS_ENV, Settings, create_app, run_workers
 
-    secrets.from_env(os.environ, TOKEN_ENV)  # an unreadable token file: say so once, first
+    Tokens(os.environ)  # an unreadable or malformed token file: say so once, first
 
     if log_dir is not None:
         guard_outputs([package], dirs=[log_dir])
+    if audit_log is not None:
+        guard_outputs([package], files=[audit_log])
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        raise TabmlError("--ssl-certfile and --ssl-keyfile go together: give both, or neither")
+    tls = {"ssl_certfile": str(ssl_certfile), "ssl_keyfile": str(ssl_keyfile)}
+    for path in (ssl_certfile, ssl_keyfile):
+        if path is not None and not path.is_file():
+            raise TabmlError(f"{path}: no such file (--ssl-certfile / --ssl-keyfile)")
+    if ssl_certfile is None:
+        tls = {}
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            print(
+                f"warning: serving plain HTTP on {host}: requests, scores and the bearer token "
+                "travel unencrypted. Give --ssl-certfile/--ssl-keyfile, or keep it behind a "
+                "proxy or ingress that terminates TLS.",
+                file=sys.stderr,
+            )
     settings = Settings(
         package=str(package.resolve()),
         log_dir=str(log_dir.resolve()) if log_dir else None,
         max_records=max_records,
         max_body_bytes=max_body_bytes,
+        audit_log=str(audit_log.resolve()) if audit_log else None,
     )
     if workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        uvicorn.run(
+            create_app(settings),
+            host=host,
+            port=port,
+            log_level="info",
+            ssl_certfile=tls.get("ssl_certfile"),
+            ssl_keyfile=tls.get("ssl_keyfile"),
+        )
         return
     from tabml import package as pkg
 
     with pkg.unpacked(package) as folder:  # fail here, once, rather than in every worker
         pkg.load(folder)
     os.environ[SETTINGS_ENV] = json.dumps(dataclasses.asdict(settings))
-    run_workers(host, port, workers)
+    run_workers(host, port, workers, tls)
 
 
 @app.command()
@@ -607,6 +669,189 @@ def append(
     from tabml.stages import append as stage
 
     stage.run(params, logs, labels, sources_dir, dvc_add)
+
+
+logs_app = typer.Typer(
+    help="The prediction logs and labels: personal data, kept for the configured days only.",
+    no_args_is_help=True,
+)
+app.add_typer(logs_app, name="logs")
+
+
+@logs_app.command("prune")
+def logs_prune(
+    logs: Annotated[Path, typer.Option(help="The prediction logs.")] = Path(
+        "data/serving/predictions"
+    ),
+    labels: Annotated[Path, typer.Option(help="The production labels.")] = Path(
+        "data/serving/labels"
+    ),
+    days: Annotated[
+        int | None,
+        typer.Option(help="Keep this many days (default: privacy.retention_days).", min=1),
+    ] = None,
+    today: Annotated[
+        str | None,
+        typer.Option(help="The day to count back from, YYYY-MM-DD (default: today, UTC)."),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="Say what would go; delete nothing.")] = False,
+    dvc_add: Annotated[
+        bool, typer.Option(help="'dvc add' the folders again where DVC tracks them.")
+    ] = True,
+    params: Params = Path("params.yaml"),
+) -> None:
+    """Delete the day partitions (date=YYYY-MM-DD/) of the prediction logs and the labels that
+    are older than the retention period (conf/privacy: retention_days).
+
+    Files outside a date= partition cannot be dated and are kept, with a warning. The monitoring
+    workflow runs this before it monitors. To remove the deleted data from the DVC cache and
+    remote as well: 'dvc gc' (docs/privacy.md).
+    """
+    import shutil
+    from datetime import UTC, date, datetime
+
+    from tabml import retention
+    from tabml.config import Params as Loaded
+    from tabml.config import PrivacyConfig
+    from tabml.log import info
+
+    if days is None:
+        privacy_cfg: PrivacyConfig = Loaded.load(params, ("privacy",)).section("privacy")
+        days = privacy_cfg.retention_days
+    try:
+        day = date.fromisoformat(today) if today else datetime.now(UTC).date()
+    except ValueError:
+        raise TabmlError(f"--today {today!r}: give a day as YYYY-MM-DD") from None
+    changed = []
+    for folder in (logs, labels):
+        plan = retention.plan(folder, days, day)
+        for path in plan.undated:
+            info(f"logs prune: {path}: not in a date=YYYY-MM-DD/ partition; kept (undated)")
+        for path in plan.expired:
+            if not dry_run:
+                shutil.rmtree(path)
+        verb = "would delete" if dry_run else "deleted"
+        print(
+            f"{folder}: {verb} {len(plan.expired)} day partition(s) before {plan.oldest_kept} "
+            f"({days} days kept); {len(plan.kept)} kept"
+        )
+        if plan.expired and not dry_run:
+            changed.append(folder)
+    if dvc_add and changed:
+        from tabml import dvc_adapter
+
+        for path in dvc_adapter.tracked_roots(Path.cwd(), changed):
+            dvc_adapter.add(path)
+
+
+@app.command()
+def audit(
+    log: Annotated[Path, typer.Option(help="The audit log ('tabml serve --audit-log').")],
+    factor: Annotated[
+        float, typer.Option(help="Unusual: an hour with this many times a caller's median.")
+    ] = 3.0,
+    floor: Annotated[int, typer.Option(help="...and at least this many calls.")] = 100,
+) -> None:
+    """Who used the model: calls and records per caller, denied requests per client address,
+    and hours of unusual volume (more than --factor times the caller's median calls per hour,
+    and at least --floor). Exits 10 when there were denials or unusual hours, 0 otherwise."""
+    from tabml.access import summarise
+
+    if not log.is_file():
+        raise DataError(f"{log}: no such audit log")
+    summary = summarise(log.read_text(encoding="utf-8").splitlines(), factor, floor)
+    print(f"# Audit of {log}: {summary.requests:,} requests\n")
+    print("| caller | calls | records | errors | first | last |")
+    print("|---|---:|---:|---:|---|---|")
+    for c in summary.callers:
+        print(f"| {c.caller} | {c.calls:,} | {c.records:,} | {c.errors:,} | {c.first} | {c.last} |")
+    print(f"\n## Denied (no or wrong token): {sum(summary.denials.values()):,}\n")
+    for client, n in summary.denials.items():
+        print(f"- {client}: {n:,}")
+    print(f"\n## Unusual volume: {len(summary.unusual)} hour(s)\n")
+    for caller, hour, calls, median in summary.unusual:
+        print(f"- {caller}, {hour}:00 UTC: {calls:,} calls (median {median:g} an hour)")
+    if summary.denials or summary.unusual:
+        raise typer.Exit(10)  # the alerts exit code, as 'tabml monitor' uses it
+
+
+@app.command()
+def forget(
+    id: Annotated[
+        list[str] | None, typer.Option("--id", help="A data subject's id (repeatable).")
+    ] = None,
+    ids: Annotated[
+        Path | None, typer.Option(help="A file of ids, one per line ('#' starts a comment).")
+    ] = None,
+    purge: Annotated[
+        bool,
+        typer.Option(
+            help="Also push the new state, then delete every object in the DVC cache and on "
+            "the remote that still holds a subject, and name the commits this breaks."
+        ),
+    ] = False,
+    rebuild: Annotated[bool, typer.Option(help="Run 'dvc repro' afterwards.")] = True,
+    remote: Annotated[
+        str | None, typer.Option(help="The DVC remote to purge (default: the default remote).")
+    ] = None,
+    ledger: Annotated[Path, typer.Option(help="The erasure ledger (in git).")] = Path(
+        "data/erasure/ledger.txt"
+    ),
+    sources_dir: Annotated[
+        Path, typer.Option(help="Folder that relative dataset sources live in.")
+    ] = Path("data/external"),
+    logs: Annotated[Path, typer.Option(help="The prediction logs.")] = Path(
+        "data/serving/predictions"
+    ),
+    labels: Annotated[Path, typer.Option(help="The production labels.")] = Path(
+        "data/serving/labels"
+    ),
+    params: Params = Path("params.yaml"),
+) -> None:
+    """Erase data subjects (the right to erasure): every row of theirs, everywhere tabml keeps
+    it.
+
+    Finds the subjects by id, then by their personal values (their other rows), in the
+    dataset's own sources under --sources-dir, the `additions` that 'tabml append' collected,
+    the prediction logs and the labels; rewrites those files without the rows ('dvc add' again
+    where DVC tracks them); appends the subjects' keyed hashes (never the ids) to the erasure
+    ledger, which ingest applies to every source, bundled ones included; then 'dvc repro'.
+    Needs TABML_PII_KEY. Commit the ledger and the .dvc files afterwards.
+
+    DVC keeps every version of the data, so older commits still point at objects holding the
+    rows: --purge deletes those objects from the local cache and the remote, and lists the
+    commits that can then no longer be checked out whole (docs/privacy.md).
+    """
+    from tabml.stages import forget as stage
+
+    given = list(id or [])
+    if ids is not None:
+        if not ids.is_file():
+            raise DataError(f"{ids}: no such file of ids")
+        lines = ids.read_text(encoding="utf-8").splitlines()
+        given += [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    out = stage.run(
+        Path.cwd(), params, given, ledger, sources_dir, logs, labels, rebuild, purge, remote
+    )
+    rows = sum(out.removed.values())
+    print(
+        f"forget: {len(given)} subject id(s): {rows:,} row(s) removed from "
+        f"{len(out.removed)} file(s); {out.ledger_added} new ledger entr"
+        f"{'y' if out.ledger_added == 1 else 'ies'} in {ledger}"
+    )
+    if purge:
+        print(
+            f"forget: purged {out.purged_local} object(s) from the local cache and "
+            f"{out.purged_remote} from the remote"
+        )
+        if out.broken_commits:
+            print(
+                f"forget: {len(out.broken_commits)} commit(s) can no longer be checked out "
+                "whole (their data held an erased subject):"
+            )
+            for sha in out.broken_commits:
+                print(f"  {sha}")
+    print(f"next: git add {ledger} and the changed .dvc files, dvc.lock; git commit")
 
 
 @app.command()

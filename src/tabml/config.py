@@ -74,9 +74,12 @@ class SchemaConfig(_Frozen):
     features: dict[str, FeatureSpec]
     ignore: tuple[str, ...] = ()
     extra_columns: Literal["allow", "reject"] = "reject"
-    # personal data: column -> what `clean` does with it. HMAC-SHA256 pseudonyms are keyed by
+    # personal data: column -> what `ingest` does with it. HMAC-SHA256 pseudonyms are keyed by
     # the environment variable TABML_PII_KEY, never by anything in the repository.
     pii: dict[str, Literal["pseudonymise", "drop"]] = Field(default_factory=dict)
+    # protected attributes (sex, race, age band...): columns whose groups the fairness measures
+    # always compare and the release's fairness gates hold (docs/privacy.md)
+    protected: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _check(self) -> SchemaConfig:
@@ -96,6 +99,12 @@ class SchemaConfig(_Frozen):
             raise ValueError(f"the id column '{self.id}' can be pseudonymised, not dropped")
         if self.target.column in self.pii:
             raise ValueError("the target column cannot be personal data")
+        unknown = sorted(set(self.protected) - set(self.features) - set(self.ignore))
+        if unknown:
+            raise ValueError(
+                f"protected columns must be features or ignored columns (kept in the splits): "
+                f"{unknown}"
+            )
         return self
 
     @property
@@ -327,6 +336,16 @@ class ReleaseConfig(_Frozen):
     # against the release promoted to `prod` (GTO), both scored on this run's test split: the
     # ROC AUC may be at most this much lower (null: no such gate)
     max_roc_auc_drop_vs_prod: Annotated[float, Field(ge=0, le=1)] | None = 0.01
+    # fairness on the test split, the largest over the segments of dataset.segments (null: off)
+    max_demographic_parity_difference: Annotated[float, Field(ge=0, le=1)] | None
+    max_equalized_odds_difference: Annotated[float, Field(ge=0, le=1)] | None
+
+
+class PrivacyConfig(_Frozen):
+    """`privacy`: how long personal data is kept (docs/privacy.md)."""
+
+    # days that prediction logs and production labels are kept (tabml logs prune)
+    retention_days: Annotated[int, Field(ge=1)]
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -346,6 +365,7 @@ _SECTIONS: dict[str, Any] = {
     "monitor.min_reference_chunks": Annotated[int, Field(ge=2)],
     "monitor.reference.max_rows": Annotated[int, Field(ge=100)],
     "release": ReleaseConfig,
+    "privacy": PrivacyConfig,
 }
 
 

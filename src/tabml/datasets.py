@@ -30,6 +30,11 @@ def list_bundled() -> list[str]:
     )
 
 
+def is_bundled(source: str) -> bool:
+    """Whether a source is a data set bundled in nannyml (not a file the team controls)."""
+    return source.startswith(BUNDLED_SCHEME)
+
+
 def resolve(source: str, sources_dir: Path) -> Path:
     """The file a source names."""
     if source.startswith(BUNDLED_SCHEME):

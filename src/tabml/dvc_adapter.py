@@ -170,3 +170,121 @@ def get_output(root: Path, rev: str, path: str, dest: Path) -> None:
             f"{path} at {rev} is neither in the local DVC cache nor readable from the remote "
             f"({reason})"
         ) from None
+
+
+def tracked_roots(root: Path, files: Sequence[Path]) -> list[Path]:
+    """The `dvc add`-ed paths (a file, or a folder) that hold `files`: those with a `.dvc` file
+    beside them. Files no .dvc file tracks (pipeline outputs, untracked files) are left out."""
+    out: list[Path] = []
+    top = root.resolve()
+    for f in files:
+        here = f.resolve()
+        for candidate in (here, *here.parents):
+            if candidate == top.parent or top not in (candidate, *candidate.parents):
+                break
+            if candidate.with_name(candidate.name + ".dvc").is_file():
+                if candidate not in out:
+                    out.append(candidate)
+                break
+    return out
+
+
+@dataclass(frozen=True)
+class Purged:
+    local: int
+    remote: int
+    commits: list[str]
+
+
+def _holds(data: bytes, subjects: Any, id_column: str | None) -> bool:
+    """Whether one stored object (no name, no extension: judged by its bytes) holds a subject."""
+    import io as stdio
+
+    import pandas as pd
+
+    if data[:4] == b"PAR1":
+        import pyarrow.parquet as pq
+
+        try:
+            frame = pq.read_table(stdio.BytesIO(data)).to_pandas()
+        except Exception:  # not readable as a table: judge its bytes
+            return bool(subjects.in_bytes(data))
+        return bool(subjects.match_frame(frame, id_column).any())
+    if id_column is not None and id_column.encode() in data[:10_000]:
+        frame = None
+        with contextlib.suppress(Exception):  # a CSV with the id column, or bytes to judge
+            frame = pd.read_csv(stdio.BytesIO(data), dtype=str, keep_default_na=False)
+        if frame is not None and id_column in frame:
+            return bool(subjects.match_frame(frame, id_column).any())
+    return bool(subjects.in_bytes(data))
+
+
+def purge(root: Path, subjects: Any, id_column: str | None, remote: str | None) -> Purged:
+    """Delete every object that holds a subject from the local DVC cache and the remote.
+
+    First the workspace's current state is pushed (it no longer holds them), then each stored
+    object is read: Parquet and CSV objects as tables (the id column, personal values in any
+    column), anything else as bytes (personal values and keyed hashes as text). Returns how
+    many objects went where, and the commits whose dvc.lock or .dvc files name a deleted object
+    or a folder manifest listing one: those revisions can no longer be checked out whole.
+    """
+    import json
+    import subprocess
+
+    from dvc.repo import Repo
+
+    from tabml.log import info
+
+    with Repo(str(root)) as repo:
+        odb = repo.cache.local
+        deleted: set[str] = set()
+        manifests: dict[str, set[str]] = {}
+        local = set(odb.all())
+        for oid in sorted(local):
+            path = Path(odb.oid_to_path(oid))
+            if oid.endswith(".dir"):
+                entries = json.loads(path.read_text(encoding="utf-8"))
+                manifests[oid] = {e["md5"] for e in entries if "md5" in e}
+            elif _holds(path.read_bytes(), subjects, id_column):
+                deleted.add(oid)
+        info(f"forget: {len(deleted)} object(s) in the local cache hold an erased subject")
+        remote_deleted = 0
+        has_remote = bool(remote or repo.config["core"].get("remote"))
+        if has_remote:
+            info("forget: dvc push (the current state, without them)")
+            repo.push(remote=remote)
+            rodb = repo.cloud.get_remote_odb(remote, "forget")
+            for oid in list(rodb.all()):
+                if oid.endswith(".dir"):
+                    continue
+                if oid not in deleted:
+                    if oid in local:
+                        continue  # judged above: clean
+                    with rodb.fs.open(rodb.oid_to_path(oid), "rb") as fh:
+                        if not _holds(fh.read(), subjects, id_column):
+                            continue
+                rodb.delete(oid)
+                remote_deleted += 1
+            info(f"forget: deleted {remote_deleted} object(s) from the remote")
+        for oid in deleted:
+            odb.delete(oid)
+    broken = deleted | {m.removesuffix(".dir") for m, files in manifests.items() if files & deleted}
+    commits = []
+    listed = subprocess.run(
+        ["git", "rev-list", "--all"], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for sha in listed:
+        names = subprocess.run(
+            ["git", "ls-tree", "-r", "--name-only", sha], cwd=root, capture_output=True,
+            text=True, check=True,
+        ).stdout.split()  # fmt: skip
+        texts = [
+            subprocess.run(
+                ["git", "show", f"{sha}:{n}"], cwd=root, capture_output=True, text=True
+            ).stdout
+            for n in names
+            if n == "dvc.lock" or n.endswith(".dvc")
+        ]
+        if any(oid in text for text in texts for oid in broken):
+            commits.append(sha)
+    return Purged(len(deleted), remote_deleted, commits)

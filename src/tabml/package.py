@@ -311,6 +311,29 @@ def model_card(metadata: dict[str, Any], slices: dict[str, Any], quality: dict[s
             auc = f"{s['roc_auc']:.4f}" if "roc_auc" in s else "n/a"
             f1 = f"{s['f1']:.4f}" if "f1" in s else "n/a"
             lines.append(f"| {v} | {s['rows']:,} | {s['positive_rate']:.3f} | {auc} | {f1} |")
+    fair = m.get("fairness") or {}
+    if fair:
+        lines += [
+            "",
+            "## Fairness (test split, at the decision threshold)",
+            "",
+            "Measured with fairlearn on each segment of `dataset.segments`; groups with too",
+            "few test rows are left out. 0 means the groups are treated alike by that measure",
+            "(for the ratio: 1).",
+            "",
+            "| segment | groups | demographic parity diff. | ratio | equal opportunity diff. "
+            "| equalised odds diff. |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for col, f in fair.items():
+            if "demographic_parity_difference" not in f:
+                lines.append(f"| {col} | {f.get('groups', 0)} | n/a | n/a | n/a | n/a |")
+                continue
+            lines.append(
+                f"| {col} | {f['groups']} | {f['demographic_parity_difference']:.3f} "
+                f"| {f['demographic_parity_ratio']:.3f} | {f['equal_opportunity_difference']:.3f} "
+                f"| {f['equalized_odds_difference']:.3f} |"
+            )
     lines += [
         "",
         "## Limitations",
@@ -320,6 +343,8 @@ def model_card(metadata: dict[str, Any], slices: dict[str, Any], quality: dict[s
         "- Metrics on the test split come from the same period as training; production metrics,",
         "  where labels exist, show how it held up later.",
         "- Slices with few rows or a single class have no ROC AUC; read small slices with care.",
+        "- The fairness figures compare only the groups the data records, on one split; they",
+        "  do not show whether a segment should inform decisions at all.",
         "",
     ]
     return "\n".join(lines)

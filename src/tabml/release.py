@@ -66,6 +66,37 @@ def _get(metrics: Mapping[str, Any], dotted: str) -> float | None:
     return float(node) if isinstance(node, int | float) and not isinstance(node, bool) else None
 
 
+def fairness_gates(
+    cfg: ReleaseConfig, metrics: Mapping[str, Any], protected: tuple[str, ...]
+) -> list[Gate]:
+    """The largest demographic-parity and equalised-odds differences over the protected
+    attributes (`dataset.schema.protected`): the segments whose groups must be treated alike.
+    Other segments are measured and reported, not gated (income bands, say, may well differ)."""
+    from tabml.fairness import worst
+
+    fair = {k: v for k, v in (metrics.get("fairness") or {}).items() if k in protected}
+    out = []
+    for measure, limit in (
+        ("demographic_parity_difference", cfg.max_demographic_parity_difference),
+        ("equalized_odds_difference", cfg.max_equalized_odds_difference),
+    ):
+        if limit is None:
+            continue
+        label = measure.replace("_", " ").replace("equalized", "equalised")
+        found = worst(fair, measure)
+        if found is None:
+            note = (
+                "no protected attribute declared (dataset.schema.protected)"
+                if not protected
+                else "no protected attribute with two groups of enough rows"
+            )
+            out.append(Gate(label, None, limit, True, note))
+            continue
+        segment, value = found
+        out.append(Gate(label, value, limit, value <= limit, f"largest: {segment}"))
+    return out
+
+
 def gates(
     cfg: ReleaseConfig,
     metrics: Mapping[str, Any],
@@ -73,6 +104,7 @@ def gates(
     previous: Mapping[str, Any] | None,
     previous_name: str | None = None,
     vs_prod: tuple[str, Paired] | str | None = None,
+    protected: tuple[str, ...] = (),
 ) -> list[Gate]:
     """Every gate of `cfg` against this run's metrics (and the previous release's), and
     against the release in prod scored on the same rows (`vs_prod`: its tag and the paired
@@ -147,6 +179,7 @@ def gates(
                     f"{paired.high:+.4f}",
                 )
             )
+    out += fairness_gates(cfg, metrics, protected)
     alerts = _get(monitoring or {}, "alerts")
     out.append(
         Gate(
@@ -174,6 +207,8 @@ def gate_table(results: list[Gate]) -> str:
         "ROC AUC drop against the previous release": "<=",
         "ROC AUC drop against prod, same rows": "<=",
         "monitoring alerts": "<=",
+        "demographic parity difference": "<=",
+        "equalised odds difference": "<=",
     }
     lines = ["| gate | value | limit | result |", "|---|---:|---:|---|"]
     for g in results:

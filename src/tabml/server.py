@@ -3,17 +3,17 @@
 Endpoints: `POST /predict`, `POST /predict/columnar`, `GET /health` (liveness), `GET /ready`
 (readiness: the package is loaded and verified, and the server is not shutting down),
 `GET /metadata`, `GET /metrics` (Prometheus), and the OpenAPI description at `/openapi.json`
-(browsable at `/docs`). With `TABML_API_TOKEN` (or `TABML_API_TOKEN_FILE`) set, the token is
-checked before anything else, and only the probes `/health` and `/ready` answer without it (401
-otherwise). Bad input never gets a 500: wrong types, missing or extra fields, NaN and Infinity
-get a 422 that lists each error with its record; a body over the limit, declared or streamed,
-gets a 413.
+(browsable at `/docs`). With a token set (`TABML_API_TOKEN`, `TABML_API_TOKEN_FILE`, or named
+client tokens in `TABML_API_TOKENS_FILE`: see tabml.access), the token is checked before
+anything else, and only the probes `/health` and `/ready` answer without it (401 otherwise).
+With an audit log, every request is recorded with its caller's name (tabml.access). Bad input
+never gets a 500: wrong types, missing or extra fields, NaN and Infinity get a 422 that lists
+each error with its record; a body over the limit, declared or streamed, gets a 413.
 """
 
 # no `from __future__ import annotations` here: FastAPI reads the request model from
 # predict()'s signature at run time, and that model is built per package
 import gc
-import hmac
 import json
 import os
 import uuid
@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from tabml import package as pkg
-from tabml import secrets, serving
+from tabml import serving
+from tabml.access import TOKEN_ENV, Audit, AuditLog, Tokens
 from tabml.log import info
 from tabml.metrics import CONTENT_TYPE, Measure, ServiceMetrics
 from tabml.predlog import PredictionLog, now_iso
 
-TOKEN_ENV = "TABML_API_TOKEN"  # noqa: S105 (the variable's name, not a secret)
 # `tabml serve` hands its settings to each uvicorn worker through these
 SETTINGS_ENV = "TABML_SERVE_SETTINGS"
 # a 422 lists at most this many problems (and says how many there were)
@@ -44,6 +44,7 @@ class Settings:
     max_body_bytes: int = 5_000_000
     flush_rows: int = 10_000
     flush_seconds: float = 5.0
+    audit_log: str | None = None
 
 
 class Gate:
@@ -56,18 +57,18 @@ class Gate:
     and handed on whole.
     """
 
-    def __init__(self, app: Any, limit: int, token: str | None, open_paths: frozenset[str]) -> None:
-        self.app, self.limit, self.open_paths = app, limit, open_paths
-        self.expected = f"Bearer {token}".encode() if token else None
+    def __init__(self, app: Any, limit: int, tokens: Tokens, open_paths: frozenset[str]) -> None:
+        self.app, self.limit, self.open_paths, self.tokens = app, limit, open_paths, tokens
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers", []))
-        if self.expected is not None and scope.get("path") not in self.open_paths:
-            given = headers.get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.expected):
+        if self.tokens.enabled and scope.get("path") not in self.open_paths:
+            caller = self.tokens.who(headers.get(b"authorization", b""))
+            scope.setdefault("state", {})["caller"] = caller
+            if caller is None:
                 await _answer(
                     send,
                     401,
@@ -276,6 +277,8 @@ def create_app(settings: Settings) -> Any:
         state["ready"] = False
         if log is not None:
             log.close()
+        if audit is not None:
+            audit.close()
 
     app = FastAPI(
         title=f"tabml: {loaded.name}",
@@ -284,10 +287,14 @@ def create_app(settings: Settings) -> Any:
         lifespan=lifespan,
     )
     app.router.route_class = _json_route()
-    token = secrets.from_env(os.environ, TOKEN_ENV) or None
-    app.add_middleware(Gate, limit=settings.max_body_bytes, token=token, open_paths=OPEN_PATHS)
-    # outermost: times every request and counts every refusal, the Gate's included
+    tokens = Tokens(os.environ)
+    token = tokens.enabled
+    app.add_middleware(Gate, limit=settings.max_body_bytes, tokens=tokens, open_paths=OPEN_PATHS)
+    # around it: times every request and counts every refusal, the Gate's included
     app.add_middleware(Measure, metrics=metrics)
+    audit = AuditLog(Path(settings.audit_log)) if settings.audit_log else None
+    if audit is not None:  # outermost: one line per request, denied ones included
+        app.add_middleware(Audit, log=audit)
     # declares the scheme in the OpenAPI description; Gate enforces it, before anything else
     bearer = HTTPBearer(auto_error=False, description=f"the token in {TOKEN_ENV}")
     secured = [Security(bearer)] if token else []
@@ -364,12 +371,13 @@ def create_app(settings: Settings) -> Any:
         dependencies=secured,
         responses=refusals,
     )
-    async def predict(body: request_model) -> Any:  # type: ignore[valid-type]
+    async def predict(body: request_model, request: Request) -> Any:  # type: ignore[valid-type]
         """Score up to `max_records` records: a probability of the positive class and a label."""
         # the validated field values as they are (flat records: no copy as model_dump makes)
         records = [vars(r) for r in body.records]  # type: ignore[attr-defined]
         scores = scorer.score(records)
         metrics.scored("/predict", scores)
+        request.scope.setdefault("state", {})["records"] = len(records)
         out = scorer.predictions(records, scores)
         request_id = uuid.uuid4().hex
         if log is not None:
@@ -402,7 +410,7 @@ def create_app(settings: Settings) -> Any:
         dependencies=secured,
         responses=refusals,
     )
-    async def predict_columnar(body: ColumnarRequest) -> Any:
+    async def predict_columnar(body: ColumnarRequest, request: Request) -> Any:
         """`/predict` for records sent as columns; predictions come back as columns too.
 
         Each row of `data` is checked by the same rules as a record of `/predict` (JSON Schema
@@ -413,6 +421,7 @@ def create_app(settings: Settings) -> Any:
             raise RequestValidationError(_row_errors(body.columns, body.data))
         scores = scorer.score_columns(columns)
         metrics.scored("/predict/columnar", scores)
+        request.scope.setdefault("state", {})["records"] = len(scores)
         labels = (scores >= scorer.threshold).astype("int64").tolist()
         request_id = uuid.uuid4().hex
         ids = columns[schema.id]
@@ -461,7 +470,8 @@ def create_app(settings: Settings) -> Any:
         f"serve: {loaded.name} ({loaded.model.kind}, {version}); up to {settings.max_records:,} "
         f"records per request; "
         + (f"logging predictions to {settings.log_dir}" if log else "no prediction log")
-        + ("; bearer token required" if token else "")
+        + (f"; bearer token required ({len(tokens.names())} client(s))" if token else "")
+        + (f"; audit log {settings.audit_log}" if audit else "")
     )
     return app
 
@@ -489,16 +499,22 @@ def listening_socket(host: str, port: int, reuse_port: bool = False) -> Any:
     return sock
 
 
-def _worker(host: str, port: int) -> None:
+def _worker(host: str, port: int, tls: dict[str, str]) -> None:
     """One worker process: its own SO_REUSEPORT socket, one uvicorn server."""
     import uvicorn
 
     sock = listening_socket(host, port, reuse_port=True)
-    config = uvicorn.Config("tabml.server:app_from_env", factory=True, log_level="info")
+    config = uvicorn.Config(
+        "tabml.server:app_from_env",
+        factory=True,
+        log_level="info",
+        ssl_certfile=tls.get("ssl_certfile"),
+        ssl_keyfile=tls.get("ssl_keyfile"),
+    )
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def run_workers(host: str, port: int, workers: int) -> None:
+def run_workers(host: str, port: int, workers: int, tls: dict[str, str] | None = None) -> None:
     """`workers` uvicorn processes, each on its own socket of the same port (see
     `listening_socket`); each builds the app with `app_from_env`.
 
@@ -531,7 +547,7 @@ def run_workers(host: str, port: int, workers: int) -> None:
         made = tempfile.mkdtemp(prefix="tabml-metrics-")
         os.environ[MULTIPROC_ENV] = made
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_worker, args=(host, port), name=f"tabml-worker-{i}")
+    procs = [ctx.Process(target=_worker, args=(host, port, tls or {}), name=f"tabml-worker-{i}")
              for i in range(workers)]  # fmt: skip
     stopping = False
 

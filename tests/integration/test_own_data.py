@@ -307,3 +307,67 @@ def test_exp_run_keeps_added_data_and_records_the_experiment(repo: dict[str, obj
     names = [e.get("name") for rev in shown for e in (rev.get("experiments") or [])]
     assert "baseline" in names, names
     assert "roc_auc" in json.dumps(shown)
+
+
+def _holds(data: bytes, needles: set[str]) -> bool:
+    """The test's own reading of a stored object: a table's id column and text columns, or its
+    bytes."""
+    import io as stdio
+
+    if data[:4] == b"PAR1":
+        frame = pd.read_parquet(stdio.BytesIO(data))
+    elif b"loan_id" in data[:2000]:
+        frame = pd.read_csv(stdio.BytesIO(data), dtype=str, keep_default_na=False)
+    else:
+        return any(n.encode() in data for n in needles if len(n) > 8)
+    for col in frame.columns:
+        values = set(frame[col].dropna().astype(str))
+        if col == "loan_id" and values & {"17", "17.0"}:
+            return True
+        if values & needles:
+            return True
+    return False
+
+
+def test_forget_purge_leaves_no_trace_in_the_cache_or_on_the_remote(
+    repo: dict[str, object], server: S3Server
+) -> None:
+    """Last in this module: it erases a subject from the repository the others share."""
+    import hashlib
+    import hmac
+
+    path, dev = repo["path"], repo["dev"]
+    assert isinstance(path, Path) and isinstance(dev, pd.DataFrame)
+    git(path, "reset", "-q", "--hard")  # undo the experiment's workspace
+    aws = {k: v for k, v in server.env().items() if k.startswith("AWS_")}
+    point_at(path, server, "own")
+    sh(path, "dvc", "checkout", "--force", TABML_PII_KEY=KEY, **aws)
+    sh(path, "dvc", "push", TABML_PII_KEY=KEY, **aws)
+    row = dev[dev["loan_id"] == 17].iloc[0]
+    needles = {row["email"], row["phone"]}
+    needles |= {hmac.new(KEY.encode(), v.encode(), hashlib.sha256).hexdigest() for v in needles}
+    out = sh(path, "tabml", "forget", "--id", "17", "--purge", TABML_PII_KEY=KEY, **aws)
+    assert "1 row(s) removed from 1 file(s)" in out, out
+    assert re.search(r"purged [1-9]\d* object\(s\) from the local cache and [1-9]", out), out
+    assert re.search(r"[1-9]\d* commit\(s\) can no longer be checked out whole", out), out
+    # nothing in the local cache, nothing on the remote
+    cache = [p for p in (path / ".dvc/cache/files").rglob("*") if p.is_file()]
+    assert cache and not [p for p in cache if _holds(p.read_bytes(), needles)]
+    s3 = server.s3()
+    keys = [
+        o["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket="tabml-test", Prefix="own/")  # type: ignore[attr-defined]
+        for o in page.get("Contents", [])
+    ]
+    held = [
+        k for k in keys
+        if _holds(s3.get_object(Bucket="tabml-test", Key=k)["Body"].read(), needles)  # type: ignore[attr-defined]
+    ]  # fmt: skip
+    assert keys and not held, held
+    # the ledger holds the keyed hash, not the id; the pipeline reproduces without the subject
+    ledger = (path / "data/erasure/ledger.txt").read_text()
+    entry = hmac.new(KEY.encode(), b"17", hashlib.sha256).hexdigest()
+    assert entry in ledger and "\n17\n" not in ledger
+    status = sh(path, "dvc", "status", TABML_PII_KEY=KEY)
+    assert "up to date" in status, status
+    assert 17 not in set(pd.read_parquet(path / "data/raw/development.parquet")["loan_id"])

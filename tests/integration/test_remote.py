@@ -152,8 +152,14 @@ def pushed(project: Path, server: S3Server, tmp_path_factory: pytest.TempPathFac
 
 
 def test_push_wipe_and_verified_pull_restore_every_output(pushed: Path, server: S3Server) -> None:
-    listed = server.s3().list_objects_v2(Bucket=BUCKET, Prefix="store/")  # type: ignore[attr-defined]
+    s3 = server.s3()
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="store/")  # type: ignore[attr-defined]
     assert listed["KeyCount"] > 0
+    # .dvc/config asks for server-side encryption: every upload carried the header, and the
+    # server reports each object encrypted at rest
+    for obj in listed["Contents"]:
+        head = s3.head_object(Bucket=BUCKET, Key=obj["Key"])  # type: ignore[attr-defined]
+        assert head.get("ServerSideEncryption") == "AES256", obj["Key"]
     before = digests(pushed)
     assert "models/package/MANIFEST.sha256" in before
     shutil.rmtree(pushed / ".dvc/cache")

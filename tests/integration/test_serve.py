@@ -613,3 +613,125 @@ def test_serve_and_predict_need_only_the_serving_set(
     assert refused.returncode == 2
     assert "needs nannyml" in refused.stderr and "uv sync" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_https_with_a_throwaway_authority_and_a_warning_for_plain_http_beyond_loopback(
+    project: Path, batch: pd.DataFrame, tmp_path: Path
+) -> None:
+    """The client verifies the server's certificate against the authority and gets scores;
+    plain HTTP on a non-loopback address says at start that it is plain."""
+    import httpx
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    certfile, keyfile, cafile = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(certfile))
+    cert.private_key_pem.write_to_path(str(keyfile))
+    ca.cert_pem.write_to_path(str(cafile))
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(BIN / "tabml"), "serve", "--package", str(project / "models/package"),
+         "--port", str(port), "--ssl-certfile", str(certfile), "--ssl-keyfile", str(keyfile)],
+        env=tool_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                r = httpx.post(
+                    f"https://127.0.0.1:{port}/predict",
+                    json={"records": records(batch.iloc[:3])},
+                    verify=str(cafile),
+                )
+                break
+            except httpx.ConnectError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.1)
+        assert r.status_code == 200 and len(r.json()["predictions"]) == 3
+        with pytest.raises(httpx.ConnectError):  # a client that does not trust the authority
+            httpx.get(f"https://127.0.0.1:{port}/health")
+        with pytest.raises(httpx.RemoteProtocolError):  # and no plain HTTP on that port
+            httpx.get(f"http://127.0.0.1:{port}/health")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert "warning" not in out.lower()
+    plain = free_port()
+    proc = subprocess.Popen(
+        [str(BIN / "tabml"), "serve", "--package", str(project / "models/package"),
+         "--host", "0.0.0.0", "--port", str(plain)],
+        env=tool_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{plain}/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert "warning: serving plain HTTP on 0.0.0.0" in out
+
+
+def test_named_tokens_are_taken_back_without_a_restart_and_every_call_is_audited(
+    project: Path, batch: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice, bob = "a" * 40, "b" * 40
+    tokens = tmp_path / "tokens.yaml"
+    tokens.write_text(f"alice: {alice}\nbob: {bob}\n")
+    monkeypatch.setenv("TABML_API_TOKENS_FILE", str(tokens))
+    audit = tmp_path / "audit/audit.jsonl"
+    client = client_for(Settings(package=str(project / "models/package"), audit_log=str(audit)))
+    body = {"records": records(batch.iloc[:3])}
+    with client:
+        assert (
+            client.post(
+                "/predict", json=body, headers={"Authorization": f"Bearer {alice}"}
+            ).status_code
+            == 200
+        )
+        assert (
+            client.post(
+                "/predict", json=body, headers={"Authorization": f"Bearer {bob}"}
+            ).status_code
+            == 200
+        )
+        assert (
+            client.post("/predict", json=body, headers={"Authorization": "Bearer nope"}).status_code
+            == 401
+        )
+        tokens.write_text(f"alice: {alice}\n")  # bob's access taken back
+        time.sleep(1.1)  # the file is looked at once a second at most
+        assert (
+            client.post(
+                "/predict", json=body, headers={"Authorization": f"Bearer {bob}"}
+            ).status_code
+            == 401
+        )
+        assert (
+            client.post(
+                "/predict", json=body, headers={"Authorization": f"Bearer {alice}"}
+            ).status_code
+            == 200
+        )
+        assert client.get("/ready").status_code == 200
+    lines = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert [(r["caller"], r["status"], r["records"]) for r in lines] == [
+        ("alice", 200, 3),
+        ("bob", 200, 3),
+        ("-", 401, 0),
+        ("-", 401, 0),
+        ("alice", 200, 3),
+        (None, 200, 0),
+    ]
+    assert all(r["endpoint"] in ("/predict", "/ready") and r["client"] for r in lines)
+    text = audit.read_text()
+    assert alice not in text and bob not in text, "the audit log names callers, never tokens"
+    summary = run_cli("audit", "--log", str(audit))
+    assert summary.returncode == 10, summary.stderr  # there were denials
+    assert "| alice | 2 | 6 | 0 |" in summary.stdout and "testclient: 2" in summary.stdout

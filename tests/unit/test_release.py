@@ -17,6 +17,8 @@ CFG = parse(
         "max_roc_auc_drop": 0.005,
         "max_monitoring_alerts": 10,
         "min_test_rows": 1000,
+        "max_demographic_parity_difference": None,
+        "max_equalized_odds_difference": None,
     },
 )
 GOOD = {"test": {"roc_auc": 0.95, "rows": 5000}}

@@ -9,6 +9,7 @@ from tabml import evaluate as ev
 from tabml import io
 from tabml.config import EvaluateConfig, Params, SchemaConfig
 from tabml.errors import DataError
+from tabml.fairness import fairness_metrics
 from tabml.log import info
 from tabml.model import load
 from tabml.monitor import SCORE
@@ -91,6 +92,11 @@ def run(
     slices = {
         "test": ev.slice_metrics(test, y_test, p_test, segments, threshold, cfg.min_slice_rows)
     }
+    measured = tuple(dict.fromkeys([*segments, *schema.protected]))
+    if measured:
+        metrics["fairness"] = fairness_metrics(
+            test, y_test, p_test, measured, threshold, cfg.min_slice_rows
+        )
     importance = sorted(model.importance().items(), key=lambda kv: (-kv[1], kv[0]))
 
     with io.atomic_dir(predictions_dir) as tmp:

@@ -1,7 +1,8 @@
 """ingest: read the sources, validate them against the schema, write Parquet under data/raw.
 
-This is the first stage that writes anything, so personal data is handled here: columns in
-`schema.pii` are pseudonymised (keyed HMAC) or dropped before a batch is written, and no raw
+This is the first stage that writes anything, so personal data is handled here: the rows of
+subjects in the erasure ledger (`tabml forget`) are dropped, columns in `schema.pii` are
+pseudonymised (keyed HMAC) or dropped before a batch is written, and no raw
 value reaches data/raw (a cached output that `dvc push` uploads) or anything after it. What the
 config and the development row count can tell about monitoring is checked here too, before
 any training: a reference too small for enough chunks fails now, not after the model is built.
@@ -18,7 +19,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tabml import datasets, io, privacy
+from tabml import datasets, erasure, io, privacy
 from tabml.config import ChunkingConfig, Params, SchemaConfig, SourcesConfig
 from tabml.errors import DataError
 from tabml.log import info
@@ -50,14 +51,22 @@ def _stream(
     batch_rows: int,
     key: bytes | None,
     pseudonymised: bool = False,
+    ledger: frozenset[str] = frozenset(),
 ) -> tuple[BatchChecks, pd.DataFrame]:
-    """Type, check, pseudonymise and write one file batch by batch; raise once with every
-    failure. `pseudonymised`: the file holds personal data pseudonymised already (tabml's own
-    prediction logs, through `tabml append`), so it is not hashed twice."""
+    """Type, check, drop erased subjects, pseudonymise and write one file batch by batch;
+    raise once with every failure. `pseudonymised`: the file holds personal data pseudonymised
+    already (tabml's own prediction logs, through `tabml append`), so it is not hashed twice.
+    `ledger`: the erasure ledger's entries, whose rows never go further."""
     checks = BatchChecks(schema, role)
     empty: pd.DataFrame | None = None
+    dropped = 0
     for frame in io.iter_table(path, batch_rows):
         typed = checks.add(frame)
+        if ledger and schema.id in typed:
+            gone = erasure.erased(typed[schema.id], ledger, key)
+            if gone.any():
+                dropped += int(gone.sum())
+                typed = typed[~gone.to_numpy()]
         if not pseudonymised:
             typed = privacy.apply(typed, schema.pii, key)
         if empty is None:
@@ -68,6 +77,8 @@ def _stream(
             info(f"ingest: {path.name}: {checks.rows:,} rows read")
     if checks.rows == 0:
         raise DataError(f"{path}: file has a header but no rows")
+    if dropped:
+        info(f"ingest: {path.name}: {dropped:,} rows of erased subjects dropped (erasure ledger)")
     failures = checks.finish()
     if failures:
         raise ValidationError(str(path), failures)
@@ -76,7 +87,11 @@ def _stream(
 
 
 def run(
-    params_file: Path, sources_dir: Path, output_dir: Path, batch_rows: int = BATCH_ROWS
+    params_file: Path,
+    sources_dir: Path,
+    output_dir: Path,
+    batch_rows: int = BATCH_ROWS,
+    ledger_file: Path | None = None,
 ) -> None:
     params = Params.load(params_file, PARAMS)
     sources: SourcesConfig = params.section("dataset.sources")
@@ -87,21 +102,26 @@ def run(
     if sources.production_labels and not sources.production:
         raise DataError("dataset.sources: production_labels given without production")
     # what the config alone decides fails before any file is read
-    key = privacy.key_from_env(os.environ, needed="pseudonymise" in schema.pii.values())
+    ledger = erasure.read(ledger_file)
+    key = privacy.key_from_env(
+        os.environ, needed="pseudonymise" in schema.pii.values() or bool(ledger)
+    )
     check_chunking(chunking, min_chunks, schema.timestamp)
 
     with io.atomic_dir(output_dir) as tmp:
         dev_path = datasets.resolve(sources.development, sources_dir)
         info(f"ingest: reading development data {dev_path.name}")
         dev_sink = io.ParquetSink(tmp / DEVELOPMENT)
-        dev, empty_dev = _stream(dev_path, schema, "development", dev_sink, batch_rows, key)
+        dev, empty_dev = _stream(
+            dev_path, schema, "development", dev_sink, batch_rows, key, ledger=ledger
+        )
         info(f"ingest: {dev.rows:,} development rows meet the schema")
         dev_rows = dev.rows
         if sources.additions:
             add_path = sources_dir / sources.additions
             if add_path.is_file():
                 added, _ = _stream(
-                    add_path, schema, "development", dev_sink, batch_rows, key, pseudonymised=True
+                    add_path, schema, "development", dev_sink, batch_rows, key, True, ledger
                 )
                 dev_rows += added.rows
                 info(
@@ -118,7 +138,9 @@ def run(
         prod_sink, labels_sink = io.ParquetSink(tmp / PRODUCTION), io.ParquetSink(tmp / LABELS)
         if sources.production:
             prod_path = datasets.resolve(sources.production, sources_dir)
-            prod, _ = _stream(prod_path, schema, "production", prod_sink, batch_rows, key)
+            prod, _ = _stream(
+                prod_path, schema, "production", prod_sink, batch_rows, key, ledger=ledger
+            )
             for col, d in prod.unseen().items():
                 info(
                     f"ingest: production '{col}': {d['count']:,} values never seen in "
@@ -132,7 +154,9 @@ def run(
                 )
             if sources.production_labels:
                 lab_path = datasets.resolve(sources.production_labels, sources_dir)
-                labels, _ = _stream(lab_path, schema, "labels", labels_sink, batch_rows, key)
+                labels, _ = _stream(
+                    lab_path, schema, "labels", labels_sink, batch_rows, key, ledger=ledger
+                )
                 label_ids = labels.ids()
                 unknown = ~label_ids.isin(prod.ids())
                 if unknown.any():

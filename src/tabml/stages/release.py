@@ -16,12 +16,12 @@ import yaml
 from tabml import io
 from tabml import package as pkg
 from tabml import release as rel
-from tabml.config import Params, ReleaseConfig
+from tabml.config import Params, ReleaseConfig, SchemaConfig
 from tabml.dvc_adapter import metrics_at, repro, unclean_outputs
 from tabml.errors import ConfigError
 from tabml.log import info
 
-PARAMS = ("release",)
+PARAMS = ("release", "dataset.schema")
 # the GTO stage whose release the challenger is compared with on the same rows
 PROD_STAGE = "prod"
 NOTES = "RELEASE_NOTES.md"
@@ -136,7 +136,9 @@ def _gates(
     name: str,
     paths: SameRowsPaths,
 ) -> list[rel.Gate]:
-    cfg: ReleaseConfig = Params.load(params_file, PARAMS).section("release")
+    params = Params.load(params_file, PARAMS)
+    cfg: ReleaseConfig = params.section("release")
+    schema: SchemaConfig = params.section("dataset.schema")
     current = io.read_json(metrics) if metrics.is_file() else {}
     alerts = io.read_json(monitoring) if monitoring.is_file() else None
     before = None
@@ -146,7 +148,9 @@ def _gates(
     vs_prod = None
     if cfg.max_roc_auc_drop_vs_prod is not None:
         vs_prod = against_prod(root, name, paths)
-    return rel.gates(cfg, current, alerts, before, previous[0] if previous else None, vs_prod)
+    return rel.gates(
+        cfg, current, alerts, before, previous[0] if previous else None, vs_prod, schema.protected
+    )
 
 
 def _require_committed(root: Path) -> None:
