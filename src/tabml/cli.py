@@ -322,6 +322,16 @@ def monitor(
             "(the pipeline stage, for datasets with no production batch yet)."
         ),
     ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(help="A folder of logs: only its date= partitions from YYYY-MM-DD on."),
+    ] = None,
+    last_days: Annotated[
+        int | None,
+        typer.Option(
+            help="A folder of logs: only the last N days' partitions (today included).", min=1
+        ),
+    ] = None,
 ) -> None:
     """Drift, data quality and estimated performance of a batch, with NannyML.
 
@@ -330,9 +340,13 @@ def monitor(
     feature and of the score, multivariate drift, CBPE-estimated performance (and realized
     performance where --labels gives targets), missing, unseen and out-of-range values.
 
-    Exit codes: 0 no alert; 10 alerts fired (see summary.json); 12 the batch has no rows
-    (nothing was monitored: not the same as no alert); 2 bad config; 3 bad input (missing or
-    unrelated columns, unreadable files); 4 a package that fails verification.
+    --since / --last-days window a folder of prediction logs by its date= partitions, so that
+    a daily run looks at the new days only and old drift does not alert again.
+
+    Exit codes: 0 no alert; 10 alerts fired (see summary.json); 12 the batch has no rows, or
+    the window holds no partition (nothing was monitored: not the same as no alert); 2 bad
+    config; 3 bad input (missing or unrelated columns, unreadable files); 4 a package that
+    fails verification.
     """
     from tabml import monitor as mon
     from tabml.config import parse
@@ -348,8 +362,21 @@ def monitor(
         chunking = parse("monitor.chunking", {"method": method, method: value})
     from tabml.io import guard_outputs
 
+    if since is not None and last_days is not None:
+        raise TabmlError("give --since or --last-days, not both")
+    if last_days is not None:
+        from datetime import UTC, datetime, timedelta
+
+        since = (datetime.now(UTC).date() - timedelta(days=last_days - 1)).isoformat()
+    if since is not None:
+        from datetime import date
+
+        try:
+            date.fromisoformat(since)
+        except ValueError:
+            raise TabmlError(f"--since {since!r}: give a day as YYYY-MM-DD") from None
     guard_outputs([input, labels, package], dirs=[output_dir])
-    summary = stage.run(package, input, labels, output_dir, chunking, allow_empty)
+    summary = stage.run(package, input, labels, output_dir, chunking, allow_empty, since)
     alerts = summary["totals"]["alerts"]["total"]
     if alerts and fail_on_alerts:
         print(

@@ -79,16 +79,18 @@ def run(
     output_dir: Path,
     chunking: ChunkingConfig | None = None,
     allow_empty: bool = False,
+    since: str | None = None,
 ) -> dict[str, Any]:
     """Monitor one batch; write summary, metrics, HTML report and PNG charts; return summary.
 
     `package_dir` may also be a release tarball. The batch's columns are checked first; a
     batch with no rows is an `EmptyBatchError` (exit 12), or with `allow_empty` an empty
-    report (the pipeline's stage, for a dataset with no production batch yet).
+    report (the pipeline's stage, for a dataset with no production batch yet). `since`
+    (YYYY-MM-DD) keeps only the `date=` partitions of a folder of logs from that day on.
     """
     with pkg.unpacked(package_dir) as folder:
         return _monitor(
-            pkg.load(folder), input_path, labels_path, output_dir, chunking, allow_empty
+            pkg.load(folder), input_path, labels_path, output_dir, chunking, allow_empty, since
         )
 
 
@@ -99,13 +101,19 @@ def _monitor(
     output_dir: Path,
     chunking: ChunkingConfig | None,
     allow_empty: bool,
+    since: str | None = None,
 ) -> dict[str, Any]:
     schema = loaded.schema
     cfg = _config(loaded)
     chunking = chunking or cfg.chunking
 
     reference = io.read_parquet(loaded.reference)
-    batch = io.read_batch(input_path, allow_empty=True)
+    batch = io.read_batch(input_path, allow_empty=True, since=since)
+    if since is not None and not len(batch.columns):
+        raise EmptyBatchError(
+            f"{input_path}: no prediction logs from {since} on (no date= partition in the "
+            "window): nothing was monitored, which is not the same as no drift"
+        )
     model_info = {"name": loaded.name, "kind": loaded.model.kind, "threshold": loaded.threshold}
     # the columns first: an unrelated file is an error even when it has no rows
     typed = validate(batch, schema, "production", str(input_path)).frame
