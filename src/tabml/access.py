@@ -167,10 +167,11 @@ class Audit:
             await self.app(scope, receive, watch)
         finally:
             client = scope.get("client")
+            caller = state.get("caller")
             self.log.write(
                 {
                     "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
-                    "caller": state.get("caller", DENIED if status == 401 else None),
+                    "caller": DENIED if caller is None and status == 401 else caller,
                     "method": scope.get("method"),
                     "endpoint": scope.get("path"),
                     "status": status,

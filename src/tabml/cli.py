@@ -519,6 +519,20 @@ def release_register(
     stage.register(Path.cwd(), version, params, metrics, monitoring)
 
 
+@release_app.command("check-tag")
+def release_check_tag(
+    tag: Annotated[str, typer.Argument(help="A git tag, e.g. tabml-model@v1.2.3.")],
+) -> None:
+    """Check that a tag registers a version of dvc.yaml's artefact (GTO's parsing, semver);
+    print the version. Exits 2 for anything else: another artefact, a GTO deregistration or
+    deprecation (`name@v1.2.3!`), a stage assignment (`name#prod#1`), a malformed tag."""
+    from tabml import release as rel
+    from tabml.stages.release import artifact
+
+    name, _ = artifact(Path.cwd())
+    print(rel.parse_tag(tag, name))
+
+
 @release_app.command("build")
 def release_build(
     tag: Annotated[str, typer.Option(help="The release tag, e.g. tabml-model@v1.2.3.")],

@@ -226,6 +226,10 @@ def parse_tag(tag: str, artifact: str) -> str:
     from gto.api import parse_tag_name
     from gto.exceptions import InvalidTagName
 
+    if "!" in tag:
+        raise ReleaseError(
+            f"tag {tag!r} is a GTO deregistration, deprecation or unassignment, not a release"
+        )
     match = _TAG.match(tag)
     if not match:
         raise ReleaseError(
