@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument("--report", type=Path, default=HERE / "report.md")
     parser.add_argument("--output", type=Path, default=HERE / "rendered.png")
     parser.add_argument("--chromium", default="chromium")
-    parser.add_argument("--height", type=int, default=4200)
+    parser.add_argument("--height", type=int, default=5300)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         page = Path(tmp) / "report.html"

@@ -127,7 +127,8 @@ def monitoring(summary: Mapping[str, Any]) -> list[str]:
     chunks = list(summary.get("chunks") or [])
     if not chunks:
         return []
-    labels = [str(c.get("index", i)) for i, c in enumerate(chunks)]
+    # numbered from 1, as the report's chunk table numbers them
+    labels = [str(int(c.get("index", i)) + 1) for i, c in enumerate(chunks)]
     drift = [
         float(sum(1 for m in c.get("drift", {}).values() for v in m.values() if v.get("alert")))
         for c in chunks
