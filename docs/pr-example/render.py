@@ -2,7 +2,8 @@
 
     npm install --prefix /tmp/mermaid mermaid@12.3.0      # Mermaid's own JavaScript
     apt-get install chromium                              # a headless browser
-    uv run python docs/pr-example/render.py --mermaid-js /tmp/mermaid/node_modules/mermaid/dist/mermaid.min.js
+    uv run python docs/pr-example/render.py \
+        --mermaid-js /tmp/mermaid/node_modules/mermaid/dist/mermaid.min.js
 
 The Markdown becomes HTML (markdown-it, GitHub's table syntax), each ```mermaid block a
 `<pre class="mermaid">` that Mermaid's script draws, as GitHub's Markdown renderer does; then
