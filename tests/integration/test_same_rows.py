@@ -3,8 +3,8 @@
 The base revision's package (the champion) and the workspace's (the challenger) are both
 scored on the workspace's test split and labelled production batch, and the verdict is the
 paired comparison's (DeLong's test), so that a change of the data is judged fairly. The
-retraining case (appended rows move the test split) is the last step of
-`test_loop.py::test_serve_log_monitor_append_and_retrain`, which appends and retrains anyway.
+retraining case (appended rows move the test split) is the retrain workflow's report in
+`test_workflow_runs.py::test_retraining_opens_a_pull_request_a_person_merges_with_its_report`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """The workflows' steps, run (tests/harness.py), not only linted: the pull-request report on a
-change from the repository and from a fork, retraining, monitoring with and without drift and
-with no data, and a release on a version tag but not on a deregistration.
+change from the repository, from Dependabot and with the upload opted in, retraining (the
+loop's end: the labelled logs appended, every stage rerun, the report on the same rows),
+monitoring with and without drift and with no data, and a release on a version tag but not on
+a deregistration. (A fork's pull request, from the start: test_pr_report.py.)
 
 One clone of the built project is the repository. Its DVC remote is the moto S3 server on
 loopback, holding the pipeline's outputs and run-cache and the prediction logs and labels;
@@ -10,6 +12,7 @@ promote it to prod, and the `gh` stand-in serves that release's tarball as its a
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -215,6 +218,11 @@ def _retrain(world: dict[str, Any], repo: Path) -> None:
     left_out = int((world["batch"].iloc[30_000:36_000]["size_of_downpayment"] == "50%").sum())
     assert left_out > 0 and len(additions) == 6_000 - left_out
     assert "left out: 'size_of_downpayment'" in r.steps_log()
+    # retraining ran every stage on the larger development set, and pushed the result
+    for stage in ("ingest", "clean", "split", "train", "evaluate", "package", "monitor"):
+        assert f"Running stage '{stage}'" in r.steps_log(), stage
+    quality = json.loads((repo / "reports/data_quality.json").read_text())
+    assert quality["development"]["rows_read"] == 50_000 + len(additions)
     # with a GitHub App: its token opens the pull request, CI runs there, no report here
     app = runner(world, "retrain-app")
     job = app.run(flow, "retrain", event, vars={"TABML_APP_ID": "123"},
