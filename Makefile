@@ -110,9 +110,20 @@ typecheck: sync ## mypy
 	@echo ">> mypy"
 	$(RUN) mypy
 
-pytest: sync .tools/checkov/bin/checkov ## pytest only
-	@echo ">> pytest"
+# Two tiers: the unit and contract tests in one process, then the integration tests on both
+# cores (pytest-xdist, one module per worker). OpenMP threads wait passively there: two
+# LightGBM trainings at once with spinning threads starve each other (4 minutes, not 10 s).
+# PYTEST_ARGS=... runs just what it names, in one process.
+pytest: sync .tools/checkov/bin/checkov ## pytest only (PYTEST_ARGS="tests/unit -k x" for a part)
+ifeq ($(strip $(PYTEST_ARGS)),)
+	@echo ">> pytest: unit and contract tests"
+	$(RUN) pytest tests/unit tests/contracts
+	@echo ">> pytest: integration tests, 2 workers"
+	OMP_WAIT_POLICY=PASSIVE $(RUN) pytest -n 2 --dist loadfile tests/integration
+else
+	@echo ">> pytest $(PYTEST_ARGS)"
 	$(RUN) pytest $(PYTEST_ARGS)
+endif
 
 test: lint typecheck pytest ## lint, types and every test
 
