@@ -23,8 +23,9 @@ app = typer.Typer(
         "are run by 'dvc repro' as dvc.yaml declares them. For people: predict and serve "
         "score with a package, monitor watches a new batch, report writes the pull-request "
         "comment, gate and release cut model releases, package verify checks one, append "
-        "collects labelled production data for retraining, synth makes data for scale tests, "
-        "params and datasets help with configuration."
+        "collects labelled production data for retraining, forget erases data subjects, logs "
+        "prune applies the retention period, audit reviews who called the service, synth makes "
+        "data for scale tests, params and datasets help with configuration."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -66,7 +67,7 @@ def clean(
     report: Annotated[Path, typer.Option(help="The data-quality JSON report.")],
     params: Params = Path("params.yaml"),
 ) -> None:
-    """Type, dedupe and pseudonymise; quarantine unusable rows with a reason."""
+    """Type and dedupe; quarantine unusable rows with a reason."""
     from tabml.io import guard_outputs
     from tabml.stages import clean as stage
 
