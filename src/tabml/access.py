@@ -29,6 +29,7 @@ from typing import Any
 from tabml import secrets
 from tabml.errors import ConfigError
 from tabml.log import info
+from tabml.metrics import Watched
 
 TOKEN_ENV = "TABML_API_TOKEN"  # noqa: S105 (the variable's name, not a secret)
 TOKENS_FILE_ENV = "TABML_API_TOKENS_FILE"
@@ -155,26 +156,19 @@ class Audit:
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})
-        status = 500
-
-        async def watch(message: Any) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        watched = Watched(send)
         try:
-            await self.app(scope, receive, watch)
+            await self.app(scope, receive, watched.send)
         finally:
             client = scope.get("client")
             caller = state.get("caller")
             self.log.write(
                 {
                     "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
-                    "caller": DENIED if caller is None and status == 401 else caller,
+                    "caller": DENIED if caller is None and watched.status == 401 else caller,
                     "method": scope.get("method"),
                     "endpoint": scope.get("path"),
-                    "status": status,
+                    "status": watched.status,
                     "records": state.get("records", 0),
                     "client": client[0] if client else None,
                 }

@@ -196,6 +196,20 @@ class ServiceMetrics:
         return bytes(generate_latest(summed))
 
 
+class Watched:
+    """An ASGI `send` that remembers the status the app answered with (500 until it does: what
+    the client gets when the app raises first). The measuring and auditing middlewares use it."""
+
+    def __init__(self, send: Any) -> None:
+        self.status = 500
+        self._send = send
+
+    async def send(self, message: Any) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self._send(message)
+
+
 class Measure:
     """ASGI middleware, outermost: times every HTTP request and counts its errors."""
 
@@ -207,15 +221,8 @@ class Measure:
             await self.app(scope, receive, send)
             return
         start = perf_counter()
-        status = 500  # what the client gets if the app raises before answering
-
-        async def watch(message: Any) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        watched = Watched(send)
         try:
-            await self.app(scope, receive, watch)
+            await self.app(scope, receive, watched.send)
         finally:
-            self.metrics.request(scope.get("path", ""), status, perf_counter() - start)
+            self.metrics.request(scope.get("path", ""), watched.status, perf_counter() - start)
