@@ -19,6 +19,7 @@ Prints Markdown tables for docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -26,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -49,7 +51,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_to_ready(env: dict[str, str], image: str) -> float:
+@contextlib.contextmanager
+def serving(env: dict[str, str], image: str) -> Iterator[tuple[int, float]]:
+    """The image serving on a free port, read-only with a tmpfs /tmp as deployed: yields the
+    port and the seconds from `podman run` to the first 200 from /ready; removed afterwards."""
     import httpx
 
     port = free_port()
@@ -64,14 +69,20 @@ def start_to_ready(env: dict[str, str], image: str) -> float:
         while True:
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
-                    return time.perf_counter() - start
+                    break
             except httpx.TransportError:
                 pass
             if time.perf_counter() - start > 60:
                 raise RuntimeError("/ready never answered")
             time.sleep(0.01)
+        yield port, time.perf_counter() - start
     finally:
         subprocess.run(["podman", "rm", "-f", "-t", "5", name], env=env, capture_output=True)
+
+
+def start_to_ready(env: dict[str, str], image: str) -> float:
+    with serving(env, image) as (_, seconds):
+        return seconds
 
 
 def bare_start(env: dict[str, str], image: str) -> float:
@@ -106,27 +117,9 @@ def same_scores(env: dict[str, str], image: str, package: Path) -> tuple[int, in
     batch = pd.read_parquet(ROOT / "data/raw/production.parquet").iloc[:1000]
     batch = batch.drop(columns=["y_pred_proba", "y_pred"], errors="ignore")
     want = score(pkg.load(package), batch, "batch").set_index("id")["score"]
-    port = free_port()
-    name = f"tabml-bench-{port}"
-    subprocess.run(
-        ["podman", "run", "-d", "--name", name, "--read-only", "--tmpfs", "/tmp",
-         "-p", f"127.0.0.1:{port}:8000", image],
-        env=env, check=True, capture_output=True,
-    )  # fmt: skip
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.05)
-        body = {"records": json.loads(batch.to_json(orient="records", date_format="iso"))}
+    body = {"records": json.loads(batch.to_json(orient="records", date_format="iso"))}
+    with serving(env, image) as (port, _):
         got = httpx.post(f"http://127.0.0.1:{port}/predict", json=body, timeout=60).json()
-    finally:
-        subprocess.run(["podman", "rm", "-f", "-t", "5", name], env=env, capture_output=True)
     served = pd.DataFrame(got["predictions"]).set_index("id")["score"]
     same = int((served == want.loc[served.index]).sum())
     return same, len(served)
