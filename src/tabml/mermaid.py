@@ -91,18 +91,20 @@ def curves(base: Mapping[str, Any], head: Mapping[str, Any]) -> list[str]:
 
     with_base = "grey: base, blue: this change"
     out = []
-    roc_h, roc_b = get(head, "roc.json", "roc"), get(base, "roc.json", "roc")
-    if roc_h:
-        lines = [(BASE, roc_tpr(roc_b))] if roc_b else []
-        lines.append((HEAD, roc_tpr(roc_h)))
-        title = f"ROC curve ({with_base})" if roc_b else "ROC curve"
-        out.append(block(title, '"false-positive rate" 0 --> 1', "true-positive rate", lines))
-    pr_h, pr_b = get(head, "precision_recall.json", "pr"), get(base, "precision_recall.json", "pr")
-    if pr_h:
-        lines = [(BASE, pr_precision(pr_b))] if pr_b else []
-        lines.append((HEAD, pr_precision(pr_h)))
-        title = f"Precision-recall ({with_base})" if pr_b else "Precision-recall"
-        out.append(block(title, '"recall" 0 --> 1', "precision", lines))
+    curves_ = [
+        ("roc.json", "roc", roc_tpr, "ROC curve", '"false-positive rate" 0 --> 1',
+         "true-positive rate"),
+        ("precision_recall.json", "pr", pr_precision, "Precision-recall", '"recall" 0 --> 1',
+         "precision"),
+    ]  # fmt: skip
+    for file, key, sample, name, x_axis, y_axis in curves_:
+        now, before = get(head, file, key), get(base, file, key)
+        if not now:
+            continue
+        lines = [(BASE, sample(before))] if before else []
+        lines.append((HEAD, sample(now)))
+        title = f"{name} ({with_base})" if before else name
+        out.append(block(title, x_axis, y_axis, lines))
     cal_h = get(head, "calibration.json", "calibration")
     if cal_h:
         labels = [f"{b['mean_predicted']:.2f}" for b in cal_h]
