@@ -108,7 +108,7 @@ def blank_unseen(frame: pd.DataFrame, reference: pd.DataFrame, columns: list[str
 
 HOW_TO_SET = (
     "in conf/monitor/default.yaml, then run 'tabml params' with the overrides you compose with "
-    "(e.g. 'tabml params dataset=loans') and 'dvc repro'"
+    "(e.g. 'tabml params dataset=<your dataset>') and 'dvc repro'"
 )
 
 
