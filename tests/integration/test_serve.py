@@ -658,23 +658,10 @@ def test_https_with_a_throwaway_authority_and_a_warning_for_plain_http_beyond_lo
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
     assert "warning" not in out.lower()
-    plain = free_port()
-    proc = subprocess.Popen(
-        [str(BIN / "tabml"), "serve", "--package", str(project / "models/package"),
-         "--host", "0.0.0.0", "--port", str(plain)],
-        env=tool_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{plain}/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
+    # plain HTTP beyond loopback: `start` waits for /health, the output says it is plain
+    proc = start(project / "models/package", free_port(), tmp_path / "logs", "--host", "0.0.0.0")
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
     assert "warning: serving plain HTTP on 0.0.0.0" in out
 
 
