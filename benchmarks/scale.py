@@ -38,11 +38,11 @@ import json, sys, time
 import lightgbm as lgb
 import pandas as pd
 from pathlib import Path
-from tabml.config import Params
+from tabml.config import TrainParams
 from tabml.features import Preprocessor
 from tabml.model import _lgb_columns, _lgb_params
-params = Params.load(Path("params.yaml"), ("seed", "dataset.schema", "model"))
-schema, cfg, seed = (params.section(k) for k in ("dataset.schema", "model", "seed"))
+params = TrainParams.load(Path("params.yaml"))
+schema, cfg, seed = params.dataset_schema, params.model, params.seed
 meta = json.loads(Path("models/model/model.json").read_text())
 prep = Preprocessor.from_dict(meta["preprocessor"])
 train = pd.read_parquet("data/processed/train.parquet")

@@ -93,7 +93,8 @@ class Tokens:
         return [(name, f"Bearer {token}".encode()) for name, token in sorted(merged.items())]
 
     def _reload(self, strict: bool = False) -> None:
-        assert self._path is not None
+        if self._path is None:  # fixed tokens only: nothing to re-read
+            return
         try:
             st = self._path.stat()
             stamp = (st.st_mtime, st.st_size)

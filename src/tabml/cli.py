@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from tabml.catalog import Repo, Splits
 from tabml.errors import DataError, TabmlError
 
 app = typer.Typer(
@@ -114,13 +115,12 @@ def train(
     (monitor.reference.folds fold models), the reference that monitoring compares production
     against.
     """
-    from tabml.config import LightGBMDaskConfig
-    from tabml.config import Params as ParamsFile
+    from tabml.config import LightGBMDaskConfig, TrainParams
     from tabml.model import import_lightgbm_without_sklearn
     from tabml.stages import train as stage
 
     # LightGBM's sklearn classes are only needed by its Dask interface
-    if not isinstance(ParamsFile.load(params, ("model",)).section("model"), LightGBMDaskConfig):
+    if not isinstance(TrainParams.load(params).model, LightGBMDaskConfig):
         import_lightgbm_without_sklearn()
     from tabml.io import guard_outputs
 
@@ -350,7 +350,7 @@ def monitor(
     fails verification.
     """
     from tabml import monitor as mon
-    from tabml.config import parse
+    from tabml.config import ChunkingConfig, parse
     from tabml.stages import monitor as stage
 
     chosen = {"rows": chunk_rows, "count": chunk_count, "period": chunk_period}
@@ -360,7 +360,7 @@ def monitor(
     chunking = None
     if given:
         (method, value), *_ = given.items()
-        chunking = parse("monitor.chunking", {"method": method, method: value})
+        chunking = parse(ChunkingConfig, {"method": method, method: value}, "monitor.chunking")
     from tabml.io import guard_outputs
 
     if since is not None and last_days is not None:
@@ -408,15 +408,13 @@ def report(
             "says so and compares each run's own metrics)."
         ),
     ] = True,
-    package: Annotated[Path, typer.Option(help="This change's package.")] = Path("models/package"),
-    test: Annotated[Path, typer.Option(help="This change's test split.")] = Path(
-        "data/processed/test.parquet"
-    ),
+    package: Annotated[Path, typer.Option(help="This change's package.")] = Path(Repo.PACKAGE),
+    test: Annotated[Path, typer.Option(help="This change's test split.")] = Path(Repo.TEST),
     production: Annotated[Path, typer.Option(help="The clean production batch.")] = Path(
-        "data/interim/production.parquet"
+        Repo.PRODUCTION
     ),
     production_labels: Annotated[Path, typer.Option(help="Its labels.")] = Path(
-        "data/interim/production_labels.parquet"
+        Repo.PRODUCTION_LABELS
     ),
     additions: Annotated[
         Path, typer.Option(help="Rows 'tabml append' added (to say which test rows they are).")
@@ -454,7 +452,7 @@ def report(
     if charts not in ("mermaid", "images"):
         raise TabmlError(f"--charts {charts!r}: 'mermaid' or 'images'")
 
-    splits = (test.with_name("train.parquet"), test.with_name("valid.parquet"))
+    splits = (test.with_name(Splits.TRAIN), test.with_name(Splits.VALID))
     inputs = stage.SameRowsInputs(package, test, production, production_labels, additions, splits)
     stage.run(
         Path.cwd(),
@@ -475,8 +473,8 @@ MonitoringMetrics = Annotated[
 @app.command()
 def gate(
     params: Params = Path("params.yaml"),
-    metrics: Metrics = Path("reports/metrics.json"),
-    monitoring: MonitoringMetrics = Path("reports/monitoring/metrics.json"),
+    metrics: Metrics = Path(Repo.METRICS),
+    monitoring: MonitoringMetrics = Path(Repo.MONITORING_METRICS),
 ) -> None:
     """Check the run against the release quality gates (params.yaml 'release', from conf/release/).
 
@@ -505,8 +503,8 @@ app.add_typer(release_app, name="release")
 def release_register(
     version: Annotated[str, typer.Option(help="Semantic version with a v: v1.2.3.")],
     params: Params = Path("params.yaml"),
-    metrics: Metrics = Path("reports/metrics.json"),
-    monitoring: MonitoringMetrics = Path("reports/monitoring/metrics.json"),
+    metrics: Metrics = Path(Repo.METRICS),
+    monitoring: MonitoringMetrics = Path(Repo.MONITORING_METRICS),
 ) -> None:
     """Tag HEAD as a release of the model artefact (`gto register`): `<artifact>@<version>`.
 
@@ -545,8 +543,8 @@ def release_build(
         "models/package"
     ),
     params: Params = Path("params.yaml"),
-    metrics: Metrics = Path("reports/metrics.json"),
-    monitoring: MonitoringMetrics = Path("reports/monitoring/metrics.json"),
+    metrics: Metrics = Path(Repo.METRICS),
+    monitoring: MonitoringMetrics = Path(Repo.MONITORING_METRICS),
 ) -> None:
     """Build a release at its tag, as the release workflow does: the local equivalent.
 
@@ -753,13 +751,11 @@ def logs_prune(
     from datetime import UTC, date, datetime
 
     from tabml import retention
-    from tabml.config import Params as Loaded
-    from tabml.config import PrivacyConfig
+    from tabml.config import PrivacyParams
     from tabml.log import info
 
     if days is None:
-        privacy_cfg: PrivacyConfig = Loaded.load(params, ("privacy",)).section("privacy")
-        days = privacy_cfg.retention_days
+        days = PrivacyParams.load(params).privacy.retention_days
     try:
         day = date.fromisoformat(today) if today else datetime.now(UTC).date()
     except ValueError:
@@ -913,16 +909,16 @@ def synth(
     ranges and the time order, with new ids. Point dataset.sources.development at the result.
     """
     from tabml import datasets, io
-    from tabml.config import Params as ParamsFile
+    from tabml.config import DatasetParams
     from tabml.log import info
     from tabml.synth import synthesize
 
-    loaded = ParamsFile.load(params, ("dataset.sources", "dataset.schema"))
-    source = datasets.resolve(loaded.section("dataset.sources").development, sources_dir)
+    loaded = DatasetParams.load(params)
+    source = datasets.resolve(loaded.sources.development, sources_dir)
     io.guard_outputs([source, params], files=[output / "development.parquet"])
     frame = io.read_table(source)
     info(f"synth: {rows:,} rows shaped like {source} ({len(frame):,} rows)")
-    result = synthesize(frame, loaded.section("dataset.schema"), rows, seed)
+    result = synthesize(frame, loaded.dataset_schema, rows, seed)
     io.write_parquet(output / "development.parquet", result)
     info(f"synth: wrote {output / 'development.parquet'}")
 
@@ -941,22 +937,19 @@ def params(
     tell is checked now (monitoring chunking against the dataset's timestamp); a dataset that
     pseudonymises personal data gets a reminder when TABML_PII_KEY is not set.
     """
-    from tabml.config import SECTIONS, Params
+    from tabml.config import ALL_PARAMS, PackageParams, read_params
     from tabml.dvc_adapter import compose_params
     from tabml.monitor import check_chunking
     from tabml.privacy import KEY_ENV
 
     compose_params(config_dir, output, overrides or [])
-    loaded = Params.load(output, SECTIONS)
-    for key in SECTIONS:
-        loaded.section(key)
-    schema = loaded.section("dataset.schema")
-    check_chunking(
-        loaded.section("monitor.chunking"),
-        loaded.section("monitor.min_reference_chunks"),
-        schema.timestamp,
-    )
-    print(f"wrote {output} (dataset {loaded.section('dataset.name')})", file=sys.stderr)
+    tree = read_params(output)
+    for kind in ALL_PARAMS:  # as each stage and command will read it
+        kind.from_tree(tree, str(output))
+    loaded = PackageParams.from_tree(tree, str(output))
+    schema = loaded.dataset_schema
+    check_chunking(loaded.monitor.chunking, loaded.monitor.min_reference_chunks, schema.timestamp)
+    print(f"wrote {output} (dataset {loaded.name})", file=sys.stderr)
     hashed = sorted(c for c, action in schema.pii.items() if action == "pseudonymise")
     if hashed and not os.environ.get(KEY_ENV):
         print(

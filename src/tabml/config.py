@@ -1,23 +1,22 @@
-"""Typed configuration, loaded once per stage from the sections of params.yaml it declares.
+"""Typed configuration: every section of params.yaml, and one model per stage of what it reads.
 
 `params.yaml` is Hydra's composition of `conf/` (DVC writes it on `dvc exp run`, `make params`
-writes it otherwise). Each stage names the keys it reads in a `PARAMS` tuple; the same tuple is
-its `params:` list in `dvc.yaml`, and a contract test keeps the two equal. `Params.section`
-refuses a key the stage did not declare, so a stage cannot silently depend on more than DVC
-tracks for it.
+writes it otherwise). Each stage's keys are one `StageParams` model here (`TrainParams`,
+`EvaluateParams`, ...), every field a typed section; the model's `param_keys()` are the
+stage's `params:` list in `dvc.yaml` (a contract test keeps the two equal). A stage reads only
+what it declared, so it cannot silently depend on more than DVC tracks for it, and mypy
+catches a misspelt attribute.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tabml.errors import ConfigError
-
-T = TypeVar("T", bound=BaseModel)
 
 
 class _Frozen(BaseModel):
@@ -238,6 +237,9 @@ PerformanceMetric = Literal[
 ]
 
 
+ReferenceRows = Annotated[int, Field(ge=100)]
+
+
 class ReferenceConfig(_Frozen):
     """`monitor.reference`: how train builds the monitoring reference.
 
@@ -248,7 +250,7 @@ class ReferenceConfig(_Frozen):
     """
 
     folds: Annotated[int, Field(ge=2, le=20)] = 5
-    max_rows: Annotated[int, Field(ge=100)] = 100_000
+    max_rows: ReferenceRows = 100_000
 
 
 class ChunkingConfig(_Frozen):
@@ -310,13 +312,16 @@ class DataQualityConfig(_Frozen):
     out_of_range_max_rate: Annotated[float, Field(ge=0, le=1)] = 0.001
 
 
+# NannyML's thresholds come from how a metric varies across reference chunks
+MinReferenceChunks = Annotated[int, Field(ge=2)]
+
+
 class MonitorConfig(_Frozen):
     """`monitor`: drift, data quality and performance estimation with NannyML."""
 
     reference: ReferenceConfig
     chunking: ChunkingConfig
-    # NannyML's thresholds come from how a metric varies across reference chunks
-    min_reference_chunks: Annotated[int, Field(ge=2)] = 6
+    min_reference_chunks: MinReferenceChunks = 6
     drift: DriftConfig
     performance: PerformanceConfig
     data_quality: DataQualityConfig = DataQualityConfig()
@@ -350,23 +355,11 @@ class PrivacyConfig(_Frozen):
 
 # --- loading -------------------------------------------------------------------------------
 
-_SECTIONS: dict[str, Any] = {
-    "seed": int,
-    "dataset.name": str,
-    "dataset.sources": SourcesConfig,
-    "dataset.schema": SchemaConfig,
-    "dataset.segments": tuple[str, ...],
-    "split": SplitConfig,
-    "model": ModelConfig,
-    "evaluate": EvaluateConfig,
-    "monitor": MonitorConfig,
-    "monitor.reference": ReferenceConfig,
-    "monitor.chunking": ChunkingConfig,
-    "monitor.min_reference_chunks": Annotated[int, Field(ge=2)],
-    "monitor.reference.max_rows": Annotated[int, Field(ge=100)],
-    "release": ReleaseConfig,
-    "privacy": PrivacyConfig,
-}
+
+def key(dotted: str) -> Any:
+    """Declare the params.yaml key a `StageParams` field reads, where it is not the field's
+    name: `reference: ReferenceConfig = key("monitor.reference")`."""
+    return Field(alias=dotted)
 
 
 # DVC leaves keys with these names out of its run-cache key, parameters included (DVC issue
@@ -389,87 +382,173 @@ def run_cache_blind_keys(tree: Any, prefix: str = "") -> list[str]:
     return found
 
 
-# every key a stage may declare
-SECTIONS: tuple[str, ...] = tuple(_SECTIONS)
-
-
-def _lookup(tree: Mapping[str, Any], key: str, source: str) -> Any:
+def _lookup(tree: Mapping[str, Any], dotted: str, source: str) -> Any:
     node: Any = tree
-    for part in key.split("."):
+    for part in dotted.split("."):
         if not isinstance(node, Mapping) or part not in node:
             raise ConfigError(
-                f"{source}: key '{key}' is missing. Regenerate it from conf/ with 'make params' "
+                f"{source}: key '{dotted}' is missing. Regenerate it from conf/ with 'make params' "
                 "or check the dataset config in conf/dataset/."
             )
         node = node[part]
     return node
 
 
-def _describe(err: ValidationError, key: str, source: str) -> ConfigError:
+def _describe(err: ValidationError, source: str, prefix: str = "") -> ConfigError:
     lines = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in (key, *e["loc"]) if p not in ("", None))
+        loc = ".".join(str(p) for p in (prefix, *e["loc"]) if p not in ("", None))
         lines.append(f"  {loc}: {e['msg']}")
     return ConfigError(f"{source}: invalid config:\n" + "\n".join(lines))
 
 
-class Params:
-    """The keys of params.yaml a stage declared, and nothing else."""
-
-    def __init__(self, tree: Mapping[str, Any], declared: Sequence[str], source: str) -> None:
-        unknown = sorted(set(declared) - set(_SECTIONS))
-        if unknown:
-            raise ConfigError(f"no typed config section for {unknown}")
-        self._tree = tree
-        self._declared = tuple(declared)
-        self._source = source
-
-    @classmethod
-    def load(cls, path: Path, declared: Sequence[str]) -> Params:
-        import yaml
-
-        try:
-            tree = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(
-                f"{path}: not found. Create it from conf/ with 'make params'."
-            ) from None
-        if not isinstance(tree, Mapping):
-            raise ConfigError(f"{path}: expected a mapping at the top level")
-        blind = run_cache_blind_keys(tree)
-        if blind:
-            raise ConfigError(
-                f"{path}: {', '.join(blind)}: DVC's run-cache ignores parameters named "
-                f"{' or '.join(sorted(RUN_CACHE_BLIND_KEYS))}, so changing them would bring back "
-                "old outputs. Rename the key in conf/ (monitor.chunking takes `rows`, not `size`) "
-                "and run 'tabml params'."
-            )
-        return cls(tree, declared, str(path))
-
-    def section(self, key: str) -> Any:
-        """The typed value of a declared key."""
-        if key not in self._declared:
-            raise ConfigError(
-                f"stage reads '{key}' but does not declare it; add it to the stage's PARAMS "
-                "and to its params in dvc.yaml"
-            )
-        raw = _lookup(self._tree, key, self._source)
-        from pydantic import TypeAdapter
-
-        try:
-            return TypeAdapter(_SECTIONS[key]).validate_python(raw)
-        except ValidationError as err:
-            raise _describe(err, key, self._source) from None
-
-
-def parse(key: str, raw: Any) -> Any:
-    """Validate a raw value as the typed section `key` (used by packages and tests)."""
-    from pydantic import TypeAdapter
+def read_params(path: Path) -> Mapping[str, Any]:
+    """params.yaml as a tree, refusing keys DVC's run-cache would not see."""
+    import yaml
 
     try:
-        return TypeAdapter(_SECTIONS[key]).validate_python(raw)
+        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found. Create it from conf/ with 'make params'.") from None
+    if not isinstance(tree, Mapping):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    blind = run_cache_blind_keys(tree)
+    if blind:
+        raise ConfigError(
+            f"{path}: {', '.join(blind)}: DVC's run-cache ignores parameters named "
+            f"{' or '.join(sorted(RUN_CACHE_BLIND_KEYS))}, so changing them would bring back "
+            "old outputs. Rename the key in conf/ (monitor.chunking takes `rows`, not `size`) "
+            "and run 'tabml params'."
+        )
+    return tree
+
+
+S = TypeVar("S", bound="StageParams")
+
+
+class StageParams(_Frozen):
+    """The keys of params.yaml one stage (or command) reads, each a typed field.
+
+    A field reads the key of its own name, or the dotted key given with `key(...)`.
+    `param_keys()` is the stage's `params:` list in dvc.yaml (a contract test holds the two
+    equal), so a stage cannot read more than DVC tracks for it, and a misspelt attribute is a
+    type error.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+
+    @classmethod
+    def param_keys(cls) -> tuple[str, ...]:
+        """The dotted params.yaml keys, in field order."""
+        return tuple(f.alias or name for name, f in cls.model_fields.items())
+
+    @classmethod
+    def load(cls: type[S], path: Path) -> S:
+        """Read and validate the declared keys of a params.yaml."""
+        return cls.from_tree(read_params(path), str(path))
+
+    @classmethod
+    def from_tree(cls: type[S], tree: Mapping[str, Any], source: str) -> S:
+        raw = {dotted: _lookup(tree, dotted, source) for dotted in cls.param_keys()}
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as err:
+            raise _describe(err, source) from None
+
+
+# --- what each stage reads (its dvc.yaml `params:` list is `param_keys()`) ------------------
+
+
+class IngestParams(StageParams):
+    sources: SourcesConfig = key("dataset.sources")
+    dataset_schema: SchemaConfig = key("dataset.schema")
+    # checked by ingest, before training: enough development rows for the monitoring reference
+    chunking: ChunkingConfig = key("monitor.chunking")
+    min_reference_chunks: MinReferenceChunks = key("monitor.min_reference_chunks")
+    reference_rows: ReferenceRows = key("monitor.reference.max_rows")
+
+
+class CleanParams(StageParams):
+    dataset_schema: SchemaConfig = key("dataset.schema")
+
+
+class SplitParams(StageParams):
+    seed: int
+    dataset_schema: SchemaConfig = key("dataset.schema")
+    split: SplitConfig
+
+
+class TrainParams(StageParams):
+    seed: int
+    dataset_schema: SchemaConfig = key("dataset.schema")
+    model: ModelConfig
+    reference: ReferenceConfig = key("monitor.reference")
+
+
+class EvaluateParams(StageParams):
+    dataset_schema: SchemaConfig = key("dataset.schema")
+    segments: tuple[str, ...] = key("dataset.segments")
+    evaluate: EvaluateConfig
+
+
+class PackageParams(StageParams):
+    """Everything a package records of how it was made (metadata.json's `params`)."""
+
+    seed: int
+    name: str = key("dataset.name")
+    dataset_schema: SchemaConfig = key("dataset.schema")
+    split: SplitConfig
+    model: ModelConfig
+    evaluate: EvaluateConfig
+    monitor: MonitorConfig
+
+
+class DatasetParams(StageParams):
+    """Where a dataset's files come from and what a record looks like (`tabml append`,
+    `tabml forget`, `tabml synth`)."""
+
+    sources: SourcesConfig = key("dataset.sources")
+    dataset_schema: SchemaConfig = key("dataset.schema")
+
+
+class ReleaseParams(StageParams):
+    """What `tabml gate` and `tabml release` read."""
+
+    release: ReleaseConfig
+    dataset_schema: SchemaConfig = key("dataset.schema")
+
+
+class PrivacyParams(StageParams):
+    """What `tabml logs prune` reads."""
+
+    privacy: PrivacyConfig
+
+
+# every model above: `tabml params` validates a new params.yaml as each of them will read it
+ALL_PARAMS: tuple[type[StageParams], ...] = (
+    IngestParams,
+    CleanParams,
+    SplitParams,
+    TrainParams,
+    EvaluateParams,
+    PackageParams,
+    DatasetParams,
+    ReleaseParams,
+    PrivacyParams,
+)
+
+
+def parse(kind: Any, raw: Any, key: str = "", source: str = "config") -> Any:
+    """Validate a raw value as one typed config, e.g. `parse(SchemaConfig, raw,
+    "dataset.schema")` (packages' copies of their config, and tests); errors name `key`."""
+    from pydantic import TypeAdapter
+
+    if isinstance(kind, str):
+        raise TypeError(f"parse() takes the config's type, not a key ({kind!r})")
+    try:
+        return TypeAdapter(kind).validate_python(raw)
     except ValidationError as err:
-        raise _describe(err, key, "config") from None
+        raise _describe(err, source, key) from None
 
 
 def dump(value: Any) -> Any:
@@ -489,10 +568,10 @@ __all__ = [
     "LightGBMParams",
     "LogRegConfig",
     "ModelConfig",
-    "Params",
     "SchemaConfig",
     "SourcesConfig",
     "SplitConfig",
+    "StageParams",
     "TargetSpec",
     "ThresholdRule",
 ]

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+# the rows the streaming stages (ingest, clean) hold in memory at a time
+BATCH_ROWS = 1_000_000
 
 
 def _remove_stale(path: Path) -> None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tabml.catalog import Plots
+
 GRID = [round(i / 20, 2) for i in range(21)]
 BASE, HEAD, LIMIT, EXTRA = "#9e9e9e", "#1f77b4", "#d62728", "#ff7f0e"
 
@@ -92,9 +94,9 @@ def curves(base: Mapping[str, Any], head: Mapping[str, Any]) -> list[str]:
     with_base = "grey: base, blue: this change"
     out = []
     curves_ = [
-        ("roc.json", "roc", roc_tpr, "ROC curve", '"false-positive rate" 0 --> 1',
+        (Plots.ROC, "roc", roc_tpr, "ROC curve", '"false-positive rate" 0 --> 1',
          "true-positive rate"),
-        ("precision_recall.json", "pr", pr_precision, "Precision-recall", '"recall" 0 --> 1',
+        (Plots.PRECISION_RECALL, "pr", pr_precision, "Precision-recall", '"recall" 0 --> 1',
          "precision"),
     ]  # fmt: skip
     for file, key, sample, name, x_axis, y_axis in curves_:
@@ -105,7 +107,7 @@ def curves(base: Mapping[str, Any], head: Mapping[str, Any]) -> list[str]:
         lines.append((HEAD, sample(now)))
         title = f"{name} ({with_base})" if before else name
         out.append(block(title, x_axis, y_axis, lines))
-    cal_h = get(head, "calibration.json", "calibration")
+    cal_h = get(head, Plots.CALIBRATION, "calibration")
     if cal_h:
         labels = [f"{b['mean_predicted']:.2f}" for b in cal_h]
         lines = [

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tabml import io
+from tabml.catalog import Model as Files
 from tabml.config import (
     LightGBMConfig,
     LightGBMDaskConfig,
@@ -21,11 +22,13 @@ from tabml.config import (
     LogRegConfig,
     ModelConfig,
     SchemaConfig,
+    TrainParams,
 )
 from tabml.errors import ConfigError, PackageError
 from tabml.features import Encoding, Preprocessor
 from tabml.features import fit as fit_preprocessor
 from tabml.log import info
+from tabml.monitor import SCORE, reference_frame
 
 # a progress line every this many boosting rounds (stderr only: outputs do not change)
 PROGRESS_EVERY = 100
@@ -34,8 +37,8 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-MODEL_JSON = "model.json"
-BOOSTER_TXT = "model.txt"
+MODEL_JSON = Files.SPEC
+BOOSTER_TXT = Files.BOOSTER
 FORMAT_VERSION = 1
 
 
@@ -348,6 +351,65 @@ def _fit_logreg(
         p = model.predict(frame)
         curves[name] = {"binary_logloss": [log_loss(y, p)], "auc": [roc_auc(y, p)]}
     return model, History(curves, 1)
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What train produces: the model, its fitting history, the valid split's held-out scores
+    (id and score, from the model before any refit: evaluate's threshold) and the monitoring
+    reference (the latest development rows, scored out-of-fold)."""
+
+    model: Model
+    history: History
+    valid_scores: pd.DataFrame
+    reference: pd.DataFrame
+
+
+def train(
+    train: pd.DataFrame | None,
+    valid: pd.DataFrame,
+    latest: pd.DataFrame,
+    params: TrainParams,
+    fitted: tuple[Model, History] | None = None,
+) -> Trained:
+    """Fit the model on `train` (early-stopped on `valid`), then score `valid` held out and
+    build the reference from `latest` (the development rows `monitor.latest_rows` picks).
+
+    `fitted`: a model fitted elsewhere (`lightgbm_dask` trains on the cluster from the files),
+    for which `train` is not needed.
+    """
+    schema, cfg, seed = params.dataset_schema, params.model, params.seed
+    if fitted is None:
+        if train is None:
+            raise ValueError("train(): give the train split or a fitted model")
+        how = "early stopping on" if cfg.name == "lightgbm" else "validating on"
+        info(f"train: fitting {cfg.name} on {len(train):,} rows, {how} {len(valid):,}")
+        fitted = fit(train, valid, schema, cfg, seed)
+    model, history = fitted
+    if cfg.name == "lightgbm":
+        info(f"train: best iteration {history.best_iteration} (early stopping on valid)")
+    elif cfg.name == "lightgbm_dask":
+        info(f"train: {history.best_iteration} rounds (no early stopping on Dask)")
+    else:
+        info(f"train: fitted {cfg.name}; valid ROC AUC {history.curves['valid']['auc'][-1]:.4f}")
+    if history.refit_rows:
+        info(
+            f"train: refitted on train + valid ({history.refit_rows:,} rows) for "
+            f"{history.best_iteration} rounds (model.refit)"
+        )
+    held_out = history.valid_scores if history.valid_scores is not None else model.predict(valid)
+    folds = params.reference.folds
+    info(
+        f"train: monitoring reference: {len(latest):,} development rows scored "
+        f"out-of-fold by {folds} fold models"
+    )
+    scores = out_of_fold(latest, schema, cfg, seed, folds, history.best_iteration)
+    return Trained(
+        model=model,
+        history=history,
+        valid_scores=valid[[schema.id]].assign(**{SCORE: held_out}),
+        reference=reference_frame(latest, schema, scores),
+    )
 
 
 def save(model: Model, folder: Path) -> None:

@@ -17,18 +17,20 @@ from pathlib import Path
 from typing import Any
 
 from tabml import io
+from tabml.catalog import Package as Files
 from tabml.config import SchemaConfig, parse
 from tabml.errors import PackageError
 from tabml.model import Model
 from tabml.model import load as load_model
 
-MANIFEST = "MANIFEST.sha256"
-SCHEMA = "schema.json"
-METADATA = "metadata.json"
-CARD = "MODEL_CARD.md"
-MODEL_DIR = "model"
-# the monitoring reference: development features, target and out-of-fold scores
-REFERENCE = "reference.parquet"
+# a package's files (the catalog's names); the reference holds the development features,
+# target and out-of-fold scores
+MANIFEST = Files.MANIFEST
+SCHEMA = Files.SCHEMA
+METADATA = Files.METADATA
+CARD = Files.CARD
+MODEL_DIR = Files.MODEL_DIR
+REFERENCE = Files.REFERENCE
 
 
 def sha256(path: Path) -> str:
@@ -231,7 +233,7 @@ def load(folder: Path) -> Package:
     """Verify, then load, a package folder."""
     verify(folder)
     metadata = io.read_json(folder / METADATA)
-    schema = parse("dataset.schema", metadata["params"]["dataset"]["schema"])
+    schema = parse(SchemaConfig, metadata["params"]["dataset"]["schema"], "dataset.schema")
     return Package(
         folder=folder,
         model=load_model(folder / MODEL_DIR),

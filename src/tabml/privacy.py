@@ -22,14 +22,19 @@ MIN_KEY_BYTES = 16
 
 def key_from_env(env: Mapping[str, str], needed: bool) -> bytes | None:
     """The pseudonymisation key, or a clear error when a dataset needs one and it is unset."""
-    if not needed:
-        return None
+    return require_key(env) if needed else None
+
+
+def require_key(
+    env: Mapping[str, str], why: str = "this dataset pseudonymises personal data"
+) -> bytes:
+    """The pseudonymisation key, or a clear error saying `why` it is needed."""
     from tabml.secrets import from_env
 
     raw = from_env(env, KEY_ENV)
     if not raw:
         raise ConfigError(
-            f"this dataset pseudonymises personal data, but {KEY_ENV} is not set (nor "
+            f"{why}, but {KEY_ENV} is not set (nor "
             f"{KEY_ENV}_FILE, a file holding it). Set it to a "
             f"secret of at least {MIN_KEY_BYTES} bytes (e.g. `export {KEY_ENV}=$(openssl rand "
             "-hex 32)`) and keep it out of the repository; use the same key for every run "

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tabml.catalog import Repo
 from tabml.dvc_adapter import Revision
 
 if TYPE_CHECKING:
@@ -38,18 +39,12 @@ if TYPE_CHECKING:
 GITHUB_COMMENT_LIMIT = 65_536
 HEADROOM = 2_000
 
-METRICS = "reports/metrics.json"
-MONITORING_METRICS = "reports/monitoring/metrics.json"
-TRAIN_METRICS = "reports/train/metrics.json"
-DATA_QUALITY = "reports/data_quality.json"
-SUMMARY = "reports/monitoring/summary.json"
+# what the report reads at each revision (dvc.yaml's paths, from the catalog)
+METRICS = Repo.METRICS
+MONITORING_METRICS = Repo.MONITORING_METRICS
+DATA_QUALITY = Repo.DATA_QUALITY
+SUMMARY = Repo.SUMMARY
 JSON_REPORTS = (DATA_QUALITY, SUMMARY)
-PLOTS = {
-    "roc": "reports/plots/roc.json",
-    "precision_recall": "reports/plots/precision_recall.json",
-    "calibration": "reports/plots/calibration.json",
-    "confusion": "reports/plots/confusion.json",
-}
 
 PRIMARY = ("test.roc_auc", "test ROC AUC")
 # a change smaller than this on the primary metric is reported as unchanged

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tabml.catalog import Splits
 from tabml.config import SchemaConfig, SplitConfig
 from tabml.errors import DataError
 
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-SPLITS = ("train", "valid", "test")
+SPLITS = Splits.NAMES
 
 
 @dataclass(frozen=True)

@@ -59,14 +59,24 @@ def test_params_yaml_is_what_conf_composes(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("override", ["model=logreg", "dataset=employment", "split=stratified"])
 def test_every_conf_option_composes_into_valid_typed_config(override: str, tmp_path: Path) -> None:
-    from tabml.config import Params
+    from tabml.config import ALL_PARAMS, read_params
 
     out = tmp_path / "params.yaml"
     compose_params(ROOT / "conf", out, [override])
-    keys = sorted({k for s in STAGES.values() for k in s.get("params", [])})
-    params = Params.load(out, keys)
-    for key in keys:
-        params.section(key)
+    tree = read_params(out)
+    for kind in ALL_PARAMS:
+        kind.from_tree(tree, str(out))
+
+
+def test_every_stage_params_model_is_validated_by_tabml_params() -> None:
+    """`tabml params` checks a new params.yaml with ALL_PARAMS: a stage's model left out of it
+    would let a bad config through to the middle of `dvc repro`."""
+    from tabml.config import ALL_PARAMS
+
+    for stage in STAGES:
+        module = importlib.import_module(f"tabml.stages.{stage}")
+        if module.PARAMS:
+            assert any(kind.param_keys() == module.PARAMS for kind in ALL_PARAMS), stage
 
 
 def test_dvc_config_turns_telemetry_off_and_enables_hydra() -> None:
@@ -168,7 +178,7 @@ def test_no_params_key_is_one_dvcs_run_cache_ignores(path: str) -> None:
 
 
 def test_params_loader_refuses_a_key_the_run_cache_ignores(tmp_path: Path) -> None:
-    from tabml.config import Params
+    from tabml.config import read_params
     from tabml.errors import ConfigError
 
     tree = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -176,7 +186,7 @@ def test_params_loader_refuses_a_key_the_run_cache_ignores(tmp_path: Path) -> No
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(tree))
     with pytest.raises(ConfigError, match=r"monitor\.chunking\.size: DVC's run-cache ignores"):
-        Params.load(path, ["seed"])
+        read_params(path)
 
 
 def test_plots_are_declared_at_the_top_level() -> None:

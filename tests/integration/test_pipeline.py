@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from tabml import catalog
 from tests.conftest import BIN, run_cli, run_dvc, tool_env
 from tests.integration.conftest import ran
 
@@ -33,6 +34,20 @@ def test_pipeline_writes_every_artefact(project: Path) -> None:
         "reports/train/plots/metrics/valid/auc.tsv",
     ]:
         assert (project / path).is_file(), path
+    # each folder dvc.yaml passes holds exactly the files the catalog names
+    for folder, names in {
+        "data/raw": catalog.Raw,
+        "data/interim": catalog.Interim,
+        "data/processed": catalog.Splits,
+        "models/model": catalog.Model,
+        "data/predictions": catalog.Predictions,
+        "reports/plots": catalog.Plots,
+        "models/package": catalog.Package,
+    }.items():
+        written = {p.name for p in (project / folder).iterdir()}
+        assert written == set(catalog.names(names).values()), folder
+    monitoring = {p.name for p in (project / "reports/monitoring").iterdir()}
+    assert set(catalog.names(catalog.Monitoring).values()) <= monitoring
     metrics = json.loads((project / "reports/metrics.json").read_text())
     assert metrics["test"]["roc_auc"] > 0.95 and metrics["production"]["rows"] == 50_000
     quality = json.loads((project / "reports/data_quality.json").read_text())

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from tabml.access import parse_tokens, summarise
-from tabml.config import parse
+from tabml.config import ReleaseConfig, parse
 from tabml.errors import ConfigError
 from tabml.fairness import fairness_metrics
 from tabml.package import model_card
@@ -85,7 +85,7 @@ def test_the_fairness_gates_fail_a_gap_over_the_limit_and_the_card_states_it() -
     test = {"roc_auc": 0.95, "rows": 4000, "average_precision": 0.9, "log_loss": 0.2,
             "brier": 0.1, "ece": 0.01, "f1": 0.8}  # fmt: skip
     metrics = {"test": test, "fairness": fair}
-    cfg = parse("release", {
+    cfg = parse(ReleaseConfig, {
         "min_test_roc_auc": 0.9, "max_roc_auc_drop": 0.01, "max_monitoring_alerts": 10,
         "min_test_rows": 100, "max_roc_auc_drop_vs_prod": None,
         "max_demographic_parity_difference": 0.1, "max_equalized_odds_difference": None,

@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 
 from tabml.clean import REASON_COLUMN, clean_development, clean_production
-from tabml.config import parse
+from tabml.config import SchemaConfig, SplitConfig, parse
 from tabml.errors import ConfigError, DataError
 from tabml.privacy import key_from_env
 from tabml.split import split
 from tests.conftest import make_frame, schema_dict
 
-SCHEMA = parse("dataset.schema", schema_dict())
+SCHEMA = parse(SchemaConfig, schema_dict())
 
 
 def test_counts_add_up_and_rejects_carry_a_reason() -> None:
@@ -50,7 +50,7 @@ def test_production_keeps_and_counts_unseen_and_out_of_range_values() -> None:
 @pytest.mark.parametrize("method", ["time", "stratified"])
 def test_split_partitions_ids(method: str) -> None:
     frame = clean_development(make_frame(1000), SCHEMA).clean
-    cfg = parse("split", {"method": method, "valid_fraction": 0.15, "test_fraction": 0.2})
+    cfg = parse(SplitConfig, {"method": method, "valid_fraction": 0.15, "test_fraction": 0.2})
     result = split(frame, SCHEMA, cfg, seed=1)
     ids = [set(p["id"]) for p in (result.train, result.valid, result.test)]
     assert sum(len(s) for s in ids) == len(frame)
@@ -62,7 +62,7 @@ def test_time_split_test_is_strictly_later_than_train_even_with_ties() -> None:
     frame = clean_development(make_frame(1000), SCHEMA).clean
     # many rows share each timestamp, so a naive cut would straddle a tie
     frame = frame.assign(ts=frame["ts"].dt.floor("D"))
-    cfg = parse("split", {"method": "time", "valid_fraction": 0.15, "test_fraction": 0.15})
+    cfg = parse(SplitConfig, {"method": "time", "valid_fraction": 0.15, "test_fraction": 0.15})
     result = split(frame, SCHEMA, cfg, seed=0)
     assert result.test["ts"].min() > result.train["ts"].max()
     assert result.valid["ts"].min() > result.train["ts"].max()
@@ -70,7 +70,9 @@ def test_time_split_test_is_strictly_later_than_train_even_with_ties() -> None:
 
 def test_stratified_split_is_seeded_and_keeps_positive_rate() -> None:
     frame = clean_development(make_frame(2000), SCHEMA).clean
-    cfg = parse("split", {"method": "stratified", "valid_fraction": 0.15, "test_fraction": 0.15})
+    cfg = parse(
+        SplitConfig, {"method": "stratified", "valid_fraction": 0.15, "test_fraction": 0.15}
+    )
     a, b, c = (split(frame, SCHEMA, cfg, seed=s) for s in (7, 7, 8))
     assert a.test["id"].tolist() == b.test["id"].tolist()
     assert a.test["id"].tolist() != c.test["id"].tolist()
@@ -81,7 +83,7 @@ def test_stratified_split_is_seeded_and_keeps_positive_rate() -> None:
 def test_split_refuses_a_single_class_part() -> None:
     frame = clean_development(make_frame(200), SCHEMA).clean
     frame = frame.assign(y=np.where(frame.index < 180, frame["y"], 1))
-    cfg = parse("split", {"method": "time", "valid_fraction": 0.05, "test_fraction": 0.05})
+    cfg = parse(SplitConfig, {"method": "time", "valid_fraction": 0.05, "test_fraction": 0.05})
     with pytest.raises(DataError, match="both classes"):
         split(frame, SCHEMA, cfg, seed=0)
 
@@ -92,7 +94,7 @@ def test_many_level_categories_keep_the_frequent_levels_and_share_one_other() ->
 
     feature = {"kind": "categorical", "max_levels": 3, "min_frequency": 2}
     schema = parse(
-        "dataset.schema",
+        SchemaConfig,
         schema_dict(features={"ticket": feature, "amount": {"kind": "numeric"}}, pii={}),
     )
     train = pd.DataFrame(
@@ -119,7 +121,7 @@ def test_many_level_categories_keep_the_frequent_levels_and_share_one_other() ->
     # the file of a model without open vocabularies is unchanged ("other" only when used)
     closed = fit_preprocessor(
         train,
-        parse("dataset.schema", schema_dict(features={"ticket": {"kind": "categorical"}}, pii={})),
+        parse(SchemaConfig, schema_dict(features={"ticket": {"kind": "categorical"}}, pii={})),
         impute=False,
         clip_quantiles=None,
     )
@@ -130,6 +132,6 @@ def test_many_level_categories_keep_the_frequent_levels_and_share_one_other() ->
 def test_max_levels_is_for_categorical_features_only() -> None:
     with pytest.raises(ConfigError, match="max_levels/min_frequency only apply to categorical"):
         parse(
-            "dataset.schema",
+            SchemaConfig,
             schema_dict(features={"amount": {"kind": "numeric", "max_levels": 3}}),
         )

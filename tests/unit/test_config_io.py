@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from tabml import io
-from tabml.config import Params, parse
+from tabml.config import IngestParams, ModelConfig, SchemaConfig, SplitConfig, SplitParams, parse
 from tabml.errors import ConfigError
 from tests.conftest import ROOT, schema_dict
 
@@ -16,7 +16,7 @@ from tests.conftest import ROOT, schema_dict
 def test_unknown_and_missing_keys_are_refused() -> None:
     with pytest.raises(ConfigError, match="learning_rat"):
         parse(
-            "model",
+            ModelConfig,
             {
                 **yaml.safe_load((ROOT / "conf/model/lightgbm.yaml").read_text()),
                 "learning_rat": 0.1,
@@ -25,26 +25,48 @@ def test_unknown_and_missing_keys_are_refused() -> None:
     cfg = yaml.safe_load((ROOT / "conf/model/lightgbm.yaml").read_text())
     del cfg["num_leaves"]
     with pytest.raises(ConfigError, match="num_leaves"):
-        parse("model", cfg)
+        parse(ModelConfig, cfg)
 
 
 def test_bad_values_name_the_key() -> None:
     with pytest.raises(ConfigError, match=r"split\.valid_fraction"):
-        parse("split", {"method": "time", "valid_fraction": 0.9, "test_fraction": 0.1})
+        parse(SplitConfig, {"method": "time", "valid_fraction": 0.9, "test_fraction": 0.1}, "split")
     with pytest.raises(ConfigError, match="personal-data columns cannot be model features"):
-        parse("dataset.schema", schema_dict(pii={"amount": "drop"}))
+        parse(SchemaConfig, schema_dict(pii={"amount": "drop"}))
 
 
-def test_a_stage_cannot_read_a_key_it_did_not_declare(tmp_path: Path) -> None:
-    params = Params.load(ROOT / "params.yaml", ["split"])
-    assert params.section("split").method in {"time", "stratified"}
-    with pytest.raises(ConfigError, match="does not declare it"):
-        params.section("model")
+def test_a_stage_reads_exactly_the_keys_its_model_declares(tmp_path: Path) -> None:
+    params = SplitParams.load(ROOT / "params.yaml")
+    assert SplitParams.param_keys() == ("seed", "dataset.schema", "split")
+    assert params.split.method in {"time", "stratified"}
+    # nothing else of params.yaml is there to read
+    assert not hasattr(params, "model")
+    with pytest.raises(AttributeError):
+        params.model  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_a_bad_value_names_the_dotted_key_and_the_file(tmp_path: Path) -> None:
+    tree = yaml.safe_load((ROOT / "params.yaml").read_text())
+    tree["monitor"]["min_reference_chunks"] = 1
+    del tree["dataset"]["schema"]["target"]
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    with pytest.raises(ConfigError) as err:
+        IngestParams.load(path)
+    assert str(path) in str(err.value)
+    assert "monitor.min_reference_chunks: Input should be greater than or equal to 2" in str(
+        err.value
+    )
+    assert "dataset.schema.target: Field required" in str(err.value)
+    del tree["monitor"]["reference"]
+    path.write_text(yaml.safe_dump(tree))
+    with pytest.raises(ConfigError, match=r"key 'monitor.reference.max_rows' is missing"):
+        IngestParams.load(path)
 
 
 def test_missing_params_file_says_how_to_make_it(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="make params"):
-        Params.load(tmp_path / "params.yaml", ["seed"])
+        SplitParams.load(tmp_path / "params.yaml")
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path: Path) -> None:

@@ -16,12 +16,12 @@ import pandas as pd
 import pytest
 
 from tabml import io
-from tabml.config import parse
+from tabml.config import SchemaConfig, parse
 from tabml.schema import BatchChecks, ValidationError, validate
 from tests.conftest import BIN, make_frame, schema_dict, tool_env, write_params
 from tests.unit.test_ingest_bad_input import run_main
 
-SCHEMA = parse("dataset.schema", schema_dict(pii={}))
+SCHEMA = parse(SchemaConfig, schema_dict(pii={}))
 
 
 # --- a command never writes over its input -------------------------------------------------
@@ -174,7 +174,7 @@ def test_a_header_naming_a_column_twice_is_refused_with_its_real_name(tmp_path: 
 )
 def test_one_rule_gives_the_same_verdict_on_every_path(case: str) -> None:
     """ingest's checks (a file in batches) and `validate` (predict, monitor) are one code."""
-    schema = parse("dataset.schema", schema_dict(pii={}, ignore=["note"]))
+    schema = parse(SchemaConfig, schema_dict(pii={}, ignore=["note"]))
     frame = make_frame(30).drop(columns=["email"])
     role = "production"
     if case == "ids differing only in an ignored column":

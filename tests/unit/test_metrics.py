@@ -7,7 +7,7 @@ import pytest
 from sklearn import metrics as skm
 
 from tabml import evaluate as ev
-from tabml.config import parse
+from tabml.config import EvaluateConfig, parse
 
 
 @pytest.fixture(params=[0, 1, 2])
@@ -37,7 +37,7 @@ def test_metrics_match_sklearn(scored: tuple[np.ndarray, np.ndarray]) -> None:
 
 def test_max_f1_threshold_is_the_best_f1(scored: tuple[np.ndarray, np.ndarray]) -> None:
     y, p = scored
-    t = ev.choose_threshold(y, p, parse("evaluate", _cfg("max_f1")).threshold)
+    t = ev.choose_threshold(y, p, parse(EvaluateConfig, _cfg("max_f1")).threshold)
     best = ev.threshold_metrics(y, p, t)["f1"]
     for other in np.unique(p)[::7]:
         assert ev.threshold_metrics(y, p, float(other))["f1"] <= best + 1e-12
@@ -45,7 +45,7 @@ def test_max_f1_threshold_is_the_best_f1(scored: tuple[np.ndarray, np.ndarray]) 
 
 def test_min_precision_threshold_meets_precision(scored: tuple[np.ndarray, np.ndarray]) -> None:
     y, p = scored
-    t = ev.choose_threshold(y, p, parse("evaluate", _cfg("min_precision", 0.8)).threshold)
+    t = ev.choose_threshold(y, p, parse(EvaluateConfig, _cfg("min_precision", 0.8)).threshold)
     assert ev.threshold_metrics(y, p, t)["precision"] >= 0.8
 
 
@@ -78,7 +78,7 @@ def test_threshold_scores_are_matched_to_valid_by_id_and_refused_when_stale() ->
     import pandas as pd
 
     from tabml.errors import DataError
-    from tabml.stages.evaluate import held_out_valid
+    from tabml.evaluate import held_out_valid
 
     valid = pd.DataFrame({"id": [3, 1, 2], "y": [1, 0, 1]})
     scores = pd.DataFrame({"id": [1, 2, 3], "score": [0.1, 0.2, 0.3]})

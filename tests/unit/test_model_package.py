@@ -14,20 +14,20 @@ import yaml
 from tabml import io
 from tabml import package as pkg
 from tabml.clean import clean_development
-from tabml.config import parse
+from tabml.config import ModelConfig, SchemaConfig, SplitConfig, parse
 from tabml.errors import PackageError
 from tabml.model import fit, load, save
 from tabml.predict import score
 from tabml.split import split
 from tests.conftest import ROOT, make_frame, schema_dict
 
-SCHEMA = parse("dataset.schema", schema_dict(pii={}))
+SCHEMA = parse(SchemaConfig, schema_dict(pii={}))
 BASE_MODELS = {p.stem: yaml.safe_load(p.read_text()) for p in (ROOT / "conf/model").glob("*.yaml")}
 
 
 def _splits() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     frame = clean_development(make_frame(1500), SCHEMA).clean
-    cfg = parse("split", {"method": "time", "valid_fraction": 0.2, "test_fraction": 0.2})
+    cfg = parse(SplitConfig, {"method": "time", "valid_fraction": 0.2, "test_fraction": 0.2})
     r = split(frame, SCHEMA, cfg, seed=0)
     return r.train, r.valid, r.test
 
@@ -36,7 +36,8 @@ def _splits() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 def test_saved_model_predicts_like_the_fitted_one(kind: str, tmp_path: Path) -> None:
     train, valid, test = _splits()
     cfg = parse(
-        "model", {**BASE_MODELS[kind], **({"num_boost_round": 60} if kind == "lightgbm" else {})}
+        ModelConfig,
+        {**BASE_MODELS[kind], **({"num_boost_round": 60} if kind == "lightgbm" else {})},
     )
     model, history = fit(train, valid, SCHEMA, cfg, seed=3)
     save(model, tmp_path)
@@ -51,8 +52,8 @@ def test_saved_model_predicts_like_the_fitted_one(kind: str, tmp_path: Path) -> 
 def test_refit_trains_on_train_and_valid_and_keeps_held_out_valid_scores() -> None:
     train, valid, _ = _splits()
     base = {**BASE_MODELS["lightgbm"], "num_boost_round": 80, "early_stopping_rounds": 10}
-    stopped, plain = fit(train, valid, SCHEMA, parse("model", {**base, "refit": False}), seed=3)
-    refit, history = fit(train, valid, SCHEMA, parse("model", {**base, "refit": True}), seed=3)
+    stopped, plain = fit(train, valid, SCHEMA, parse(ModelConfig, {**base, "refit": False}), seed=3)
+    refit, history = fit(train, valid, SCHEMA, parse(ModelConfig, {**base, "refit": True}), seed=3)
     # the same early stopping, then a second model on every row of train and valid
     assert history.best_iteration == plain.best_iteration
     assert history.refit_rows == len(train) + len(valid) and plain.refit_rows == 0
@@ -64,7 +65,7 @@ def test_refit_trains_on_train_and_valid_and_keeps_held_out_valid_scores() -> No
     # preprocessing stays fitted on train only
     assert refit.preprocessor == stopped.preprocessor
     # and the refit is deterministic
-    again, _ = fit(train, valid, SCHEMA, parse("model", {**base, "refit": True}), seed=3)
+    again, _ = fit(train, valid, SCHEMA, parse(ModelConfig, {**base, "refit": True}), seed=3)
     assert again.booster.model_to_string() == refit.booster.model_to_string()
 
 
@@ -72,7 +73,7 @@ def test_logreg_numpy_scoring_equals_sklearn() -> None:
     from sklearn.linear_model import LogisticRegression
 
     train, valid, test = _splits()
-    cfg = parse("model", BASE_MODELS["logreg"])
+    cfg = parse(ModelConfig, BASE_MODELS["logreg"])
     model, _ = fit(train, valid, SCHEMA, cfg, seed=0)
     clf = LogisticRegression(C=cfg.C, max_iter=cfg.max_iter, random_state=0)
     clf.fit(model.preprocessor.transform(train, "linear"), train["y"])
@@ -82,7 +83,7 @@ def test_logreg_numpy_scoring_equals_sklearn() -> None:
 
 def test_unseen_category_scores_as_missing() -> None:
     train, valid, test = _splits()
-    cfg = parse("model", {**BASE_MODELS["lightgbm"], "num_boost_round": 30})
+    cfg = parse(ModelConfig, {**BASE_MODELS["lightgbm"], "num_boost_round": 30})
     model, _ = fit(train, valid, SCHEMA, cfg, seed=0)
     unseen = test.assign(income="never seen")
     missing = test.assign(income=pd.NA)
@@ -97,7 +98,7 @@ def test_no_pickle_anywhere_in_the_package_code() -> None:
 
 def _build_package(tmp_path: Path) -> Path:
     train, valid, test = _splits()
-    cfg = parse("model", {**BASE_MODELS["lightgbm"], "num_boost_round": 40})
+    cfg = parse(ModelConfig, {**BASE_MODELS["lightgbm"], "num_boost_round": 40})
     model, _ = fit(train, valid, SCHEMA, cfg, seed=0)
     folder = tmp_path / "package"
     (folder / pkg.MODEL_DIR).mkdir(parents=True)

@@ -12,14 +12,21 @@ import pytest
 
 from tabml import monitor as mon
 from tabml import plots
-from tabml.config import ChunkingConfig, DriftConfig, PerformanceConfig, parse
+from tabml.config import (
+    ChunkingConfig,
+    DriftConfig,
+    MonitorConfig,
+    PerformanceConfig,
+    SchemaConfig,
+    parse,
+)
 from tabml.errors import ConfigError, DataError
 from tabml.nannyml_adapter import Results
 from tests.conftest import ROOT, schema_dict
 
-SCHEMA = parse("dataset.schema", schema_dict())
+SCHEMA = parse(SchemaConfig, schema_dict())
 CFG = parse(
-    "monitor",
+    MonitorConfig,
     {
         **__import__("yaml").safe_load((ROOT / "conf/monitor/default.yaml").read_text()),
     },
@@ -138,7 +145,7 @@ def test_what_config_and_row_count_tell_is_checked_before_training() -> None:
 
 def test_chunking_needs_the_value_of_its_method() -> None:
     with pytest.raises(ConfigError, match="needs 'count'"):
-        parse("monitor.chunking", {"method": "count", "rows": 10})
+        parse(ChunkingConfig, {"method": "count", "rows": 10})
 
 
 def test_unseen_categories_are_blanked_for_drift_only() -> None:

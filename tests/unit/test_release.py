@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from tabml import release as rel
-from tabml.config import parse
+from tabml.config import ReleaseConfig, parse
 
 CFG = parse(
-    "release",
+    ReleaseConfig,
     {
         "min_test_roc_auc": 0.9,
         "max_roc_auc_drop": 0.005,

@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 
 from tabml import serving
-from tabml.config import parse
+from tabml.config import SchemaConfig, parse
 from tabml.errors import DataError
 from tabml.retrain import labelled_rows, merge, within_schema
 from tabml.stages import ingest
 from tests.conftest import make_frame, schema_dict, write_params
 
-SCHEMA = parse("dataset.schema", schema_dict())
+SCHEMA = parse(SchemaConfig, schema_dict())
 
 
 def logs_of(frame: pd.DataFrame) -> pd.DataFrame:
@@ -108,7 +108,7 @@ def test_left_out_rows_are_exactly_those_development_coerce_refuses() -> None:
     from tabml.schema import coerce
 
     coded = parse(
-        "dataset.schema",
+        SchemaConfig,
         schema_dict(
             features={
                 "amount": {"kind": "numeric", "min": 0},

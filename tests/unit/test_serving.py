@@ -13,13 +13,13 @@ from pydantic import ValidationError
 
 from tabml import privacy, serving
 from tabml.clean import clean_development
-from tabml.config import parse
+from tabml.config import ModelConfig, SchemaConfig, parse
 from tabml.model import fit
 from tabml.predlog import PredictionLog, now_iso
 from tabml.schema import record_json_schema
 from tests.conftest import ROOT, make_frame, schema_dict
 
-SCHEMA = parse("dataset.schema", schema_dict(pii={}))
+SCHEMA = parse(SchemaConfig, schema_dict(pii={}))
 BASE_MODELS = {p.stem: yaml.safe_load(p.read_text()) for p in (ROOT / "conf/model").glob("*.yaml")}
 
 
@@ -38,7 +38,7 @@ def _records(frame: pd.DataFrame) -> list[dict[str, object]]:
 
 # income with an open vocabulary: its two most frequent levels, every other value "(other)"
 OPEN = parse(
-    "dataset.schema",
+    SchemaConfig,
     schema_dict(
         pii={},
         features={
@@ -54,7 +54,7 @@ OPEN = parse(
 def test_numpy_encoding_scores_exactly_like_the_pipeline(kind: str, schema: object) -> None:
     frame = clean_development(make_frame(600), SCHEMA).clean
     overrides = {"num_boost_round": 30} if kind == "lightgbm" else {}
-    cfg = parse("model", {**BASE_MODELS[kind], **overrides})
+    cfg = parse(ModelConfig, {**BASE_MODELS[kind], **overrides})
     model, _ = fit(frame.iloc[:400], frame.iloc[400:500], schema, cfg, seed=0)  # type: ignore[arg-type]
     assert bool(model.preprocessor.other) == (schema is OPEN)
     test = frame.iloc[500:].copy()
@@ -203,7 +203,7 @@ def test_an_integral_number_is_an_integer_id() -> None:
 @pytest.mark.parametrize("rows", [3, 200])
 def test_the_columnar_form_scores_exactly_like_records(rows: int) -> None:
     frame = clean_development(make_frame(600), SCHEMA).clean
-    cfg = parse("model", {**BASE_MODELS["lightgbm"], "num_boost_round": 30})
+    cfg = parse(ModelConfig, {**BASE_MODELS["lightgbm"], "num_boost_round": 30})
     model, _ = fit(frame.iloc[:400], frame.iloc[400:500], SCHEMA, cfg, seed=0)
     scorer = serving.Scorer(_Pkg(model))  # type: ignore[arg-type]
     records = _records(frame.iloc[400 : 400 + rows])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tabml.config import parse
+from tabml.config import SchemaConfig, parse
 from tabml.schema import validate
 from tabml.synth import synthesize
 from tests.conftest import make_frame, run_cli, schema_dict
@@ -14,7 +14,7 @@ from tests.conftest import make_frame, run_cli, schema_dict
 
 def test_synthesized_rows_keep_types_missing_rates_ranges_and_time_order() -> None:
     source = make_frame(400)
-    schema = parse("dataset.schema", schema_dict())
+    schema = parse(SchemaConfig, schema_dict())
     out = synthesize(source, schema, rows=20_000, seed=1)
     assert len(out) == 20_000 and list(out.columns) == list(source.columns)
     assert out.dtypes.to_dict() == source.dtypes.to_dict()

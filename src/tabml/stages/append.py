@@ -9,18 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from tabml import io
-from tabml.config import Params, SchemaConfig, SourcesConfig
+from tabml.config import DatasetParams
 from tabml.errors import ConfigError
 from tabml.log import info
 from tabml.retrain import labelled_rows, merge, within_schema
 
-PARAMS = ("dataset.sources", "dataset.schema")
+PARAMS = DatasetParams.param_keys()
 
 
 def run(params_file: Path, logs: Path, labels: Path, sources_dir: Path, dvc_add: bool) -> Path:
-    params = Params.load(params_file, PARAMS)
-    sources: SourcesConfig = params.section("dataset.sources")
-    schema: SchemaConfig = params.section("dataset.schema")
+    params = DatasetParams.load(params_file)
+    sources, schema = params.sources, params.dataset_schema
     if not sources.additions:
         raise ConfigError(
             "dataset.sources.additions is not set: name the file that collects labelled "

@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from tabml import datasets, erasure, io, privacy
-from tabml.config import Params, SchemaConfig, SourcesConfig
+from tabml.config import DatasetParams, SchemaConfig, SourcesConfig
 from tabml.errors import DataError
 from tabml.log import info
 
-PARAMS = ("dataset.sources", "dataset.schema")
+PARAMS = DatasetParams.param_keys()
 TABLES = (".csv", ".parquet", ".pq")
 
 
@@ -130,12 +130,10 @@ def run(
 
     if not ids:
         raise DataError("no ids given: --id ID (repeatable) or --ids FILE, one id per line")
-    params = Params.load(params_file, PARAMS)
-    sources: SourcesConfig = params.section("dataset.sources")
-    schema: SchemaConfig = params.section("dataset.schema")
+    params = DatasetParams.load(params_file)
+    sources, schema = params.sources, params.dataset_schema
     # the ledger holds keyed hashes, never ids: the key is needed whatever the dataset does
-    key = privacy.key_from_env(os.environ, needed=True)
-    assert key is not None
+    key = privacy.require_key(os.environ, "the erasure ledger holds keyed hashes of ids")
     erasure.read(ledger)  # a damaged ledger fails before anything is changed
 
     files = _controlled(sources, sources_dir, logs, labels)

@@ -16,11 +16,13 @@ published: outputs are written into a temporary folder that replaces data/raw on
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tabml import datasets, erasure, io, privacy
-from tabml.config import ChunkingConfig, Params, SchemaConfig, SourcesConfig
+from tabml.catalog import Raw
+from tabml.config import IngestParams, SchemaConfig, SourcesConfig
 from tabml.errors import DataError
 from tabml.log import info
 from tabml.monitor import check_chunking, check_reference_rows
@@ -29,18 +31,7 @@ from tabml.schema import BatchChecks, Failure, Role, ValidationError, shorten
 if TYPE_CHECKING:
     import pandas as pd
 
-PARAMS = (
-    "dataset.sources",
-    "dataset.schema",
-    # checked here, before training: enough development rows for the monitoring reference
-    "monitor.chunking",
-    "monitor.min_reference_chunks",
-    "monitor.reference.max_rows",
-)
-DEVELOPMENT = "development.parquet"
-PRODUCTION = "production.parquet"
-LABELS = "production_labels.parquet"
-BATCH_ROWS = 1_000_000
+PARAMS = IngestParams.param_keys()
 
 
 def _stream(
@@ -82,7 +73,8 @@ def _stream(
     failures = checks.finish()
     if failures:
         raise ValidationError(str(path), failures)
-    assert empty is not None
+    if empty is None:  # a file with no batch at all was refused above (no rows)
+        raise DataError(f"{path}: no rows could be read")
     return checks, empty
 
 
@@ -90,15 +82,11 @@ def run(
     params_file: Path,
     sources_dir: Path,
     output_dir: Path,
-    batch_rows: int = BATCH_ROWS,
+    batch_rows: int = io.BATCH_ROWS,
     ledger_file: Path | None = None,
 ) -> None:
-    params = Params.load(params_file, PARAMS)
-    sources: SourcesConfig = params.section("dataset.sources")
-    schema: SchemaConfig = params.section("dataset.schema")
-    chunking: ChunkingConfig = params.section("monitor.chunking")
-    min_chunks: int = params.section("monitor.min_reference_chunks")
-    max_rows: int = params.section("monitor.reference.max_rows")
+    params = IngestParams.load(params_file)
+    sources, schema = params.sources, params.dataset_schema
     if sources.production_labels and not sources.production:
         raise DataError("dataset.sources: production_labels given without production")
     # what the config alone decides fails before any file is read
@@ -106,73 +94,96 @@ def run(
     key = privacy.key_from_env(
         os.environ, needed="pseudonymise" in schema.pii.values() or bool(ledger)
     )
-    check_chunking(chunking, min_chunks, schema.timestamp)
+    check_chunking(params.chunking, params.min_reference_chunks, schema.timestamp)
+    stream = partial(_stream, schema=schema, batch_rows=batch_rows, key=key, ledger=ledger)
 
     with io.atomic_dir(output_dir) as tmp:
-        dev_path = datasets.resolve(sources.development, sources_dir)
-        info(f"ingest: reading development data {dev_path.name}")
-        dev_sink = io.ParquetSink(tmp / DEVELOPMENT)
-        dev, empty_dev = _stream(
-            dev_path, schema, "development", dev_sink, batch_rows, key, ledger=ledger
-        )
-        info(f"ingest: {dev.rows:,} development rows meet the schema")
-        dev_rows = dev.rows
-        if sources.additions:
-            add_path = sources_dir / sources.additions
-            if add_path.is_file():
-                added, _ = _stream(
-                    add_path, schema, "development", dev_sink, batch_rows, key, True, ledger
-                )
-                dev_rows += added.rows
-                info(
-                    f"ingest: + {added.rows:,} labelled production rows from {add_path.name} "
-                    "(tabml append)"
-                )
-            else:
-                info(f"ingest: no {add_path.name} yet ('tabml append' writes it when retraining)")
-        dev_sink.close()
+        dev_rows, empty_dev = _development(sources, sources_dir, tmp / Raw.DEVELOPMENT, stream)
         # the reference is the latest max_rows development rows (fewer if clean quarantines)
-        check_reference_rows(min(dev_rows, max_rows), chunking, min_chunks, schema.timestamp)
-
-        target = schema.target.column
-        prod_sink, labels_sink = io.ParquetSink(tmp / PRODUCTION), io.ParquetSink(tmp / LABELS)
+        check_reference_rows(
+            min(dev_rows, params.reference_rows),
+            params.chunking,
+            params.min_reference_chunks,
+            schema.timestamp,
+        )
+        prod_sink = io.ParquetSink(tmp / Raw.PRODUCTION)
+        labels_sink = io.ParquetSink(tmp / Raw.LABELS)
         if sources.production:
-            prod_path = datasets.resolve(sources.production, sources_dir)
-            prod, _ = _stream(
-                prod_path, schema, "production", prod_sink, batch_rows, key, ledger=ledger
-            )
-            for col, d in prod.unseen().items():
-                info(
-                    f"ingest: production '{col}': {d['count']:,} values never seen in "
-                    f"development {[shorten(v) for v in list(d['values'])[:3]]} (kept for scoring, "
-                    "reported by clean)"
-                )
-            for col, d in prod.out_of_range.items():
-                info(
-                    f"ingest: production '{col}': {d['below'] + d['above']:,} values out of "
-                    "range (kept for scoring)"
-                )
-            if sources.production_labels:
-                lab_path = datasets.resolve(sources.production_labels, sources_dir)
-                labels, _ = _stream(
-                    lab_path, schema, "labels", labels_sink, batch_rows, key, ledger=ledger
-                )
-                label_ids = labels.ids()
-                unknown = ~label_ids.isin(prod.ids())
-                if unknown.any():
-                    raise ValidationError(
-                        str(lab_path),
-                        [
-                            Failure(
-                                schema.id,
-                                "label ids not in the production batch",
-                                int(unknown.sum()),
-                                tuple(label_ids[unknown].head(3).tolist()),
-                                hint="Labels must join the production batch on the id column",
-                            )
-                        ],
-                    )
+            _production(
+                sources.production, sources.production_labels, sources_dir, schema,
+                prod_sink, labels_sink, stream,
+            )  # fmt: skip
         # no production batch or labels: empty files with the right columns keep the DAG whole
-        prod_sink.close(empty_like=empty_dev.drop(columns=[target]))
-        labels_sink.close(empty_like=empty_dev[[schema.id, target]])
+        prod_sink.close(empty_like=empty_dev.drop(columns=[schema.target.column]))
+        labels_sink.close(empty_like=empty_dev[[schema.id, schema.target.column]])
     info(f"ingest: wrote {output_dir}/")
+
+
+def _development(
+    sources: SourcesConfig, sources_dir: Path, output: Path, stream: Any
+) -> tuple[int, pd.DataFrame]:
+    """The development rows, then `tabml append`'s additions, into one file: the row count,
+    and an empty frame with the file's columns."""
+    dev_path = datasets.resolve(sources.development, sources_dir)
+    info(f"ingest: reading development data {dev_path.name}")
+    dev_sink = io.ParquetSink(output)
+    dev, empty_dev = stream(dev_path, role="development", sink=dev_sink)
+    info(f"ingest: {dev.rows:,} development rows meet the schema")
+    dev_rows = dev.rows
+    if sources.additions:
+        add_path = sources_dir / sources.additions
+        if add_path.is_file():
+            added, _ = stream(add_path, role="development", sink=dev_sink, pseudonymised=True)
+            dev_rows += added.rows
+            info(
+                f"ingest: + {added.rows:,} labelled production rows from {add_path.name} "
+                "(tabml append)"
+            )
+        else:
+            info(f"ingest: no {add_path.name} yet ('tabml append' writes it when retraining)")
+    dev_sink.close()
+    return dev_rows, empty_dev
+
+
+def _production(
+    production: str,
+    production_labels: str | None,
+    sources_dir: Path,
+    schema: SchemaConfig,
+    prod_sink: io.ParquetSink,
+    labels_sink: io.ParquetSink,
+    stream: Any,
+) -> None:
+    """The production batch and its labels, which must join it on the id."""
+    prod_path = datasets.resolve(production, sources_dir)
+    prod, _ = stream(prod_path, role="production", sink=prod_sink)
+    for col, d in prod.unseen().items():
+        info(
+            f"ingest: production '{col}': {d['count']:,} values never seen in "
+            f"development {[shorten(v) for v in list(d['values'])[:3]]} (kept for scoring, "
+            "reported by clean)"
+        )
+    for col, d in prod.out_of_range.items():
+        info(
+            f"ingest: production '{col}': {d['below'] + d['above']:,} values out of "
+            "range (kept for scoring)"
+        )
+    if not production_labels:
+        return
+    lab_path = datasets.resolve(production_labels, sources_dir)
+    labels, _ = stream(lab_path, role="labels", sink=labels_sink)
+    label_ids = labels.ids()
+    unknown = ~label_ids.isin(prod.ids())
+    if unknown.any():
+        raise ValidationError(
+            str(lab_path),
+            [
+                Failure(
+                    schema.id,
+                    "label ids not in the production batch",
+                    int(unknown.sum()),
+                    tuple(label_ids[unknown].head(3).tolist()),
+                    hint="Labels must join the production batch on the id column",
+                )
+            ],
+        )

@@ -13,6 +13,7 @@ from typing import Any
 from tabml import io, plots
 from tabml import monitor as mon
 from tabml import package as pkg
+from tabml.catalog import Monitoring
 from tabml.config import ChunkingConfig, MonitorConfig, SchemaConfig, parse
 from tabml.errors import EmptyBatchError, PackageError
 from tabml.features import OTHER
@@ -23,15 +24,6 @@ from tabml.schema import validate
 # the monitoring stage reads its config from the package, not from params.yaml
 PARAMS: tuple[str, ...] = ()
 
-SUMMARY = "summary.json"
-METRICS = "metrics.json"
-REPORT = "report.html"
-CHARTS = {
-    "drift": "drift_alerts.png",
-    "performance": "performance.png",
-    "data_quality": "data_quality.png",
-}
-
 
 def _config(loaded: pkg.Package) -> MonitorConfig:
     raw = loaded.metadata["params"].get("monitor")
@@ -40,7 +32,7 @@ def _config(loaded: pkg.Package) -> MonitorConfig:
             f"{loaded.folder}: this package has no monitoring config or reference; "
             "rebuild it with 'dvc repro' using this version of tabml"
         )
-    cfg: MonitorConfig = parse("monitor", raw)
+    cfg: MonitorConfig = parse(MonitorConfig, raw, "monitor")
     return cfg
 
 
@@ -130,7 +122,7 @@ def _monitor(
             _empty_results(), cfg, chunking, model_info, len(reference), n_chunks, 0, 0
         )
         output_dir.mkdir(parents=True, exist_ok=True)
-        with HtmlPage(output_dir / REPORT, _title(loaded), in_process=True) as page:
+        with HtmlPage(output_dir / Monitoring.REPORT, _title(loaded), in_process=True) as page:
             _write(summary, page, output_dir)
         return summary
 
@@ -159,7 +151,7 @@ def _monitor(
         f"monitor: NannyML on {len(analysis):,} rows ({labelled:,} labelled) against a "
         f"reference of {len(reference):,} rows in {n_chunks} chunks; chunking {chunking.method}"
     )
-    with HtmlPage(output_dir / REPORT, _title(loaded)) as page:
+    with HtmlPage(output_dir / Monitoring.REPORT, _title(loaded)) as page:
         # each chart is drawn (in the page's process) while the next calculator runs
         results = nannyml_adapter.run(
             reference,
@@ -199,9 +191,9 @@ def _write(summary: dict[str, Any], page: HtmlPage, output_dir: Path) -> None:
     The HTML page is written by its own process while the PNGs are drawn here.
     """
     page.finish(summary)
-    plots.drift_heatmap(summary, output_dir / CHARTS["drift"])
-    plots.performance_chart(summary, output_dir / CHARTS["performance"])
-    plots.data_quality_chart(summary, output_dir / CHARTS["data_quality"])
-    io.write_json(output_dir / METRICS, mon.key_metrics(summary))
+    plots.drift_heatmap(summary, output_dir / Monitoring.DRIFT_CHART)
+    plots.performance_chart(summary, output_dir / Monitoring.PERFORMANCE_CHART)
+    plots.data_quality_chart(summary, output_dir / Monitoring.QUALITY_CHART)
+    io.write_json(output_dir / Monitoring.METRICS, mon.key_metrics(summary))
     page.wait()
-    io.write_json(output_dir / SUMMARY, summary)
+    io.write_json(output_dir / Monitoring.SUMMARY, summary)

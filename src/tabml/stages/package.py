@@ -10,11 +10,11 @@ from typing import Any
 import tabml
 from tabml import io
 from tabml import package as pkg
-from tabml.config import Params, dump
+from tabml.config import PackageParams, dump
 from tabml.log import info
 from tabml.schema import record_json_schema
 
-PARAMS = ("seed", "dataset.name", "dataset.schema", "split", "model", "evaluate", "monitor")
+PARAMS = PackageParams.param_keys()
 
 
 # what a package is built from, besides the data (whose hashes metadata.json records)
@@ -70,8 +70,8 @@ def run(
     reference: Path,
     output: Path,
 ) -> None:
-    params = Params.load(params_file, PARAMS)
-    name = params.section("dataset.name")
+    params = PackageParams.load(params_file)
+    name, schema = params.name, params.dataset_schema
     metrics = io.read_json(metrics_file)
     quality = io.read_json(quality_file)
     metadata: dict[str, Any] = {
@@ -80,12 +80,12 @@ def run(
         "git_commit": git_commit(Path.cwd()),
         "git_dirty": git_dirty(Path.cwd()),
         "params": {
-            "seed": params.section("seed"),
-            "dataset": {"name": name, "schema": dump(params.section("dataset.schema"))},
-            "split": dump(params.section("split")),
-            "model": dump(params.section("model")),
-            "evaluate": dump(params.section("evaluate")),
-            "monitor": dump(params.section("monitor")),
+            "seed": params.seed,
+            "dataset": {"name": name, "schema": dump(schema)},
+            "split": dump(params.split),
+            "model": dump(params.model),
+            "evaluate": dump(params.evaluate),
+            "monitor": dump(params.monitor),
         },
         "data": data_hashes(data_files),
         "split": io.read_json(split_file),
@@ -95,7 +95,6 @@ def run(
     with io.atomic_dir(output) as tmp:
         shutil.copytree(model_dir, tmp / pkg.MODEL_DIR)
         shutil.copyfile(reference, tmp / pkg.REFERENCE)
-        schema = params.section("dataset.schema")
         io.write_json(tmp / pkg.SCHEMA, record_json_schema(schema, f"{name} input record"))
         io.write_json(tmp / pkg.METADATA, metadata)
         io.write_text(tmp / pkg.CARD, pkg.model_card(metadata, io.read_json(slices_file), quality))

@@ -16,12 +16,13 @@ import yaml
 from tabml import io
 from tabml import package as pkg
 from tabml import release as rel
-from tabml.config import Params, ReleaseConfig, SchemaConfig
+from tabml.catalog import Repo
+from tabml.config import ReleaseParams
 from tabml.dvc_adapter import metrics_at, repro, unclean_outputs
 from tabml.errors import ConfigError
 from tabml.log import info
 
-PARAMS = ("release", "dataset.schema")
+PARAMS = ReleaseParams.param_keys()
 # the GTO stage whose release the challenger is compared with on the same rows
 PROD_STAGE = "prod"
 NOTES = "RELEASE_NOTES.md"
@@ -73,8 +74,8 @@ def latest_release(root: Path, name: str, below: str | None = None) -> tuple[str
 class SameRowsPaths:
     """This run's package and test split, on which the release in `prod` is compared."""
 
-    package: Path = Path("models/package")
-    test: Path = Path("data/processed/test.parquet")
+    package: Path = Path(Repo.PACKAGE)
+    test: Path = Path(Repo.TEST)
 
 
 def check(
@@ -136,9 +137,8 @@ def _gates(
     name: str,
     paths: SameRowsPaths,
 ) -> list[rel.Gate]:
-    params = Params.load(params_file, PARAMS)
-    cfg: ReleaseConfig = params.section("release")
-    schema: SchemaConfig = params.section("dataset.schema")
+    params = ReleaseParams.load(params_file)
+    cfg, schema = params.release, params.dataset_schema
     current = io.read_json(metrics) if metrics.is_file() else {}
     alerts = io.read_json(monitoring) if monitoring.is_file() else None
     before = None

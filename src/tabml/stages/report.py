@@ -18,26 +18,30 @@ from typing import Any
 
 from tabml import io, plots
 from tabml import report as rep
+from tabml.catalog import Monitoring, Repo
 from tabml.dvc_adapter import Revision, read_revisions
 from tabml.log import info
 
-# caption -> (plot kind, image file)
+# caption -> plot kind (the image is `<kind>.png`, its data `Repo.PLOT_FILES[kind]`)
 OVERLAYS = {
     "ROC curve": "roc",
     "Precision-recall curve": "precision_recall",
     "Calibration": "calibration",
     "Confusion matrices": "confusion",
 }
+# caption -> the monitoring chart copied beside the report
 MONITORING_CHARTS = {
-    "Drift alerts per feature and chunk": "reports/monitoring/drift_alerts.png",
-    "Estimated and realized performance per chunk": "reports/monitoring/performance.png",
-    "Data-quality alerts": "reports/monitoring/data_quality.png",
+    "Drift alerts per feature and chunk": f"{Repo.MONITORING}/{Monitoring.DRIFT_CHART}",
+    "Estimated and realized performance per chunk": (
+        f"{Repo.MONITORING}/{Monitoring.PERFORMANCE_CHART}"
+    ),
+    "Data-quality alerts": f"{Repo.MONITORING}/{Monitoring.QUALITY_CHART}",
 }
 
 
 def _rows(rev: Revision, kind: str) -> list[dict[str, Any]] | None:
     """The rows of one DVC plot file (`{"roc": [...]}` -> `[...]`), or None if absent."""
-    content = rev.plots.get(rep.PLOTS[kind])
+    content = rev.plots.get(Repo.PLOT_FILES[kind])
     if not isinstance(content, dict) or not content:
         return None
     rows = next(iter(content.values()))
