@@ -204,7 +204,9 @@ def _chunk_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 @contextlib.contextmanager
 def _quiet_and_explained() -> Iterator[None]:
-    """Silence NannyML's per-chunk chatter; turn its errors into one that says what failed."""
+    """Silence NannyML's Python warnings and log lines (per chunk); turn its errors into one
+    that says what failed. (LightGBM's own messages from the domain classifier are turned off
+    by its settings: `_domain_classifier_params`.)"""
     import logging
     import warnings
 
@@ -245,124 +247,202 @@ def run(
         on_chart: called with each chart as soon as its result exists, so that drawing it
             can overlap the calculators that follow.
     """
-
-    def chart(title: str, result: Any, kind: str | None = None) -> None:
-        if not charts:
-            return
-        made = Chart(title, _without_rows(result), kind)
-        out.charts.append(made)
-        if on_chart is not None:
-            on_chart(made)
-
     with _quiet_and_explained():
         nml = _nannyml()
-        from nannyml.thresholds import ConstantThreshold
-
         reference, analysis = _plain(reference), _plain(analysis)
-        analysis_for_drift = _plain(analysis_for_drift)
+        drift_batch = _plain(analysis_for_drift)
         kw = _chunker_kwargs(spec)
-        features = spec.features
-        out: Results
+        # each family of calculators fills its part of `out` and hands its charts to `sink`
+        sink = _ChartSink(on_chart) if charts else None
+        out = _univariate(nml, reference, drift_batch, spec, kw, sink)
+        _multivariate(nml, reference, drift_batch, spec, kw, out, sink)
+        _performance(nml, reference, analysis, spec, kw, labelled, out, sink)
+        _data_quality(nml, reference, analysis, spec, kw, out, sink)
+        if sink is not None:
+            out.charts = sink.made
+        return out
 
-        uni_calc = nml.UnivariateDriftCalculator(
-            column_names=[*features, spec.score],
-            treat_as_numerical=[*spec.numeric, spec.score],
+
+class _ChartSink:
+    """Collects the charts (without the batch's rows) and passes each on as soon as it exists."""
+
+    def __init__(self, on_chart: Callable[[Chart], None] | None) -> None:
+        self.made: list[Chart] = []
+        self.on_chart = on_chart
+
+    def chart(self, title: str, result: Any, kind: str | None = None) -> None:
+        made = Chart(title, _without_rows(result), kind)
+        self.made.append(made)
+        if self.on_chart is not None:
+            self.on_chart(made)
+
+
+def _univariate(
+    nml: Any,
+    reference: pd.DataFrame,
+    analysis: pd.DataFrame,
+    spec: Spec,
+    kw: dict[str, Any],
+    sink: _ChartSink | None,
+) -> Results:
+    """Univariate drift of every feature and the score: the chunks, and their drift cells."""
+    features = spec.features
+    calc = nml.UnivariateDriftCalculator(
+        column_names=[*features, spec.score],
+        treat_as_numerical=[*spec.numeric, spec.score],
+        treat_as_categorical=spec.categorical or None,
+        continuous_methods=list(spec.drift.continuous_methods),
+        categorical_methods=list(spec.drift.categorical_methods),
+        **kw,
+    )
+    uni = calc.fit(reference).calculate(analysis).filter(period="analysis")
+    uni_df = uni.to_df()
+    out = Results(chunks=_chunk_records(uni_df))
+    for col in [*features, spec.score]:
+        methods = (
+            spec.drift.categorical_methods
+            if col in spec.categorical
+            else spec.drift.continuous_methods
+        )
+        out.drift[col] = {m: _cells(uni_df, (col, m)) for m in methods}
+    if sink is not None:
+        sink.chart("Univariate drift", uni, "drift")
+    return out
+
+
+def _multivariate(
+    nml: Any,
+    reference: pd.DataFrame,
+    analysis: pd.DataFrame,
+    spec: Spec,
+    kw: dict[str, Any],
+    out: Results,
+    sink: _ChartSink | None,
+) -> None:
+    """PCA data reconstruction and the domain classifier, as configured."""
+    calculators: list[tuple[str, Any]] = []
+    if spec.drift.data_reconstruction:
+        calc = nml.DataReconstructionDriftCalculator(column_names=spec.features, **kw)
+        calculators.append(("data_reconstruction", calc))
+    if spec.drift.domain_classifier:
+        calc = nml.DomainClassifierCalculator(
+            feature_column_names=spec.features,
             treat_as_categorical=spec.categorical or None,
-            continuous_methods=list(spec.drift.continuous_methods),
-            categorical_methods=list(spec.drift.categorical_methods),
+            hyperparameters=_domain_classifier_params(),
             **kw,
         )
-        uni = uni_calc.fit(reference).calculate(analysis_for_drift).filter(period="analysis")
-        uni_df = uni.to_df()
-        out = Results(chunks=_chunk_records(uni_df))
-        for col in [*features, spec.score]:
-            methods = (
-                spec.drift.categorical_methods
-                if col in spec.categorical
-                else spec.drift.continuous_methods
+        calculators.append(("domain_classifier", calc))
+    for name, calc in calculators:
+        analysed = calc.fit(reference).calculate(analysis).filter(period="analysis")
+        out.multivariate[name] = _cells(analysed.to_df(), (MULTIVARIATE[name],))
+        if sink is not None:
+            sink.chart(f"Multivariate drift: {name}", analysed)
+
+
+def _performance(
+    nml: Any,
+    reference: pd.DataFrame,
+    analysis: pd.DataFrame,
+    spec: Spec,
+    kw: dict[str, Any],
+    labelled: bool,
+    out: Results,
+    sink: _ChartSink | None,
+) -> None:
+    """Performance estimated by CBPE (no labels needed) and realized where there are labels."""
+    metrics = list(spec.performance.metrics)
+    # CBPE (estimated) and the performance calculator (realized) score the same columns
+    scored = {
+        "metrics": metrics,
+        "y_pred_proba": spec.score,
+        "y_pred": spec.prediction,
+        "y_true": spec.target,
+        "problem_type": "classification_binary",
+        **kw,
+    }
+    cbpe = nml.CBPE(**scored)
+    cbpe.fit(reference)
+    # without the targets: CBPE would otherwise also compute realized performance, which the
+    # performance calculator below does once
+    estimated = cbpe.estimate(analysis.drop(columns=[spec.target], errors="ignore"))
+    est_df = estimated.filter(period="analysis").to_df()
+    out.estimated = {m: _cells(est_df, (m,)) for m in metrics}
+    out.calibration = {
+        "needed": bool(cbpe.needs_calibration),
+        "method": "isotonic" if cbpe.needs_calibration else "none",
+        "fitted_on": "reference (out-of-fold scores of the development set)",
+    }
+    realized = None
+    if labelled:
+        perf = nml.PerformanceCalculator(**scored)
+        realized = perf.fit(reference).calculate(analysis)
+        real_df = realized.filter(period="analysis").to_df()
+        out.realized = {m: _cells(real_df, (m,)) for m in metrics}
+    if sink is None:
+        return
+    if realized is not None:
+        for m in metrics:
+            both = estimated.filter(period="analysis", metrics=[m]).compare(
+                realized.filter(period="analysis", metrics=[m])
             )
-            out.drift[col] = {m: _cells(uni_df, (col, m)) for m in methods}
-        chart("Univariate drift", uni, "drift")
+            sink.chart(f"{m}: estimated (CBPE) against realized", both)
+    else:
+        sink.chart("Estimated performance (CBPE)", estimated.filter(period="analysis"))
 
-        multivariate: list[tuple[str, Any]] = []
-        if spec.drift.data_reconstruction:
-            calc = nml.DataReconstructionDriftCalculator(column_names=features, **kw)
-            multivariate.append(("data_reconstruction", calc))
-        if spec.drift.domain_classifier:
-            calc = nml.DomainClassifierCalculator(
-                feature_column_names=features,
-                treat_as_categorical=spec.categorical or None,
-                **kw,
-            )
-            multivariate.append(("domain_classifier", calc))
-        for name, calc in multivariate:
-            result = calc.fit(reference).calculate(analysis_for_drift)
-            analysed = result.filter(period="analysis")
-            out.multivariate[name] = _cells(analysed.to_df(), (MULTIVARIATE[name],))
-            chart(f"Multivariate drift: {name}", analysed)
 
-        metrics = list(spec.performance.metrics)
-        # CBPE (estimated) and the performance calculator (realized) score the same columns
-        scored = {
-            "metrics": metrics,
-            "y_pred_proba": spec.score,
-            "y_pred": spec.prediction,
-            "y_true": spec.target,
-            "problem_type": "classification_binary",
-            **kw,
-        }
-        cbpe = nml.CBPE(**scored)
-        cbpe.fit(reference)
-        # without the targets: CBPE would otherwise also compute realized performance, which the
-        # performance calculator below does once
-        estimated = cbpe.estimate(analysis.drop(columns=[spec.target], errors="ignore"))
-        est_df = estimated.filter(period="analysis").to_df()
-        out.estimated = {m: _cells(est_df, (m,)) for m in metrics}
-        out.calibration = {
-            "needed": bool(cbpe.needs_calibration),
-            "method": "isotonic" if cbpe.needs_calibration else "none",
-            "fitted_on": "reference (out-of-fold scores of the development set)",
-        }
-        realized = None
-        if labelled:
-            perf = nml.PerformanceCalculator(**scored)
-            realized = perf.fit(reference).calculate(analysis)
-            real_df = realized.filter(period="analysis").to_df()
-            out.realized = {m: _cells(real_df, (m,)) for m in metrics}
-        if charts and realized is not None:
-            for m in metrics:
-                both = estimated.filter(period="analysis", metrics=[m]).compare(
-                    realized.filter(period="analysis", metrics=[m])
-                )
-                chart(f"{m}: estimated (CBPE) against realized", both)
-        elif charts:
-            chart("Estimated performance (CBPE)", estimated.filter(period="analysis"))
+def _domain_classifier_params() -> dict[str, Any]:
+    """NannyML's LightGBM settings for the domain classifier, without the `silent` key that
+    LightGBM 4 no longer knows (it printed a warning for each of the classifier's models:
+    hundreds per run), with LightGBM's own logging off, on one thread."""
+    from nannyml.drift.multivariate.domain_classifier.calculator import (
+        DEFAULT_LGBM_HYPERPARAMS,
+    )
 
-        dq = spec.data_quality
-        # (result name, chart title, calculator, its columns, its threshold: None = NannyML's band)
-        checks = [
-            ("missing", "Missing values", nml.MissingValuesCalculator, features, None),
-            (
-                "unseen",
-                "Values never seen in the reference",
-                nml.UnseenValuesCalculator,
-                spec.categorical,
-                ConstantThreshold(lower=None, upper=dq.unseen_max_rate),
-            ),
-            (
-                "out_of_range",
-                "Values outside the reference range",
-                nml.NumericalRangeCalculator,
-                spec.numeric,
-                ConstantThreshold(lower=None, upper=dq.out_of_range_max_rate),
-            ),
-        ]
-        for name, title, calculator, cols, threshold in checks:
-            if not cols:
-                continue
-            extra = {} if threshold is None else {"threshold": threshold}
-            calc = calculator(column_names=cols, **extra, **kw)
-            analysed = calc.fit(reference).calculate(analysis).filter(period="analysis")
-            getattr(out, name).update({c: _cells(analysed.to_df(), (c,)) for c in cols})
-            chart(f"Data quality: {title}", analysed)
-        return out
+    params = {k: v for k, v in DEFAULT_LGBM_HYPERPARAMS.items() if k != "silent"}
+    # one thread: the classifier trains five small models per chunk, 100 rounds each, where
+    # OpenMP's per-round start-up costs more than it saves; with every core (NannyML's -1) the
+    # unit test's 60 models took 25 s on a busy 2-core machine, with one 4 s
+    return {**params, "verbosity": -1, "n_jobs": 1}
+
+
+def _data_quality(
+    nml: Any,
+    reference: pd.DataFrame,
+    analysis: pd.DataFrame,
+    spec: Spec,
+    kw: dict[str, Any],
+    out: Results,
+    sink: _ChartSink | None,
+) -> None:
+    """Missing values (against the reference's band), unseen categories and numbers out of the
+    reference's range (against the configured maximum rates)."""
+    from nannyml.thresholds import ConstantThreshold
+
+    dq = spec.data_quality
+    # (result name, chart title, calculator, its columns, its threshold: None = NannyML's band)
+    checks = [
+        ("missing", "Missing values", nml.MissingValuesCalculator, spec.features, None),
+        (
+            "unseen",
+            "Values never seen in the reference",
+            nml.UnseenValuesCalculator,
+            spec.categorical,
+            ConstantThreshold(lower=None, upper=dq.unseen_max_rate),
+        ),
+        (
+            "out_of_range",
+            "Values outside the reference range",
+            nml.NumericalRangeCalculator,
+            spec.numeric,
+            ConstantThreshold(lower=None, upper=dq.out_of_range_max_rate),
+        ),
+    ]
+    for name, title, calculator, cols, threshold in checks:
+        if not cols:
+            continue
+        extra = {} if threshold is None else {"threshold": threshold}
+        calc = calculator(column_names=cols, **extra, **kw)
+        analysed = calc.fit(reference).calculate(analysis).filter(period="analysis")
+        getattr(out, name).update({c: _cells(analysed.to_df(), (c,)) for c in cols})
+        if sink is not None:
+            sink.chart(f"Data quality: {title}", analysed)
