@@ -378,7 +378,7 @@ def monitor(
             raise TabmlError(f"--since {since!r}: give a day as YYYY-MM-DD") from None
     guard_outputs([input, labels, package], dirs=[output_dir])
     summary = stage.run(package, input, labels, output_dir, chunking, allow_empty, since)
-    alerts = summary["totals"]["alerts"]["total"]
+    alerts = summary.totals.alerts.total
     if alerts and fail_on_alerts:
         print(
             f"monitor: {alerts} alerts; see {output_dir}/summary.json and report.html",

@@ -1,12 +1,15 @@
 """Feature preprocessing fitted on train only, stored as plain JSON.
 
 Two encodings share one fitted state:
-- `codes` for LightGBM: numbers as they are (NaN stays missing, or the train median with
-  `impute: median`), categories as integer codes of the train vocabulary (an unseen category
-  becomes missing), booleans as 0/1;
-- `linear` for the logistic-regression baseline: numbers imputed with the train median,
-  clipped and standardised, categories one-hot (an unseen or missing category is all zeros),
-  booleans 0/1 imputed.
+- `codes` for LightGBM: numbers clipped to train's quantiles where `clip_quantiles` is set,
+  and otherwise as they are; booleans as 0/1; a missing number or boolean stays missing (NaN)
+  unless `impute: median` fills it (train's median; for a boolean, its majority value);
+  categories as integer codes of the train vocabulary (missing, or unseen in a closed
+  vocabulary, becomes NaN);
+- `linear` for the logistic-regression baseline: numbers clipped the same way, always imputed
+  with train's median, then standardised with train's (clipped) mean and standard deviation;
+  booleans 0/1, a missing one imputed with train's majority; categories one-hot (a missing
+  category, or an unseen one in a closed vocabulary, is all zeros).
 
 A categorical feature with `max_levels` or `min_frequency` has an open vocabulary: its
 vocabulary is the frequent levels of train, and every other non-missing value (rare in train,

@@ -10,9 +10,12 @@ block (grey the base, blue this change, red a threshold) and the title says whic
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tabml.catalog import Plots
+
+if TYPE_CHECKING:
+    from tabml.monitor import Summary
 
 GRID = [round(i / 20, 2) for i in range(21)]
 BASE, HEAD, LIMIT, EXTRA = "#9e9e9e", "#1f77b4", "#d62728", "#ff7f0e"
@@ -125,18 +128,15 @@ def curves(base: Mapping[str, Any], head: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def monitoring(summary: Mapping[str, Any]) -> list[str]:
+def monitoring(summary: Summary) -> list[str]:
     """Per chunk of the production batch: drift alerts (bars), and the estimated and realized
     ROC AUC against the reference's band (lines)."""
-    chunks = list(summary.get("chunks") or [])
+    chunks = summary.chunks
     if not chunks:
         return []
     # numbered from 1, as the report's chunk table numbers them
-    labels = [str(int(c.get("index", i)) + 1) for i, c in enumerate(chunks)]
-    drift = [
-        float(sum(1 for m in c.get("drift", {}).values() for v in m.values() if v.get("alert")))
-        for c in chunks
-    ]
+    labels = [str(c.index + 1) for c in chunks]
+    drift = [float(sum(v.alert for m in c.drift.values() for v in m.values())) for c in chunks]
     out = [
         block(
             "Drift alerts per chunk (univariate, every feature)",
@@ -147,14 +147,15 @@ def monitoring(summary: Mapping[str, Any]) -> list[str]:
             y_range=(0.0, max(1.0, max(drift))),
         )
     ]
-    est = [c.get("estimated", {}).get("roc_auc", {}) for c in chunks]
-    if any("value" in e for e in est):
-        lower = [e.get("lower_threshold") for e in est]
-        real = [c.get("realized", {}).get("roc_auc", {}).get("value") for c in chunks]
-        values = [v for v in [*(e.get("value") for e in est), *lower, *real] if v is not None]
+    est = [c.estimated.get("roc_auc") for c in chunks]
+    if any(e is not None for e in est):
+        lower = [e.lower_threshold if e else None for e in est]
+        real = [r.value if (r := c.realized.get("roc_auc")) else None for c in chunks]
+        estimated = [e.value if e else None for e in est]
+        values = [v for v in [*estimated, *lower, *real] if v is not None]
         lo, hi = min(values), max(values)
         pad = (hi - lo) * 0.1 or 0.01
-        lines = [(LIMIT, lower), (HEAD, [e.get("value") for e in est])]
+        lines = [(LIMIT, lower), (HEAD, estimated)]
         title = "ROC AUC per chunk (blue: estimated, red: the alert threshold"
         if any(v is not None for v in real):
             lines.append((EXTRA, real))

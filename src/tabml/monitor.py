@@ -4,7 +4,8 @@ Pure functions only; `tabml.stages.monitor` reads and writes, `tabml.nannyml_ada
 NannyML. The reference is the development set scored out-of-fold (see `reference_frame`), so it
 is large enough to give NannyML's thresholds meaning; docs/monitoring.md explains the choice.
 
-`summarize` produces `summary.json` (format below, documented in docs/monitoring.md):
+`summarize` produces a `Summary`, written as `summary.json` (format below, documented in
+docs/monitoring.md; `Summary` and its parts are the typed form every reader uses):
 
     format_version, model, reference {rows, chunks, folds}, analysis {rows, labelled_rows},
     chunking, methods, calibration,
@@ -15,12 +16,15 @@ is large enough to give NannyML's thresholds meaning; docs/monitoring.md explain
     totals {alerts {...}, drift_alerts_by_column, data_quality_alerts_by_column,
             performance_alerts_by_metric, first_alert_chunk, first_alert_chunk_by_column}
 
-where a cell is {value, lower_threshold, upper_threshold, alert}.
+where a cell is {value, lower_threshold, upper_threshold, alert}, and a data-quality cell
+also has `count`, the chunk's rows with such a value.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from tabml.config import ChunkingConfig, MonitorConfig, SchemaConfig
 from tabml.errors import ConfigError, DataError
@@ -192,6 +196,110 @@ def check_reference(
     return n
 
 
+class _Part(BaseModel):
+    # reading a summary written by another version of tabml (a base revision in `tabml
+    # report`) ignores what this one does not know; a missing field is an error
+    model_config = ConfigDict(frozen=True)
+
+
+class Cell(_Part):
+    """One measure of one chunk: its value, NannyML's band and whether it alerts."""
+
+    value: float | None
+    lower_threshold: float | None = None
+    upper_threshold: float | None = None
+    alert: bool
+    # data-quality cells: the rows of the chunk with that value (where the rate is known)
+    count: int | None = None
+
+
+class Chunk(_Part):
+    index: int
+    key: str
+    start: str | None = None
+    end: str | None = None
+    rows: int
+    alerts: int
+    drift: dict[str, dict[str, Cell]]  # column -> method -> cell
+    multivariate: dict[str, Cell] = Field(default_factory=dict)
+    estimated: dict[str, Cell] = Field(default_factory=dict)  # metric -> cell
+    realized: dict[str, Cell] = Field(default_factory=dict)
+    data_quality: dict[str, dict[str, Cell]] = Field(default_factory=dict)  # check -> column
+
+
+class AlertCounts(_Part):
+    total: int
+    drift: int
+    multivariate: int
+    estimated_performance: int
+    realized_performance: int
+    data_quality: int
+
+
+class Totals(_Part):
+    alerts: AlertCounts
+    chunks_with_alerts: int
+    drift_alerts_by_column: dict[str, int]
+    data_quality_alerts_by_column: dict[str, dict[str, int]] = Field(default_factory=dict)
+    performance_alerts_by_metric: dict[str, int] = Field(default_factory=dict)
+    first_alert_chunk: int | None
+    first_alert_chunk_by_column: dict[str, int | None]
+
+
+class ModelInfo(_Part):
+    name: str
+    kind: str
+    threshold: float
+
+
+class ReferenceInfo(_Part):
+    rows: int
+    chunks: int
+    folds: int
+    scores: str
+
+
+class AnalysisInfo(_Part):
+    rows: int
+    labelled_rows: int
+
+
+class Methods(_Part):
+    drift: dict[str, Any]
+    performance: list[str]
+    data_quality: dict[str, Any] = Field(default_factory=dict)
+
+
+class Summary(_Part):
+    """`summary.json`: what one monitoring run found (see the module docstring)."""
+
+    format_version: int
+    model: ModelInfo
+    reference: ReferenceInfo
+    analysis: AnalysisInfo
+    chunking: dict[str, Any]
+    methods: Methods
+    calibration: dict[str, Any]
+    chunks: list[Chunk]
+    totals: Totals
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form, with exactly the keys it was made from (no defaults added)."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+    @classmethod
+    def read(cls, data: Any) -> Summary | None:
+        """A summary read from JSON; None when it is absent or not one tabml can read."""
+        from pydantic import ValidationError
+
+        if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
+            return None
+        try:
+            return cls.model_validate(data)
+        except ValidationError:
+            return None
+
+
 def _any_alert(cells: dict[str, dict[str, Any]]) -> bool:
     return any(c["alert"] for c in cells.values())
 
@@ -205,7 +313,7 @@ def summarize(
     reference_chunk_count: int,
     analysis_rows: int,
     labelled_rows: int,
-) -> dict[str, Any]:
+) -> Summary:
     """The stable, documented summary of one monitoring run (see the module docstring)."""
     chunks = []
     for i, info in enumerate(results.chunks):
@@ -239,7 +347,7 @@ def summarize(
                 "data_quality": quality,
             }
         )
-    return {
+    raw = {
         "format_version": FORMAT_VERSION,
         "model": model,
         "reference": {
@@ -249,16 +357,17 @@ def summarize(
             "scores": "out-of-fold",
         },
         "analysis": {"rows": analysis_rows, "labelled_rows": labelled_rows},
-        "chunking": chunking.model_dump(exclude_none=True),
+        "chunking": chunking.model_dump(mode="json", exclude_none=True),
         "methods": {
-            "drift": cfg.drift.model_dump(),
+            "drift": cfg.drift.model_dump(mode="json"),
             "performance": list(results.estimated) or list(cfg.performance.metrics),
-            "data_quality": cfg.data_quality.model_dump(),
+            "data_quality": cfg.data_quality.model_dump(mode="json"),
         },
         "calibration": results.calibration,
         "chunks": chunks,
         "totals": _totals(chunks),
     }
+    return Summary.model_validate(raw)
 
 
 def _totals(chunks: list[dict[str, Any]]) -> dict[str, Any]:
@@ -315,34 +424,34 @@ def _mean(values: list[float | None]) -> float | None:
     return sum(present) / len(present) if present else None
 
 
-def key_metrics(summary: dict[str, Any]) -> dict[str, Any]:
+def key_metrics(summary: Summary) -> dict[str, Any]:
     """The figures `dvc metrics diff` and `dvc exp show` show: alert counts, mean performance."""
-    totals = summary["totals"]
+    alerts = summary.totals.alerts
     out: dict[str, Any] = {
-        "alerts": totals["alerts"]["total"],
-        "drift_alerts": totals["alerts"]["drift"] + totals["alerts"]["multivariate"],
-        "data_quality_alerts": totals["alerts"]["data_quality"],
-        "performance_alerts": totals["alerts"]["estimated_performance"]
-        + totals["alerts"]["realized_performance"],
-        "chunks": len(summary["chunks"]),
-        "chunks_with_alerts": totals["chunks_with_alerts"],
+        "alerts": alerts.total,
+        "drift_alerts": alerts.drift + alerts.multivariate,
+        "data_quality_alerts": alerts.data_quality,
+        "performance_alerts": alerts.estimated_performance + alerts.realized_performance,
+        "chunks": len(summary.chunks),
+        "chunks_with_alerts": summary.totals.chunks_with_alerts,
     }
     for kind in ("estimated", "realized"):
-        for metric in summary["methods"]["performance"]:
-            mean = _mean([c[kind][metric]["value"] for c in summary["chunks"] if metric in c[kind]])
+        for metric in summary.methods.performance:
+            cells = [getattr(c, kind).get(metric) for c in summary.chunks]
+            mean = _mean([cell.value for cell in cells if cell is not None])
             if mean is not None:
                 out[f"{kind}_{metric}_mean"] = mean
     return out
 
 
-def _cell_text(cell: dict[str, Any] | None) -> str:
-    if not cell or cell["value"] is None:
+def _cell_text(cell: Cell | None) -> str:
+    if not cell or cell.value is None:
         return "n/a"
-    mark = " &#9888;" if cell["alert"] else ""
-    return f"{cell['value']:.4f}{mark}"
+    mark = " &#9888;" if cell.alert else ""
+    return f"{cell.value:.4f}{mark}"
 
 
-def html_report(summary: dict[str, Any], charts: list[tuple[str, str]], title: str) -> str:
+def html_report(summary: Summary, charts: list[tuple[str, str]], title: str) -> str:
     """One self-contained page: the summary as tables, then NannyML's interactive charts.
 
     `charts` are (title, HTML fragment) from `nannyml_adapter.render`; the first fragment
@@ -351,8 +460,9 @@ def html_report(summary: dict[str, Any], charts: list[tuple[str, str]], title: s
     """
     from html import escape
 
-    totals = summary["totals"]
-    alerts = totals["alerts"]
+    totals = summary.totals
+    alerts = totals.alerts
+    first = totals.first_alert_chunk
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -362,50 +472,53 @@ def html_report(summary: dict[str, Any], charts: list[tuple[str, str]], title: s
         "padding:3px 8px;text-align:right}th:first-child,td:first-child{text-align:left}"
         ".alert{background:#fbe3e3}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
-        f"<p>Reference: {summary['reference']['rows']:,} development rows scored out-of-fold "
-        f"({summary['reference']['chunks']} chunks). Analysis: {summary['analysis']['rows']:,} "
-        f"rows in {len(summary['chunks'])} chunks, {summary['analysis']['labelled_rows']:,} "
-        f"with labels. Chunking: {escape(str(summary['chunking']))}.</p>",
-        f"<p><b>{alerts['total']} alerts</b>: drift {alerts['drift']}, multivariate "
-        f"{alerts['multivariate']}, estimated performance {alerts['estimated_performance']}, "
-        f"realized performance {alerts['realized_performance']}, data quality "
-        f"{alerts['data_quality']}. First chunk with an alert: "
-        f"{'none' if totals['first_alert_chunk'] is None else totals['first_alert_chunk'] + 1}"
-        ".</p>",
-        f"<p>CBPE calibration: {escape(str(summary['calibration']))}</p>",
+        f"<p>Reference: {summary.reference.rows:,} development rows scored out-of-fold "
+        f"({summary.reference.chunks} chunks). Analysis: {summary.analysis.rows:,} "
+        f"rows in {len(summary.chunks)} chunks, {summary.analysis.labelled_rows:,} "
+        f"with labels. Chunking: {escape(str(summary.chunking))}.</p>",
+        f"<p><b>{alerts.total} alerts</b>: drift {alerts.drift}, multivariate "
+        f"{alerts.multivariate}, estimated performance {alerts.estimated_performance}, "
+        f"realized performance {alerts.realized_performance}, data quality "
+        f"{alerts.data_quality}. First chunk with an alert: "
+        f"{'none' if first is None else first + 1}.</p>",
+        f"<p>CBPE calibration: {escape(str(summary.calibration))}</p>",
     ]
-    chunks = summary["chunks"]
-    if chunks:
-        head = "".join(f"<th>{c['index'] + 1}</th>" for c in chunks)
-        parts.append(f"<h2>Per chunk</h2><table><tr><th></th>{head}</tr>")
-        parts.append(
-            "<tr><td>rows</td>" + "".join(f"<td>{c['rows']:,}</td>" for c in chunks) + "</tr>"
-        )
-        rows: list[tuple[str, list[dict[str, Any] | None]]] = []
-        for metric in summary["methods"]["performance"]:
-            rows.append((f"estimated {metric}", [c["estimated"].get(metric) for c in chunks]))
-            rows.append((f"realized {metric}", [c["realized"].get(metric) for c in chunks]))
-        for col, methods in chunks[0]["drift"].items():
-            for m in methods:
-                rows.append((f"drift {col} ({m})", [c["drift"][col][m] for c in chunks]))
-        for name in chunks[0]["multivariate"]:
-            rows.append((f"multivariate {name}", [c["multivariate"][name] for c in chunks]))
-        for check, cols in chunks[0]["data_quality"].items():
-            for col in cols:
-                rows.append(
-                    (f"{check} {col} (rate)", [c["data_quality"][check][col] for c in chunks])
-                )
-        for label, cells in rows:
-            tds = "".join(
-                f'<td class="alert">{_cell_text(x)}</td>'
-                if x and x["alert"]
-                else f"<td>{_cell_text(x)}</td>"
-                for x in cells
-            )
-            parts.append(f"<tr><td>{escape(label)}</td>{tds}</tr>")
-        parts.append("</table>")
+    if summary.chunks:
+        parts += _chunk_table(summary)
     for chart_title, fragment in charts:
         parts.append(f"<h2>{escape(chart_title)}</h2>")
         parts.append(fragment)
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _chunk_table(summary: Summary) -> list[str]:
+    """The page's table: one column per chunk, one row per measure."""
+    from html import escape
+
+    chunks = summary.chunks
+    head = "".join(f"<th>{c.index + 1}</th>" for c in chunks)
+    parts = [f"<h2>Per chunk</h2><table><tr><th></th>{head}</tr>"]
+    parts.append("<tr><td>rows</td>" + "".join(f"<td>{c.rows:,}</td>" for c in chunks) + "</tr>")
+    rows: list[tuple[str, list[Cell | None]]] = []
+    for metric in summary.methods.performance:
+        rows.append((f"estimated {metric}", [c.estimated.get(metric) for c in chunks]))
+        rows.append((f"realized {metric}", [c.realized.get(metric) for c in chunks]))
+    for col, methods in chunks[0].drift.items():
+        for m in methods:
+            rows.append((f"drift {col} ({m})", [c.drift[col][m] for c in chunks]))
+    for name in chunks[0].multivariate:
+        rows.append((f"multivariate {name}", [c.multivariate[name] for c in chunks]))
+    for check, cols in chunks[0].data_quality.items():
+        for col in cols:
+            rows.append((f"{check} {col} (rate)", [c.data_quality[check][col] for c in chunks]))
+    for label, cells in rows:
+        tds = "".join(
+            f'<td class="alert">{_cell_text(x)}</td>'
+            if x and x.alert
+            else f"<td>{_cell_text(x)}</td>"
+            for x in cells
+        )
+        parts.append(f"<tr><td>{escape(label)}</td>{tds}</tr>")
+    parts.append("</table>")
+    return parts

@@ -244,56 +244,58 @@ def load(folder: Path) -> Package:
 
 
 def model_card(metadata: dict[str, Any], slices: dict[str, Any], quality: dict[str, Any]) -> str:
-    """The model card: intended use, data, metrics with slices, limitations."""
+    """The model card: intended use, data, metrics with slices, fairness, limitations.
+
+    The prose is `templates/MODEL_CARD.md`; the figures are filled in here.
+    """
+    from importlib.resources import files
+    from string import Template
+
     p = metadata["params"]
     schema = p["dataset"]["schema"]
     m = metadata["metrics"]
-    lines = [
-        f"# Model card: {metadata['name']}",
-        "",
-        f"- Model: {p['model']['name']} (tabml {metadata['tabml_version']}, "
-        f"code at git commit `{metadata['git_commit']}`"
-        + (", with uncommitted changes)" if metadata.get("git_dirty") else ")"),
-        f"- Dataset: `{p['dataset']['name']}`; target `{schema['target']['column']}`, positive "
-        f"class `{schema['target']['positive']}`",
-        f"- Decision threshold: {metadata['threshold']:.4f} (chosen on the validation split)",
-        "- Trained on the training split"
-        + (
+    text = (files("tabml") / "templates" / "MODEL_CARD.md").read_text(encoding="utf-8")
+    dev = quality["development"]
+    return Template(text).substitute(
+        name=metadata["name"],
+        model=p["model"]["name"],
+        tabml_version=metadata["tabml_version"],
+        git_commit=metadata["git_commit"],
+        dirty=", with uncommitted changes" if metadata.get("git_dirty") else "",
+        dataset=p["dataset"]["name"],
+        target=schema["target"]["column"],
+        positive=schema["target"]["positive"],
+        threshold=f"{metadata['threshold']:.4f}",
+        refit=(
             ", early-stopped on the validation split, then refit on both"
             if p["model"].get("refit")
             else ""
-        )
-        + "; the test split was never used to fit it",
-        "",
-        "## Intended use",
-        "",
-        "Scoring records shaped like the development data: one probability of the positive",
-        "class per record, and a 0/1 label at the threshold above. It is a decision aid, to be",
-        "monitored in production (drift and estimated performance) and retrained when alerts fire.",
-        "It is not for records from populations or periods that the data below does not cover.",
-        "",
-        "## Data",
-        "",
-        f"- Development rows read: {quality['development']['rows_read']:,}; kept "
-        f"{quality['development']['rows_kept']:,}; quarantined "
-        f"{quality['development']['rows_rejected']:,} "
-        f"{quality['development']['rejected_by_reason'] or ''}",
-        f"- Features ({len(schema['features'])}): "
-        + ", ".join(f"`{k}` ({v['kind']})" for k, v in schema["features"].items()),
-    ]
-    if schema.get("pii"):
-        lines.append(
-            "- Personal data: "
-            + ", ".join(f"`{k}` ({v})" for k, v in schema["pii"].items())
-            + "; pseudonymised with a keyed HMAC-SHA256 or dropped before training"
-        )
-    lines += [
-        "",
-        "## Metrics",
-        "",
-        "| set | rows | ROC AUC | avg precision | log loss | Brier | ECE | F1 |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+        ),
+        rows_read=f"{dev['rows_read']:,}",
+        rows_kept=f"{dev['rows_kept']:,}",
+        rows_rejected=f"{dev['rows_rejected']:,}",
+        rejected_by_reason=dev["rejected_by_reason"] or "",
+        n_features=len(schema["features"]),
+        features=", ".join(f"`{k}` ({v['kind']})" for k, v in schema["features"].items()),
+        personal_data=_card_personal_data(schema),
+        metrics="\n".join(_card_metrics(m)),
+        slices="".join(f"\n{line}" for line in _card_slices(slices)),
+        fairness="".join(f"\n{line}" for line in _card_fairness(m.get("fairness") or {})),
+    )
+
+
+def _card_personal_data(schema: dict[str, Any]) -> str:
+    if not schema.get("pii"):
+        return ""
+    return (
+        "\n- Personal data: "
+        + ", ".join(f"`{k}` ({v})" for k, v in schema["pii"].items())
+        + "; pseudonymised with a keyed HMAC-SHA256 or dropped before training"
+    )
+
+
+def _card_metrics(m: dict[str, Any]) -> list[str]:
+    lines = []
     for name in ("test", "production"):
         if name in m:
             s = m[name]
@@ -301,6 +303,11 @@ def model_card(metadata: dict[str, Any], slices: dict[str, Any], quality: dict[s
                 f"| {name} | {s['rows']:,} | {s['roc_auc']:.4f} | {s['average_precision']:.4f} "
                 f"| {s['log_loss']:.4f} | {s['brier']:.4f} | {s['ece']:.4f} | {s['f1']:.4f} |"
             )
+    return lines
+
+
+def _card_slices(slices: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
     for col, values in slices.get("test", {}).items():
         lines += [
             "",
@@ -313,40 +320,31 @@ def model_card(metadata: dict[str, Any], slices: dict[str, Any], quality: dict[s
             auc = f"{s['roc_auc']:.4f}" if "roc_auc" in s else "n/a"
             f1 = f"{s['f1']:.4f}" if "f1" in s else "n/a"
             lines.append(f"| {v} | {s['rows']:,} | {s['positive_rate']:.3f} | {auc} | {f1} |")
-    fair = m.get("fairness") or {}
-    if fair:
-        lines += [
-            "",
-            "## Fairness (test split, at the decision threshold)",
-            "",
-            "Measured with fairlearn on each segment of `dataset.segments`; groups with too",
-            "few test rows are left out. 0 means the groups are treated alike by that measure",
-            "(for the ratio: 1).",
-            "",
-            "| segment | groups | demographic parity diff. | ratio | equal opportunity diff. "
-            "| equalised odds diff. |",
-            "|---|---:|---:|---:|---:|---:|",
-        ]
-        for col, f in fair.items():
-            if "demographic_parity_difference" not in f:
-                lines.append(f"| {col} | {f.get('groups', 0)} | n/a | n/a | n/a | n/a |")
-                continue
-            lines.append(
-                f"| {col} | {f['groups']} | {f['demographic_parity_difference']:.3f} "
-                f"| {f['demographic_parity_ratio']:.3f} | {f['equal_opportunity_difference']:.3f} "
-                f"| {f['equalized_odds_difference']:.3f} |"
-            )
-    lines += [
+    return lines
+
+
+def _card_fairness(fair: dict[str, Any]) -> list[str]:
+    if not fair:
+        return []
+    lines = [
         "",
-        "## Limitations",
+        "## Fairness (test split, at the decision threshold)",
         "",
-        "- Scores are only as good as the development data: categories never seen there are",
-        "  treated as missing, and values outside its ranges are extrapolated.",
-        "- Metrics on the test split come from the same period as training; production metrics,",
-        "  where labels exist, show how it held up later.",
-        "- Slices with few rows or a single class have no ROC AUC; read small slices with care.",
-        "- The fairness figures compare only the groups the data records, on one split; they",
-        "  do not show whether a segment should inform decisions at all.",
+        "Measured with fairlearn on each segment of `dataset.segments`; groups with too",
+        "few test rows are left out. 0 means the groups are treated alike by that measure",
+        "(for the ratio: 1).",
         "",
+        "| segment | groups | demographic parity diff. | ratio | equal opportunity diff. "
+        "| equalised odds diff. |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
-    return "\n".join(lines)
+    for col, f in fair.items():
+        if "demographic_parity_difference" not in f:
+            lines.append(f"| {col} | {f.get('groups', 0)} | n/a | n/a | n/a | n/a |")
+            continue
+        lines.append(
+            f"| {col} | {f['groups']} | {f['demographic_parity_difference']:.3f} "
+            f"| {f['demographic_parity_ratio']:.3f} | {f['equal_opportunity_difference']:.3f} "
+            f"| {f['equalized_odds_difference']:.3f} |"
+        )
+    return lines

@@ -1,15 +1,18 @@
 """PNG charts drawn with matplotlib (plotly's image export can hang; plotly is kept for HTML).
 
-Each function takes plain data (a monitoring summary) and writes one PNG. The files carry no
-timestamp or version metadata, so the same data gives the same bytes.
+Each function takes plain data (a monitoring `Summary`, or plot rows) and writes one PNG. The
+files carry no timestamp or version metadata, so the same data gives the same bytes.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tabml import io
+
+if TYPE_CHECKING:
+    from tabml.monitor import Summary
 
 _PNG_METADATA = {"Software": None}
 ALERT = "#d62728"
@@ -49,24 +52,24 @@ def _no_data(path: Path, title: str) -> None:
     _save(fig, path)
 
 
-def drift_heatmap(summary: dict[str, Any], path: Path) -> None:
+def drift_heatmap(summary: Summary, path: Path) -> None:
     """Chunks by columns: which (column, chunk) cells raised a drift alert."""
     import numpy as np
     from matplotlib.colors import ListedColormap
 
     plt = _pyplot()
-    chunks = summary["chunks"]
+    chunks = summary.chunks
     if not chunks:
         _no_data(path, "Drift alerts")
         return
-    columns = list(chunks[0]["drift"]) if chunks else []
-    rows = columns + [f"multivariate: {n}" for n in (chunks[0]["multivariate"] if chunks else {})]
+    columns = list(chunks[0].drift)
+    rows = columns + [f"multivariate: {n}" for n in chunks[0].multivariate]
     grid = np.zeros((len(rows), len(chunks)))
     for j, chunk in enumerate(chunks):
         for i, col in enumerate(columns):
-            grid[i, j] = any(c["alert"] for c in chunk["drift"][col].values())
-        for k, cell in enumerate(chunk["multivariate"].values()):
-            grid[len(columns) + k, j] = cell["alert"]
+            grid[i, j] = any(c.alert for c in chunk.drift[col].values())
+        for k, cell in enumerate(chunk.multivariate.values()):
+            grid[len(columns) + k, j] = cell.alert
     width = min(max(5.0, 0.55 * len(chunks) + 3), 16.0)
     fig, ax = plt.subplots(figsize=(width, 0.42 * len(rows) + 1.6))
     ax.imshow(grid, cmap=ListedColormap(["#e8f4ea", ALERT]), vmin=0, vmax=1, aspect="auto")
@@ -81,33 +84,33 @@ def drift_heatmap(summary: dict[str, Any], path: Path) -> None:
     _save(fig, path)
 
 
-def performance_chart(summary: dict[str, Any], path: Path) -> None:
+def performance_chart(summary: Summary, path: Path) -> None:
     """Estimated (CBPE) against realized performance per chunk, one panel per metric."""
     plt = _pyplot()
-    if not summary["chunks"]:
+    if not summary.chunks:
         _no_data(path, "Performance")
         return
-    metrics = summary["methods"]["performance"]
-    x = list(range(1, len(summary["chunks"]) + 1))
+    metrics = summary.methods.performance
+    x = list(range(1, len(summary.chunks) + 1))
     fig, axes = plt.subplots(len(metrics), 1, figsize=(7, 2.8 * len(metrics)), squeeze=False)
     marker = {"marker": "o"} if len(x) <= 40 else {}
     for ax, metric in zip(axes[:, 0], metrics, strict=True):
-        est = [c["estimated"][metric] for c in summary["chunks"]]
-        ax.plot(x, [c["value"] for c in est], label="estimated (CBPE)", **marker)
-        real = [c["realized"].get(metric) for c in summary["chunks"]]
-        if any(r is not None and r["value"] is not None for r in real):
+        est = [c.estimated[metric] for c in summary.chunks]
+        ax.plot(x, [c.value for c in est], label="estimated (CBPE)", **marker)
+        real = [c.realized.get(metric) for c in summary.chunks]
+        if any(r is not None and r.value is not None for r in real):
             ax.plot(
                 x,
-                [r["value"] if r else None for r in real],
+                [r.value if r else None for r in real],
                 linestyle="--",
                 label="realized",
             )
         for key in ("lower_threshold", "upper_threshold"):
-            values = [c[key] for c in est]
+            values = [getattr(c, key) for c in est]
             if any(v is not None for v in values):
                 label = "thresholds" if key == "lower_threshold" else None
                 ax.plot(x, values, color="grey", linewidth=0.8, linestyle=":", label=label)
-        alerts = [(xi, c["value"]) for xi, c in zip(x, est, strict=True) if c["alert"]]
+        alerts = [(xi, c.value) for xi, c in zip(x, est, strict=True) if c.alert]
         if alerts:
             ax.scatter(*zip(*alerts, strict=True), color=ALERT, zorder=3, label="alert")
         ax.set_title(metric)
@@ -117,15 +120,15 @@ def performance_chart(summary: dict[str, Any], path: Path) -> None:
     _save(fig, path)
 
 
-def data_quality_chart(summary: dict[str, Any], path: Path) -> None:
+def data_quality_chart(summary: Summary, path: Path) -> None:
     """Alerts per column for each data-quality check, over all chunks."""
     import numpy as np
 
     plt = _pyplot()
-    if not summary["chunks"]:
+    if not summary.chunks:
         _no_data(path, "Data-quality alerts")
         return
-    by_check = summary["totals"]["data_quality_alerts_by_column"]
+    by_check = summary.totals.data_quality_alerts_by_column
     checks = [c for c in ("missing", "unseen", "out_of_range") if c in by_check]
     columns = sorted({col for c in checks for col in by_check[c]})
     fig, ax = plt.subplots(figsize=(7, 0.45 * max(len(columns), 1) + 1.6))
@@ -144,8 +147,8 @@ def data_quality_chart(summary: dict[str, Any], path: Path) -> None:
             label=labels[check],
         )
     ax.set_yticks(y + height * (len(checks) - 1) / 2, columns)
-    ax.set_xlim(0, max(len(summary["chunks"]), 1))
-    ax.set_xlabel(f"chunks with an alert (of {len(summary['chunks'])})")
+    ax.set_xlim(0, max(len(summary.chunks), 1))
+    ax.set_xlabel(f"chunks with an alert (of {len(summary.chunks)})")
     ax.set_title("Data-quality alerts")
     ax.legend(fontsize=8, loc="lower right")
     _save(fig, path)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from tabml.catalog import Repo
 from tabml.dvc_adapter import Revision
+from tabml.monitor import Summary
 
 if TYPE_CHECKING:
     from tabml.stages.compare import SameRows
@@ -264,9 +265,14 @@ def headline(base: Revision, head: Revision, same_rows: SameRows | str | None = 
     return lines
 
 
+def _summary(rev: Revision) -> Summary | None:
+    """The revision's monitoring summary, if it has one this version of tabml can read."""
+    return Summary.read(rev.reports.get(SUMMARY))
+
+
 def _drifting(rev: Revision) -> list[str]:
-    totals = rev.reports.get(SUMMARY, {}).get("totals", {})
-    by_column = totals.get("drift_alerts_by_column", {})
+    summary = _summary(rev)
+    by_column = summary.totals.drift_alerts_by_column if summary else {}
     return [c for c, n in sorted(by_column.items(), key=lambda kv: -kv[1]) if n]
 
 
@@ -377,29 +383,33 @@ def data_quality_section(base: Revision, head: Revision) -> list[str]:
 
 def monitoring_section(base: Revision, head: Revision) -> list[str]:
     lines = ["### Monitoring (production batch)", ""]
-    summary = head.reports.get(SUMMARY)
+    summary = _summary(head)
     if summary is None:
         return [*lines, f"_No monitoring summary in this change (`{SUMMARY}`)._"]
-    before = base.reports.get(SUMMARY)
+    before = _summary(base)
     if before is None:
         lines += ["_The base has no monitoring summary: showing this change only._", ""]
-    totals, base_totals = summary.get("totals", {}), (before or {}).get("totals", {})
+    lines += _feature_alerts(summary, before)
+    lines += ["", "Estimated (CBPE, no labels needed) against realized ROC AUC:", ""]
+    return lines + _performance_rows(summary, base, head)
 
-    # alerts per feature
-    drift = totals.get("drift_alerts_by_column", {})
-    base_drift = base_totals.get("drift_alerts_by_column", {})
-    first = totals.get("first_alert_chunk_by_column", {})
-    quality = totals.get("data_quality_alerts_by_column", {})
-    chunks = len(summary.get("chunks", []))
+
+def _feature_alerts(summary: Summary, before: Summary | None) -> list[str]:
+    """Drift and data-quality alerts per feature, with the base's drift alerts; multivariate."""
+    totals = summary.totals
+    drift = totals.drift_alerts_by_column
+    base_drift = before.totals.drift_alerts_by_column if before else {}
+    first = totals.first_alert_chunk_by_column
+    quality = totals.data_quality_alerts_by_column
     rows = []
     for column in list(drift) + [c for c in base_drift if c not in drift]:
-        dq = sum(quality.get(kind, {}).get(column, 0) for kind in quality)
+        dq = sum(quality[kind].get(column, 0) for kind in quality)
         start = first.get(column)
         rows.append(
             f"| {cell(column, code=True)} | {fmt(base_drift.get(column))} | "
             f"{fmt(drift.get(column))} | {'—' if start is None else start + 1} | {dq} |"
         )
-    lines += [f"Alerts per feature over {chunks} chunks:", ""]
+    lines = [f"Alerts per feature over {len(summary.chunks)} chunks:", ""]
     lines += _table(
         [
             "feature",
@@ -410,17 +420,18 @@ def monitoring_section(base: Revision, head: Revision) -> list[str]:
         ],
         rows,
     )
-    multivariate = [c for c in first if c.startswith("multivariate:")]
-    for name in multivariate:
+    for name in [c for c in first if c.startswith("multivariate:")]:
         start = first[name]
         lines += [
             "",
             f"Multivariate drift ({name.split(':', 1)[1].replace('_', ' ')}): "
             + ("no alert." if start is None else f"alerts from chunk {start + 1}."),
         ]
+    return lines
 
-    # CBPE estimated against realized
-    lines += ["", "Estimated (CBPE, no labels needed) against realized ROC AUC:", ""]
+
+def _performance_rows(summary: Summary, base: Revision, head: Revision) -> list[str]:
+    """Mean estimated and realized ROC AUC at both revisions, then per chunk."""
     now_m = head.metrics.get(MONITORING_METRICS, {})
     base_m = base.metrics.get(MONITORING_METRICS, {})
     mean_rows = [
@@ -432,20 +443,20 @@ def monitoring_section(base: Revision, head: Revision) -> list[str]:
         )
         if k in now_m or k in base_m
     ]
-    lines += _table(["", "base", "this change", "Δ", ""], mean_rows)
+    lines = _table(["", "base", "this change", "Δ", ""], mean_rows)
     per_chunk = []
-    for chunk in summary.get("chunks", [])[:_MAX_CHUNK_ROWS]:
-        est = chunk.get("estimated", {}).get("roc_auc", {})
-        real = chunk.get("realized", {}).get("roc_auc", {})
-        if not est:
+    for chunk in summary.chunks[:_MAX_CHUNK_ROWS]:
+        est, real = chunk.estimated.get("roc_auc"), chunk.realized.get("roc_auc")
+        if est is None:
             continue
+        real_value = real.value if real else None
         gap = None
-        if real.get("value") is not None and est.get("value") is not None:
-            gap = est["value"] - real["value"]
-        alert = "⚠️" if est.get("alert") or real.get("alert") else ""
+        if real_value is not None and est.value is not None:
+            gap = est.value - real_value
+        alert = "⚠️" if est.alert or (real and real.alert) else ""
         per_chunk.append(
-            f"| {chunk['index'] + 1} | {cell(str(chunk.get('start') or chunk.get('key')))} | "
-            f"{fmt(est.get('value'))} | {fmt(real.get('value'))} | "
+            f"| {chunk.index + 1} | {cell(str(chunk.start or chunk.key))} | "
+            f"{fmt(est.value)} | {fmt(real_value)} | "
             f"{'' if gap is None else f'{gap:+.4f}'} | {alert} |"
         )
     if per_chunk:
@@ -453,8 +464,11 @@ def monitoring_section(base: Revision, head: Revision) -> list[str]:
         lines += _table(
             ["chunk", "start", "estimated", "realized", "difference", "alert"], per_chunk
         )
-        if chunks > _MAX_CHUNK_ROWS:
-            lines += ["", f"_First {_MAX_CHUNK_ROWS} of {chunks} chunks; the chart shows all._"]
+        if len(summary.chunks) > _MAX_CHUNK_ROWS:
+            lines += [
+                "",
+                f"_First {_MAX_CHUNK_ROWS} of {len(summary.chunks)} chunks; the chart shows all._",
+            ]
     return lines
 
 
@@ -523,7 +537,7 @@ def build(
     if mermaid:
         png = "The same charts as PNG: the workflow run's `pr-report` artifact."
         plots_part = mermaid_section("Plots (test split)", mm.curves(base.plots, head.plots), png)
-        summary = head.reports.get(SUMMARY)
+        summary = _summary(head)
         monitoring_part = mermaid_section(
             "Monitoring charts", mm.monitoring(summary) if summary else []
         )

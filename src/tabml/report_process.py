@@ -105,7 +105,7 @@ class HtmlPage:
         i = len(self._fragments)
         self._fragments.append((chart.title, render(chart, f"chart-{i}", i == 0)))
 
-    def finish(self, summary: dict[str, Any]) -> None:
+    def finish(self, summary: mon.Summary) -> None:
         """The last message: the page is written with this summary (in the drawing process)."""
         if self._proc is not None:
             self._inbox.put(summary)

@@ -221,10 +221,32 @@ def coerce(frame: pd.DataFrame, schema: SchemaConfig, role: Role) -> Coerced:
     """
     import pandas as pd
 
-    failures: list[Failure] = []
     out = pd.DataFrame(index=frame.index)
-    result = Coerced(out, failures)
+    result = Coerced(out, _column_failures(frame, schema, role))
+    failures = result.failures
+    if schema.id in frame.columns:
+        failures.extend(_coerce_id(frame[schema.id], schema, out))
+    if schema.timestamp and schema.timestamp in frame.columns and role != "labels":
+        failures.extend(_coerce_timestamp(frame[schema.timestamp], schema.timestamp, out))
+    if role != "labels":
+        for name, spec in schema.features.items():
+            if name in frame.columns:
+                out[name] = _coerce_feature(name, spec, frame[name], role, result)
+    if schema.target.column in frame.columns and role in ("development", "labels"):
+        out[schema.target.column], target_failures = _coerce_target(
+            schema, frame[schema.target.column], role
+        )
+        failures.extend(target_failures)
+    if role != "labels":
+        for c in schema.pii:
+            if c in frame.columns and c != schema.id:
+                out[c] = _as_text(frame[c])
+    return result
 
+
+def _column_failures(frame: pd.DataFrame, schema: SchemaConfig, role: Role) -> list[Failure]:
+    """Columns the role needs that are missing; for development data under `extra_columns:
+    reject`, columns the schema does not know."""
     if role == "labels":
         required = [schema.id, schema.target.column]
     else:
@@ -233,61 +255,50 @@ def coerce(frame: pd.DataFrame, schema: SchemaConfig, role: Role) -> Coerced:
             required.append(schema.timestamp)
         if role == "development":
             required.append(schema.target.column)
-    missing = [c for c in required if c not in frame.columns]
-    for c in missing:
-        failures.append(
-            Failure(c, "missing column", 0, hint=f"found columns: {_names(frame.columns)}")
-        )
-
+    failures = [
+        Failure(c, "missing column", 0, hint=f"found columns: {_names(frame.columns)}")
+        for c in required
+        if c not in frame.columns
+    ]
     if role == "development" and schema.extra_columns == "reject":
         extra = sorted(set(frame.columns) - schema.known_columns, key=str)
-        for c in extra:
-            failures.append(
-                Failure(
-                    str(c),
-                    "extra column not in the schema",
-                    0,
-                    hint="Add it to features or ignore, or set extra_columns: allow",
-                )
+        failures += [
+            Failure(
+                str(c),
+                "extra column not in the schema",
+                0,
+                hint="Add it to features or ignore, or set extra_columns: allow",
             )
+            for c in extra
+        ]
+    return failures
 
-    # id: present, non-empty, no conflicting duplicates
-    if schema.id in frame.columns:
-        ids = frame[schema.id]
-        null_ids = ids.isna()
-        if null_ids.any():
-            n, _, rows = _where(null_ids, ids)
-            failures.append(Failure(schema.id, "empty id", n, (), rows))
-        out[schema.id] = ids
 
-    if schema.timestamp and schema.timestamp in frame.columns and role != "labels":
-        raw = frame[schema.timestamp]
-        ts = pd.to_datetime(raw, errors="coerce", format="mixed")
-        bad = raw.notna() & ts.isna()
-        if bad.any():
-            n, ex, rows = _where(bad, raw)
-            failures.append(Failure(schema.timestamp, "wrong type: not a timestamp", n, ex, rows))
-        if raw.isna().any():
-            n, _, rows = _where(raw.isna(), raw)
-            failures.append(Failure(schema.timestamp, "empty timestamp", n, (), rows))
-        out[schema.timestamp] = ts.astype("datetime64[ns]")
+def _coerce_id(ids: pd.Series, schema: SchemaConfig, out: pd.DataFrame) -> list[Failure]:
+    """The id as it is, refusing empty ones (conflicting duplicates are `BatchChecks`'s)."""
+    out[schema.id] = ids
+    null_ids = ids.isna()
+    if not null_ids.any():
+        return []
+    n, _, rows = _where(null_ids, ids)
+    return [Failure(schema.id, "empty id", n, (), rows)]
 
-    if role != "labels":
-        for name, spec in schema.features.items():
-            if name in frame.columns:
-                out[name] = _coerce_feature(name, spec, frame[name], role, result)
 
-    if schema.target.column in frame.columns and role in ("development", "labels"):
-        out[schema.target.column], target_failures = _coerce_target(
-            schema, frame[schema.target.column], role
-        )
-        failures.extend(target_failures)
+def _coerce_timestamp(raw: pd.Series, name: str, out: pd.DataFrame) -> list[Failure]:
+    """The timestamp column as datetime64[ns]; values that are not timestamps, and empty ones."""
+    import pandas as pd
 
-    if role != "labels":
-        for c in schema.pii:
-            if c in frame.columns and c != schema.id:
-                out[c] = _as_text(frame[c])
-    return result
+    failures = []
+    ts = pd.to_datetime(raw, errors="coerce", format="mixed")
+    bad = raw.notna() & ts.isna()
+    if bad.any():
+        n, ex, rows = _where(bad, raw)
+        failures.append(Failure(name, "wrong type: not a timestamp", n, ex, rows))
+    if raw.isna().any():
+        n, _, rows = _where(raw.isna(), raw)
+        failures.append(Failure(name, "empty timestamp", n, (), rows))
+    out[name] = ts.astype("datetime64[ns]")
+    return failures
 
 
 def _coerce_feature(

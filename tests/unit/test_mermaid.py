@@ -21,14 +21,30 @@ def test_curves_are_sampled_on_the_grid_and_each_run_gets_a_line() -> None:
     assert '"false-positive rate" 0 --> 1' in alone[0]
 
 
+def _cell(value: float, alert: bool = False, lower: float | None = None) -> dict[str, object]:
+    return {"value": value, "lower_threshold": lower, "upper_threshold": None, "alert": alert}
+
+
 def test_monitoring_charts_count_drift_per_chunk_numbered_as_the_table() -> None:
-    drift = {"a": {"js": {"alert": True}}, "b": {"js": {"alert": False}}}
-    chunks = [
-        {"index": i, "drift": drift if i else {},
-         "estimated": {"roc_auc": {"value": 0.9, "lower_threshold": 0.85}}}
-        for i in range(3)
-    ]  # fmt: skip
-    bars, roc = mermaid.monitoring({"chunks": chunks})
+    from tabml.config import ChunkingConfig, parse
+    from tabml.monitor import summarize
+    from tabml.nannyml_adapter import Results
+    from tests.unit.test_monitor import CFG
+
+    results = Results(
+        chunks=[{"index": i, "key": f"[{i}]", "rows": 10} for i in range(3)],
+        drift={"a": {"js": [_cell(0.1), _cell(0.9, True), _cell(0.9, True)]},
+               "b": {"js": [_cell(0.1)] * 3}},
+        estimated={"roc_auc": [_cell(0.9, lower=0.85)] * 3},
+    )  # fmt: skip
+    chunking = parse(ChunkingConfig, {"method": "count", "count": 3})
+    summary = summarize(
+        results, CFG, chunking, {"name": "t", "kind": "k", "threshold": 0.5}, 30, 3, 30, 0
+    )
+    bars, roc = mermaid.monitoring(summary)
     assert '"chunk" ["1", "2", "3"]' in bars and "bar [0, 1, 1]" in bars
     assert "line [0.85, 0.85, 0.85]" in roc and "realized" not in roc
-    assert mermaid.monitoring({"chunks": []}) == []
+    empty = summarize(
+        Results(chunks=[]), CFG, chunking, {"name": "t", "kind": "k", "threshold": 0.5}, 30, 3, 0, 0
+    )
+    assert mermaid.monitoring(empty) == []

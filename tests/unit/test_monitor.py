@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,9 @@ def cell(value: float | None, alert: bool = False) -> dict[str, object]:
     return {"value": value, "lower_threshold": 0.0, "upper_threshold": 1.0, "alert": alert}
 
 
+MODEL = {"name": "t", "kind": "lightgbm", "threshold": 0.5}
+
+
 def two_chunk_results() -> Results:
     chunks = [
         {"index": 0, "key": "[0:9]", "start": None, "end": None, "rows": 10},
@@ -62,15 +66,15 @@ def two_chunk_results() -> Results:
     return res
 
 
-def summary() -> dict[str, object]:
-    return mon.summarize(two_chunk_results(), CFG, CFG.chunking, {"name": "t"}, 100, 10, 20, 20)
+def summary() -> mon.Summary:
+    return mon.summarize(two_chunk_results(), CFG, CFG.chunking, MODEL, 100, 10, 20, 20)
 
 
 def test_summary_counts_each_column_chunk_once_and_finds_the_first_alert() -> None:
     s = summary()
-    totals = s["totals"]
-    assert totals["drift_alerts_by_column"] == {"amount": 1, "income": 0, "score": 1}
-    assert totals["alerts"] == {
+    totals = s.totals
+    assert totals.drift_alerts_by_column == {"amount": 1, "income": 0, "score": 1}
+    assert totals.alerts.model_dump() == {
         "total": 7,
         "drift": 2,
         "multivariate": 1,
@@ -79,11 +83,32 @@ def test_summary_counts_each_column_chunk_once_and_finds_the_first_alert() -> No
         "data_quality": 2,
     }
     # the unseen-value alert in chunk 1 is the first alert of all
-    assert totals["first_alert_chunk"] == 0
-    assert totals["first_alert_chunk_by_column"]["amount"] == 1
-    assert totals["first_alert_chunk_by_column"]["income"] is None
-    assert [c["alerts"] for c in s["chunks"]] == [1, 6]
-    assert s["chunks"][1]["data_quality"]["missing"]["amount"]["count"] == 3
+    assert totals.first_alert_chunk == 0
+    assert totals.first_alert_chunk_by_column["amount"] == 1
+    assert totals.first_alert_chunk_by_column["income"] is None
+    assert [c.alerts for c in s.chunks] == [1, 6]
+    assert s.chunks[1].data_quality["missing"]["amount"].count == 3
+
+
+def test_summary_json_has_exactly_the_documented_keys_and_reads_back() -> None:
+    """summary.json is read by `tabml report` at other revisions and by people's scripts: the
+    JSON form adds no key the run did not produce, and reads back to the same summary."""
+    s = summary()
+    data = s.to_json()
+    assert set(data) == {
+        "format_version", "model", "reference", "analysis", "chunking", "methods",
+        "calibration", "chunks", "totals",
+    }  # fmt: skip
+    # a drift cell has no count; a data-quality cell has one
+    assert set(data["chunks"][0]["drift"]["amount"]["jensen_shannon"]) == {
+        "value", "lower_threshold", "upper_threshold", "alert",
+    }  # fmt: skip
+    assert "count" in data["chunks"][0]["data_quality"]["missing"]["amount"]
+    assert mon.Summary.read(json.loads(json.dumps(data))) == s
+    # another format, or not a summary at all, is None (the report says it has none)
+    assert mon.Summary.read({**data, "format_version": 2}) is None
+    assert mon.Summary.read({"format_version": 1, "chunks": []}) is None
+    assert mon.Summary.read(None) is None
 
 
 def test_key_metrics_are_alert_counts_and_mean_performance() -> None:
@@ -178,7 +203,7 @@ def test_png_charts_are_deterministic_and_cope_with_no_chunks(tmp_path: Path) ->
         draw(s, a)
         draw(s, b)
         assert a.read_bytes()[:4] == b"\x89PNG" and a.read_bytes() == b.read_bytes()
-    empty = mon.summarize(Results(chunks=[]), CFG, CFG.chunking, {"name": "t"}, 100, 10, 0, 0)
+    empty = mon.summarize(Results(chunks=[]), CFG, CFG.chunking, MODEL, 100, 10, 0, 0)
     plots.drift_heatmap(empty, tmp_path / "empty.png")
     assert (tmp_path / "empty.png").stat().st_size > 0
 

@@ -18,23 +18,34 @@ METRICS = {
     "threshold": 0.49,
 }
 PARAMS = {"dataset": {"name": "car_loan"}, "model": {"name": "lightgbm", "num_leaves": 31}}
-SUMMARY = {
-    "chunks": [
-        {
-            "index": i,
-            "key": f"[{i}]",
-            "start": f"2019-0{i + 1}-01",
-            "estimated": {"roc_auc": {"value": 0.97, "alert": i > 1}},
-            "realized": {"roc_auc": {"value": 0.96, "alert": False}},
-        }
-        for i in range(3)
-    ],
-    "totals": {
-        "drift_alerts_by_column": {"car_value": 2, "loan_length": 0},
-        "first_alert_chunk_by_column": {"car_value": 1, "loan_length": None},
-        "data_quality_alerts_by_column": {"missing": {"car_value": 1}},
-    },
-}
+def _summary() -> dict[str, Any]:
+    """A monitoring summary as `tabml monitor` writes it: three chunks, `car_value` drifting
+    from the second, the estimated ROC AUC alerting in the third."""
+    from tabml.monitor import summarize
+    from tabml.nannyml_adapter import Results
+    from tests.unit.test_monitor import CFG
+
+    def c(value: float, alert: bool = False) -> dict[str, Any]:
+        return {"value": value, "lower_threshold": None, "upper_threshold": None, "alert": alert}
+
+    results = Results(
+        chunks=[
+            {"index": i, "key": f"[{i}]", "start": f"2019-0{i + 1}-01", "end": None, "rows": 10}
+            for i in range(3)
+        ],
+        drift={
+            "car_value": {"jensen_shannon": [c(0.1), c(0.9, True), c(0.9, True)]},
+            "loan_length": {"jensen_shannon": [c(0.1)] * 3},
+        },
+        estimated={"roc_auc": [c(0.97, i > 1) for i in range(3)]},
+        realized={"roc_auc": [c(0.96)] * 3},
+        missing={"car_value": [c(0.0), c(0.2, True), c(0.0)]},
+    )
+    model = {"name": "car_loan", "kind": "lightgbm", "threshold": 0.5}
+    return summarize(results, CFG, CFG.chunking, model, 100, 10, 30, 30).to_json()
+
+
+SUMMARY = _summary()
 MONITORING = {"alerts": 5, "chunks": 3, "chunks_with_alerts": 2, "estimated_roc_auc_mean": 0.97}
 
 

@@ -72,7 +72,7 @@ def run(
     chunking: ChunkingConfig | None = None,
     allow_empty: bool = False,
     since: str | None = None,
-) -> dict[str, Any]:
+) -> mon.Summary:
     """Monitor one batch; write summary, metrics, HTML report and PNG charts; return summary.
 
     `package_dir` may also be a release tarball. The batch's columns are checked first; a
@@ -94,7 +94,7 @@ def _monitor(
     chunking: ChunkingConfig | None,
     allow_empty: bool,
     since: str | None = None,
-) -> dict[str, Any]:
+) -> mon.Summary:
     schema = loaded.schema
     cfg = _config(loaded)
     chunking = chunking or cfg.chunking
@@ -165,12 +165,12 @@ def _monitor(
             results, cfg, chunking, model_info, len(reference), n_chunks, len(analysis), labelled
         )
         _write(summary, page, output_dir)
-    alerts = summary["totals"]["alerts"]
+    alerts = summary.totals.alerts
     info(
-        f"monitor: {len(summary['chunks'])} chunks, {alerts['total']} alerts (drift "
-        f"{alerts['drift']}, multivariate {alerts['multivariate']}, performance "
-        f"{alerts['estimated_performance'] + alerts['realized_performance']}, data quality "
-        f"{alerts['data_quality']}); wrote {output_dir}/"
+        f"monitor: {len(summary.chunks)} chunks, {alerts.total} alerts (drift "
+        f"{alerts.drift}, multivariate {alerts.multivariate}, performance "
+        f"{alerts.estimated_performance + alerts.realized_performance}, data quality "
+        f"{alerts.data_quality}); wrote {output_dir}/"
     )
     return summary
 
@@ -185,7 +185,7 @@ def _title(loaded: pkg.Package) -> str:
     return f"Monitoring report: {loaded.name}"
 
 
-def _write(summary: dict[str, Any], page: HtmlPage, output_dir: Path) -> None:
+def _write(summary: mon.Summary, page: HtmlPage, output_dir: Path) -> None:
     """Each file is written atomically; the summary last, so it is never older than the rest.
 
     The HTML page is written by its own process while the PNGs are drawn here.
@@ -196,4 +196,4 @@ def _write(summary: dict[str, Any], page: HtmlPage, output_dir: Path) -> None:
     plots.data_quality_chart(summary, output_dir / Monitoring.QUALITY_CHART)
     io.write_json(output_dir / Monitoring.METRICS, mon.key_metrics(summary))
     page.wait()
-    io.write_json(output_dir / Monitoring.SUMMARY, summary)
+    io.write_json(output_dir / Monitoring.SUMMARY, summary.to_json())
