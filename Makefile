@@ -116,10 +116,10 @@ typecheck: sync ## mypy
 # PYTEST_ARGS=... runs just what it names, in one process.
 pytest: sync .tools/checkov/bin/checkov ## pytest only (PYTEST_ARGS="tests/unit -k x" for a part)
 ifeq ($(strip $(PYTEST_ARGS)),)
-	@echo ">> pytest: unit and contract tests"
-	$(RUN) pytest tests/unit tests/contracts
-	@echo ">> pytest: integration tests, 2 workers"
-	OMP_WAIT_POLICY=PASSIVE $(RUN) pytest -n 2 --dist loadfile tests/integration
+	@echo ">> pytest: the fast tier (unit and contract tests)"
+	OMP_WAIT_POLICY=PASSIVE $(RUN) pytest -m "not slow" --timeout 60
+	@echo ">> pytest: the slow tier (integration tests), 2 workers"
+	OMP_WAIT_POLICY=PASSIVE $(RUN) pytest -m slow -n 2 --dist loadfile
 else
 	@echo ">> pytest $(PYTEST_ARGS)"
 	$(RUN) pytest $(PYTEST_ARGS)
@@ -127,9 +127,9 @@ endif
 
 test: lint typecheck pytest ## lint, types and every test
 
-test-fast: sync .tools/checkov/bin/checkov ## the edit loop: ruff, then unit and contract tests (no pipeline runs)
+test-fast: sync .tools/checkov/bin/checkov ## the edit loop (under a minute): ruff, then every test not marked slow
 	$(RUN) ruff check src tests benchmarks
-	$(RUN) pytest -q tests/unit tests/contracts $(PYTEST_ARGS)
+	OMP_WAIT_POLICY=PASSIVE $(RUN) pytest -q -m "not slow" --timeout 60 $(PYTEST_ARGS)
 
 bench: sync ## run the benchmarks (slow; figures go to docs/benchmarks.md)
 	$(RUN) python benchmarks/pipeline.py

@@ -21,9 +21,15 @@ os.environ.setdefault("ITERATIVE_DO_NOT_TRACK", "1")
 
 
 def pytest_collection_modifyitems(items: list[Any]) -> None:
-    """Unit and contract tests first: they fail fastest, and run before the pipeline tests
-    have filled the process with threads (the NannyML adapter test took 32 s last, 6 s first)."""
+    """Every test in tests/integration is `slow` (it runs DVC, the pipeline, a server or a
+    container): `make test-fast` is `-m "not slow"`, `make test` runs both. Unit and contract
+    tests come first: they fail fastest."""
+    import pytest
+
     order = {"unit": 0, "contracts": 1, "integration": 2}
+    for item in items:
+        if Path(str(item.fspath)).parent.name == "integration":
+            item.add_marker(pytest.mark.slow)
     items.sort(key=lambda item: order.get(Path(str(item.fspath)).parent.name, 3))
 
 

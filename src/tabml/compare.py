@@ -10,7 +10,7 @@ two-sided confidence interval of the difference excludes 0, "not distinguishable
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
@@ -101,3 +101,19 @@ def paired_auc(y: np.ndarray, champion: np.ndarray, challenger: np.ndarray) -> P
         p_value=p,
         verdict=verdict,
     )
+
+
+@dataclass(frozen=True)
+class SameRows:
+    """Both models on the same rows: per set of rows, its description and the paired result."""
+
+    champion: str  # where the champion came from, e.g. "origin/main (`1a2b3c4d`)"
+    results: dict[str, Paired] = field(default_factory=dict)
+    rows: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "champion": self.champion,
+            "results": {k: v.to_dict() for k, v in self.results.items()},
+            "rows": self.rows,
+        }

@@ -33,7 +33,7 @@ from tabml.dvc_adapter import Revision
 from tabml.monitor import Summary
 
 if TYPE_CHECKING:
-    from tabml.stages.compare import SameRows
+    from tabml.compare import SameRows
 
 # GitHub refuses longer comments; CML adds a watermark and --publish turns each image path into
 # a longer URL, so the report keeps this much room for them

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import configparser
 import importlib
+import os
 import shlex
 import subprocess
 import sys
@@ -87,16 +88,44 @@ def test_dvc_config_turns_telemetry_off_and_enables_hydra() -> None:
     assert cfg["hydra"]["enabled"] == "true"
 
 
-def test_makefile_exports_telemetry_opt_outs() -> None:
-    text = (ROOT / "Makefile").read_text()
-    assert "NML_DISABLE_USAGE_LOGGING := 1" in text and "ITERATIVE_DO_NOT_TRACK := 1" in text
+TELEMETRY = ("NML_DISABLE_USAGE_LOGGING", "ITERATIVE_DO_NOT_TRACK")
 
 
-def test_cli_sets_telemetry_opt_outs_before_running() -> None:
-    src = (ROOT / "src/tabml/cli.py").read_text()
-    main = src[src.index("def main") :]
-    assert main.index("NML_DISABLE_USAGE_LOGGING") < main.index("app()")
-    assert main.index("ITERATIVE_DO_NOT_TRACK") < main.index("app()")
+def _without_telemetry_settings() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in TELEMETRY}
+
+
+def test_every_make_target_runs_with_telemetry_off() -> None:
+    """What a recipe of the Makefile sees, with neither variable set by the caller."""
+    probe = 'telemetry-probe: ; @echo "$$NML_DISABLE_USAGE_LOGGING $$ITERATIVE_DO_NOT_TRACK"'
+    proc = subprocess.run(
+        ["make", "-s", "--no-print-directory", "--eval", probe, "telemetry-probe"],
+        cwd=ROOT,
+        env=_without_telemetry_settings(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert proc.stdout.split() == ["1", "1"]
+
+
+def test_every_tabml_command_runs_with_telemetry_off() -> None:
+    """The `tabml` entry point (cli.main) turns both off before any command runs, so the
+    NannyML and DVC a command imports never see them unset."""
+    code = (
+        "import os, tabml.cli as cli\n"
+        "cli.app = lambda: print(*(os.environ.get(k) for k in "
+        f"{TELEMETRY!r}))\n"
+        "cli.main()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env=_without_telemetry_settings(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert proc.stdout.split() == ["1", "1"]
 
 
 def test_data_and_models_are_ignored_by_git() -> None:

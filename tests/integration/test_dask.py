@@ -10,8 +10,6 @@ import pytest
 
 from tests.conftest import ROOT, run_cli
 
-pytestmark = pytest.mark.slow
-
 
 def test_dask_training_matches_single_machine_and_saves_the_same_format(
     project: Path, tmp_path: Path

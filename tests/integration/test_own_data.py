@@ -27,8 +27,6 @@ from tests.conftest import BIN, copy_project, git, tool_env
 from tests.integration.conftest import STAGES, ran
 from tests.integration.test_remote import S3Server, point_at
 
-pytestmark = pytest.mark.slow
-
 KEY = "0123456789abcdef" * 4  # what `openssl rand -hex 32` gives, for the test only
 DATASET = """\
 name: loans

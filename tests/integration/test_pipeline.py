@@ -11,14 +11,11 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import pytest
 import yaml
 
 from tabml import catalog
 from tests.conftest import BIN, run_cli, run_dvc, tool_env
 from tests.integration.conftest import ran
-
-pytestmark = pytest.mark.slow
 
 
 def test_pipeline_writes_every_artefact(project: Path) -> None:

@@ -23,7 +23,6 @@ import pytest
 from tests.conftest import BIN, git, tool_env
 from tests.integration.conftest import ran
 
-pytestmark = pytest.mark.slow
 BUCKET = "tabml-test"
 # outputs DVC caches (and so pushes); cache: false reports stay in the workspace
 CACHED = ["data/raw", "data/interim", "data/processed", "data/predictions", "models"]

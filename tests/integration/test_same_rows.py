@@ -17,8 +17,6 @@ import pytest
 
 from tests.conftest import git, run_cli, run_dvc
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture
 def repo(project: Path, tmp_path: Path) -> Path:

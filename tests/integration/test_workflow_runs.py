@@ -31,7 +31,6 @@ from tests.conftest import BIN, ROOT, git, tool_env
 from tests.harness import Runner, load, tag_triggers
 from tests.integration.test_remote import S3Server, point_at
 
-pytestmark = pytest.mark.slow
 WORKFLOWS = ROOT / ".github/workflows"
 REPOSITORY = "acme/tabml"
 TODAY = datetime.now(UTC).date()

@@ -18,6 +18,8 @@ METRICS = {
     "threshold": 0.49,
 }
 PARAMS = {"dataset": {"name": "car_loan"}, "model": {"name": "lightgbm", "num_leaves": 31}}
+
+
 def _summary() -> dict[str, Any]:
     """A monitoring summary as `tabml monitor` writes it: three chunks, `car_value` drifting
     from the second, the estimated ROC AUC alerting in the third."""
@@ -187,7 +189,7 @@ def _paired(delta: float, low: float, high: float, verdict: str) -> Any:
 
 
 def test_the_verdict_comes_from_the_same_rows_when_there_are_some() -> None:
-    from tabml.stages.compare import SameRows
+    from tabml.compare import SameRows
 
     # per run, the change looks worse (its own split is harder); on the same rows it is better
     base, head = revision("origin/main"), revision(test__roc_auc=0.9)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -105,17 +106,23 @@ def _rows(n: int, day: str = "2026-11-26") -> list[dict[str, object]]:
 
 def test_the_log_writes_by_day_in_the_background_and_pseudonymises(tmp_path: Path) -> None:
     key = b"k" * 32
-    log = PredictionLog(
-        tmp_path,
-        transform=lambda f: privacy.apply(f, {"email": "pseudonymise"}, key),
-        flush_rows=1_000,
-        flush_seconds=60,
-    )
-    start = time.perf_counter()
-    log.append(_rows(5))
-    log.append(_rows(3, day="2026-11-27"))
-    assert time.perf_counter() - start < 0.05  # appending never waits for the disk
-    assert not list(tmp_path.rglob("*.parquet"))  # not yet flushed
+    writing, disk_free = threading.Event(), threading.Event()
+
+    def slow_disk(frame: pd.DataFrame) -> pd.DataFrame:
+        writing.set()
+        disk_free.wait(timeout=30)  # the write is held up until the test lets it go
+        return privacy.apply(frame, {"email": "pseudonymise"}, key)
+
+    log = PredictionLog(tmp_path, transform=slow_disk, flush_rows=5, flush_seconds=60)
+    log.append(_rows(5))  # a full batch: the writer starts on it, and is held up
+    assert writing.wait(timeout=10)
+    # appending while the writer is stuck returns at once: a request never waits for the disk
+    appender = threading.Thread(target=log.append, args=(_rows(3, day="2026-11-27"),))
+    appender.start()
+    appender.join(timeout=10)
+    assert not appender.is_alive(), "append waited for the writer"
+    assert not list(tmp_path.rglob("*.parquet"))  # nothing written yet
+    disk_free.set()
     log.close()
     files = sorted(tmp_path.rglob("*.parquet"))
     assert [f.parent.name for f in files] == ["date=2026-11-26", "date=2026-11-27"]

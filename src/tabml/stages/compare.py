@@ -10,32 +10,15 @@ reason is returned instead, and callers fall back to comparing each run's own me
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tabml import io
 from tabml import package as pkg
-from tabml.compare import Paired, paired_auc
+from tabml.compare import Paired, SameRows, paired_auc
 from tabml.errors import TabmlError
 from tabml.log import info
 from tabml.schema import validate
-
-
-@dataclass(frozen=True)
-class SameRows:
-    """Both models on the same rows: per set of rows, its description and the paired result."""
-
-    champion: str  # where the champion came from, e.g. "origin/main (`1a2b3c4d`)"
-    results: dict[str, Paired] = field(default_factory=dict)
-    rows: dict[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "champion": self.champion,
-            "results": {k: v.to_dict() for k, v in self.results.items()},
-            "rows": self.rows,
-        }
 
 
 def _scores(model: pkg.Package, frame: Any, source: str) -> Any:

@@ -19,6 +19,7 @@ from typing import Any
 from tabml import io, plots
 from tabml import report as rep
 from tabml.catalog import Monitoring, Repo
+from tabml.compare import SameRows
 from tabml.dvc_adapter import Revision, read_revisions
 from tabml.log import info
 
@@ -103,7 +104,7 @@ def run(
 
     info(f"report: reading metrics, params and plots at {base} and in the workspace (DVC)")
     before, now = read_revisions(root, base, rep.JSON_REPORTS)
-    paired: compare.SameRows | str | None = None
+    paired: SameRows | str | None = None
     if same_rows is not None:
         label = f"`{base}`" + (f" (`{before.commit[:8]}`)" if before.commit else "")
         if not (root / same_rows.package).is_dir() or not (root / same_rows.test).is_file():
