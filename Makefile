@@ -117,7 +117,7 @@ typecheck: sync ## mypy
 pytest: sync .tools/checkov/bin/checkov ## pytest only (PYTEST_ARGS="tests/unit -k x" for a part)
 ifeq ($(strip $(PYTEST_ARGS)),)
 	@echo ">> pytest: the fast tier (unit and contract tests)"
-	OMP_WAIT_POLICY=PASSIVE $(RUN) pytest -m "not slow" --timeout 60
+	OMP_WAIT_POLICY=PASSIVE $(RUN) pytest -n 2 -m "not slow" --timeout 60
 	@echo ">> pytest: the slow tier (integration tests), 2 workers"
 	OMP_WAIT_POLICY=PASSIVE $(RUN) pytest -m slow -n 2 --dist loadfile
 else
@@ -129,7 +129,7 @@ test: lint typecheck pytest ## lint, types and every test
 
 test-fast: sync .tools/checkov/bin/checkov ## the edit loop (under a minute): ruff, then every test not marked slow
 	$(RUN) ruff check src tests benchmarks
-	OMP_WAIT_POLICY=PASSIVE $(RUN) pytest -q -m "not slow" --timeout 60 $(PYTEST_ARGS)
+	OMP_WAIT_POLICY=PASSIVE $(RUN) pytest -q -n 2 -m "not slow" --timeout 60 $(PYTEST_ARGS)
 
 bench: sync ## run the benchmarks (slow; figures go to docs/benchmarks.md)
 	$(RUN) python benchmarks/pipeline.py

@@ -1,6 +1,7 @@
 """The `tabml` command line: one thin command per pipeline stage and per user task.
 
-Every path is an argument: `dvc.yaml` is the one place the pipeline's paths are written.
+Every path is an argument: `dvc.yaml` writes the pipeline's folders; the commands that are
+not stages default to the same paths, from `tabml.catalog.Repo` (checked against dvc.yaml).
 """
 
 from __future__ import annotations

@@ -116,6 +116,31 @@ HOW_TO_SET = (
 )
 
 
+def prepare(
+    typed: pd.DataFrame,
+    scores: np.ndarray,
+    labels: pd.DataFrame | None,
+    reference: pd.DataFrame,
+    threshold: float,
+    open_vocabularies: dict[str, list[str]],
+    schema: SchemaConfig,
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """The analysis and reference frames as NannyML reads them, and the labelled rows.
+
+    Both get the predictions at the package's threshold; a many-level categorical (an open
+    vocabulary) is monitored as the model encodes it: its learnt levels, and OTHER for the rest.
+    """
+    from tabml.features import OTHER
+
+    analysis = with_predictions(analysis_frame(typed, scores, schema, labels), threshold)
+    reference = with_predictions(reference, threshold)
+    analysis = collapse_levels(analysis, open_vocabularies, OTHER)
+    reference = collapse_levels(reference, open_vocabularies, OTHER)
+    target = schema.target.column
+    labelled = int(analysis[target].notna().sum()) if target in analysis else 0
+    return analysis, reference, labelled
+
+
 def check_chunking(chunking: ChunkingConfig, min_chunks: int, timestamp: str | None) -> None:
     """What the config alone can tell: period chunking needs a timestamp; count chunking must
     make at least `min_chunks` reference chunks."""

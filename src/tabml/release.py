@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tabml.catalog import Repo
 from tabml.config import ReleaseConfig
 from tabml.errors import TabmlError
 
@@ -112,7 +113,7 @@ def gates(
 
     def at_least(name: str, key: str, limit: float) -> Gate:
         value = _get(metrics, key)
-        missing = f"no {key} in reports/metrics.json"
+        missing = f"no {key} in {Repo.METRICS}"
         return Gate(
             name,
             value,
@@ -121,64 +122,13 @@ def gates(
             "" if value is not None else missing,
         )
 
-    auc = _get(metrics, "test.roc_auc")
     out = [
         at_least("test ROC AUC", "test.roc_auc", cfg.min_test_roc_auc),
         at_least("test rows", "test.rows", cfg.min_test_rows),
+        _previous_gate(cfg, _get(metrics, "test.roc_auc"), previous, previous_name),
     ]
-    before = _get(previous, "test.roc_auc") if previous is not None else None
-    if previous is None or before is None:
-        out.append(
-            Gate(
-                "ROC AUC drop against the previous release",
-                None,
-                cfg.max_roc_auc_drop,
-                True,
-                "no previous release"
-                if previous is None
-                else f"{previous_name} has no test.roc_auc",
-            )
-        )
-    else:
-        drop = before - auc if auc is not None else None
-        out.append(
-            Gate(
-                "ROC AUC drop against the previous release",
-                drop,
-                cfg.max_roc_auc_drop,
-                drop is not None and drop <= cfg.max_roc_auc_drop,
-                f"{previous_name}: {before:.4f}",
-            )
-        )
-    margin = cfg.max_roc_auc_drop_vs_prod
-    if margin is not None:
-        name = "ROC AUC drop against prod, same rows"
-        if vs_prod is None:
-            out.append(Gate(name, None, margin, True, "no release is in prod"))
-        elif isinstance(vs_prod, str):
-            out.append(
-                Gate(
-                    name,
-                    None,
-                    margin,
-                    False,
-                    f"{vs_prod}; release.max_roc_auc_drop_vs_prod: null turns this gate off",
-                )
-            )
-        else:
-            tag, paired = vs_prod
-            drop = 0.0 - paired.delta  # not -0.0 when they are equal
-            out.append(
-                Gate(
-                    name,
-                    drop,
-                    margin,
-                    drop <= margin,
-                    f"{tag}: {paired.champion_auc:.4f}, this run {paired.challenger_auc:.4f} on "
-                    f"{paired.rows:,} rows; 95% CI of the difference {paired.low:+.4f} to "
-                    f"{paired.high:+.4f}",
-                )
-            )
+    if cfg.max_roc_auc_drop_vs_prod is not None:
+        out.append(_prod_gate(cfg.max_roc_auc_drop_vs_prod, vs_prod))
     out += fairness_gates(cfg, metrics, protected)
     alerts = _get(monitoring or {}, "alerts")
     out.append(
@@ -187,10 +137,54 @@ def gates(
             alerts,
             cfg.max_monitoring_alerts,
             alerts is not None and alerts <= cfg.max_monitoring_alerts,
-            "" if alerts is not None else "no monitoring report (reports/monitoring/metrics.json)",
+            "" if alerts is not None else f"no monitoring report ({Repo.MONITORING_METRICS})",
         )
     )
     return out
+
+
+def _previous_gate(
+    cfg: ReleaseConfig,
+    auc: float | None,
+    previous: Mapping[str, Any] | None,
+    previous_name: str | None,
+) -> Gate:
+    """This run's test ROC AUC against the latest earlier release's (passes with none)."""
+    name = "ROC AUC drop against the previous release"
+    before = _get(previous, "test.roc_auc") if previous is not None else None
+    if previous is None or before is None:
+        why = "no previous release" if previous is None else f"{previous_name} has no test.roc_auc"
+        return Gate(name, None, cfg.max_roc_auc_drop, True, why)
+    drop = before - auc if auc is not None else None
+    return Gate(
+        name,
+        drop,
+        cfg.max_roc_auc_drop,
+        drop is not None and drop <= cfg.max_roc_auc_drop,
+        f"{previous_name}: {before:.4f}",
+    )
+
+
+def _prod_gate(margin: float, vs_prod: tuple[str, Paired] | str | None) -> Gate:
+    """This run against the release in prod, on the same rows (passes when none is in prod;
+    fails when it is but cannot be scored)."""
+    name = "ROC AUC drop against prod, same rows"
+    if vs_prod is None:
+        return Gate(name, None, margin, True, "no release is in prod")
+    if isinstance(vs_prod, str):
+        why = f"{vs_prod}; release.max_roc_auc_drop_vs_prod: null turns this gate off"
+        return Gate(name, None, margin, False, why)
+    tag, paired = vs_prod
+    drop = 0.0 - paired.delta  # not -0.0 when they are equal
+    return Gate(
+        name,
+        drop,
+        margin,
+        drop <= margin,
+        f"{tag}: {paired.champion_auc:.4f}, this run {paired.challenger_auc:.4f} on "
+        f"{paired.rows:,} rows; 95% CI of the difference {paired.low:+.4f} to "
+        f"{paired.high:+.4f}",
+    )
 
 
 def gate_table(results: list[Gate]) -> str:

@@ -1,8 +1,10 @@
-"""DVC stage entry points: read inputs, call one pure function, write outputs atomically.
+"""DVC stage entry points: load the stage's params model, read its inputs, call one pure
+function, write what it returns atomically (docs/pipeline.md, "Architecture").
 
-`report` is the one module here that is not a dvc.yaml stage: it is the shell of
-`tabml report`, which compares the workspace with a git revision.
+`report`, `compare`, `release`, `append` and `forget` are the shells of commands that are not
+dvc.yaml stages (`compare` is shared by `tabml report` and the release gate).
 
-Each module declares `PARAMS`, the params.yaml keys it reads; `dvc.yaml` lists the same keys
-for the stage (a contract test holds the two equal).
+Each module's `PARAMS` is its params model's `param_keys()` (tabml.config): the keys of
+params.yaml it reads, which `dvc.yaml` lists for the stage (a contract test holds the two
+equal).
 """

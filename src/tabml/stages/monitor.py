@@ -16,7 +16,6 @@ from tabml import package as pkg
 from tabml.catalog import Monitoring
 from tabml.config import ChunkingConfig, MonitorConfig, SchemaConfig, parse
 from tabml.errors import EmptyBatchError, PackageError
-from tabml.features import OTHER
 from tabml.log import info
 from tabml.report_process import HtmlPage
 from tabml.schema import validate
@@ -128,18 +127,16 @@ def _monitor(
 
     n_chunks = mon.check_reference(reference, cfg, chunking, schema.timestamp)
     info(f"monitor: scoring {len(typed):,} rows from {input_path}")
-    analysis = mon.analysis_frame(
-        typed, loaded.model.predict(typed), schema, _labels(labels_path, schema)
-    )
-    analysis = mon.with_predictions(analysis, loaded.threshold)
-    reference = mon.with_predictions(reference, loaded.threshold)
-    # many-level categoricals are monitored as the model encodes them: learnt levels + other
     pre = loaded.model.preprocessor
-    open_vocab = {c: pre.vocab[c] for c in pre.other}
-    analysis = mon.collapse_levels(analysis, open_vocab, OTHER)
-    reference = mon.collapse_levels(reference, open_vocab, OTHER)
-    target = schema.target.column
-    labelled = int(analysis[target].notna().sum()) if target in analysis else 0
+    analysis, reference, labelled = mon.prepare(
+        typed,
+        loaded.model.predict(typed),
+        _labels(labels_path, schema),
+        reference,
+        loaded.threshold,
+        {c: pre.vocab[c] for c in pre.other},
+        schema,
+    )
     spec = _spec(schema, cfg, chunking)
 
     from tabml import nannyml_adapter
