@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from tabml.catalog import Repo, Splits
+from tabml.catalog import Monitoring, Repo, Splits
 from tabml.errors import DataError, TabmlError
 
 app = typer.Typer(
@@ -382,7 +382,8 @@ def monitor(
     alerts = summary.totals.alerts.total
     if alerts and fail_on_alerts:
         print(
-            f"monitor: {alerts} alerts; see {output_dir}/summary.json and report.html",
+            f"monitor: {alerts} alerts; see {output_dir / Monitoring.SUMMARY} and "
+            f"{Monitoring.REPORT}",
             file=sys.stderr,
         )
         raise typer.Exit(mon.ALERTS_EXIT_CODE)

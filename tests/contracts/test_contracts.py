@@ -261,3 +261,27 @@ def test_tabml_params_checks_what_the_config_alone_can_tell(tmp_path: Path) -> N
     assert bad.returncode == 2, bad.stderr
     assert "'period' but the dataset has no timestamp column" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_mypy_catches_a_misspelt_params_attribute(tmp_path: Path) -> None:
+    """A stage's params are one typed model: a typo in a key it reads is a type error, not a
+    silent None at run time (the config boundary keeps its types)."""
+    code = tmp_path / "stage_with_typos.py"
+    code.write_text(
+        "from pathlib import Path\n"
+        "from tabml.config import TrainParams\n"
+        "params = TrainParams.load(Path('params.yaml'))\n"
+        "rows: int = params.reference.max_rows\n"
+        "print(params.reference.max_rowz, params.modle)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"), str(code)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    errors = [line for line in proc.stdout.splitlines() if ": error:" in line]
+    assert len(errors) == 2, proc.stdout
+    assert '"ReferenceConfig" has no attribute "max_rowz"' in errors[0]
+    assert '"TrainParams" has no attribute "modle"' in errors[1]

@@ -428,13 +428,12 @@ def test_the_columnar_form_scores_like_records_and_logs_each_record(
     assert sorted(logged["id"].tolist()) == sorted(r["id"] for r in sent)
 
 
-def test_two_workers_answer_a_kept_alive_client_without_the_delayed_ack(
+def test_two_workers_answer_a_kept_alive_client_and_report_their_metrics_as_one(
     project: Path, batch: pd.DataFrame, tmp_path: Path
 ) -> None:
-    """With uvicorn's own socket, each response waited for the client's delayed ACK (about
-    40 ms a request); the workers share a socket made so that TCP_NODELAY is set."""
-    import statistics
-
+    """Two workers serve one port; whichever answers /metrics reports the sum over both. (Their
+    sockets' TCP_NODELAY, without which each response waited ~40 ms for the client's delayed
+    ACK, is test_serving.py's; the latency itself is benchmarks/serve.py's.)"""
     import httpx
 
     port = free_port()
@@ -452,11 +451,8 @@ def test_two_workers_answer_a_kept_alive_client_without_the_delayed_ack(
     sent = records(batch.iloc[:50])
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
-            latencies = []
             for i in range(200):
-                start_at = time.perf_counter()
                 r = client.post("/predict", json={"records": [sent[i % 50]]})
-                latencies.append(time.perf_counter() - start_at)
                 assert r.status_code == 200
         # then 30 requests of 3 records, each on a new connection: the kernel spreads those
         # over both workers; and 5 refusals
@@ -474,8 +470,6 @@ def test_two_workers_answer_a_kept_alive_client_without_the_delayed_ack(
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=30)
-    # about 1.5 ms here; a generous bound that the 40 ms of the delayed ACK still fails
-    assert statistics.median(latencies) < 0.015, statistics.median(latencies)
     assert len(writers) == 2, f"both workers write their counters: {sorted(writers)}"
     for values in scrapes:
         assert values[("tabml_records_scored_total", "/predict")] == 200 + 30 * 3

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import threading
 import time
 from pathlib import Path
@@ -249,3 +251,39 @@ def test_the_columnar_checks_apply_the_record_rules() -> None:
     }
     for case, (cols, data) in bad.items():
         assert checks.check(cols, data) is None, case
+
+
+def _accepted_nodelay(sock: socket.socket) -> int:
+    """TCP_NODELAY on a connection an asyncio server (uvicorn's loop) accepts on `sock`."""
+    sock.listen()
+    port = sock.getsockname()[1]
+    seen: list[int] = []
+
+    async def main() -> None:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            accepted = writer.get_extra_info("socket")
+            seen.append(accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(handle, sock=sock)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        await reader.read()
+        writer.close()
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(main())
+    return seen[0]
+
+
+def test_connections_on_the_workers_socket_send_without_waiting_for_an_ack() -> None:
+    """`tabml serve --workers N` listens on sockets it makes itself: asyncio sets TCP_NODELAY
+    only on IPPROTO_TCP sockets, and uvicorn's own (protocol 0) left every response waiting
+    ~40 ms for the client's delayed ACK (benchmarks/serve.py measures the latency)."""
+    from tabml.server import listening_socket
+
+    assert _accepted_nodelay(listening_socket("127.0.0.1", 0)) != 0
+    # a socket made as uvicorn makes it does not get TCP_NODELAY: this test can fail
+    plain = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    plain.bind(("127.0.0.1", 0))
+    assert _accepted_nodelay(plain) == 0
