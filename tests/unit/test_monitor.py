@@ -326,3 +326,13 @@ def test_open_vocabulary_columns_are_monitored_as_the_model_sees_them() -> None:
     assert out["ticket"].tolist()[:2] == ["a", "(other)"] and pd.isna(out["ticket"][2])
     assert frame["ticket"][1] == "T-991"  # the input is not changed
     assert mon.collapse_levels(frame, {}, "(other)") is frame
+
+
+def test_the_domain_classifier_is_quiet_and_uses_threads_only_where_they_pay() -> None:
+    from tabml.nannyml_adapter import DOMAIN_CLASSIFIER_ONE_THREAD_BELOW as SMALL
+    from tabml.nannyml_adapter import _domain_classifier_params
+
+    small, large = _domain_classifier_params(SMALL - 1), _domain_classifier_params(SMALL)
+    assert small["n_jobs"] == 1 and large["n_jobs"] == -1  # NannyML's default: every core
+    for params in (small, large):
+        assert "silent" not in params and params["verbosity"] == -1
