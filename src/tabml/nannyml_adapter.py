@@ -255,12 +255,30 @@ def run(
         # each family of calculators fills its part of `out` and hands its charts to `sink`
         sink = _ChartSink(on_chart) if charts else None
         out = _univariate(nml, reference, drift_batch, spec, kw, sink)
-        _multivariate(nml, reference, drift_batch, spec, kw, out, sink)
-        _performance(nml, reference, analysis, spec, kw, labelled, out, sink)
-        _data_quality(nml, reference, analysis, spec, kw, out, sink)
+        fit = _Fitting(nml, reference, spec, kw, out, sink)
+        _multivariate(fit, drift_batch)
+        _performance(fit, analysis, labelled)
+        _data_quality(fit, analysis)
         if sink is not None:
             out.charts = sink.made
         return out
+
+
+@dataclass(frozen=True)
+class _Fitting:
+    """What every family of calculators shares: NannyML, the reference, the spec and chunker,
+    the results it fills in and where its charts go."""
+
+    nml: Any
+    reference: pd.DataFrame
+    spec: Spec
+    kw: dict[str, Any]
+    out: Results
+    sink: _ChartSink | None
+
+    def chart(self, title: str, result: Any) -> None:
+        if self.sink is not None:
+            self.sink.chart(title, result)
 
 
 class _ChartSink:
@@ -310,16 +328,9 @@ def _univariate(
     return out
 
 
-def _multivariate(
-    nml: Any,
-    reference: pd.DataFrame,
-    analysis: pd.DataFrame,
-    spec: Spec,
-    kw: dict[str, Any],
-    out: Results,
-    sink: _ChartSink | None,
-) -> None:
+def _multivariate(fit: _Fitting, analysis: pd.DataFrame) -> None:
     """PCA data reconstruction and the domain classifier, as configured."""
+    nml, reference, spec, kw = fit.nml, fit.reference, fit.spec, fit.kw
     calculators: list[tuple[str, Any]] = []
     if spec.drift.data_reconstruction:
         calc = nml.DataReconstructionDriftCalculator(column_names=spec.features, **kw)
@@ -334,22 +345,13 @@ def _multivariate(
         calculators.append(("domain_classifier", calc))
     for name, calc in calculators:
         analysed = calc.fit(reference).calculate(analysis).filter(period="analysis")
-        out.multivariate[name] = _cells(analysed.to_df(), (MULTIVARIATE[name],))
-        if sink is not None:
-            sink.chart(f"Multivariate drift: {name}", analysed)
+        fit.out.multivariate[name] = _cells(analysed.to_df(), (MULTIVARIATE[name],))
+        fit.chart(f"Multivariate drift: {name}", analysed)
 
 
-def _performance(
-    nml: Any,
-    reference: pd.DataFrame,
-    analysis: pd.DataFrame,
-    spec: Spec,
-    kw: dict[str, Any],
-    labelled: bool,
-    out: Results,
-    sink: _ChartSink | None,
-) -> None:
+def _performance(fit: _Fitting, analysis: pd.DataFrame, labelled: bool) -> None:
     """Performance estimated by CBPE (no labels needed) and realized where there are labels."""
+    nml, reference, spec, out = fit.nml, fit.reference, fit.spec, fit.out
     metrics = list(spec.performance.metrics)
     # CBPE (estimated) and the performance calculator (realized) score the same columns
     scored = {
@@ -358,7 +360,7 @@ def _performance(
         "y_pred": spec.prediction,
         "y_true": spec.target,
         "problem_type": "classification_binary",
-        **kw,
+        **fit.kw,
     }
     cbpe = nml.CBPE(**scored)
     cbpe.fit(reference)
@@ -378,16 +380,16 @@ def _performance(
         realized = perf.fit(reference).calculate(analysis)
         real_df = realized.filter(period="analysis").to_df()
         out.realized = {m: _cells(real_df, (m,)) for m in metrics}
-    if sink is None:
+    if fit.sink is None:
         return
     if realized is not None:
         for m in metrics:
             both = estimated.filter(period="analysis", metrics=[m]).compare(
                 realized.filter(period="analysis", metrics=[m])
             )
-            sink.chart(f"{m}: estimated (CBPE) against realized", both)
+            fit.chart(f"{m}: estimated (CBPE) against realized", both)
     else:
-        sink.chart("Estimated performance (CBPE)", estimated.filter(period="analysis"))
+        fit.chart("Estimated performance (CBPE)", estimated.filter(period="analysis"))
 
 
 # below this many reference rows the domain classifier trains on one thread (see below)
@@ -415,19 +417,12 @@ def _domain_classifier_params(reference_rows: int) -> dict[str, Any]:
     return {**params, "verbosity": -1, "n_jobs": threads}
 
 
-def _data_quality(
-    nml: Any,
-    reference: pd.DataFrame,
-    analysis: pd.DataFrame,
-    spec: Spec,
-    kw: dict[str, Any],
-    out: Results,
-    sink: _ChartSink | None,
-) -> None:
+def _data_quality(fit: _Fitting, analysis: pd.DataFrame) -> None:
     """Missing values (against the reference's band), unseen categories and numbers out of the
     reference's range (against the configured maximum rates)."""
     from nannyml.thresholds import ConstantThreshold
 
+    nml, spec = fit.nml, fit.spec
     dq = spec.data_quality
     # (result name, chart title, calculator, its columns, its threshold: None = NannyML's band)
     checks = [
@@ -451,8 +446,7 @@ def _data_quality(
         if not cols:
             continue
         extra = {} if threshold is None else {"threshold": threshold}
-        calc = calculator(column_names=cols, **extra, **kw)
-        analysed = calc.fit(reference).calculate(analysis).filter(period="analysis")
-        getattr(out, name).update({c: _cells(analysed.to_df(), (c,)) for c in cols})
-        if sink is not None:
-            sink.chart(f"Data quality: {title}", analysed)
+        calc = calculator(column_names=cols, **extra, **fit.kw)
+        analysed = calc.fit(fit.reference).calculate(analysis).filter(period="analysis")
+        getattr(fit.out, name).update({c: _cells(analysed.to_df(), (c,)) for c in cols})
+        fit.chart(f"Data quality: {title}", analysed)
