@@ -113,7 +113,6 @@ class Repo:
     PRODUCTION_LABELS = f"data/interim/{Interim.LABELS}"
     METRICS = "reports/metrics.json"
     DATA_QUALITY = "reports/data_quality.json"
-    TRAIN_METRICS = f"reports/train/{TrainLive.METRICS}"
     MONITORING = "reports/monitoring"
     MONITORING_METRICS = f"{MONITORING}/{Monitoring.METRICS}"
     SUMMARY = f"{MONITORING}/{Monitoring.SUMMARY}"

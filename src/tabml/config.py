@@ -435,8 +435,6 @@ class StageParams(_Frozen):
     type error.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
-
     @classmethod
     def param_keys(cls) -> tuple[str, ...]:
         """The dotted params.yaml keys, in field order."""
@@ -538,7 +536,7 @@ ALL_PARAMS: tuple[type[StageParams], ...] = (
 )
 
 
-def parse(kind: Any, raw: Any, key: str = "", source: str = "config") -> Any:
+def parse(kind: Any, raw: Any, key: str = "") -> Any:
     """Validate a raw value as one typed config, e.g. `parse(SchemaConfig, raw,
     "dataset.schema")` (packages' copies of their config, and tests); errors name `key`."""
     from pydantic import TypeAdapter
@@ -548,7 +546,7 @@ def parse(kind: Any, raw: Any, key: str = "", source: str = "config") -> Any:
     try:
         return TypeAdapter(kind).validate_python(raw)
     except ValidationError as err:
-        raise _describe(err, source, key) from None
+        raise _describe(err, "config", key) from None
 
 
 def dump(value: Any) -> Any:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,3 +24,13 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     proc = run_dvc("repro", cwd=repo)
     assert ran(proc.stdout) == STAGES
     return repo
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A moto S3 server (tests/integration/test_remote.py's S3Server) for one test module."""
+    from tests.integration.test_remote import S3Server
+
+    srv = S3Server(tmp_path_factory.mktemp("moto"))
+    yield srv
+    srv.stop()

@@ -128,20 +128,26 @@ def test_the_image_is_small_labelled_and_holds_only_the_serving_set(
     assert found.strip() == "[]", f"pipeline modules in the serving image: {found}"
 
 
+def start_service(podman: dict[str, str], image: str, logs: Path, *extra: str) -> tuple[str, int]:
+    """`podman run -d` of the image as the docs run it: read-only root, the log volume, a
+    loopback port; its name and port once it is up."""
+    logs.mkdir()
+    port = free_port()
+    name = f"tabml-test-{port}"
+    run(
+        podman, "podman", "run", "-d", "--name", name, "--read-only", "--tmpfs", "/tmp",
+        "-v", f"{logs}:/var/log/tabml:U", "-p", f"127.0.0.1:{port}:8000", *extra, image,
+    )  # fmt: skip
+    return name, port
+
+
 def test_the_container_serves_as_tabml_predict_scores_as_non_root_on_a_read_only_root(
     image: str, podman: dict[str, str], project: Path, batch: pd.DataFrame, tmp_path: Path
 ) -> None:
     import httpx
 
     logs = tmp_path / "logs"
-    logs.mkdir()
-    port = free_port()
-    name = f"tabml-test-{port}"
-    run(
-        podman, "podman", "run", "-d", "--name", name, "--read-only", "--tmpfs", "/tmp",
-        "-v", f"{logs}:/var/log/tabml:U", "-p", f"127.0.0.1:{port}:8000",
-        "-e", f"TABML_API_TOKEN={TOKEN}", image,
-    )  # fmt: skip
+    name, port = start_service(podman, image, logs, "-e", f"TABML_API_TOKEN={TOKEN}")
     try:
         wait_ready(port)
         assert run(podman, "podman", "exec", name, "id", "-u").stdout.strip() == "10001"
@@ -191,13 +197,7 @@ def test_sigterm_in_the_container_loses_no_acknowledged_prediction(
     import httpx
 
     logs = tmp_path / "logs"
-    logs.mkdir()
-    port = free_port()
-    name = f"tabml-test-{port}"
-    run(
-        podman, "podman", "run", "-d", "--name", name, "--read-only", "--tmpfs", "/tmp",
-        "-v", f"{logs}:/var/log/tabml:U", "-p", f"127.0.0.1:{port}:8000", image,
-    )  # fmt: skip
+    name, port = start_service(podman, image, logs)
     acknowledged: list[str] = []
     stop = threading.Event()
 

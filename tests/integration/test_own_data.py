@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -104,13 +103,6 @@ def failing(repo: Path, *args: str, **extra: str) -> str:
     assert proc.returncode != 0, proc.stdout
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc.stdout + proc.stderr
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    srv = S3Server(tmp_path_factory.mktemp("moto-own"))
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -102,13 +101,6 @@ class S3Server:
         self.proc.terminate()
         self.proc.wait(timeout=10)
         self.log.close()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    srv = S3Server(tmp_path_factory.mktemp("moto"))
-    yield srv
-    srv.stop()
 
 
 def dvc(

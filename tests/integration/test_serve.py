@@ -669,37 +669,16 @@ def test_named_tokens_are_taken_back_without_a_restart_and_every_call_is_audited
     audit = tmp_path / "audit/audit.jsonl"
     client = client_for(Settings(package=str(project / "models/package"), audit_log=str(audit)))
     body = {"records": records(batch.iloc[:3])}
+
+    def predict(token: str) -> int:
+        headers = {"Authorization": f"Bearer {token}"}
+        return int(client.post("/predict", json=body, headers=headers).status_code)
+
     with client:
-        assert (
-            client.post(
-                "/predict", json=body, headers={"Authorization": f"Bearer {alice}"}
-            ).status_code
-            == 200
-        )
-        assert (
-            client.post(
-                "/predict", json=body, headers={"Authorization": f"Bearer {bob}"}
-            ).status_code
-            == 200
-        )
-        assert (
-            client.post("/predict", json=body, headers={"Authorization": "Bearer nope"}).status_code
-            == 401
-        )
+        assert [predict(alice), predict(bob), predict("nope")] == [200, 200, 401]
         tokens.write_text(f"alice: {alice}\n")  # bob's access taken back
         time.sleep(1.1)  # the file is looked at once a second at most
-        assert (
-            client.post(
-                "/predict", json=body, headers={"Authorization": f"Bearer {bob}"}
-            ).status_code
-            == 401
-        )
-        assert (
-            client.post(
-                "/predict", json=body, headers={"Authorization": f"Bearer {alice}"}
-            ).status_code
-            == 200
-        )
+        assert [predict(bob), predict(alice)] == [401, 200]
         assert client.get("/ready").status_code == 200
     lines = [json.loads(line) for line in audit.read_text().splitlines()]
     assert [(r["caller"], r["status"], r["records"]) for r in lines] == [

@@ -16,7 +16,6 @@ import json
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -58,13 +57,6 @@ def write_logs(repo: Path, frame: pd.DataFrame, day: str, name: str) -> None:
     folder = repo / "data/serving/predictions" / f"date={day}"
     folder.mkdir(parents=True, exist_ok=True)
     logs.to_parquet(folder / f"predictions-{name}.parquet", index=False)
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    srv = S3Server(tmp_path_factory.mktemp("moto-workflows"))
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture(scope="module")

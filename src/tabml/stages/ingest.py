@@ -16,9 +16,10 @@ published: outputs are written into a temporary folder that replaces data/raw on
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tabml import datasets, erasure, io, privacy
 from tabml.catalog import Raw
@@ -119,8 +120,12 @@ def run(
     info(f"ingest: wrote {output_dir}/")
 
 
+# `_stream` with the schema, batch size, key and ledger bound (see `run`)
+Stream = Callable[..., tuple[BatchChecks, "pd.DataFrame"]]
+
+
 def _development(
-    sources: SourcesConfig, sources_dir: Path, output: Path, stream: Any
+    sources: SourcesConfig, sources_dir: Path, output: Path, stream: Stream
 ) -> tuple[int, pd.DataFrame]:
     """The development rows, then `tabml append`'s additions, into one file: the row count,
     and an empty frame with the file's columns."""
@@ -152,7 +157,7 @@ def _production(
     schema: SchemaConfig,
     prod_sink: io.ParquetSink,
     labels_sink: io.ParquetSink,
-    stream: Any,
+    stream: Stream,
 ) -> None:
     """The production batch and its labels, which must join it on the id."""
     prod_path = datasets.resolve(production, sources_dir)
