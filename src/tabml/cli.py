@@ -866,14 +866,21 @@ def forget(
 
     given = list(id or [])
     if ids is not None:
-        if not ids.is_file():
-            raise DataError(f"{ids}: no such file of ids")
-        lines = ids.read_text(encoding="utf-8").splitlines()
-        given += [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+        given += stage.read_ids(ids)
     out = stage.run(
         Path.cwd(), params, given, ledger, sources_dir, logs, labels, rebuild, purge, remote
     )
     rows = sum(out.removed.values())
+    if out.resumed:
+        print("forget: finished the erasure an interrupted run had started")
+    if out.unmatched:
+        shown = ", ".join(repr(i) for i in out.unmatched[:10])
+        more = f" and {len(out.unmatched) - 10} more" if len(out.unmatched) > 10 else ""
+        print(
+            f"forget: {len(out.unmatched)} id(s) matched no row in the files tabml controls: "
+            f"{shown}{more} (recorded in the ledger all the same: ingest drops them from any "
+            "source; check the ids if you expected rows)"
+        )
     print(
         f"forget: {len(given)} subject id(s): {rows:,} row(s) removed from "
         f"{len(out.removed)} file(s); {out.ledger_added} new ledger entr"

@@ -219,14 +219,46 @@ def _holds(data: bytes, subjects: Any, id_column: str | None) -> bool:
     return bool(subjects.in_bytes(data))
 
 
-def purge(root: Path, subjects: Any, id_column: str | None, remote: str | None) -> Purged:
-    """Delete every object that holds a subject from the local DVC cache and the remote.
+def check_remote(root: Path, remote: str | None) -> str | None:
+    """The remote a purge would reach, checked now: its name (None when there is no remote),
+    or a ConfigError that says why it cannot be read, before anything has been changed."""
+    from dvc.repo import Repo
 
-    First the workspace's current state is pushed (it no longer holds them), then each stored
-    object is read: Parquet and CSV objects as tables (the id column, personal values in any
-    column), anything else as bytes (personal values and keyed hashes as text). Returns how
-    many objects went where, and the commits whose dvc.lock or .dvc files name a deleted object
-    or a folder manifest listing one: those revisions can no longer be checked out whole.
+    with Repo(str(root)) as repo:
+        name = remote or repo.config["core"].get("remote")
+        if not name:
+            return None
+        try:
+            rodb = repo.cloud.get_remote_odb(name, "forget")
+            rodb.fs.exists(rodb.path)
+            next(iter(rodb.all()), None)  # listing needs the same rights as the purge
+        except Exception as err:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ConfigError(
+                f"the DVC remote {name!r} cannot be read ({reason}); nothing was changed. Give "
+                "the credentials the pipeline pushes with (or --remote NAME), then run the same "
+                "'tabml forget' again"
+            ) from None
+        return str(name)
+
+
+def purge(
+    root: Path,
+    subjects: Any,
+    id_column: str | None,
+    remote: str | None,
+    objects: frozenset[str] = frozenset(),
+) -> Purged:
+    """Delete every object that holds a subject from the local DVC cache, then the remote.
+
+    Each stored object is read: Parquet and CSV objects as tables (the id column, personal
+    values in any column), anything else as bytes (personal values and keyed hashes as text);
+    `objects` (from the ledger: what the rewritten files were before) go by name. The local
+    cache goes first, so that a remote that fails half-way leaves no local copy; then the
+    workspace's current state is pushed (it no longer holds them) and the remote is purged.
+    Returns how many objects went where, and the commits whose dvc.lock or .dvc files name a
+    deleted object or a folder manifest listing one: those revisions can no longer be checked
+    out whole.
     """
     import json
     import subprocess
@@ -245,9 +277,11 @@ def purge(root: Path, subjects: Any, id_column: str | None, remote: str | None) 
             if oid.endswith(".dir"):
                 entries = json.loads(path.read_text(encoding="utf-8"))
                 manifests[oid] = {e["md5"] for e in entries if "md5" in e}
-            elif _holds(path.read_bytes(), subjects, id_column):
+            elif oid in objects or _holds(path.read_bytes(), subjects, id_column):
                 deleted.add(oid)
-        info(f"forget: {len(deleted)} object(s) in the local cache hold an erased subject")
+        for oid in deleted:
+            odb.delete(oid)
+        info(f"forget: deleted {len(deleted)} object(s) from the local cache")
         remote_deleted = 0
         has_remote = bool(remote or repo.config["core"].get("remote"))
         if has_remote:
@@ -257,7 +291,7 @@ def purge(root: Path, subjects: Any, id_column: str | None, remote: str | None) 
             for oid in list(rodb.all()):
                 if oid.endswith(".dir"):
                     continue
-                if oid not in deleted:
+                if oid not in deleted and oid not in objects:
                     if oid in local:
                         continue  # judged above: clean
                     with rodb.fs.open(rodb.oid_to_path(oid), "rb") as fh:
@@ -265,9 +299,9 @@ def purge(root: Path, subjects: Any, id_column: str | None, remote: str | None) 
                             continue
                 rodb.delete(oid)
                 remote_deleted += 1
+                deleted.add(oid)
             info(f"forget: deleted {remote_deleted} object(s) from the remote")
-        for oid in deleted:
-            odb.delete(oid)
+        local_deleted = len(local & deleted)
     broken = deleted | {m.removesuffix(".dir") for m, files in manifests.items() if files & deleted}
     commits = []
     listed = subprocess.run(
@@ -287,4 +321,4 @@ def purge(root: Path, subjects: Any, id_column: str | None, remote: str | None) 
         ]
         if any(oid in text for text in texts for oid in broken):
             commits.append(sha)
-    return Purged(len(deleted), remote_deleted, commits)
+    return Purged(local_deleted, remote_deleted, commits)

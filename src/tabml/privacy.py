@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 KEY_ENV = "TABML_PII_KEY"
-MIN_KEY_BYTES = 16
+MIN_KEY_BYTES = 32
 
 
 def key_from_env(env: Mapping[str, str], needed: bool) -> bytes | None:

@@ -343,8 +343,12 @@ def test_forget_purge_leaves_no_trace_in_the_cache_or_on_the_remote(
     row = dev[dev["loan_id"] == 17].iloc[0]
     needles = {row["email"], row["phone"]}
     needles |= {hmac.new(KEY.encode(), v.encode(), hashlib.sha256).hexdigest() for v in needles}
-    out = sh(path, "tabml", "forget", "--id", "17", "--purge", TABML_PII_KEY=KEY, **aws)
+    # the two steps docs/privacy.md shows: the second finds no row (the first removed them),
+    # and must still purge every object that held the subject or a row linked to them
+    out = sh(path, "tabml", "forget", "--id", "17", TABML_PII_KEY=KEY, **aws)
     assert "1 row(s) removed from 1 file(s)" in out, out
+    out = sh(path, "tabml", "forget", "--id", "17", "--purge", TABML_PII_KEY=KEY, **aws)
+    assert "0 row(s) removed" in out, out
     assert re.search(r"purged [1-9]\d* object\(s\) from the local cache and [1-9]", out), out
     assert re.search(r"[1-9]\d* commit\(s\) can no longer be checked out whole", out), out
     # nothing in the local cache, nothing on the remote

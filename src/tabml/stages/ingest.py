@@ -91,10 +91,17 @@ def run(
     if sources.production_labels and not sources.production:
         raise DataError("dataset.sources: production_labels given without production")
     # what the config alone decides fails before any file is read
-    ledger = erasure.read(ledger_file)
-    key = privacy.key_from_env(
-        os.environ, needed="pseudonymise" in schema.pii.values() or bool(ledger)
-    )
+    book = erasure.load(ledger_file)
+    ledger = book.ids
+    key = None
+    if "pseudonymise" in schema.pii.values():
+        key = privacy.require_key(os.environ)
+    elif ledger:
+        key = privacy.require_key(
+            os.environ, "the erasure ledger is not empty, and its entries are keyed hashes of ids"
+        )
+    if key is not None:
+        book.check_key(key, ledger_file)  # another key would let the erased back in
     check_chunking(params.chunking, params.min_reference_chunks, schema.timestamp)
     stream = partial(_stream, schema=schema, batch_rows=batch_rows, key=key, ledger=ledger)
 
