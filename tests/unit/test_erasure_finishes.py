@@ -91,9 +91,7 @@ def test_a_later_purge_knows_every_linked_subject_from_the_ledger(site: dict[str
 
 
 @pytest.mark.parametrize("odd", ["x" * 64, "ab" * 32])
-def test_an_id_of_any_shape_is_keyed_before_it_is_written(
-    site: dict[str, Path], odd: str
-) -> None:
+def test_an_id_of_any_shape_is_keyed_before_it_is_written(site: dict[str, Path], odd: str) -> None:
     _forget(site, [odd])
     text = site["ledger"].read_text()
     assert odd not in text and erasure.entry(odd, KEY) in text
@@ -208,7 +206,7 @@ def test_a_purge_that_cannot_reach_the_remote_changes_nothing(
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(root / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(root / "none"))
     before = (site["ext"] / "dev.csv").read_bytes()
-    with pytest.raises(ConfigError, match="'storage' cannot be read.*nothing was changed"):
+    with pytest.raises(ConfigError, match=r"'storage' cannot be read.*nothing was changed"):
         _forget(site, ["18"], purge=True)
     assert (site["ext"] / "dev.csv").read_bytes() == before
     assert not site["ledger"].exists() and not (root / "ledger.txt.pending").exists()
