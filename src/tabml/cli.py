@@ -331,7 +331,9 @@ def monitor(
     last_days: Annotated[
         int | None,
         typer.Option(
-            help="A folder of logs: only the last N days' partitions (today included).", min=1
+            help="A folder of logs: only the last N days' partitions (today included).",
+            min=1,
+            max=36_500,
         ),
     ] = None,
 ) -> None:
@@ -366,19 +368,18 @@ def monitor(
 
     if since is not None and last_days is not None:
         raise TabmlError("give --since or --last-days, not both")
-    if last_days is not None:
-        from datetime import UTC, datetime, timedelta
+    from datetime import UTC, date, datetime, timedelta
 
-        since = (datetime.now(UTC).date() - timedelta(days=last_days - 1)).isoformat()
+    from tabml import retention
+
+    first_day: date | None = None
+    if last_days is not None:  # today included
+        today = datetime.now(UTC).date()
+        first_day = retention.window_start(today, last_days, "--last-days") + timedelta(days=1)
     if since is not None:
-        from datetime import date
-
-        try:
-            date.fromisoformat(since)
-        except ValueError:
-            raise TabmlError(f"--since {since!r}: give a day as YYYY-MM-DD") from None
+        first_day = retention.parse_day(since, "--since")
     guard_outputs([input, labels, package], dirs=[output_dir])
-    summary = stage.run(package, input, labels, output_dir, chunking, allow_empty, since)
+    summary = stage.run(package, input, labels, output_dir, chunking, allow_empty, first_day)
     alerts = summary.totals.alerts.total
     if alerts and fail_on_alerts:
         print(
@@ -730,7 +731,9 @@ def logs_prune(
     ),
     days: Annotated[
         int | None,
-        typer.Option(help="Keep this many days (default: privacy.retention_days).", min=1),
+        typer.Option(
+            help="Keep this many days (default: privacy.retention_days).", min=1, max=36_500
+        ),
     ] = None,
     today: Annotated[
         str | None,
@@ -750,7 +753,7 @@ def logs_prune(
     remote as well: 'dvc gc' (docs/privacy.md).
     """
     import shutil
-    from datetime import UTC, date, datetime
+    from datetime import UTC, datetime
 
     from tabml import retention
     from tabml.config import PrivacyParams
@@ -758,15 +761,26 @@ def logs_prune(
 
     if days is None:
         days = PrivacyParams.load(params).privacy.retention_days
-    try:
-        day = date.fromisoformat(today) if today else datetime.now(UTC).date()
-    except ValueError:
-        raise TabmlError(f"--today {today!r}: give a day as YYYY-MM-DD") from None
+    day = retention.parse_day(today, "--today") if today else datetime.now(UTC).date()
+    retention.window_start(day, days, "--days")  # a bad count fails before anything goes
+    if not logs.is_dir():  # nothing pruned because nothing was found is not a success
+        raise DataError(
+            f"{logs}: no such folder of prediction logs (--logs): nothing can be pruned there; "
+            "pull the logs first ('dvc pull data/serving/predictions.dvc') or give their folder"
+        )
     changed = []
     for folder in (logs, labels):
+        if not folder.is_dir():
+            info(f"logs prune: {folder}: no such folder; nothing to prune there")
+            continue
         plan = retention.plan(folder, days, day)
         for path in plan.undated:
             info(f"logs prune: {path}: not in a date=YYYY-MM-DD/ partition; kept (undated)")
+        for path in plan.links:
+            info(
+                f"logs prune: {path}: a symbolic link, not followed nor deleted; replace it by "
+                "the folder itself, or prune where it points"
+            )
         for path in plan.expired:
             if not dry_run:
                 shutil.rmtree(path)

@@ -350,7 +350,7 @@ class PrivacyConfig(_Frozen):
     """`privacy`: how long personal data is kept (docs/privacy.md)."""
 
     # days that prediction logs and production labels are kept (tabml logs prune)
-    retention_days: Annotated[int, Field(ge=1)]
+    retention_days: Annotated[int, Field(ge=1, le=36_500)]
 
 
 # --- loading -------------------------------------------------------------------------------

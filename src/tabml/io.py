@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -389,24 +390,26 @@ def table_files(folder: Path) -> list[Path]:
         ) from None
 
 
-def _partition_day(path: Path) -> str | None:
+def _partition_day(path: Path) -> date | None:
     """The day of the `date=YYYY-MM-DD` folder a file is in, if any."""
     for part in reversed(path.parts):
         if part.startswith("date=") and len(part) == 15:
-            return part[5:]
+            with contextlib.suppress(ValueError):
+                return date.fromisoformat(part[5:])
     return None
 
 
-def read_batch(path: Path, allow_empty: bool = False, since: str | None = None) -> pd.DataFrame:
+def read_batch(path: Path, allow_empty: bool = False, since: date | None = None) -> pd.DataFrame:
     """Read one table file, or every table file under a folder (e.g. daily prediction logs);
-    with `since` (YYYY-MM-DD), only the `date=` partitions of that day and later."""
+    with `since`, only the `date=` partitions of that day and later (compared as dates; files
+    outside a partition are always read)."""
     import pandas as pd
 
     if not path.is_dir():
         return read_table(path, allow_empty)
     files = table_files(path)
     if since is not None:
-        files = [f for f in files if (_partition_day(f) or "9999") >= since]
+        files = [f for f in files if (_partition_day(f) or date.max) >= since]
         if not files:
             return pd.DataFrame()
     if not files:

@@ -7,6 +7,7 @@ from the verified package: the model, the schema, the monitoring config and the 
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,7 @@ def run(
     output_dir: Path,
     chunking: ChunkingConfig | None = None,
     allow_empty: bool = False,
-    since: str | None = None,
+    since: date | None = None,
 ) -> mon.Summary:
     """Monitor one batch; write summary, metrics, HTML report and PNG charts; return summary.
 
@@ -92,7 +93,7 @@ def _monitor(
     output_dir: Path,
     chunking: ChunkingConfig | None,
     allow_empty: bool,
-    since: str | None = None,
+    since: date | None = None,
 ) -> mon.Summary:
     schema = loaded.schema
     cfg = _config(loaded)
