@@ -62,6 +62,7 @@ def serving(env: dict[str, str], image: str) -> Iterator[tuple[int, float]]:
     start = time.perf_counter()
     subprocess.run(
         ["podman", "run", "-d", "--name", name, "--read-only", "--tmpfs", "/tmp",
+         "-e", "TABML_API_TOKEN=benchmark-token-0123456789",
          "-p", f"127.0.0.1:{port}:8000", image],
         env=env, check=True, capture_output=True,
     )  # fmt: skip
@@ -99,7 +100,7 @@ def in_process_load(package: Path) -> float:
     code = (
         "import time; t = time.perf_counter(); "
         "from tabml.server import Settings, create_app; "
-        f"create_app(Settings(package={str(package)!r})); print(time.perf_counter() - t)"
+        f"create_app(Settings(package={str(package)!r}, no_auth=True)); print(time.perf_counter() - t)"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], env=ENV, capture_output=True, text=True, check=True

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from tabml.catalog import Monitoring, Repo, Splits
-from tabml.errors import DataError, TabmlError
+from tabml.errors import ConfigError, DataError, TabmlError
 
 app = typer.Typer(
     name="tabml",
@@ -590,6 +590,29 @@ def serve(
         Path | None,
         typer.Option(help="Append one JSON line per request here: caller, endpoint, outcome."),
     ] = None,
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth",
+            help="Serve without any token: anyone who reaches the port may call it. Without "
+            "this, a token must be set (it fails closed).",
+        ),
+    ] = False,
+    forwarded_allow_ips: Annotated[
+        str,
+        typer.Option(
+            help="Proxies (addresses or CIDR networks, comma-separated) whose X-Forwarded-For "
+            "names the client in the audit log; from any other peer it is ignored.",
+        ),
+    ] = "",
+    header_timeout: Annotated[
+        float,
+        typer.Option(help="Seconds a connection may take to send a request's headers.", min=1),
+    ] = 10.0,
+    body_timeout: Annotated[
+        float,
+        typer.Option(help="Seconds a request body may take to arrive (then 408).", min=1),
+    ] = 30.0,
 ) -> None:
     """Serve the package over HTTP: POST /predict, POST /predict/columnar, GET /health,
     GET /ready, GET /metadata, GET /metrics, /docs.
@@ -603,8 +626,13 @@ def serve(
     probes /health (alive) and /ready (package loaded and verified; 503 once stopping),
     checked before anything else. TABML_API_TOKENS_FILE names a file of `name: token` lines,
     one per client, read again when it changes: access is given and taken back per client,
-    without a restart. --audit-log records every request with its caller's name (never the
-    token); 'tabml audit' summarises it.
+    without a restart. With no token set it refuses to start (an empty variable is an error
+    too), unless --no-auth says to serve without authentication. --audit-log records every
+    request with its caller's name (never the token), the peer's address and the client's
+    (forwarded by a proxy named in --forwarded-allow-ips); 'tabml audit' summarises it.
+
+    Nothing is acknowledged that is not recorded: a prediction whose log row cannot be
+    written (a full disk) gets 503, and /ready says 503 until the logs can be written again.
 
     /metrics answers in Prometheus's text format: latency per endpoint, records scored, the
     score distribution, errors by reason and prediction-log rows written and dropped, labelled
@@ -613,8 +641,10 @@ def serve(
     multiprocess mode, in a temporary folder unless PROMETHEUS_MULTIPROC_DIR is set); with
     N > 1, OpenMP threads wait passively (OMP_WAIT_POLICY=PASSIVE).
 
-    SIGTERM (as Kubernetes and 'podman stop' send) stops taking connections, finishes the
-    requests in flight and flushes the prediction log before exiting.
+    SIGTERM (as Kubernetes and 'podman stop' send), SIGINT and SIGHUP stop taking
+    connections, finish the requests in flight and flush the prediction log before exiting.
+    With --workers N, a worker that dies stops the others and the command exits 1, for a
+    supervisor to restart it whole.
 
     --ssl-certfile and --ssl-keyfile serve HTTPS (uvicorn's TLS). Plain HTTP on an address
     beyond this machine prints a warning at start: use TLS, or a proxy or ingress that
@@ -637,11 +667,25 @@ def serve(
 
     import uvicorn
 
-    from tabml.access import Tokens
+    from tabml.access import Proxies, Tokens
     from tabml.io import guard_outputs
-    from tabml.server import SETTINGS_ENV, Settings, create_app, run_workers
+    from tabml.server import (
+        SETTINGS_ENV,
+        Settings,
+        check_tls,
+        create_app,
+        hangup_stops,
+        run_workers,
+    )
 
-    Tokens(os.environ)  # an unreadable or malformed token file: say so once, first
+    tokens = Tokens(os.environ)  # an unreadable or malformed token file: say so once, first
+    if not tokens.enabled and not no_auth:
+        raise ConfigError(
+            "no token is set, and the service fails closed: set TABML_API_TOKEN (or "
+            "TABML_API_TOKEN_FILE, or TABML_API_TOKENS_FILE for named clients), or give "
+            "--no-auth to serve without authentication"
+        )
+    Proxies(forwarded_allow_ips)  # a malformed address: said now
 
     if log_dir is not None:
         guard_outputs([package], dirs=[log_dir])
@@ -650,9 +694,8 @@ def serve(
     if (ssl_certfile is None) != (ssl_keyfile is None):
         raise TabmlError("--ssl-certfile and --ssl-keyfile go together: give both, or neither")
     tls = {"ssl_certfile": str(ssl_certfile), "ssl_keyfile": str(ssl_keyfile)}
-    for path in (ssl_certfile, ssl_keyfile):
-        if path is not None and not path.is_file():
-            raise TabmlError(f"{path}: no such file (--ssl-certfile / --ssl-keyfile)")
+    if ssl_certfile is not None and ssl_keyfile is not None:
+        check_tls(ssl_certfile, ssl_keyfile)  # before the package loads: the files, named
     if ssl_certfile is None:
         tls = {}
         if host not in ("127.0.0.1", "localhost", "::1"):
@@ -668,16 +711,16 @@ def serve(
         max_records=max_records,
         max_body_bytes=max_body_bytes,
         audit_log=str(audit_log.resolve()) if audit_log else None,
+        no_auth=no_auth,
+        forwarded_allow_ips=forwarded_allow_ips,
+        body_timeout=body_timeout,
+        header_timeout=header_timeout,
     )
+    hangup_stops()
     if workers == 1:
-        uvicorn.run(
-            create_app(settings),
-            host=host,
-            port=port,
-            log_level="info",
-            ssl_certfile=tls.get("ssl_certfile"),
-            ssl_keyfile=tls.get("ssl_keyfile"),
-        )
+        from tabml.server import uvicorn_options
+
+        uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options(settings, tls))
         return
     from tabml import package as pkg
 
@@ -809,22 +852,31 @@ def audit(
     """Who used the model: calls and records per caller, denied requests per client address,
     and hours of unusual volume (more than --factor times the caller's median calls per hour,
     and at least --floor). Exits 10 when there were denials or unusual hours, 0 otherwise."""
-    from tabml.access import summarise
+    from tabml.access import printable as p
+    from tabml.access import read_lines, summarise
 
     if not log.is_file():
         raise DataError(f"{log}: no such audit log")
-    summary = summarise(log.read_text(encoding="utf-8").splitlines(), factor, floor)
-    print(f"# Audit of {log}: {summary.requests:,} requests\n")
+    records, bad = read_lines(log.read_bytes())
+    if bad:
+        shown = "; ".join(f"line {n}: {why}" for n, why in bad[:10])
+        more = f"; and {len(bad) - 10} more" if len(bad) > 10 else ""
+        print(f"warning: {log}: skipped {len(bad)} bad line(s): {shown}{more}", file=sys.stderr)
+    summary = summarise(records, factor, floor)
+    print(f"# Audit of {p(log)}: {summary.requests:,} requests\n")
     print("| caller | calls | records | errors | first | last |")
     print("|---|---:|---:|---:|---|---|")
     for c in summary.callers:
-        print(f"| {c.caller} | {c.calls:,} | {c.records:,} | {c.errors:,} | {c.first} | {c.last} |")
+        print(
+            f"| {p(c.caller)} | {c.calls:,} | {c.records:,} | {c.errors:,} | {p(c.first)} "
+            f"| {p(c.last)} |"
+        )
     print(f"\n## Denied (no or wrong token): {sum(summary.denials.values()):,}\n")
     for client, n in summary.denials.items():
-        print(f"- {client}: {n:,}")
+        print(f"- {p(client)}: {n:,}")
     print(f"\n## Unusual volume: {len(summary.unusual)} hour(s)\n")
     for caller, hour, calls, median in summary.unusual:
-        print(f"- {caller}, {hour}:00 UTC: {calls:,} calls (median {median:g} an hour)")
+        print(f"- {p(caller)}, {p(hour)}:00 UTC: {calls:,} calls (median {median:g} an hour)")
     if summary.denials or summary.unusual:
         raise typer.Exit(10)  # the alerts exit code, as 'tabml monitor' uses it
 

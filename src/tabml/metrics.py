@@ -44,8 +44,10 @@ REASONS = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "body_too_large",
     422: "invalid_records",
+    499: "client_closed",
     500: "internal_error",
     503: "not_ready",
 }
@@ -196,17 +198,31 @@ class ServiceMetrics:
         return bytes(generate_latest(summed))
 
 
-class Watched:
-    """An ASGI `send` that remembers the status the app answered with (500 until it does: what
-    the client gets when the app raises first). The measuring and auditing middlewares use it."""
+# the status recorded for a request whose client went away before any answer (nginx's)
+CLIENT_CLOSED = 499
 
-    def __init__(self, send: Any) -> None:
-        self.status = 500
+
+class Watched:
+    """An ASGI `send` that remembers the status the app answered with: 500 until it does
+    (what the client gets when the app raises first), or 499 when the client went away before
+    any answer (the Gate marks it in the scope's state). The measuring and auditing
+    middlewares use it."""
+
+    def __init__(self, send: Any, scope: Any = None) -> None:
+        self._status: int | None = None
         self._send = send
+        self._scope = scope
+
+    @property
+    def status(self) -> int:
+        if self._status is not None:
+            return self._status
+        state = (self._scope or {}).get("state", {})
+        return CLIENT_CLOSED if state.get("client_closed") else 500
 
     async def send(self, message: Any) -> None:
         if message["type"] == "http.response.start":
-            self.status = message["status"]
+            self._status = message["status"]
         await self._send(message)
 
 
@@ -221,7 +237,7 @@ class Measure:
             await self.app(scope, receive, send)
             return
         start = perf_counter()
-        watched = Watched(send)
+        watched = Watched(send, scope)
         try:
             await self.app(scope, receive, watched.send)
         finally:

@@ -25,10 +25,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tabml import package as pkg
 from tabml import serving
-from tabml.access import TOKEN_ENV, Audit, AuditLog, Tokens
+from tabml.access import TOKEN_ENV, Audit, AuditLog, Proxies, Tokens
 from tabml.log import info
 from tabml.metrics import CONTENT_TYPE, Measure, ServiceMetrics
-from tabml.predlog import PredictionLog, now_iso
+from tabml.predlog import LogUnavailable, PredictionLog, now_iso
 
 # `tabml serve` hands its settings to each uvicorn worker through these
 SETTINGS_ENV = "TABML_SERVE_SETTINGS"
@@ -47,6 +47,14 @@ class Settings:
     flush_rows: int = 10_000
     flush_seconds: float = 5.0
     audit_log: str | None = None
+    # serving without any token must be asked for (`tabml serve --no-auth`): fail closed
+    no_auth: bool = False
+    # the proxies (addresses, CIDR networks) whose X-Forwarded-For names the client
+    forwarded_allow_ips: str = ""
+    # a request body that does not arrive in this many seconds gets 408
+    body_timeout: float = 30.0
+    # a connection that has not sent a request's headers in this many seconds is closed
+    header_timeout: float = 10.0
 
 
 class Gate:
@@ -59,8 +67,16 @@ class Gate:
     and handed on whole.
     """
 
-    def __init__(self, app: Any, limit: int, tokens: Tokens, open_paths: frozenset[str]) -> None:
+    def __init__(
+        self,
+        app: Any,
+        limit: int,
+        tokens: Tokens,
+        open_paths: frozenset[str],
+        body_timeout: float = 30.0,
+    ) -> None:
         self.app, self.limit, self.open_paths, self.tokens = app, limit, open_paths, tokens
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -82,11 +98,19 @@ class Gate:
         if declared.isdigit() and int(declared) > self.limit:
             await self._refuse(send)
             return
+        import asyncio
+
         chunks: list[bytes] = []
         seen = 0
         while True:
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away
+            try:
+                message = await asyncio.wait_for(receive(), self.body_timeout)
+            except TimeoutError:  # a body that stalls holds a connection: not for ever
+                detail = f"the request body did not arrive within {self.body_timeout:g} s"
+                await _answer(send, 408, {"detail": detail}, [(b"connection", b"close")])
+                return
+            if message["type"] != "http.request":  # the client went away: nothing to answer
+                scope.setdefault("state", {})["client_closed"] = True
                 return
             body = message.get("body", b"")
             seen += len(body)
@@ -218,6 +242,7 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
     401: {"model": Refusal, "description": "missing or wrong bearer token"},
     413: {"model": Refusal, "description": "request body over the limit"},
     422: {"model": Problems, "description": "invalid records: each problem listed"},
+    503: {"model": Refusal, "description": "not scored: the prediction could not be recorded"},
 }
 
 
@@ -288,6 +313,17 @@ class Service:
             flush_seconds=self.settings.flush_seconds,
             on_count=self.metrics.log_rows,
         )
+
+    def healthy(self) -> str | None:
+        """Why the service cannot take predictions now (None when it can): what it would
+        acknowledge must be recorded, so a log that cannot be written makes it unready."""
+        if not self.ready:
+            return "not ready"
+        if self.log is not None and not self.log.healthy:
+            return "the prediction log cannot be written"
+        if self.audit is not None and not self.audit.healthy:
+            return "the audit log cannot be written"
+        return None
 
     def close(self) -> None:
         self.ready = False
@@ -376,11 +412,25 @@ def create_app(settings: Settings) -> Any:
     )
     app.router.route_class = _json_route()
     tokens = Tokens(os.environ)
-    app.add_middleware(Gate, limit=settings.max_body_bytes, tokens=tokens, open_paths=OPEN_PATHS)
+    if not tokens.enabled and not settings.no_auth:
+        from tabml.errors import ConfigError
+
+        raise ConfigError(
+            f"no token is set: set {TOKEN_ENV} (or {TOKEN_ENV}_FILE, or named client tokens in "
+            "TABML_API_TOKENS_FILE), or start with --no-auth to serve without authentication"
+        )
+    app.add_middleware(
+        Gate,
+        limit=settings.max_body_bytes,
+        tokens=tokens,
+        open_paths=OPEN_PATHS,
+        body_timeout=settings.body_timeout,
+    )
     # around it: times every request and counts every refusal, the Gate's included
     app.add_middleware(Measure, metrics=service.metrics)
     if service.audit is not None:  # outermost: one line per request, denied ones included
-        app.add_middleware(Audit, log=service.audit)
+        proxies = Proxies(settings.forwarded_allow_ips)
+        app.add_middleware(Audit, log=service.audit, proxies=proxies, open_paths=OPEN_PATHS)
     # declares the scheme in the OpenAPI description; Gate enforces it, before anything else
     bearer = HTTPBearer(auto_error=False, description=f"the token in {TOKEN_ENV}")
     secured = [Security(bearer)] if tokens.enabled else []
@@ -396,7 +446,11 @@ def create_app(settings: Settings) -> Any:
         f"serve: {loaded.name} ({loaded.model.kind}, {service.version}); up to "
         f"{settings.max_records:,} records per request; "
         + (f"logging predictions to {settings.log_dir}" if service.log else "no prediction log")
-        + (f"; bearer token required ({len(tokens.names())} client(s))" if tokens.enabled else "")
+        + (
+            f"; bearer token required ({len(tokens.names())} client(s))"
+            if tokens.enabled
+            else "; NO AUTHENTICATION (--no-auth): anyone who reaches it can call it"
+        )
         + (f"; audit log {settings.audit_log}" if service.audit else "")
     )
     return app
@@ -437,16 +491,22 @@ def _add_probes(app: Any, service: Service, secured: list[Any]) -> None:
 
     loaded, version = service.loaded, service.version
 
-    @app.get("/health")
+    @app.api_route("/health", methods=["GET", "HEAD"])
     def health() -> dict[str, str]:
         """Liveness, and which package is served."""
         return {"status": "ok", "package": loaded.name, "model_version": version}
 
-    @app.get("/ready", responses={503: {"model": Refusal, "description": "not ready"}})
+    @app.api_route(
+        "/ready",
+        methods=["GET", "HEAD"],
+        responses={503: {"model": Refusal, "description": "not ready"}},
+    )
     def ready() -> Any:
-        """Readiness: 200 once the package is loaded and verified, 503 while shutting down."""
-        if not service.ready:
-            return JSONResponse(status_code=503, content={"detail": "not ready"})
+        """Readiness: 200 once the package is loaded and verified; 503 while shutting down, and
+        while the prediction log or the audit log cannot be written."""
+        why = service.healthy()
+        if why is not None:
+            return JSONResponse(status_code=503, content={"detail": why})
         return {"status": "ready", "package": loaded.name, "model_version": version}
 
     @app.get(
@@ -505,7 +565,10 @@ def _add_predict(app: Any, service: Service, secured: list[Any]) -> None:
         request_id = uuid.uuid4().hex
         if service.log is not None:
             scored = [p["score"] for p in out]
-            service.log_rows(records, scored, [p["label"] for p in out], request_id)
+            try:
+                service.log_rows(records, scored, [p["label"] for p in out], request_id)
+            except LogUnavailable as err:
+                return _unavailable(err)
         answer = {"model_version": version, "request_id": request_id, "predictions": out}
         return Response(orjson.dumps(answer), media_type="application/json")
 
@@ -533,7 +596,10 @@ def _add_predict(app: Any, service: Service, secured: list[Any]) -> None:
         if service.log is not None:
             rows = zip(*columns.values(), strict=True)
             records = [dict(zip(list(columns), row, strict=True)) for row in rows]
-            service.log_rows(records, scores.tolist(), labels, request_id)
+            try:
+                service.log_rows(records, scores.tolist(), labels, request_id)
+            except LogUnavailable as err:
+                return _unavailable(err)
         answer = {
             "model_version": version,
             "request_id": request_id,
@@ -544,6 +610,15 @@ def _add_predict(app: Any, service: Service, secured: list[Any]) -> None:
             },
         }
         return Response(orjson.dumps(answer), media_type="application/json")
+
+
+def _unavailable(err: Exception) -> Any:
+    """503 for a prediction that could not be logged: never acknowledged, so the client may
+    send it again (to another replica: /ready says 503 meanwhile)."""
+    from fastapi.responses import JSONResponse
+
+    detail = f"not scored: the prediction could not be recorded ({err}); try again"
+    return JSONResponse(status_code=503, content={"detail": detail}, headers={"Retry-After": "5"})
 
 
 def listening_socket(host: str, port: int, reuse_port: bool = False) -> Any:
@@ -569,17 +644,120 @@ def listening_socket(host: str, port: int, reuse_port: bool = False) -> Any:
     return sock
 
 
+def check_tls(certfile: Path, keyfile: Path) -> None:
+    """Load the certificate and key as the server will, before anything else: an error names
+    the file and says what is wrong; an encrypted key is refused (never a prompt on the
+    terminal); an expired certificate is refused and one near its end is warned about."""
+    import ssl
+    import sys
+    from datetime import UTC, datetime
+
+    from tabml.errors import ConfigError
+
+    for path in (certfile, keyfile):
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such file (--ssl-certfile / --ssl-keyfile)")
+
+    def no_prompt() -> bytes:
+        raise ConfigError(
+            f"{keyfile}: the private key is encrypted; give an unencrypted key (a mounted "
+            "secret), e.g. 'openssl pkey -in KEY -out plain.pem'"
+        )
+
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(certfile, keyfile, no_prompt)
+    except ssl.SSLError as err:
+        why = err.reason or str(err)
+        if "KEY_VALUES_MISMATCH" in str(err):
+            raise ConfigError(
+                f"{keyfile} is not the private key of the certificate in {certfile}"
+            ) from None
+        raise ConfigError(
+            f"{certfile} / {keyfile}: not a PEM certificate and its key ({why})"
+        ) from None
+    try:  # the first certificate of the chain: the server's own
+        decoded = ssl._ssl._test_decode_cert(str(certfile))  # type: ignore[attr-defined]
+        ends = datetime.fromtimestamp(ssl.cert_time_to_seconds(decoded["notAfter"]), UTC)
+    except (AttributeError, KeyError, ValueError, ssl.SSLError):
+        return  # no reader for the dates here: uvicorn serves it as it is
+    now = datetime.now(UTC)
+    if ends <= now:
+        raise ConfigError(f"{certfile}: the certificate expired on {ends:%Y-%m-%d %H:%M} UTC")
+    if (ends - now).days < 14:
+        print(
+            f"warning: {certfile}: the certificate expires on {ends:%Y-%m-%d} UTC, in "
+            f"{(ends - now).days} day(s)",
+            file=sys.stderr,
+        )
+
+
+def hangup_stops() -> None:
+    """SIGHUP (a closed terminal, a supervisor's reload) stops the server as SIGTERM does:
+    requests in flight finish and the logs are flushed, instead of dying at once."""
+    import signal
+
+    signal.signal(signal.SIGHUP, lambda *_: os.kill(os.getpid(), signal.SIGTERM))
+
+
+def _protocol(header_timeout: float) -> Any:
+    """uvicorn's HTTP/1.1 protocol with a deadline for a request's headers: a connection that
+    trickles them (or sends nothing) is closed, and does not hold a slot for ever."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class Protocol(H11Protocol):
+        _deadline: Any = None
+
+        def _arm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+            self._deadline = self.loop.call_later(header_timeout, self._expired)
+
+        def _expired(self) -> None:
+            self._deadline = None
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self.transport.close()  # no complete request line and headers yet
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+            super().connection_lost(exc)
+
+    return Protocol
+
+
+def uvicorn_options(settings: Settings, tls: dict[str, str]) -> dict[str, Any]:
+    """What every uvicorn server of `tabml serve` runs with."""
+    return {
+        "log_level": "info",
+        "ssl_certfile": tls.get("ssl_certfile"),
+        "ssl_keyfile": tls.get("ssl_keyfile"),
+        # the client's address comes from tabml.access.Proxies, from configured proxies only
+        # (uvicorn would trust X-Forwarded-For from 127.0.0.1, and lose the peer's address)
+        "proxy_headers": False,
+        "http": _protocol(settings.header_timeout),
+        "timeout_keep_alive": 5,
+        "h11_max_incomplete_event_size": 64 * 1024,
+    }
+
+
 def _worker(host: str, port: int, tls: dict[str, str]) -> None:
     """One worker process: its own SO_REUSEPORT socket, one uvicorn server."""
     import uvicorn
 
+    hangup_stops()
+    settings = Settings(**json.loads(os.environ[SETTINGS_ENV]))
     sock = listening_socket(host, port, reuse_port=True)
     config = uvicorn.Config(
-        "tabml.server:app_from_env",
-        factory=True,
-        log_level="info",
-        ssl_certfile=tls.get("ssl_certfile"),
-        ssl_keyfile=tls.get("ssl_keyfile"),
+        "tabml.server:app_from_env", factory=True, **uvicorn_options(settings, tls)
     )
     uvicorn.Server(config).run(sockets=[sock])
 
@@ -619,16 +797,20 @@ def run_workers(host: str, port: int, workers: int, tls: dict[str, str] | None =
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_worker, args=(host, port, tls or {}), name=f"tabml-worker-{i}")
              for i in range(workers)]  # fmt: skip
-    stopping = False
+    asked = False  # told to stop (a signal), as opposed to a worker dying
 
-    def stop(signum: int, _: Any) -> None:
-        nonlocal stopping
-        stopping = True
+    def stop_workers() -> None:
         for proc in procs:
             if proc.pid is not None and proc.is_alive():
                 os.kill(proc.pid, signal.SIGTERM)
 
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    def stop(signum: int, _: Any) -> None:
+        nonlocal asked
+        asked = True
+        stop_workers()
+
+    handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    previous = {s: signal.signal(s, stop) for s in handled}
     try:
         for proc in procs:
             proc.start()
@@ -636,8 +818,7 @@ def run_workers(host: str, port: int, workers: int, tls: dict[str, str] | None =
         from multiprocessing.connection import wait
 
         wait([proc.sentinel for proc in procs])  # the first to end
-        if not stopping:
-            stop(signal.SIGTERM, None)
+        stop_workers()
         for proc in procs:
             proc.join(timeout=60)
     finally:
@@ -646,9 +827,19 @@ def run_workers(host: str, port: int, workers: int, tls: dict[str, str] | None =
         if made is not None:
             shutil.rmtree(made, ignore_errors=True)
             os.environ.pop(MULTIPROC_ENV, None)
-    failed = [p.exitcode for p in procs if p.exitcode not in (0, -signal.SIGTERM)]
-    if failed and not stopping:
-        raise TabmlError(f"a worker stopped unexpectedly (exit codes {failed}); all stopped")
+    failed = {p.name: p.exitcode for p in procs if p.exitcode not in (0, -signal.SIGTERM)}
+    if not asked:  # no one asked it to stop: a worker died (or quit), and took the rest down
+        died = failed or {p.name: p.exitcode for p in procs}
+        how = ", ".join(
+            f"{name} " + (f"killed by signal {-code}" if code and code < 0 else f"exit {code}")
+            for name, code in died.items()
+        )
+        raise TabmlError(
+            f"a worker stopped unexpectedly ({how}); the others were stopped, and the service "
+            "with them: restart it (a supervisor such as Kubernetes does)"
+        )
+    if failed:
+        raise TabmlError(f"workers failed while stopping: {failed}")
 
 
 def app_from_env() -> Any:

@@ -91,6 +91,23 @@ def request_model(
     )
 
 
+def _text(value: Any) -> Any:
+    """Text that can be stored: a lone surrogate ("\\ud800", which JSON can carry and UTF-8
+    cannot) is refused here, with the record, rather than acknowledged and lost when the log
+    writes it."""
+    if isinstance(value, str) and _has_surrogate(value):
+        raise ValueError("holds a lone surrogate (\\ud800-\\udfff), which is not text")
+    return value
+
+
+def _has_surrogate(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _integral(value: Any) -> Any:
     """A JSON number with no fraction (1388.0) is the integer it names, as JSON Schema says."""
     if isinstance(value, float) and value.is_integer() and abs(value) <= ID_BOUND:
@@ -104,8 +121,9 @@ def record_model(
     """The pydantic model of one request record, from a package's `schema.json`."""
     from typing import Annotated, Optional
 
-    from pydantic import BeforeValidator, ConfigDict, Field, create_model
+    from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, create_model
 
+    text: Any = Annotated[str, AfterValidator(_text)]
     fields: dict[str, Any] = {}
     required = set(schema_json.get("required", []))
     id_name, id_type = ids if ids is not None else (None, None)
@@ -118,12 +136,12 @@ def record_model(
                     BeforeValidator(_integral),
                 ]
                 if id_type == "integer"
-                else str
+                else text
             )
             fields[name] = (narrowed, Field(..., description=f"record id ({id_type})"))
             continue
         types = prop["type"] if isinstance(prop["type"], list) else [prop["type"]]
-        python = [_JSON_TYPES[t] for t in types if t != "null"]
+        python = [text if t == "string" else _JSON_TYPES[t] for t in types if t != "null"]
         annotation: Any = python[0] if len(python) == 1 else python[0] | python[1]
         if "null" in types:
             annotation = Optional[annotation]  # noqa: UP045 (built at run time)
@@ -135,7 +153,7 @@ def record_model(
         fields[name] = (annotation, info)
     for name in optional_text:
         if name not in fields:
-            fields[name] = (Optional[str], Field(None, description="logged, not scored"))  # noqa: UP045
+            fields[name] = (Optional[text], Field(None, description="logged, not scored"))  # noqa: UP045
     return create_model(
         "Record",
         __config__=ConfigDict(extra="forbid", strict=True, allow_inf_nan=False),
@@ -205,6 +223,8 @@ class ColumnChecks:
             if float in present and not all(
                 map(math.isfinite, (v for v in values_list if type(v) is float))
             ):
+                return None
+            if str in present and any(_has_surrogate(v) for v in values_list if type(v) is str):
                 return None
             out[name] = values_list
         return out

@@ -197,12 +197,13 @@ def test_sigterm_in_the_container_loses_no_acknowledged_prediction(
     import httpx
 
     logs = tmp_path / "logs"
-    name, port = start_service(podman, image, logs)
+    name, port = start_service(podman, image, logs, "-e", f"TABML_API_TOKEN={TOKEN}")
     acknowledged: list[str] = []
     stop = threading.Event()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
 
     def client(offset: int) -> None:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as c:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10, headers=auth) as c:
             i = offset
             while not stop.is_set():
                 part = batch.iloc[(i * 7) % 380 : (i * 7) % 380 + 7]

@@ -58,7 +58,12 @@ def client_for(settings: Settings) -> Any:
 def client(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     logs = tmp_path_factory.mktemp("logs")
     with client_for(
-        Settings(package=str(project / "models/package"), log_dir=str(logs), flush_seconds=0.1)
+        Settings(
+            no_auth=True,
+            package=str(project / "models/package"),
+            log_dir=str(logs),
+            flush_seconds=0.1,
+        )
     ) as c:
         c.logs = logs
         yield c
@@ -132,8 +137,9 @@ def test_a_422_lists_at_most_100_problems(client: Any, batch: pd.DataFrame) -> N
 
 def test_too_many_records_is_422_and_a_huge_body_413(project: Path, batch: pd.DataFrame) -> None:
     settings = Settings(
-        package=str(project / "models/package"), max_records=10, max_body_bytes=20_000
-    )
+        package=str(project / "models/package"), max_records=10, max_body_bytes=20_000,
+        no_auth=True,
+    )  # fmt: skip
     with client_for(settings) as c:
         eleven = c.post("/predict", json={"records": records(batch.iloc[:11])})
         assert eleven.status_code == 422 and "at most 10" in eleven.text
@@ -146,7 +152,7 @@ def test_a_token_protects_predict(
     project: Path, batch: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(TOKEN_ENV, "s3cret-token-for-tests")
-    with client_for(Settings(package=str(project / "models/package"))) as c:
+    with client_for(Settings(no_auth=True, package=str(project / "models/package"))) as c:
         body = {"records": records(batch.iloc[:1])}
         assert c.post("/predict", json=body).status_code == 401
         wrong = {"Authorization": "Bearer nope"}
@@ -166,7 +172,9 @@ def test_a_token_protects_predict(
 
 
 def test_a_streamed_body_over_the_limit_is_413(project: Path, batch: pd.DataFrame) -> None:
-    settings = Settings(package=str(project / "models/package"), max_body_bytes=20_000)
+    settings = Settings(
+        no_auth=True, package=str(project / "models/package"), max_body_bytes=20_000
+    )
     body = json.dumps({"records": records(batch.iloc[:200])}).encode()
 
     def chunks() -> Iterator[bytes]:  # no content-length: sent chunked
@@ -193,7 +201,7 @@ def test_what_is_acknowledged_is_logged_one_for_one(
     """Huge and mixed ids: each request is either refused at the door (422) or logged, and no
     refused record takes an acknowledged one down with it."""
     logs = tmp_path / "logs"
-    settings = Settings(package=str(project / "models/package"), log_dir=str(logs))
+    settings = Settings(no_auth=True, package=str(project / "models/package"), log_dir=str(logs))
     sent = records(batch.iloc[:40])
     acknowledged: list[object] = []
     with client_for(settings) as c:
@@ -232,7 +240,7 @@ def test_schemathesis_finds_no_failure(project: Path, mode: str) -> None:
     (schemathesis' pytest plugin relies on a pytest internal that pytest 9 removed, so its
     strategies are driven with hypothesis directly.)
     """
-    app = create_app(Settings(package=str(project / "models/package"), max_records=5))
+    app = create_app(Settings(no_auth=True, package=str(project / "models/package"), max_records=5))
     api = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [result.ok() for result in api.get_all_operations()]
     assert {op.label for op in operations} >= {"POST /predict", "GET /health", "GET /metadata"}
@@ -321,6 +329,8 @@ def start(
             "--log-dir",
             str(logs),
             *extra,
+            # no token given: serving without one must be asked for
+            *([] if any("TOKEN" in k for k in (env or {})) else ["--no-auth"]),
         ],
         env={**tool_env(), **(env or {})},
         stdout=subprocess.PIPE,
@@ -398,7 +408,7 @@ def test_the_columnar_form_scores_like_records_and_logs_each_record(
     project: Path, batch: pd.DataFrame, expected: pd.DataFrame, tmp_path: Path
 ) -> None:
     logs = tmp_path / "logs"
-    settings = Settings(package=str(project / "models/package"), log_dir=str(logs))
+    settings = Settings(no_auth=True, package=str(project / "models/package"), log_dir=str(logs))
     sent = records(batch.iloc[:1000])
     names = list(sent[0])
     body = {"columns": names, "data": [[r[n] for n in names] for r in sent]}
@@ -501,6 +511,7 @@ def test_metrics_count_what_the_service_did(
     reads them; the probes answer without the token, /metrics only with it."""
     logs = tmp_path / "logs"
     settings = Settings(
+        no_auth=True,
         package=str(project / "models/package"),
         log_dir=str(logs),
         flush_seconds=0.05,
@@ -626,7 +637,8 @@ def test_https_with_a_throwaway_authority_and_a_warning_for_plain_http_beyond_lo
     port = free_port()
     proc = subprocess.Popen(
         [str(BIN / "tabml"), "serve", "--package", str(project / "models/package"),
-         "--port", str(port), "--ssl-certfile", str(certfile), "--ssl-keyfile", str(keyfile)],
+         "--port", str(port), "--ssl-certfile", str(certfile), "--ssl-keyfile", str(keyfile),
+         "--no-auth"],
         env=tool_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:

@@ -10,7 +10,7 @@ import pytest
 from tabml import secrets
 from tabml.errors import ConfigError
 from tabml.metrics import SCORE_BUCKETS, ServiceMetrics, reason
-from tabml.predlog import PredictionLog
+from tabml.predlog import LogUnavailable, PredictionLog
 
 
 def samples(metrics: ServiceMetrics, name: str) -> dict[tuple[tuple[str, str], ...], float]:
@@ -70,15 +70,19 @@ def test_the_prediction_log_reports_written_and_dropped_rows(tmp_path: Path) -> 
         on_count=lambda outcome, n: counted.append((outcome, n)),
     )  # fmt: skip
     row = {"id": 1, "logged_at": "2026-11-30T00:00:00+00:00", "x": 1.0}
-    log.append([row] * 4)
-    log.append([row] * 4)  # over the queue's limit: dropped
+    log.append([row] * 3 + [{**row, "id": 2**64}])  # no Parquet integer holds the last id
+    with pytest.raises(LogUnavailable, match="not keeping up"):
+        log.append([row] * 4)  # over the spool's limit: refused, not acknowledged and dropped
     log.close()
-    assert sorted(counted) == [("dropped", 4), ("written", 4)]
-    (name,) = [p.name for p in tmp_path.rglob("*.parquet")]
+    assert sorted(counted) == [("dropped", 1), ("written", 3)]
+    names = [p.name for p in tmp_path.rglob("*.parquet")]
     import os
     import socket
 
-    assert f"-{os.getpid()}-" in name and socket.gethostname().split(".")[0][:20] in name
+    assert names and all(
+        f"-{os.getpid()}-" in name and socket.gethostname().split(".")[0][:20] in name
+        for name in names
+    )
 
 
 def test_a_secret_comes_from_the_variable_or_the_file_it_names(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from tabml import privacy, serving
 from tabml.clean import clean_development
 from tabml.config import ModelConfig, SchemaConfig, parse
 from tabml.model import fit
-from tabml.predlog import PredictionLog, now_iso
+from tabml.predlog import LogUnavailable, PredictionLog, now_iso
 from tabml.schema import record_json_schema
 from tests.conftest import ROOT, make_frame, schema_dict
 
@@ -146,28 +146,36 @@ def test_the_log_flushes_on_time_and_leaves_no_partial_files(tmp_path: Path) -> 
     assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]
 
 
-def test_a_full_queue_drops_and_counts_instead_of_blocking(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_full_spool_refuses_instead_of_dropping(tmp_path: Path) -> None:
     log = PredictionLog(tmp_path, flush_rows=10**6, flush_seconds=60, max_queued_rows=5)
     log.append(_rows(4))
-    log.append(_rows(4))
-    assert log.dropped == 4
-    assert "4 rows dropped so far" in capsys.readouterr().err
+    with pytest.raises(LogUnavailable, match="4 rows are waiting"):
+        log.append(_rows(4))
     log.close()
-    assert log.written == 4
+    assert (log.written, log.dropped) == (4, 0)
 
 
-def test_a_failed_write_is_reported_and_the_log_goes_on(
+def test_a_failed_write_keeps_the_rows_and_tries_again(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (tmp_path / "date=2026-11-26").write_text("a file where a folder should be")
-    log = PredictionLog(tmp_path, flush_rows=1, flush_seconds=60)
+    """A folder that cannot be written: the rows stay in the spool, the log says it is not
+    healthy, and once the folder is fixed they are written, each once."""
+    blocker = tmp_path / "date=2026-11-26"
+    blocker.write_text("a file where a folder should be")
+    log = PredictionLog(tmp_path, flush_rows=1, flush_seconds=0.05)
     log.append(_rows(1))
     log.append(_rows(2, day="2026-11-27"))
+    deadline = time.time() + 10
+    while log.healthy and time.time() < deadline:
+        time.sleep(0.02)
+    assert not log.healthy and "kept in the spool and tried again" in capsys.readouterr().err
+    blocker.unlink()
+    while not log.healthy and time.time() < deadline:
+        time.sleep(0.02)
     log.close()
-    assert log.written == 2
-    assert "could not write 1 rows" in capsys.readouterr().err
+    assert log.healthy and (log.written, log.dropped) == (3, 0)
+    written = pd.concat(pd.read_parquet(f) for f in sorted(tmp_path.rglob("*.parquet")))
+    assert sorted(written["id"]) == [0, 0, 1]
 
 
 def test_a_row_that_cannot_be_written_takes_no_other_row_down(
