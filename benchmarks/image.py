@@ -100,7 +100,8 @@ def in_process_load(package: Path) -> float:
     code = (
         "import time; t = time.perf_counter(); "
         "from tabml.server import Settings, create_app; "
-        f"create_app(Settings(package={str(package)!r}, no_auth=True)); print(time.perf_counter() - t)"
+        f"create_app(Settings(package={str(package)!r}, no_auth=True)); "
+        "print(time.perf_counter() - t)"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], env=ENV, capture_output=True, text=True, check=True

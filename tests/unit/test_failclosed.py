@@ -33,7 +33,7 @@ GOOD = "t" * 32
     [{"TABML_API_TOKEN": ""}, {"TABML_API_TOKEN_FILE": " "}, {"TABML_API_TOKENS_FILE": ""}],
 )
 def test_an_empty_token_variable_is_an_error_not_an_open_door(env: dict[str, str]) -> None:
-    with pytest.raises(ConfigError, match="set but empty.*--no-auth"):
+    with pytest.raises(ConfigError, match=r"set but empty.*--no-auth"):
         Tokens(env)
 
 
@@ -64,7 +64,8 @@ def test_surrounding_whitespace_in_a_token_file_is_dropped(tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("text", "why"),
     [
-        (f"alice: {'a' * 20}\nbob: {'b' * 20}\nalice: {'c' * 20}\n", "line 3: client 'alice' is named twice"),
+        (f"alice: {'a' * 20}\nbob: {'b' * 20}\nalice: {'c' * 20}\n",
+         "line 3: client 'alice' is named twice"),
         ("alice: 12345678901234567890\n", "is a int .*not a string: quote it"),
         ("alice: 2026-12-04\n", "is a date .*not a string"),
     ],
@@ -292,7 +293,7 @@ def test_tls_files_are_checked_first_and_named(tmp_path: Path) -> None:
 
     cert, key = _pair(tmp_path, "good")
     check_tls(cert, key)
-    other_cert, other_key = _pair(tmp_path, "other")
+    _, other_key = _pair(tmp_path, "other")
     with pytest.raises(ConfigError, match=f"{other_key} is not the private key of .*{cert}"):
         check_tls(cert, other_key)
     now = datetime.now(UTC)
