@@ -186,7 +186,9 @@ class PredictionLog:
             self._flush_sealed()
             if stopping:
                 break
-            if self._write_failed:
+            if self._append_failed:
+                self._probe()
+            if self._write_failed or self._append_failed:
                 timeout = min(self._flush_seconds, 1.0)
             elif self._active.rows:
                 timeout = max(0.0, self._active.since + self._flush_seconds - time.monotonic())
@@ -206,6 +208,18 @@ class PredictionLog:
                     f"prediction log: {sum(s.rows for s in self._sealed):,} rows could not be "
                     f"written yet; they stay in {self._spool} for the next start"
                 )
+
+    def _probe(self) -> None:
+        """Whether the spool takes writes again: an empty line (readers skip it), so that the
+        log turns healthy, and /ready 200, without waiting for a request to try."""
+        with self._lock:
+            try:
+                os.write(self._active.fd, b"\n")
+            except OSError:
+                return
+            if self._append_failed:
+                info(f"prediction log: {self._spool} is writable again")
+            self._append_failed = False
 
     def _finish(self, segment: _Segment) -> None:
         """Close a segment with no rows, and remove it."""

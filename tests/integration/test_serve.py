@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from tabml import package as pkg
 from tabml.predict import score
 from tabml.server import TOKEN_ENV, Settings, create_app
-from tests.conftest import BIN, run_cli, tool_env
+from tests.conftest import BIN, fill_disk, run_cli, small_disk, tool_env
 
 # starlette's TestClient warns that it will move from httpx to httpx2; not ours to fix
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx`")
@@ -395,13 +395,14 @@ def test_the_log_survives_a_kill_and_a_restart(
     files = list(logs.rglob("*.parquet"))
     assert all(not p.name.startswith(".") for p in files)
     assert sum(len(pd.read_parquet(p)) for p in files) == 1000  # every finished file reads
-    # a restart appends to the same log; a graceful stop writes what it holds
+    # a restart writes what the killed server had acknowledged (its spool) and appends to the
+    # same log; a graceful stop writes what it holds: every acknowledged row, once
     server = start(project / "models/package", port, logs)
     httpx.post(url, json={"records": records(batch.iloc[2000:2100])}, timeout=60)
     server.send_signal(signal.SIGINT)
     server.wait(timeout=30)
     logged = pd.read_parquet(logs)
-    assert len(logged) == 1100 and logged["id"].is_unique
+    assert len(logged) == 1150 and logged["id"].is_unique
 
 
 def test_the_columnar_form_scores_like_records_and_logs_each_record(
@@ -707,3 +708,135 @@ def test_named_tokens_are_taken_back_without_a_restart_and_every_call_is_audited
     summary = run_cli("audit", "--log", str(audit))
     assert summary.returncode == 10, summary.stderr  # there were denials
     assert "| alice | 2 | 6 | 0 |" in summary.stdout and "testclient: 2" in summary.stdout
+
+
+# --- fail closed, lose nothing (issue 27) ---------------------------------------------------
+
+
+def test_without_a_token_the_app_refuses_to_start_unless_told(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tabml.errors import ConfigError
+
+    for name in (TOKEN_ENV, "TABML_API_TOKEN_FILE", "TABML_API_TOKENS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ConfigError, match="--no-auth"):
+        create_app(Settings(package=str(project / "models/package")))
+
+
+def test_lone_surrogates_are_422_and_head_works_on_the_probes(
+    client: Any, batch: pd.DataFrame
+) -> None:
+    record = records(batch.iloc[:1])[0]
+    text_field = next(k for k, v in record.items() if isinstance(v, str) and k != "id")
+    lone = '"\\ud800"'  # JSON's escape for a lone surrogate: valid JSON, not storable text
+    body = json.dumps({"records": [{**record, text_field: "LONE"}]}).replace('"LONE"', lone)
+    headers = {"content-type": "application/json"}
+    r = client.post("/predict", content=body, headers=headers)
+    assert r.status_code == 422 and "surrogate" in r.text, r.text
+    values = [("LONE" if k == text_field else v) for k, v in record.items()]
+    columnar = json.dumps({"columns": list(record), "data": [values]}).replace('"LONE"', lone)
+    assert client.post("/predict/columnar", content=columnar, headers=headers).status_code == 422
+    for path in ("/health", "/ready"):
+        assert client.head(path).status_code == 200
+
+
+def test_a_full_disk_gets_503_and_not_ready_and_nothing_acknowledged_is_lost(
+    project: Path, batch: pd.DataFrame, tmp_path: Path
+) -> None:
+    """600 requests on a disk that fills: every 200 is in the log, the rest got 503, /ready
+    said 503 while the log could not be written and 200 again once it could."""
+    with small_disk(tmp_path / "disk", "512k") as mount:
+        logs, audit = mount / "predictions", mount / "audit/audit.jsonl"
+        settings = Settings(
+            no_auth=True, package=str(project / "models/package"), log_dir=str(logs),
+            audit_log=str(audit), flush_seconds=0.05,
+        )  # fmt: skip
+        sent = records(batch.iloc[:5])
+        acknowledged: list[str] = []
+        statuses: list[int] = []
+        with client_for(settings) as c:
+            ballast = fill_disk(mount)
+            for _ in range(600):
+                r = c.post("/predict", json={"records": sent})
+                statuses.append(r.status_code)
+                if r.status_code == 200:
+                    acknowledged.append(r.json()["request_id"])
+            assert c.get("/ready").status_code == 503
+            ballast.unlink()
+            deadline = time.time() + 10
+            while c.get("/ready").status_code != 200 and time.time() < deadline:
+                time.sleep(0.05)
+            assert c.get("/ready").status_code == 200
+            r = c.post("/predict", json={"records": sent})
+            assert r.status_code == 200
+            acknowledged.append(r.json()["request_id"])
+        assert set(statuses) <= {200, 503} and 503 in statuses
+        logged = pd.read_parquet(logs)
+        assert set(logged["request_id"]) == set(acknowledged)
+        assert len(logged) == 5 * len(acknowledged)
+        lines = audit.read_bytes().splitlines()
+        assert all(json.loads(line) for line in lines)  # whole lines only
+
+
+def test_the_peer_is_audited_and_a_stalled_request_is_cut_off(
+    project: Path, tmp_path: Path
+) -> None:
+    """On a real server: a connection that never finishes its headers is closed after
+    --header-timeout; X-Forwarded-For from an untrusted peer is not believed."""
+    import httpx
+
+    port, audit = free_port(), tmp_path / "audit.jsonl"
+    server = start(project / "models/package", port, tmp_path / "logs", "--audit-log",
+                   str(audit), "--header-timeout", "1")  # fmt: skip
+    try:
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+            sock.settimeout(10)
+            started = time.monotonic()
+            assert sock.recv(100) == b""  # closed by the server
+            assert time.monotonic() - started < 9
+        headers = {"X-Forwarded-For": "198.51.100.1, \x1b[31m"}
+        assert httpx.get(f"http://127.0.0.1:{port}/ready", headers=headers).status_code == 200
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    line = json.loads(audit.read_text().splitlines()[-1])
+    assert line["client"] == line["peer"] == "127.0.0.1"
+
+
+def test_sighup_stops_gracefully_and_a_dead_worker_fails_the_command(
+    project: Path, batch: pd.DataFrame, tmp_path: Path
+) -> None:
+    import httpx
+
+    port, logs = free_port(), tmp_path / "logs"
+    server = start(project / "models/package", port, logs)
+    for i in range(3):
+        r = httpx.post(f"http://127.0.0.1:{port}/predict",
+                       json={"records": records(batch.iloc[i * 5 : i * 5 + 5])})  # fmt: skip
+        assert r.status_code == 200
+    server.send_signal(signal.SIGHUP)
+    out, _ = server.communicate(timeout=30)
+    assert server.returncode == 0, out
+    assert len(pd.read_parquet(logs)) == 15  # flushed, not killed
+    # two workers, one killed: the command says so and fails, for a supervisor to restart
+    server = start(project / "models/package", port, tmp_path / "logs2", "--workers", "2")
+    children = [int(p) for p in Path(f"/proc/{server.pid}/task/{server.pid}/children")
+                .read_text().split()]  # fmt: skip
+    workers = [c for c in children if "tabml-worker" in _cmdline(c) or _is_worker(c)]
+    os.kill(workers[0], signal.SIGKILL)
+    out, _ = server.communicate(timeout=60)
+    assert server.returncode == 1, out
+    assert "a worker stopped unexpectedly" in out and "killed by signal 9" in out
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _is_worker(pid: int) -> bool:
+    return "multiprocessing" in _cmdline(pid) and "resource_tracker" not in _cmdline(pid)

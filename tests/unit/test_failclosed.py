@@ -20,7 +20,7 @@ from tabml.access import AuditLog, Proxies, Tokens, parse_tokens, printable, rea
 from tabml.errors import ConfigError
 from tabml.metrics import CLIENT_CLOSED, Watched
 from tabml.predlog import LogUnavailable, PredictionLog
-from tests.conftest import BIN
+from tests.conftest import BIN, fill_disk, small_disk
 
 GOOD = "t" * 32
 
@@ -152,40 +152,16 @@ def test_a_rotated_audit_log_is_followed_to_the_new_file(tmp_path: Path) -> None
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 256 KiB tmpfs: a disk that fills (needs root, as CI runs; skipped elsewhere)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True
-    )
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {proc.stderr.decode()[:200]}")
-    try:
+def disk(tmp_path: Path) -> Iterator[Path]:
+    with small_disk(tmp_path / "disk") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def _fill(folder: Path) -> Path:
-    """Fill the disk, leaving a file that can be removed to make room again."""
-    ballast = folder / "ballast"
-    fd = os.open(ballast, os.O_WRONLY | os.O_CREAT)
-    try:
-        while os.write(fd, b"x" * 4096):
-            pass
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-    return ballast
-
-
-def test_on_a_full_disk_no_prediction_is_acknowledged_that_is_not_kept(small_disk: Path) -> None:
-    logs = small_disk / "logs"
+def test_on_a_full_disk_no_prediction_is_acknowledged_that_is_not_kept(disk: Path) -> None:
+    logs = disk / "logs"
     log = PredictionLog(logs, flush_rows=10**6, flush_seconds=60)
     row = {"id": 0, "logged_at": "2026-12-01T10:00:00+00:00", "x": "y" * 200}
-    ballast = _fill(small_disk)
+    ballast = fill_disk(disk)
     acknowledged = refused = 0
     for i in range(2_000):
         try:
@@ -202,13 +178,13 @@ def test_on_a_full_disk_no_prediction_is_acknowledged_that_is_not_kept(small_dis
     assert len(frame) == acknowledged == frame["id"].nunique()
 
 
-def test_on_a_full_disk_the_audit_log_writes_whole_lines_or_nothing(small_disk: Path) -> None:
-    log = AuditLog(small_disk / "audit.jsonl")
-    _fill(small_disk)
+def test_on_a_full_disk_the_audit_log_writes_whole_lines_or_nothing(disk: Path) -> None:
+    log = AuditLog(disk / "audit.jsonl")
+    fill_disk(disk)
     results = [log.write({"time": str(i), "pad": "p" * 300}) for i in range(300)]
     log.close()
     assert False in results and not log.healthy
-    text = (small_disk / "audit.jsonl").read_bytes()
+    text = (disk / "audit.jsonl").read_bytes()
     assert text.endswith(b"\n") or text == b""
     kept = [json.loads(line) for line in text.splitlines()]
     assert len(kept) == results.count(True)
