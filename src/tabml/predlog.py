@@ -337,6 +337,24 @@ class PredictionLog:
             self._on_count(outcome, rows)
 
 
+def with_received_time(frame: Any, timestamp: str | None) -> tuple[Any, int]:
+    """Prediction-log rows whose client sent no timestamp (it is optional in a request) take
+    the time the service received them (`logged_at`, UTC); returns the frame and how many rows
+    took it. Frames that are not prediction logs are returned as they are."""
+    from tabml.serving import LOGGED_AT
+
+    if not timestamp or LOGGED_AT not in frame.columns or not len(frame):
+        return frame, 0
+    if timestamp not in frame.columns:
+        return frame.assign(**{timestamp: frame[LOGGED_AT]}), len(frame)
+    values = frame[timestamp]
+    missing = values.isna() | values.astype("string").str.strip().eq("").fillna(False)
+    if not missing.any():
+        return frame, 0
+    filled = values.astype("object").where(~missing, frame[LOGGED_AT])
+    return frame.assign(**{timestamp: filled}), int(missing.sum())
+
+
 def _safe(name: str) -> str:
     """A host name as a file-name part: letters, digits, dots and dashes only."""
     return re.sub(r"[^A-Za-z0-9.-]", "-", name)[:63] or "host"

@@ -36,9 +36,21 @@ def labelled_rows(
     for col in (schema.id, target):
         if col not in labels.columns:
             raise DataError(f"labels: no '{col}' column (found {list(labels.columns)})")
-    records = logs[_columns(schema, logs)].drop_duplicates(subset=[schema.id], keep="last")
+    from tabml.schema import as_text, shorten, validate
+
     known = labels[[schema.id, target]].dropna(subset=[target])
+    text = known.assign(**{target: as_text(known[target]).str.strip().str.lower()})
+    classes = text.groupby(schema.id, sort=False)[target].nunique()
+    conflicting = classes[classes > 1]
+    if len(conflicting):
+        ids = [shorten(str(i)) for i in conflicting.index[:5]]
+        raise DataError(
+            f"labels: {len(conflicting):,} id(s) are labelled with both classes, e.g. {ids}: "
+            "one id has one label; correct the labels file"
+        )
     known = known.drop_duplicates(subset=[schema.id], keep="last")
+    validate(known, schema, "labels", "labels")  # the target's values, as ingest checks them
+    records = logs[_columns(schema, logs)].drop_duplicates(subset=[schema.id], keep="last")
     joined = records.merge(known, on=schema.id, how="inner", validate="one_to_one")
     stats = {
         "logged": len(logs),

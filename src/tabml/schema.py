@@ -104,7 +104,7 @@ def _where(mask: pd.Series, values: pd.Series) -> tuple[int, tuple[Any, ...], tu
     return len(idx), tuple(examples), tuple(int(i) + 1 for i in idx[:MAX_EXAMPLES])
 
 
-def _as_text(values: pd.Series) -> pd.Series:
+def as_text(values: pd.Series) -> pd.Series:
     """Category labels as strings; integral floats lose their '.0' (1.0 -> '1')."""
     import pandas as pd
 
@@ -117,7 +117,7 @@ def _as_text(values: pd.Series) -> pd.Series:
             return num.astype("Int64").astype("string")
         return num.astype("string")
     if isinstance(values.dtype, pd.CategoricalDtype):
-        return _as_text(values.astype(values.cat.categories.dtype))
+        return as_text(values.astype(values.cat.categories.dtype))
     return values.astype("string")
 
 
@@ -146,7 +146,7 @@ def _coerce_boolean(name: str, values: pd.Series) -> tuple[pd.Series, Failure | 
 
     if pd.api.types.is_bool_dtype(values.dtype):
         return values.astype("boolean"), None
-    text = _as_text(values).str.strip().str.lower()
+    text = as_text(values).str.strip().str.lower()
     out = pd.Series(pd.NA, index=values.index, dtype="boolean")
     out[text.isin(_TRUE).fillna(False)] = True
     out[text.isin(_FALSE).fillna(False)] = False
@@ -167,7 +167,7 @@ def _coerce_target(
 
     name = schema.target.column
     positive = str(schema.target.positive).lower()
-    text = _as_text(values).str.strip().str.lower()
+    text = as_text(values).str.strip().str.lower()
     if positive in _TRUE and not text.dropna().isin([positive]).any():
         # a config that says `positive: 1` also matches a `true` column and vice versa
         positive = next((v for v in _TRUE if text.dropna().isin([v]).any()), positive)
@@ -177,7 +177,21 @@ def _coerce_target(
         failures.append(Failure(name, "missing target: every value is empty", len(values)))
         return pd.Series(pd.NA, index=values.index, dtype="Int8"), failures
     classes = sorted(present.unique().tolist())
-    if len(classes) > 2:
+    if role == "labels" and positive in _TRUE and not set(classes) <= _TRUE | _FALSE:
+        # labels that arrive later: a yes/no (1/0) target takes only those two values
+        odd = [c for c in classes if c not in _TRUE | _FALSE]
+        bad = text.isin(odd)
+        n, ex, rows = _where(bad, values)
+        failures.append(
+            Failure(
+                name,
+                f"not a label of this target (positive {schema.target.positive!r}, else 0/false)",
+                n,
+                ex,
+                rows,
+            )
+        )
+    elif len(classes) > 2:
         failures.append(
             Failure(
                 name,
@@ -240,7 +254,7 @@ def coerce(frame: pd.DataFrame, schema: SchemaConfig, role: Role) -> Coerced:
     if role != "labels":
         for c in schema.pii:
             if c in frame.columns and c != schema.id:
-                out[c] = _as_text(frame[c])
+                out[c] = as_text(frame[c])
     return result
 
 
@@ -285,15 +299,28 @@ def _coerce_id(ids: pd.Series, schema: SchemaConfig, out: pd.DataFrame) -> list[
 
 
 def _coerce_timestamp(raw: pd.Series, name: str, out: pd.DataFrame) -> list[Failure]:
-    """The timestamp column as datetime64[ns]; values that are not timestamps, and empty ones."""
+    """The timestamp column as datetime64[ns] in UTC, without a zone: a value with an offset or
+    a zone is converted to UTC, one without is taken as UTC already, so aware, naive and mixed
+    columns all compare. Refused, with the rows: values that are not timestamps, empty ones,
+    and ones outside what datetime64[ns] holds (1677-09-22 to 2262-04-11)."""
     import pandas as pd
 
     failures = []
-    ts = pd.to_datetime(raw, errors="coerce", format="mixed")
+    if isinstance(raw.dtype, pd.DatetimeTZDtype):
+        ts = raw.dt.tz_convert("UTC").dt.tz_localize(None)
+    elif pd.api.types.is_datetime64_any_dtype(raw):
+        ts = raw
+    else:
+        ts = pd.to_datetime(raw, errors="coerce", format="mixed", utc=True).dt.tz_localize(None)
     bad = raw.notna() & ts.isna()
     if bad.any():
         n, ex, rows = _where(bad, raw)
         failures.append(Failure(name, "wrong type: not a timestamp", n, ex, rows))
+    far = ts.notna() & ((ts < pd.Timestamp.min) | (ts > pd.Timestamp.max))
+    if far.any():
+        n, ex, rows = _where(far, raw)
+        failures.append(Failure(name, "timestamp outside 1677-09-22 .. 2262-04-11", n, ex, rows))
+        ts = ts.mask(far)
     if raw.isna().any():
         n, _, rows = _where(raw.isna(), raw)
         failures.append(Failure(name, "empty timestamp", n, (), rows))
@@ -330,7 +357,7 @@ def _coerce_feature(
         if fail:
             failures.append(fail)
         return out
-    text = _as_text(values)
+    text = as_text(values)
     if spec.categories is not None:
         unknown = _unknown_categories(spec, text)
         if unknown.any():
@@ -376,7 +403,7 @@ def refused_in_development(spec: FeatureSpec, values: pd.Series) -> pd.Series:
         low, high = _out_of_range(spec, _coerce_numeric("", values)[0])
         return low | high
     if spec.kind == "categorical":
-        return _unknown_categories(spec, _as_text(values))
+        return _unknown_categories(spec, as_text(values))
     return pd.Series(False, index=values.index)
 
 

@@ -518,8 +518,8 @@ def test_metrics_count_what_the_service_did(
         flush_seconds=0.05,
         max_body_bytes=20_000,
     )
-    token = {"Authorization": "Bearer t0ken"}
-    os.environ[TOKEN_ENV] = "t0ken"
+    token = {"Authorization": "Bearer t0ken-for-the-metrics-test"}
+    os.environ[TOKEN_ENV] = "t0ken-for-the-metrics-test"
     try:
         client = client_for(settings)
     finally:
@@ -818,7 +818,10 @@ def test_sighup_stops_gracefully_and_a_dead_worker_fails_the_command(
         assert r.status_code == 200
     server.send_signal(signal.SIGHUP)
     out, _ = server.communicate(timeout=30)
-    assert server.returncode == 0, out
+    # stopped as SIGTERM stops it (uvicorn re-raises that signal once it has shut down), not
+    # killed by the hangup
+    assert server.returncode in (0, -signal.SIGTERM), out
+    assert "Shutting down" in out
     assert len(pd.read_parquet(logs)) == 15  # flushed, not killed
     # two workers, one killed: the command says so and fails, for a supervisor to restart
     server = start(project / "models/package", port, tmp_path / "logs2", "--workers", "2")

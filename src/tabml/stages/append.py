@@ -12,6 +12,7 @@ from tabml import io
 from tabml.config import DatasetParams
 from tabml.errors import ConfigError
 from tabml.log import info
+from tabml.predlog import with_received_time
 from tabml.retrain import labelled_rows, merge, within_schema
 
 PARAMS = DatasetParams.param_keys()
@@ -30,7 +31,13 @@ def run(params_file: Path, logs: Path, labels: Path, sources_dir: Path, dvc_add:
     # the additions file is read and rewritten on purpose (one row per id); the logs and labels
     # are never written over
     io.guard_outputs([logs, labels], files=[output])
-    rows, seen = labelled_rows(io.read_batch(logs), io.read_batch(labels), schema)
+    logged, received = with_received_time(io.read_batch(logs), schema.timestamp)
+    if received:
+        info(
+            f"append: {received:,} logged rows came without '{schema.timestamp}': the time the "
+            "service received them (logged_at, UTC) stands in for it"
+        )
+    rows, seen = labelled_rows(logged, io.read_batch(labels), schema)
     info(
         f"append: {seen['records']:,} logged records ({seen['logged']:,} log rows), "
         f"{seen['labelled']:,} with a label, {seen['unlabelled']:,} still without"

@@ -18,6 +18,7 @@ from tabml.catalog import Monitoring
 from tabml.config import ChunkingConfig, MonitorConfig, SchemaConfig, parse
 from tabml.errors import EmptyBatchError, PackageError
 from tabml.log import info
+from tabml.predlog import with_received_time
 from tabml.report_process import HtmlPage
 from tabml.schema import validate
 
@@ -105,6 +106,12 @@ def _monitor(
         raise EmptyBatchError(
             f"{input_path}: no prediction logs from {since} on (no date= partition in the "
             "window): nothing was monitored, which is not the same as no drift"
+        )
+    batch, received = with_received_time(batch, schema.timestamp)
+    if received:
+        info(
+            f"monitor: {received:,} logged rows came without '{schema.timestamp}': the time the "
+            "service received them (logged_at, UTC) stands in for it"
         )
     model_info = {"name": loaded.name, "kind": loaded.model.kind, "threshold": loaded.threshold}
     # the columns first: an unrelated file is an error even when it has no rows
