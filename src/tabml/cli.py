@@ -969,12 +969,14 @@ def forget(
 
 @app.command()
 def synth(
-    rows: Annotated[int, typer.Option(help="Rows to make.", min=1)],
+    rows: Annotated[
+        int, typer.Option(help="Rows to make (written a million at a time).", min=1, max=10**10)
+    ],
     output: Annotated[Path, typer.Option(help="Folder for development.parquet.")],
     sources_dir: Annotated[
         Path, typer.Option(help="Folder that relative dataset sources live in.")
     ] = Path("data/external"),
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed (0 or more).", min=0)] = 0,
     params: Params = Path("params.yaml"),
 ) -> None:
     """Make a larger development set shaped like the configured dataset, for scale tests.
@@ -986,16 +988,22 @@ def synth(
     from tabml import datasets, io
     from tabml.config import DatasetParams
     from tabml.log import info
-    from tabml.synth import synthesize
+    from tabml.synth import batches
 
     loaded = DatasetParams.load(params)
     source = datasets.resolve(loaded.sources.development, sources_dir)
-    io.guard_outputs([source, params], files=[output / "development.parquet"])
+    target = output / "development.parquet"
+    io.guard_outputs([source, params], files=[target])
     frame = io.read_table(source)
     info(f"synth: {rows:,} rows shaped like {source} ({len(frame):,} rows)")
-    result = synthesize(frame, loaded.dataset_schema, rows, seed)
-    io.write_parquet(output / "development.parquet", result)
-    info(f"synth: wrote {output / 'development.parquet'}")
+    with io.atomic_path(target) as tmp:  # written a batch at a time; in place once complete
+        sink = io.ParquetSink(tmp)
+        for part in batches(frame, loaded.dataset_schema, rows, seed):
+            sink.write(part)
+            if rows > part.shape[0]:
+                info(f"synth: {sink.rows:,} of {rows:,} rows")
+        sink.close()
+    info(f"synth: wrote {target}")
 
 
 @app.command()

@@ -47,3 +47,18 @@ def test_synth_command_writes_a_bundled_lookalike(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     out = pd.read_parquet(tmp_path / "development.parquet")
     assert len(out) == 3000 and "car_value" in out.columns
+
+
+def test_synth_works_a_batch_at_a_time_and_refuses_what_it_cannot_do(tmp_path: Path) -> None:
+    from tabml.synth import batches
+
+    source = make_frame(400)
+    schema = parse(SchemaConfig, schema_dict())
+    parts = list(batches(source, schema, 2_500, seed=3, batch_rows=1_000))
+    assert [len(p) for p in parts] == [1_000, 1_000, 500]
+    whole = pd.concat(parts, ignore_index=True)
+    assert whole["id"].tolist() == list(range(2_500))
+    assert pd.to_datetime(whole["ts"]).is_monotonic_increasing  # across batches too
+    for bad in (["--seed", "-1"], ["--rows", "0"], ["--rows", str(10**11)]):
+        proc = run_cli("synth", "--rows", "10", "--output", str(tmp_path), *bad)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
