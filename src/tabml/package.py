@@ -226,13 +226,64 @@ class Package:
 
     @property
     def name(self) -> str:
-        return str(self.metadata["name"])
+        return str(self.metadata.get("name", "model"))
+
+
+def check_metadata(metadata: Any, source: str) -> None:
+    """A package's metadata.json as this tabml reads it: a PackageError that names what is
+    missing or wrong (a package from an older tabml, another tool, or a newer major version
+    whose format this one cannot know)."""
+    from pydantic import BaseModel, ConfigDict, Field
+    from pydantic import ValidationError as PydanticError
+
+    class Dataset(BaseModel):
+        model_config = ConfigDict(extra="allow")
+        schema_: dict[str, Any] = Field(alias="schema")
+
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="allow")
+        dataset: Dataset
+
+    class Metadata(BaseModel):
+        model_config = ConfigDict(extra="allow", strict=True)
+        threshold: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
+        params: Params
+        name: str = "model"
+        tabml_version: str | None = None
+
+    if not isinstance(metadata, dict):
+        raise PackageError(f"{source}: not a tabml package's metadata (a JSON object)")
+    try:
+        Metadata.model_validate(metadata)
+    except PydanticError as err:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'metadata'}: {e['msg']}" for e in err.errors()
+        )
+        raise PackageError(
+            f"{source}: not a package this tabml can read ({problems}); rebuild it with "
+            "'dvc repro package'"
+        ) from None
+    made_by = metadata.get("tabml_version")
+    import tabml
+
+    ours = tabml.__version__
+    if made_by and _major(made_by) > _major(ours):
+        raise PackageError(
+            f"{source}: made by tabml {made_by}, a newer major version than this one ({ours}): "
+            "its format may differ. Serve it with that tabml, or upgrade this one"
+        )
+
+
+def _major(text: str) -> int:
+    head = text.strip().split(".")[0]
+    return int(head) if head.isdigit() else 0
 
 
 def load(folder: Path) -> Package:
     """Verify, then load, a package folder."""
     verify(folder)
     metadata = io.read_json(folder / METADATA)
+    check_metadata(metadata, str(folder / METADATA))
     schema = parse(SchemaConfig, metadata["params"]["dataset"]["schema"], "dataset.schema")
     return Package(
         folder=folder,

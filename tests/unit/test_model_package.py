@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import decimal
+import json
 import pickle
 import shutil
 import sys
@@ -208,3 +209,29 @@ def test_lightgbm_can_load_without_its_sklearn_wrapper() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"threshold": None}, "threshold"),
+        ({"threshold": "high"}, "threshold"),
+        ({"threshold": 7}, "threshold"),
+        ({"params": {}}, "params.dataset"),
+        ({"tabml_version": "99.0.0"}, "newer major version"),
+    ],
+)
+def test_an_older_or_foreign_package_is_refused_with_what_is_wrong(
+    tmp_path: Path, change: dict[str, object], why: str
+) -> None:
+    folder = _build_package(tmp_path)
+    meta = json.loads((folder / pkg.METADATA).read_text())
+    io.write_json(folder / pkg.METADATA, {**meta, **change})
+    io.write_text(folder / pkg.MANIFEST, pkg.manifest_text(folder))  # a consistent package
+    with pytest.raises(PackageError, match=why):
+        pkg.load(folder)
+    del meta["threshold"]
+    io.write_json(folder / pkg.METADATA, meta)
+    io.write_text(folder / pkg.MANIFEST, pkg.manifest_text(folder))
+    with pytest.raises(PackageError, match="threshold: Field required"):
+        pkg.load(folder)
