@@ -67,6 +67,16 @@ def _get(metrics: Mapping[str, Any], dotted: str) -> float | None:
     return float(node) if isinstance(node, int | float) and not isinstance(node, bool) else None
 
 
+def _absent(metrics: Mapping[str, Any], dotted: str, source: str) -> str:
+    """Why `_get` found no number: the key is not there, or its value is not a number."""
+    node: Any = metrics
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return f"no {dotted} in {source}"
+        node = node[part]
+    return f"{dotted} in {source} is {str(node)[:40]!r}, not a number"
+
+
 def fairness_gates(
     cfg: ReleaseConfig, metrics: Mapping[str, Any], protected: tuple[str, ...]
 ) -> list[Gate]:
@@ -106,6 +116,7 @@ def gates(
     previous_name: str | None = None,
     vs_prod: tuple[str, Paired] | str | None = None,
     protected: tuple[str, ...] = (),
+    sources: tuple[str, str] = (Repo.METRICS, Repo.MONITORING_METRICS),
 ) -> list[Gate]:
     """Every gate of `cfg` against this run's metrics (and the previous release's), and
     against the release in prod scored on the same rows (`vs_prod`: its tag and the paired
@@ -113,13 +124,12 @@ def gates(
 
     def at_least(name: str, key: str, limit: float) -> Gate:
         value = _get(metrics, key)
-        missing = f"no {key} in {Repo.METRICS}"
         return Gate(
             name,
             value,
             limit,
             value is not None and value >= limit,
-            "" if value is not None else missing,
+            "" if value is not None else _absent(metrics, key, sources[0]),
         )
 
     out = [
@@ -137,7 +147,13 @@ def gates(
             alerts,
             cfg.max_monitoring_alerts,
             alerts is not None and alerts <= cfg.max_monitoring_alerts,
-            "" if alerts is not None else f"no monitoring report ({Repo.MONITORING_METRICS})",
+            ""
+            if alerts is not None
+            else (
+                f"no monitoring report ({sources[1]})"
+                if monitoring is None
+                else _absent(monitoring, "alerts", sources[1])
+            ),
         )
     )
     return out
@@ -224,7 +240,7 @@ def parse_tag(tag: str, artifact: str) -> str:
         raise ReleaseError(
             f"tag {tag!r} is a GTO deregistration, deprecation or unassignment, not a release"
         )
-    match = _TAG.match(tag)
+    match = _TAG.fullmatch(tag)  # fullmatch: `$` would let a trailing newline through
     if not match:
         raise ReleaseError(
             f"tag {tag!r} is malformed: a release tag is <artifact>@v<MAJOR>.<MINOR>.<PATCH>, "
@@ -236,7 +252,7 @@ def parse_tag(tag: str, artifact: str) -> str:
             f"{artifact!r} (artifacts:); tag {artifact}@{match['version']} instead"
         )
     version = match["version"]
-    if not _SEMVER.match(version):
+    if not _SEMVER.fullmatch(version):
         raise ReleaseError(
             f"tag {tag!r}: version {version!r} is not semantic versioning; use "
             "v<MAJOR>.<MINOR>.<PATCH>, e.g. v1.0.0 or v1.2.3-rc.1"
@@ -254,7 +270,7 @@ def check_version(version: str, latest: str | None) -> None:
     """Refuse a version that is not semver or not greater than the latest release."""
     import semver
 
-    if not _SEMVER.match(version):
+    if not _SEMVER.fullmatch(version):
         raise ReleaseError(
             f"version {version!r} is not semantic versioning: use v<MAJOR>.<MINOR>.<PATCH>, "
             "e.g. VERSION=v1.0.0"

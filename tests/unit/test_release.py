@@ -191,3 +191,23 @@ def test_a_tarball_that_would_unpack_past_the_cap_is_refused_before_writing(
     monkeypatch.setenv("TABML_MAX_PACKAGE_BYTES", str(10 * 1024**2))
     with pytest.raises(pkg.PackageError, match="over the limit"), pkg.unpacked(path):
         pass
+
+
+def test_metrics_that_are_not_numbers_or_not_an_object_are_named(tmp_path: Path) -> None:
+    results = rel.gates(CFG, {"test": {"roc_auc": "0.95", "rows": 5000}}, {"alerts": "x"}, None,
+                        sources=("given/metrics.json", "given/monitoring.json"))  # fmt: skip
+    table = rel.gate_table(results)
+    assert "test.roc_auc in given/metrics.json is '0.95', not a number" in table
+    assert "alerts in given/monitoring.json is 'x', not a number" in table
+    from tabml.errors import DataError
+    from tabml.stages.release import _json_object
+
+    listed = tmp_path / "metrics.json"
+    listed.write_text("[1, 2]")
+    with pytest.raises(DataError, match=f"{listed}: a JSON list, not a metrics file"):
+        _json_object(listed)
+
+
+def test_a_tag_with_a_trailing_newline_is_refused() -> None:
+    with pytest.raises(rel.ReleaseError, match="malformed"):
+        rel.parse_tag("tabml-model@v1.0.0\n", "tabml-model")

@@ -19,7 +19,7 @@ from tabml import release as rel
 from tabml.catalog import Repo
 from tabml.config import ReleaseParams
 from tabml.dvc_adapter import metrics_at, repro, unclean_outputs
-from tabml.errors import ConfigError
+from tabml.errors import ConfigError, DataError
 from tabml.log import info
 
 PARAMS = ReleaseParams.param_keys()
@@ -128,6 +128,17 @@ def against_prod(root: Path, name: str, paths: SameRowsPaths) -> tuple[str, Any]
     return tag, result.results["test"]
 
 
+def _json_object(path: Path) -> dict[str, Any]:
+    """A metrics file: a JSON object, or a DataError that names the file."""
+    data = io.read_json(path)
+    if not isinstance(data, dict):
+        raise DataError(
+            f"{path}: a JSON {type(data).__name__}, not a metrics file (an object such as "
+            '{"test": {"roc_auc": 0.9, ...}})'
+        )
+    return data
+
+
 def _gates(
     root: Path,
     params_file: Path,
@@ -139,8 +150,8 @@ def _gates(
 ) -> list[rel.Gate]:
     params = ReleaseParams.load(params_file)
     cfg, schema = params.release, params.dataset_schema
-    current = io.read_json(metrics) if metrics.is_file() else {}
-    alerts = io.read_json(monitoring) if monitoring.is_file() else None
+    current = _json_object(metrics) if metrics.is_file() else {}
+    alerts = _json_object(monitoring) if monitoring.is_file() else None
     before = None
     if previous is not None:
         key = metrics.resolve().relative_to(root.resolve()).as_posix()
@@ -149,8 +160,9 @@ def _gates(
     if cfg.max_roc_auc_drop_vs_prod is not None:
         vs_prod = against_prod(root, name, paths)
     return rel.gates(
-        cfg, current, alerts, before, previous[0] if previous else None, vs_prod, schema.protected
-    )
+        cfg, current, alerts, before, previous[0] if previous else None, vs_prod,
+        schema.protected, sources=(str(metrics), str(monitoring)),
+    )  # fmt: skip
 
 
 def _require_committed(root: Path) -> None:
