@@ -113,6 +113,8 @@ class Repo:
     PRODUCTION_LABELS = f"data/interim/{Interim.LABELS}"
     METRICS = "reports/metrics.json"
     DATA_QUALITY = "reports/data_quality.json"
+    # the check stage's stamp: every stage that reads params.yaml runs after it
+    PARAMS_CHECKED = "reports/params_checked.txt"
     MONITORING = "reports/monitoring"
     MONITORING_METRICS = f"{MONITORING}/{Monitoring.METRICS}"
     SUMMARY = f"{MONITORING}/{Monitoring.SUMMARY}"

@@ -42,6 +42,21 @@ Params = Annotated[
 
 
 @app.command()
+def check(
+    params: Params = Path("params.yaml"),
+    stamp: Annotated[
+        Path, typer.Option(help="File written once every section is valid (a dvc.yaml out).")
+    ] = Path(Repo.PARAMS_CHECKED),
+) -> None:
+    """Validate every section of params.yaml, as each stage and command will read it: the
+    first stage of dvc.yaml, so that a bad value (from 'dvc exp run -S', say) stops the run
+    before DVC deletes any stage's outputs."""
+    from tabml.stages import check as stage
+
+    stage.run(params, stamp)
+
+
+@app.command()
 def ingest(
     sources_dir: Annotated[
         Path, typer.Option(help="Folder that relative dataset sources live in.")
@@ -1020,18 +1035,13 @@ def params(
     tell is checked now (monitoring chunking against the dataset's timestamp); a dataset that
     pseudonymises personal data gets a reminder when TABML_PII_KEY is not set.
     """
-    from tabml.config import ALL_PARAMS, PackageParams, read_params
     from tabml.dvc_adapter import compose_params
-    from tabml.monitor import check_chunking
     from tabml.privacy import KEY_ENV
+    from tabml.stages.check import validate
 
     compose_params(config_dir, output, overrides or [])
-    tree = read_params(output)
-    for kind in ALL_PARAMS:  # as each stage and command will read it
-        kind.from_tree(tree, str(output))
-    loaded = PackageParams.from_tree(tree, str(output))
+    loaded = validate(output)  # as each stage and command will read it
     schema = loaded.dataset_schema
-    check_chunking(loaded.monitor.chunking, loaded.monitor.min_reference_chunks, schema.timestamp)
     print(f"wrote {output} (dataset {loaded.name})", file=sys.stderr)
     hashed = sorted(c for c, action in schema.pii.items() if action == "pseudonymise")
     if hashed and not os.environ.get(KEY_ENV):

@@ -160,18 +160,26 @@ class _Preprocess(_Frozen):
         return self
 
 
-class LightGBMParams(_Preprocess):
-    """What LightGBM is trained with, on one machine or on a Dask cluster."""
+# LightGBM's documented limit on num_leaves (docs/Parameters.rst: 1 < num_leaves <= 131072)
+MAX_LEAVES = 131_072
+# tabml's bound on trees: a typing error (1e9) must not train without end; raise it here if a
+# model truly needs more
+MAX_ROUNDS = 100_000
 
-    learning_rate: Annotated[float, Field(gt=0)]
-    num_boost_round: Annotated[int, Field(gt=0)]
-    num_leaves: Annotated[int, Field(gt=1)]
+
+class LightGBMParams(_Preprocess):
+    """What LightGBM is trained with, on one machine or on a Dask cluster, within LightGBM's
+    documented limits (a value beyond them is a config error here, not LightGBM's raw one)."""
+
+    learning_rate: Annotated[float, Field(gt=0, le=1)]
+    num_boost_round: Annotated[int, Field(gt=0, le=MAX_ROUNDS)]
+    num_leaves: Annotated[int, Field(gt=1, le=MAX_LEAVES)]
     min_child_samples: Annotated[int, Field(ge=1)]
     feature_fraction: Annotated[float, Field(gt=0, le=1)]
     bagging_fraction: Annotated[float, Field(gt=0, le=1)]
     bagging_freq: Annotated[int, Field(ge=0)]
     lambda_l2: Annotated[float, Field(ge=0)]
-    num_threads: Annotated[int, Field(ge=1)]
+    num_threads: Annotated[int, Field(ge=1, le=1024)]
 
 
 class LightGBMConfig(LightGBMParams):
@@ -179,6 +187,15 @@ class LightGBMConfig(LightGBMParams):
     early_stopping_rounds: Annotated[int, Field(gt=0)]
     # after early stopping, train again on train + valid for the best number of rounds
     refit: bool
+
+    @model_validator(mode="after")
+    def _stopping_below_rounds(self) -> LightGBMConfig:
+        if self.early_stopping_rounds >= self.num_boost_round:
+            raise ValueError(
+                f"early_stopping_rounds ({self.early_stopping_rounds}) must be below "
+                f"num_boost_round ({self.num_boost_round}), or it can never stop early"
+            )
+        return self
 
 
 class ClusterConfig(_Frozen):
@@ -204,7 +221,7 @@ class LightGBMDaskConfig(LightGBMParams):
 class LogRegConfig(_Preprocess):
     name: Literal["logreg"]
     C: Annotated[float, Field(gt=0)]
-    max_iter: Annotated[int, Field(gt=0)]
+    max_iter: Annotated[int, Field(gt=0, le=1_000_000)]
 
 
 ModelConfig = Annotated[

@@ -76,8 +76,22 @@ def test_every_stage_params_model_is_validated_by_tabml_params() -> None:
 
     for stage in STAGES:
         module = importlib.import_module(f"tabml.stages.{stage}")
-        if module.PARAMS:
+        if module.PARAMS and stage != "check":  # check's are the sections of them all
             assert any(kind.param_keys() == module.PARAMS for kind in ALL_PARAMS), stage
+
+
+def test_every_stage_that_reads_params_runs_after_the_check() -> None:
+    """DVC deletes a stage's outputs before running it: the check stage must fail first, so
+    every stage that reads params.yaml depends on its stamp, and it tracks every section they
+    read."""
+    from tabml.catalog import Repo
+
+    sections = set(STAGES["check"]["params"])
+    for name, stage in STAGES.items():
+        if name == "check" or not stage.get("params"):
+            continue
+        assert Repo.PARAMS_CHECKED in stage["deps"], name
+        assert {p.split(".")[0] for p in stage["params"]} <= sections, name
 
 
 def test_dvc_config_turns_telemetry_off_and_enables_hydra() -> None:

@@ -181,6 +181,25 @@ def test_model_param_change_reruns_train_onwards_only(project: Path) -> None:
         run_dvc("repro", cwd=project)
 
 
+def test_a_bad_param_stops_the_run_before_any_output_is_deleted(project: Path) -> None:
+    """What `dvc exp run -S model.num_leaves=1000000000` does: params.yaml changes, then
+    `dvc repro`. The check stage refuses the value, with LightGBM's limit, before DVC deletes
+    train's outputs (it deletes them before running a stage)."""
+    params = project / "params.yaml"
+    original = params.read_text()
+    outputs = ["models/model/model.txt", "reports/train/metrics.json", "models/package"]
+    try:
+        params.write_text(original.replace("num_leaves: 31", "num_leaves: 1000000000"))
+        proc = run_dvc("repro", cwd=project, check=False)
+        assert proc.returncode != 0
+        assert "model.num_leaves" in proc.stderr and "131072" in proc.stderr, proc.stderr
+        assert ran(proc.stdout) == []
+        assert all((project / f).exists() for f in outputs)
+    finally:
+        params.write_text(original)
+    assert ran(run_dvc("repro", cwd=project).stdout) == []  # nothing to redo
+
+
 def test_killed_stage_leaves_no_partial_output_and_repro_recovers(
     project: Path, tmp_path: Path
 ) -> None:

@@ -99,3 +99,21 @@ def test_json_is_deterministic() -> None:
     a = io.to_json_text({"b": 1 / 3, "a": [float("nan"), 2.0]})
     assert a == io.to_json_text({"a": [float("nan"), 2.0], "b": 1 / 3})
     assert '"a"' in a.splitlines()[1] and "null" in a
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"num_leaves": 1_000_000_000}, "num_leaves.*131072"),
+        ({"num_boost_round": 10**9}, "num_boost_round.*100000"),
+        ({"early_stopping_rounds": 10**9}, "early_stopping_rounds .* must be below"),
+        ({"learning_rate": 5.0}, "learning_rate"),
+    ],
+)
+def test_lightgbm_params_beyond_its_limits_are_config_errors(
+    change: dict[str, object], why: str
+) -> None:
+    base = yaml.safe_load((ROOT / "conf/model/lightgbm.yaml").read_text())
+    parse(ModelConfig, base, "model")
+    with pytest.raises(ConfigError, match=why):
+        parse(ModelConfig, {**base, **change}, "model")
