@@ -19,6 +19,14 @@ class DataError(TabmlError):
     exit_code = 3
 
 
+class WriteError(DataError, OSError):
+    """An output could not be written (a full disk, a failing volume): the message names it.
+    An OSError too, so that code retrying a failed write (the prediction log) still sees
+    one."""
+
+    exit_code = 3
+
+
 class EmptyBatchError(DataError):
     """A batch with the right columns and no rows: nothing was monitored, which is not
     "no alerts" (a broken export must not read as all clear)."""

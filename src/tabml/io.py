@@ -18,7 +18,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tabml.errors import DataError
+from tabml.errors import DataError, WriteError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,8 +55,35 @@ def atomic_path(path: Path) -> Iterator[Path]:
             os.fsync(fh.fileno())
         tmp.chmod(0o644)
         tmp.replace(path)
+    except OSError as err:
+        if not _about_writing(err, tmp):
+            raise
+        raise _cannot_write(path, err) from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _about_writing(err: OSError, tmp: Path) -> bool:
+    """Whether an error inside an atomic write is the output's own (a full or read-only disk,
+    the temporary file itself), not an input's that the same block read."""
+    import errno
+
+    if isinstance(err, WriteError) or err.errno in (
+        errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO
+    ):  # fmt: skip
+        return True
+    if err.filename is not None:
+        return str(err.filename).startswith(str(tmp))
+    return "No space left" in str(err) or "Disk quota" in str(err)
+
+
+def _cannot_write(path: Path, err: OSError) -> WriteError:
+    """The error of an output that could not be written, naming it (a pyarrow or json write
+    that fails on a full disk names no file)."""
+    if isinstance(err, WriteError):
+        return err
+    why = err.strerror or str(err) or type(err).__name__
+    return WriteError(f"{path}: cannot be written ({why}); nothing was replaced there")
 
 
 @contextlib.contextmanager
@@ -74,6 +101,10 @@ def atomic_dir(path: Path) -> Iterator[Path]:
             path.rename(old)
         tmp.rename(path)
         shutil.rmtree(old, ignore_errors=True)
+    except OSError as err:
+        if not _about_writing(err, tmp):
+            raise
+        raise _cannot_write(path, err) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -106,7 +106,7 @@ def test_json_is_deterministic() -> None:
     [
         ({"num_leaves": 1_000_000_000}, "num_leaves.*131072"),
         ({"num_boost_round": 10**9}, "num_boost_round.*100000"),
-        ({"early_stopping_rounds": 10**9}, "early_stopping_rounds .* must be below"),
+        ({"early_stopping_rounds": 10**9}, "early_stopping_rounds.*100000"),
         ({"learning_rate": 5.0}, "learning_rate"),
     ],
 )

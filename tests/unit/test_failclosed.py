@@ -289,3 +289,19 @@ def test_tls_files_are_checked_first_and_named(tmp_path: Path) -> None:
         check_tls(cert, locked)  # never a prompt: stdin is not even read
     with pytest.raises(ConfigError, match="not a PEM"):
         check_tls(key, key)
+
+
+def test_an_output_that_cannot_be_written_is_named(disk: Path) -> None:
+    """What evaluate (or any stage) says on a full disk: the file, not a bare errno."""
+    from tabml import io
+    from tabml.errors import WriteError
+
+    fill_disk(disk)
+    frame = pd.DataFrame({"x": range(50_000)})
+    for target, write in [
+        (disk / "predictions/test.parquet", lambda p: io.write_parquet(p, frame)),
+        (disk / "metrics.json", lambda p: io.write_text(p, "x" * 100_000)),
+    ]:
+        with pytest.raises(WriteError, match=f"{target}: cannot be written"):
+            write(target)
+        assert not target.exists() and not list(target.parent.glob(".*.tmp"))
