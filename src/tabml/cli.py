@@ -48,9 +48,10 @@ def check(
         Path, typer.Option(help="File written once every section is valid (a dvc.yaml out).")
     ] = Path(Repo.PARAMS_CHECKED),
 ) -> None:
-    """Validate every section of params.yaml, as each stage and command will read it: the
-    first stage of dvc.yaml, so that a bad value (from 'dvc exp run -S', say) stops the run
-    before DVC deletes any stage's outputs."""
+    """Validate every section of params.yaml that the pipeline's stages read, as they will
+    read it: the first stage of dvc.yaml, so that a bad value (from 'dvc exp run -S', say)
+    stops the run before DVC deletes any stage's outputs. ('tabml params' checks the
+    commands' sections too: release, privacy.)"""
     from tabml.stages import check as stage
 
     stage.run(params, stamp)

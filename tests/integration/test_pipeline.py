@@ -192,7 +192,7 @@ def test_a_bad_param_stops_the_run_before_any_output_is_deleted(project: Path) -
         params.write_text(original.replace("num_leaves: 31", "num_leaves: 1000000000"))
         proc = run_dvc("repro", cwd=project, check=False)
         assert proc.returncode != 0
-        assert "model.num_leaves" in proc.stderr and "131072" in proc.stderr, proc.stderr
+        assert "num_leaves" in proc.stderr and "131072" in proc.stderr, proc.stderr
         assert ran(proc.stdout) == []
         assert all((project / f).exists() for f in outputs)
     finally:
