@@ -37,9 +37,7 @@ PARAMS = sorted({key.split(".")[0] for kind in STAGES for key in kind.param_keys
 STAMP = "params.yaml: every section the stages read is valid\n"
 
 
-def validate(
-    params_file: Path, kinds: tuple[type[StageParams], ...] = ALL_PARAMS
-) -> PackageParams:
+def validate(params_file: Path, kinds: tuple[type[StageParams], ...] = ALL_PARAMS) -> PackageParams:
     """Every section of `params_file` as each stage (and, by default, each command) will read
     it, and what the config alone can tell (chunking against the dataset's timestamp); a
     ConfigError names the key and the file."""
