@@ -1,7 +1,8 @@
 """Run a GitHub workflow's steps here, as a runner would: the test harness of test_workflow_runs.
 
-A job's steps run in order in a clone: `run:` steps in bash (`-eo pipefail`, as GitHub's
-default shell), with the workflow's, the job's and the step's `env`, `${{ }}` expressions
+A job's steps run in order in a clone: `run:` steps in bash exactly as GitHub runs them (with
+`shell: bash`, from the step, the job's or the workflow's `defaults.run`: `bash --noprofile
+--norc -eo pipefail`; with no shell named, `bash -e`, without pipefail), with the workflow's, the job's and the step's `env`, `${{ }}` expressions
 substituted from the event, the repository's variables and secrets, and earlier steps'
 outputs, and GITHUB_OUTPUT, GITHUB_ENV and GITHUB_STEP_SUMMARY files. `uses:` steps are stood in
 for by what they do to the job (set-up actions do nothing here; the AWS action exports the
@@ -34,15 +35,37 @@ TOKEN = re.compile(
 
 SHIMS = {
     "cml": r"""#!/usr/bin/env bash
-# stand-in for CML: records its arguments; `pr create` prints the pull request's URL and
+# stand-in for CML: records its arguments; `pr create` prints the pull request's URL, and
+# records the commit it would make as CML 0.20.6's prCreate makes it (src/cml.js): the branch
+# `--branch`, else `<target>-cml-pr-<sha8>` (which, if it exists, returns the old pull request
+# and commits nothing), and the message `--message`, else `CML PR for <sha8>`, with
+# ` [skip ci]` appended when --skip-ci is given, or no --message and no merge option is;
 # `comment update` keeps the Markdown it would post
 python3 - "$@" <<'PY'
-import json, os, shutil, sys
+import json, os, shutil, subprocess, sys
 args = sys.argv[1:]
 with open(os.environ["HARNESS_LOG"], "a") as fh:
     fh.write(json.dumps({"tool": "cml", "args": args}) + "\n")
 out = os.environ["HARNESS_OUT"]
+
+def opt(name):
+    found = [args[i + 1] for i, a in enumerate(args[:-1]) if a == name]
+    return found[0] if found else None
+
 if args[:2] == ["pr", "create"]:
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    short = sha.strip()[:8]
+    target = subprocess.run(["git", "branch", "--show-current"], capture_output=True,
+                            text=True).stdout.strip()
+    branch = opt("--branch") or f"{target}-cml-pr-{short}"
+    merge = bool({"--merge", "--auto-merge", "--rebase", "--squash"} & set(args))
+    message = opt("--message") or f"CML PR for {short}"
+    if "--skip-ci" in args or (opt("--message") is None and not merge):
+        message += " [skip ci]"
+    existing = set(filter(None, os.environ.get("HARNESS_BRANCHES", "").split(",")))
+    record = {"tool": "cml-commit", "args": [branch, message, str(branch in existing)]}
+    with open(os.environ["HARNESS_LOG"], "a") as fh:
+        fh.write(json.dumps(record) + "\n")
     print("https://github.com/acme/tabml/pull/7")
 elif args[:2] == ["comment", "update"]:
     shutil.copyfile(args[-1], os.path.join(out, "comment.md"))
@@ -184,6 +207,16 @@ class Job:
     log: str = ""
 
 
+def shell_command(shell: str | None) -> list[str]:
+    """How GitHub runs a `run:` step on Linux: `shell: bash` is `bash --noprofile --norc -eo
+    pipefail {0}`; no shell at all is `bash -e {0}`, which does not set pipefail."""
+    if shell is None:
+        return ["bash", "-e"]
+    if shell == "bash":
+        return ["bash", "--noprofile", "--norc", "-eo", "pipefail"]
+    raise AssertionError(f"the harness runs bash steps only, not {shell!r}")
+
+
 def load(path: Path) -> dict[str, Any]:
     data = yaml.safe_load(path.read_text())
     if True in data:  # YAML 1.1 reads `on:` as True
@@ -218,6 +251,8 @@ class Runner:
             path.chmod(0o755)
         self.log = work / "calls.jsonl"
         self.log.touch()
+        self._default_shell: str | None = None
+        self._shell = shell_command(None)
         self.base_env = {
             **env,
             "PATH": os.pathsep.join(
@@ -263,10 +298,16 @@ class Runner:
             "GITHUB_REPOSITORY": github.get("repository", ""),
             "GITHUB_SHA": github.get("sha", ""),
             "GITHUB_REF_NAME": github.get("ref_name", ""),
+            "GITHUB_RUN_ID": str(github.get("run_id", "1")),
+            "GITHUB_RUN_ATTEMPT": str(github.get("run_attempt", "1")),
             "GITHUB_ACTIONS": "true",
         })  # fmt: skip
         summary = self.work / f"summary-{job_name}.md"
         summary.write_text("")
+        self._default_shell = (
+            job_def.get("defaults", {}).get("run", {}).get("shell")
+            or workflow.get("defaults", {}).get("run", {}).get("shell")
+        )
         started = start_at is None
         for i, step in enumerate(job_def["steps"]):
             name = step.get("name") or step.get("uses", f"step {i}")
@@ -323,6 +364,7 @@ class Runner:
     def _script(
         self, step: dict[str, Any], ctx: Context, env: dict[str, str], summary: Path, i: int
     ) -> tuple[bool, dict[str, str], dict[str, str]]:
+        self._shell = shell_command(step.get("shell") or self._default_shell)
         step_env = {k: ctx.substitute(str(v)) for k, v in step.get("env", {}).items()}
         output, genv = self.work / f"output-{i}", self.work / f"env-{i}"
         output.write_text("")
@@ -330,7 +372,7 @@ class Runner:
         script = self.work / f"step-{i}.sh"
         script.write_text(ctx.substitute(step["run"]))
         proc = subprocess.run(
-            ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+            [*self._shell, str(script)],
             cwd=self.repo,
             env={**env, **step_env, "GITHUB_OUTPUT": str(output), "GITHUB_ENV": str(genv),
                  "GITHUB_STEP_SUMMARY": str(summary)},

@@ -92,7 +92,10 @@ def test_permissions_are_read_only_at_the_top(path: Path) -> None:
         if any(u.startswith("docker/build-push-action@") for u in uses):
             needed.add("packages")  # pushes the image
         if any(u.startswith("actions/attest-build-provenance@") for u in uses):
-            needed |= {"id-token", "attestations"}  # signs and stores the attestation
+            # signs, stores and records the attestation against the image
+            needed |= {"id-token", "attestations", "artifact-metadata"}
+        if "gh workflow run" in scripts:  # dispatches CI on a branch it opened
+            needed.add("actions")
         if any(u.startswith("aws-actions/configure-aws-credentials@") for u in uses):
             needed.add("id-token")  # the OIDC role for the DVC remote
         assert writes == needed, f"{name} is granted {granted} but needs write on {needed}"
@@ -166,7 +169,10 @@ def test_release_builds_from_tags_and_publishes_with_least_privilege() -> None:
     assert "gto check-ref" not in scripts, "it exits 0 for any ref"
     assert 'tabml release check-tag "$TAG"' in scripts
     assert "tabml release build --tag" in scripts
-    assert "permissions" not in build  # read-only, from the top level
+    assert build["permissions"] == {"contents": "read", "id-token": "write"}
+    assert build["environment"] == "dvc-write"
+    assert "git merge-base --is-ancestor" in scripts, "a tag of a commit on main only"
+    assert any(s.get("uses", "").startswith("aws-actions/") for s in build["steps"]), "OIDC"
     assert publish["permissions"]["contents"] == "write"
     assert publish["needs"] == ["build", "image"]
     assert "gh release create" in "\n".join(s.get("run", "") for s in publish["steps"])
@@ -221,15 +227,105 @@ def test_release_pushes_the_image_at_the_tag_with_an_sbom_and_provenance() -> No
     assert "--format cyclonedx1.5" in scripts and "--no-default-groups" in scripts
     assert 'echo "image=ghcr.io/${REPO,,}"' in scripts  # GHCR names are lower case
     publish = "\n".join(s.get("run", "") for s in workflow["jobs"]["publish"]["steps"])
-    assert "image/*.sbom.cdx.json image/*.provenance.sigstore.json" in publish
+    assert "image/*.sbom.cdx.json image/*.provenance.sigstore.json image/*.image" in publish
 
 
 def test_deploy_runs_on_stage_assignments_only_and_opens_a_pull_request() -> None:
     workflow = load(ROOT / ".github/workflows/deploy.yml")
     assert workflow["on"] == {"push": {"tags": ["*#*"]}}
-    (job,) = workflow["jobs"].values()
-    assert "!contains(github.ref_name, '!')" in job["if"]  # unassignments do nothing
-    scripts = "\n".join(s.get("run", "") for s in job["steps"])
+    resolve, promote = workflow["jobs"]["resolve"], workflow["jobs"]["promote"]
+    assert "!contains(github.ref_name, '!')" in resolve["if"]  # unassignments do nothing
+    assert promote["needs"] == "resolve"
+    scripts = "\n".join(s.get("run", "") for s in resolve["steps"] + promote["steps"])
     assert 'gto show "${artifact}#${stage}" --version' in scripts
     assert "deploy/k8s/set-image" in scripts and "gh pr create" in scripts
     assert "kubectl apply" not in scripts, "no cluster credentials in the workflow"
+    # the digest the release recorded, verified, never the mutable tag's
+    assert "imagetools inspect" not in scripts
+    assert 'gh release download "$release"' in scripts and "gh attestation verify" in scripts
+    assert "sleep 30" in scripts and "Rerun this workflow" in scripts  # a bounded wait
+    # promotions of one stage in order, none cancelled; a branch per run (rollbacks)
+    assert promote["concurrency"] == {
+        "group": "deploy-${{ needs.resolve.outputs.stage }}", "cancel-in-progress": False
+    }
+    assert 'branch="deploy/${STAGE}-${VERSION}-${GITHUB_RUN_ID}"' in scripts
+    # the App's token where there is one; without it, CI is dispatched on the branch
+    pr = next(s for s in promote["steps"] if s.get("name") == "Open the deployment pull request")
+    assert pr["env"]["GH_TOKEN"] == "${{ steps.app.outputs.token || github.token }}"
+    assert 'gh workflow run ci.yml --repo "$REPO" --ref "$BRANCH"' in scripts
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_run_step_is_bash_with_pipefail(path: Path) -> None:
+    """GitHub runs a `run:` step with no shell as `bash -e {0}`: a command that fails before
+    a pipe (`tabml report | tee`) goes unnoticed. `shell: bash` means `-eo pipefail`."""
+    workflow = load(path)
+    assert workflow["defaults"] == {"run": {"shell": "bash"}}
+    assert all(s.get("shell", "bash") == "bash" for s in steps(workflow) if "run" in s)
+
+
+def test_the_harness_runs_steps_as_github_does(tmp_path: Path) -> None:
+    """With no shell named, a failed command before a pipe passes, as on GitHub (bash -e);
+    with `shell: bash` it fails the step. A harness that always set pipefail would hide it."""
+    from tests.harness import Runner
+
+    flow = {"on": "push", "jobs": {"j": {"steps": [{"name": "pipe", "run": "false | cat"}]}}}
+    plain = tmp_path / "plain.yml"
+    plain.write_text(yaml.safe_dump(flow))
+    strict = tmp_path / "strict.yml"
+    strict.write_text(yaml.safe_dump({**flow, "defaults": {"run": {"shell": "bash"}}}))
+    runner = Runner(tmp_path, tmp_path / "work", tool_env())
+    assert runner.run(plain, "j", {}).failed is None
+    assert runner.run(strict, "j", {}).failed == "pipe"
+
+
+def _runs(step: dict[str, Any], command: str) -> bool:
+    """Whether a step's script runs `command` (at the start of a line, or in `$(...)`), not
+    merely mentions it in a message."""
+    lines = step.get("run", "").splitlines()
+    return any(ln.strip().startswith(command) or f"$({command}" in ln for ln in lines)
+
+
+# What a step needs of the job's token. A job's `permissions:` block sets every scope it does
+# not name to `none`, `contents` included: checkout then fails on a private repository.
+NEEDS = [
+    (lambda s: s.get("uses", "").startswith("actions/checkout@"), "contents", "read"),
+    (lambda s: _runs(s, "gh run download"), "actions", "read"),
+    (lambda s: _runs(s, "gh workflow run"), "actions", "write"),
+    (lambda s: _runs(s, "gh release create"), "contents", "write"),
+    (lambda s: _runs(s, "gh release download"), "contents", "read"),
+    (lambda s: _runs(s, "gh attestation verify"), "attestations", "read"),
+    (lambda s: _runs(s, "gh pr create"), "pull-requests", "write"),
+    (lambda s: _runs(s, "cml pr create"), "pull-requests", "write"),
+    (lambda s: _runs(s, "cml comment"), "pull-requests", "write"),
+    (lambda s: _runs(s, "gh issue"), "issues", "write"),
+    (lambda s: s.get("uses", "").startswith("aws-actions/configure-aws-credentials@"),
+     "id-token", "write"),
+    (lambda s: s.get("uses", "").startswith("actions/attest-build-provenance@"),
+     "id-token", "write"),
+    (lambda s: s.get("uses", "").startswith("actions/attest-build-provenance@"),
+     "attestations", "write"),
+    (lambda s: s.get("uses", "").startswith("actions/attest-build-provenance@"),
+     "artifact-metadata", "write"),
+    (lambda s: s.get("uses", "").startswith("docker/build-push-action@")
+     and s.get("with", {}).get("push") is True, "packages", "write"),
+]  # fmt: skip
+LEVEL = {"none": 0, "read": 1, "write": 2}
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_job_has_each_scope_its_steps_need(path: Path) -> None:
+    workflow = load(path)
+    for name, job in workflow["jobs"].items():
+        granted = job.get("permissions", workflow.get("permissions", {}))
+        for step in job.get("steps", []):
+            tokens = [str(step.get("env", {}).get(k, "")) for k in ("GH_TOKEN", "REPO_TOKEN")]
+            if any("steps.app" in t and "github.token" not in t for t in tokens):
+                continue  # the App's token, with the App's permissions, not the job's
+            for applies, scope, level in NEEDS:
+                if applies(step):
+                    have = LEVEL[granted.get(scope, "none")]
+                    assert have >= LEVEL[level], (
+                        f"{path.name}: job {name}, step {step.get('name') or step.get('uses')}: "
+                        f"needs {scope}: {level}"
+                    )

@@ -180,6 +180,7 @@ def _retrain(world: dict[str, Any], repo: Path) -> None:
                AWS_SHARED_CREDENTIALS_FILE=world["aws"]["AWS_SHARED_CREDENTIALS_FILE"],
                AWS_DEFAULT_REGION="us-east-1")  # fmt: skip
     event = {"repository": REPOSITORY, "event_name": "issues", "token": "gh-token",
+             "run_id": "4242", "run_attempt": "1",
              "event": {"label": {"name": "retrain"},
                        "repository": {"default_branch": "main"}}}  # fmt: skip
     flow = WORKFLOWS / "retrain.yml"
@@ -196,7 +197,14 @@ def _retrain(world: dict[str, Any], repo: Path) -> None:
     assert create[:2] == ["pr", "create"] and "--squash" not in create
     assert not {"--merge", "--rebase", "--auto-merge"} & set(create)
     body = create[create.index("--body") + 1]
-    assert "CI has not started" in body and "merge by hand" in body
+    assert "dispatched CI" in body and "merge by hand" in body
+    # the commit CML makes: a message of ours (without one CML appends [skip ci], and GitHub
+    # starts no workflow for that head commit), on a branch of this run's own
+    ((branch, message, reused),) = r.calls("cml-commit")
+    assert "[skip ci]" not in message and branch == "retrain/4242-1" and reused == "False"
+    # opened with the workflow's own token: CI is dispatched on the branch (the one event
+    # such a token starts)
+    assert ["workflow", "run", "ci.yml", "--repo", REPOSITORY, "--ref", branch] in r.calls("gh")
     assert comment[:3] == ["comment", "update", "--target=pr/7"] and "--no-publish" in comment
     # the retraining's report: the model of main and the retrained one on the same rows (the
     # appended rows, the latest, land in this change's test split)
@@ -222,8 +230,17 @@ def _retrain(world: dict[str, Any], repo: Path) -> None:
                   given={"app": {"token": "app-token"}})  # fmt: skip
     assert job.failed is None, app.steps_log()
     (create,) = app.calls("cml")
-    assert "CI has not started" not in create[create.index("--body") + 1]
+    assert "dispatched CI" not in create[create.index("--body") + 1]
     assert "Post the report on it (no App token, so no other workflow will)" in job.skipped
+    assert "Start CI on it (no App token, so the pull request started no workflow)" in job.skipped
+    # a second retraining on the same commit: a branch of its own, so a pull request of its own
+    again = runner(world, "retrain-again", HARNESS_BRANCHES="retrain/4242-1")
+    again.run(flow, "retrain", {**event, "run_id": "4243"}, vars={"TABML_APP_ID": "123"},
+              secrets={"TABML_APP_PRIVATE_KEY": "pem"},
+              start_at="Open the pull request (a person reviews and merges it)",
+              given={"app": {"token": "app-token"}})  # fmt: skip
+    ((branch, message, reused),) = again.calls("cml-commit")
+    assert branch == "retrain/4243-1" and reused == "False"
 
 
 def _monitor(world: dict[str, Any], name: str, last_run: str) -> tuple[Runner, Any]:
@@ -297,7 +314,7 @@ def test_a_release_runs_on_a_version_tag_only_and_publishes_its_files(
     assert tag_triggers(deploy, "tabml-model#prod#1")
     event = {"repository": REPOSITORY, "event_name": "push", "ref_name": "tabml-model#prod!#2",
              "token": "gh-token"}  # fmt: skip
-    skipped = runner(world, "deploy-unassign").run(WORKFLOWS / "deploy.yml", "promote", event)
+    skipped = runner(world, "deploy-unassign").run(WORKFLOWS / "deploy.yml", "resolve", event)
     assert skipped.skipped == ["(job)"]  # an unassignment deploys nothing
     repo = world["repo"]
     git(repo, "checkout", "-q", "tabml-model@v1.0.0")
@@ -305,7 +322,9 @@ def test_a_release_runs_on_a_version_tag_only_and_publishes_its_files(
                AWS_SHARED_CREDENTIALS_FILE=world["aws"]["AWS_SHARED_CREDENTIALS_FILE"],
                AWS_DEFAULT_REGION="us-east-1")  # fmt: skip
     tag = {"repository": REPOSITORY, "event_name": "push", "ref_name": "tabml-model@v1.0.0",
-           "token": "gh-token", "run_id": "9", "server_url": "https://github.com"}  # fmt: skip
+           "token": "gh-token", "run_id": "9", "server_url": "https://github.com",
+           "sha": git(repo, "rev-parse", "tabml-model@v1.0.0^{commit}").strip(),
+           "event": {"repository": {"default_branch": "main"}}}  # fmt: skip
     secrets = {"AWS_ACCESS_KEY_ID": world["aws"]["AWS_ACCESS_KEY_ID"],
                "AWS_SECRET_ACCESS_KEY": world["aws"]["AWS_SECRET_ACCESS_KEY"]}  # fmt: skip
     build = r.run(WORKFLOWS / "release.yml", "build", tag, secrets=secrets)
@@ -317,12 +336,13 @@ def test_a_release_runs_on_a_version_tag_only_and_publishes_its_files(
     image.mkdir()
     for name in ("tabml-model-v1.0.0.sbom.cdx.json", "tabml-model-v1.0.0.provenance.sigstore.json"):
         (image / name).write_text("{}")
-    (image / "IMAGE").write_text("ghcr.io/acme/tabml:v1.0.0@sha256:" + "0" * 64)
+    (image / "tabml-model-v1.0.0.image").write_text("ghcr.io/acme/tabml:v1.0.0@sha256:" + "0" * 64)
     publish = r.run(WORKFLOWS / "release.yml", "publish", tag)
     assert publish.failed is None, r.steps_log()
     (create,) = [a for a in r.calls("gh") if a[:2] == ["release", "create"]]
     assert create[2] == "tabml-model@v1.0.0"
     assert any(a.endswith(".sbom.cdx.json") for a in create)
+    assert "image/tabml-model-v1.0.0.image" in create  # what deploy.yml deploys, by digest
     notes = (repo / "dist/RELEASE_NOTES.md").read_text()
     assert "ghcr.io/acme/tabml:v1.0.0@sha256:" in notes
     # a deregistration tag fails the tag check, should it ever run
@@ -330,7 +350,21 @@ def test_a_release_runs_on_a_version_tag_only_and_publishes_its_files(
         WORKFLOWS / "release.yml",
         "build",
         {**tag, "ref_name": "tabml-model@v1.0.0!"},
-        start_at="Check the tag (a GTO registration of this artefact)",
+        start_at="Check the tag (a GTO registration of this artefact, of a commit on main)",
     )
-    assert bad.failed == "Check the tag (a GTO registration of this artefact)"
+    assert bad.failed == "Check the tag (a GTO registration of this artefact, of a commit on main)"
+    # a good tag of a commit that is not on main (an unmerged branch): refused too
+    git(repo, "checkout", "-q", "-B", "unmerged")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "not reviewed")
+    side = git(repo, "rev-parse", "HEAD").strip()
+    off_main = runner(world, "release-off-main").run(
+        WORKFLOWS / "release.yml",
+        "build",
+        {**tag, "sha": side},
+        start_at="Check the tag (a GTO registration of this artefact, of a commit on main)",
+    )
+    assert off_main.failed is not None
+    assert "is not on main: merge first" in off_main.steps_log()
+    git(repo, "checkout", "-q", "-f", "main")
+    git(repo, "branch", "-q", "-D", "unmerged")
     git(repo, "checkout", "-q", "-f", "main")
