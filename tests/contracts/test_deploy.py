@@ -172,3 +172,35 @@ def test_set_image_points_an_overlay_at_a_release_by_digest(tmp_path: Path) -> N
         text=True,
     )
     assert bad.returncode == 2 and "not a digest" in bad.stderr
+
+
+def test_the_deployment_behaves_on_a_real_cluster(objects: dict[str, dict[str, Any]]) -> None:
+    """What a cluster with an HPA, rolling updates and shared volumes needs of the manifests."""
+    deployment = objects["Deployment"]
+    # a replicas field would reset the autoscaler's count on every apply or sync
+    assert "replicas" not in deployment["spec"]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    # the endpoint goes before the server stops accepting connections, inside the grace period
+    delay = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert 2 <= delay < pod["terminationGracePeriodSeconds"] - 20
+    keys = {c["topologyKey"] for c in pod["topologySpreadConstraints"]}
+    assert "kubernetes.io/hostname" in keys
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    for constraint in pod["topologySpreadConstraints"]:
+        assert constraint["labelSelector"]["matchLabels"].items() <= labels.items()
+    # the shared log volume names a class that can give ReadWriteMany
+    claim = objects["PersistentVolumeClaim"]["spec"]
+    assert claim["accessModes"] == ["ReadWriteMany"] and claim["storageClassName"]
+    # client addresses: only the ingress's forwarded header is believed
+    assert any(a.startswith("--forwarded-allow-ips=") for a in container["args"])
+
+
+def test_the_readme_s_apply_works_as_written() -> None:
+    """`kubectl apply -k` of the overlay needs its namespace and the API token's Secret (the
+    Deployment mounts it, not optional): the README shows both before it."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme[: readme.index("kubectl apply -k deploy/k8s/overlays/example")]
+    namespace = yaml.safe_load((OVERLAY / "kustomization.yaml").read_text())["namespace"]
+    assert f"kubectl create namespace {namespace}" in block
+    assert f"kubectl -n {namespace} create secret generic tabml-api" in block
