@@ -304,10 +304,9 @@ class Runner:
         })  # fmt: skip
         summary = self.work / f"summary-{job_name}.md"
         summary.write_text("")
-        self._default_shell = (
-            job_def.get("defaults", {}).get("run", {}).get("shell")
-            or workflow.get("defaults", {}).get("run", {}).get("shell")
-        )
+        self._default_shell = job_def.get("defaults", {}).get("run", {}).get(
+            "shell"
+        ) or workflow.get("defaults", {}).get("run", {}).get("shell")
         started = start_at is None
         for i, step in enumerate(job_def["steps"]):
             name = step.get("name") or step.get("uses", f"step {i}")

@@ -246,7 +246,8 @@ def test_deploy_runs_on_stage_assignments_only_and_opens_a_pull_request() -> Non
     assert "sleep 30" in scripts and "Rerun this workflow" in scripts  # a bounded wait
     # promotions of one stage in order, none cancelled; a branch per run (rollbacks)
     assert promote["concurrency"] == {
-        "group": "deploy-${{ needs.resolve.outputs.stage }}", "cancel-in-progress": False
+        "group": "deploy-${{ needs.resolve.outputs.stage }}",
+        "cancel-in-progress": False,
     }
     assert 'branch="deploy/${STAGE}-${VERSION}-${GITHUB_RUN_ID}"' in scripts
     # the App's token where there is one; without it, CI is dispatched on the branch

@@ -357,14 +357,15 @@ def test_a_release_runs_on_a_version_tag_only_and_publishes_its_files(
     git(repo, "checkout", "-q", "-B", "unmerged")
     git(repo, "commit", "-q", "--allow-empty", "-m", "not reviewed")
     side = git(repo, "rev-parse", "HEAD").strip()
-    off_main = runner(world, "release-off-main").run(
+    checker = runner(world, "release-off-main")
+    off_main = checker.run(
         WORKFLOWS / "release.yml",
         "build",
         {**tag, "sha": side},
         start_at="Check the tag (a GTO registration of this artefact, of a commit on main)",
     )
     assert off_main.failed is not None
-    assert "is not on main: merge first" in off_main.steps_log()
+    assert "is not on main: merge first" in checker.steps_log()
     git(repo, "checkout", "-q", "-f", "main")
     git(repo, "branch", "-q", "-D", "unmerged")
     git(repo, "checkout", "-q", "-f", "main")
