@@ -3,8 +3,9 @@
 A job's steps run in order in a clone: `run:` steps in bash exactly as GitHub runs them (with
 `shell: bash`, from the step, the job's or the workflow's `defaults.run`: `bash --noprofile
 --norc -eo pipefail`; with no shell named, `bash -e`, without pipefail), with the workflow's,
-the job's and the step's `env`, `${{ }}` expressions substituted from the event, the repository's variables and secrets, and earlier steps'
-outputs, and GITHUB_OUTPUT, GITHUB_ENV and GITHUB_STEP_SUMMARY files. `uses:` steps are stood in
+the job's and the step's `env`, `${{ }}` expressions substituted from the event, the
+repository's variables and secrets, and earlier steps' outputs, and GITHUB_OUTPUT, GITHUB_ENV
+and GITHUB_STEP_SUMMARY files. `uses:` steps are stood in
 for by what they do to the job (set-up actions do nothing here; the AWS action exports the
 test's S3 credentials; the App-token action outputs a token; upload-artifact copies). The
 commands that reach GitHub (`cml`, `gh`) are shims on PATH that record their arguments and
