@@ -27,9 +27,19 @@ ENV UV_PROJECT_ENVIRONMENT=/opt/tabml \
     NML_DISABLE_USAGE_LOGGING=1 \
     ITERATIVE_DO_NOT_TRACK=1
 # the system's certificate authorities (above), for pip and uv alike
-# strip (below), and LightGBM's OpenMP runtime for the import check
+# strip (below), and LightGBM's OpenMP runtime for the import check. Not pinned to a Debian
+# version: the base is pinned by digest, and bookworm's repository keeps only a package's
+# current security release, so an exact pin would break the build at its next update
+# hadolint ignore=DL3008
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends binutils libgomp1 >/dev/null
-RUN python3 -m venv /opt/uv && /opt/uv/bin/pip install --no-cache-dir "uv==${UV_VERSION}"
+# uv by hash (--require-hashes): its wheels for x86_64 and aarch64 on PyPI. A new UV_VERSION
+# needs its hashes here too, or the build fails: nothing unverified runs in a release build
+RUN python3 -m venv /opt/uv \
+ && printf 'uv==%s %s %s\n' "${UV_VERSION}" \
+      --hash=sha256:e18a57b8b352eb7c8feb317b9f6f533c8f0ad9673fd6cf34bbe3cf1a9f6a8984 \
+      --hash=sha256:0b3e8b1a4f5e405e31e2ff33de8af4744831e9f7338539671efbd8c3c94e791d \
+      > /tmp/uv-requirements.txt \
+ && /opt/uv/bin/pip install --no-cache-dir --require-hashes -r /tmp/uv-requirements.txt
 WORKDIR /src
 # the serving set only: uv.lock's versions of the project's own dependencies, without the
 # dependency groups (dev, and the pipeline's DVC, NannyML, Dask, scikit-learn, matplotlib)
@@ -44,6 +54,8 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 # matrices LightGBM imports (with its second copy of OpenBLAS), and the debug symbols of the
 # libraries (strip; not the wheels' vendored .libs, which it would break); then bytecode for what is left, so that a start on a read-only filesystem
 # compiles nothing. The import check below fails the build if a library comes to need more.
+# (`cd`, not WORKDIR: the folder's name has the Python version in it, which WORKDIR cannot glob)
+# hadolint ignore=DL3003
 RUN cd /opt/tabml/lib/python3*/site-packages \
  && find . -depth -type d \( -name tests -o -name __pycache__ \) -exec rm -rf {} + \
  && rm -rf pyarrow/include pyarrow/src pyarrow/libarrow_flight* pyarrow/_flight* \
@@ -76,7 +88,9 @@ LABEL org.opencontainers.image.title="${MODEL_NAME}" \
       org.opencontainers.image.licenses="Apache-2.0" \
       ai.tabml.model.name="${MODEL_NAME}" \
       ai.tabml.model.version="${MODEL_VERSION}"
-# LightGBM's OpenMP runtime, the one system library serving needs beyond the base
+# LightGBM's OpenMP runtime, the one system library serving needs beyond the base (not pinned
+# to a Debian version: see the build stage)
+# hadolint ignore=DL3008
 RUN apt-get update -qq \
  && apt-get install -y -qq --no-install-recommends libgomp1 >/dev/null \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log
