@@ -163,7 +163,7 @@ def test_pr_report_checks_out_full_history_and_comments_with_cml() -> None:
 
 def test_release_builds_from_tags_and_publishes_with_least_privilege() -> None:
     workflow = load(ROOT / ".github/workflows/release.yml")
-    assert workflow["on"] == {"push": {"tags": ["*@v*", "!*!"]}}
+    assert workflow["on"] == {"push": {"tags": ["*@v*", "!*!*", "!*#*"]}}
     build, publish = workflow["jobs"]["build"], workflow["jobs"]["publish"]
     scripts = "\n".join(s.get("run", "") for s in build["steps"])
     assert "gto check-ref" not in scripts, "it exits 0 for any ref"
@@ -232,7 +232,7 @@ def test_release_pushes_the_image_at_the_tag_with_an_sbom_and_provenance() -> No
 
 def test_deploy_runs_on_stage_assignments_only_and_opens_a_pull_request() -> None:
     workflow = load(ROOT / ".github/workflows/deploy.yml")
-    assert workflow["on"] == {"push": {"tags": ["*#*"]}}
+    assert workflow["on"] == {"push": {"tags": ["*#*", "!*!*", "!*@*"]}}
     resolve, promote = workflow["jobs"]["resolve"], workflow["jobs"]["promote"]
     assert "!contains(github.ref_name, '!')" in resolve["if"]  # unassignments do nothing
     assert promote["needs"] == "resolve"

@@ -309,9 +309,13 @@ def test_a_release_runs_on_a_version_tag_only_and_publishes_its_files(
     release = load(WORKFLOWS / "release.yml")
     assert tag_triggers(release, "tabml-model@v1.0.0")
     assert not tag_triggers(release, "tabml-model@v1.0.0!")  # GTO's deregistration
+    assert not tag_triggers(release, "tabml-model@v1.0.0!#4")  # ... with a counter
     assert not tag_triggers(release, "tabml-model#prod#1")
     deploy = load(WORKFLOWS / "deploy.yml")
     assert tag_triggers(deploy, "tabml-model#prod#1")
+    assert not tag_triggers(deploy, "tabml-model#prod!#2")  # an unassignment
+    assert not tag_triggers(deploy, "tabml-model@deprecated#3")  # a deprecation
+    assert not tag_triggers(deploy, "tabml-model@v1.0.0!#4")
     event = {"repository": REPOSITORY, "event_name": "push", "ref_name": "tabml-model#prod!#2",
              "token": "gh-token"}  # fmt: skip
     skipped = runner(world, "deploy-unassign").run(WORKFLOWS / "deploy.yml", "resolve", event)
