@@ -1053,6 +1053,35 @@ def params(
         )
 
 
+@app.command("needs-key")
+def needs_key(
+    base: Annotated[str, typer.Option(help="The git revision the change is compared with.")],
+    params: Params = Path("params.yaml"),
+    ledger: Annotated[Path, typer.Option(help="The erasure ledger (in git).")] = Path(
+        "data/erasure/ledger.txt"
+    ),
+) -> None:
+    """Say whether reproducing this change needs TABML_PII_KEY: 'yes' when ingest must run again
+    (its code, data, definition or params differ from --base) on a dataset that pseudonymises
+    personal data or has an erasure ledger; 'no' otherwise (ingest's outputs are then --base's,
+    and 'dvc repro --pull' fetches them without the key). The pull-request workflow asks this
+    before it gives the key to a run, and then only after a maintainer approves it."""
+    from tabml import erasure
+    from tabml.config import IngestParams
+    from tabml.dvc_adapter import stage_changes
+
+    schema = IngestParams.load(params).dataset_schema
+    personal = "pseudonymise" in schema.pii.values() or bool(erasure.read(ledger))
+    changes = stage_changes(Path.cwd(), base, "ingest")
+    if not personal:
+        print("needs-key: the dataset pseudonymises nothing and erases no one", file=sys.stderr)
+    elif not changes:
+        print(f"needs-key: ingest is as at {base}: its outputs are reused", file=sys.stderr)
+    else:
+        print(f"needs-key: ingest runs again: {', '.join(changes[:10])}", file=sys.stderr)
+    print("yes" if personal and changes else "no")
+
+
 @app.command()
 def datasets() -> None:
     """List the data sets bundled in the nannyml package (usable as nannyml://FILE)."""

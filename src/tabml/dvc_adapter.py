@@ -109,6 +109,62 @@ def read_revisions(root: Path, base: str, reports: Sequence[str]) -> tuple[Revis
     )
 
 
+def stage_changes(root: Path, base: str, stage: str) -> list[str]:
+    """What makes `stage` of the workspace differ from `stage` at git revision `base`: its
+    definition in dvc.yaml, a dependency (files tracked by git; DVC-tracked data through its
+    `.dvc` files) or a declared param. Empty when none differs: its entry in dvc.lock, and so
+    its outputs, are then those of `base` (`dvc repro --pull` fetches them, runs nothing)."""
+    import subprocess
+
+    import yaml
+
+    def at(rev: str | None, path: str) -> Any:
+        if rev is None:
+            file = root / path
+            return yaml.safe_load(file.read_text(encoding="utf-8")) if file.is_file() else None
+        shown = subprocess.run(
+            ["git", "show", f"{rev}:{path}"], cwd=root, capture_output=True, text=True
+        )
+        return yaml.safe_load(shown.stdout) if shown.returncode == 0 else None
+
+    if subprocess.run(["git", "rev-parse", "--verify", "-q", f"{base}^{{commit}}"], cwd=root,
+                      capture_output=True).returncode != 0:  # fmt: skip
+        raise ConfigError(
+            f"--base {base}: no such git revision here. In CI, check out with full history "
+            "(fetch-depth: 0)"
+        )
+    now = (at(None, "dvc.yaml") or {}).get("stages", {}).get(stage)
+    if now is None:
+        raise ConfigError(f"dvc.yaml has no stage {stage!r}")
+    before = (at(base, "dvc.yaml") or {}).get("stages", {}).get(stage)
+    if before != now:
+        return ["its definition in dvc.yaml"]
+    reasons: list[str] = []
+    paths = [d for d in now.get("deps", []) if isinstance(d, str)]
+    diff = subprocess.run(
+        ["git", "diff", "--name-only", base, "--", *paths], cwd=root, capture_output=True,
+        text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    untracked = subprocess.run(
+        ["git", "ls-files", "--others", "--exclude-standard", "--", *paths], cwd=root,
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    reasons += sorted(set(diff) | set(untracked))
+    old, new = at(base, "params.yaml") or {}, at(None, "params.yaml") or {}
+    for key in now.get("params", []):
+        if isinstance(key, str) and _dig(old, key) != _dig(new, key):
+            reasons.append(f"params {key}")
+    return reasons
+
+
+def _dig(tree: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(tree, dict):
+            return None
+        tree = tree.get(part)
+    return tree
+
+
 def metrics_at(root: Path, rev: str) -> dict[str, Any]:
     """`{metrics file: content}` at a git revision, for the files dvc.yaml declares there."""
     from dvc.exceptions import DvcException

@@ -149,7 +149,7 @@ def test_telemetry_is_off(path: Path) -> None:
 def test_pr_report_checks_out_full_history_and_comments_with_cml() -> None:
     workflow = load(ROOT / ".github/workflows/pr-report.yml")
     assert set(workflow["on"]) == {"pull_request"}
-    (job,) = workflow["jobs"].values()
+    plan, job = workflow["jobs"]["plan"], workflow["jobs"]["report"]
     checkout = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout@"))
     assert checkout["with"]["fetch-depth"] == 0
     cml = next(s for s in job["steps"] if s.get("uses", "").startswith("iterative/setup-cml@"))
@@ -157,8 +157,14 @@ def test_pr_report_checks_out_full_history_and_comments_with_cml() -> None:
     scripts = "\n".join(s.get("run", "") for s in job["steps"])
     assert "tabml report --base" in scripts and "GITHUB_STEP_SUMMARY" in scripts
     assert any(s.get("uses", "").startswith("actions/upload-artifact@") for s in job["steps"])
-    # secrets come from an environment, so forks (no secrets) take the bundled-data branch
-    assert job["environment"]
+    # secrets come from an environment, so forks (no secrets) take the bundled-data branch;
+    # which one the plan decides: the read-only one, or the approved one with the PII key
+    assert job["needs"] == "plan"
+    assert job["environment"] == "${{ needs.plan.outputs.environment }}"
+    decide = "\n".join(s.get("run", "") for s in plan["steps"])
+    assert "tabml needs-key --base" in decide and "environment=dvc-read" in decide
+    assert '[ "$needed" = yes ] && [ "$SAME_REPO" = true ]' in decide  # never a fork
+    assert "permissions" in plan and set(plan["permissions"]) == {"contents"}
 
 
 def test_release_builds_from_tags_and_publishes_with_least_privilege() -> None:

@@ -127,6 +127,11 @@ def test_the_pull_request_report_comments_once_uploads_nothing_and_spares_forks(
     secrets = {"AWS_ACCESS_KEY_ID": world["aws"]["AWS_ACCESS_KEY_ID"],
                "AWS_SECRET_ACCESS_KEY": world["aws"]["AWS_SECRET_ACCESS_KEY"]}  # fmt: skip
     flow = WORKFLOWS / "pr-report.yml"
+    # the plan: this change does not run ingest again on personal data, so the read-only
+    # environment, without the key
+    plan = r.run(flow, "plan", pr_event())
+    assert plan.failed is None, r.steps_log()
+    assert plan.outputs["plan"] == {"environment": "dvc-read"}
     job = r.run(flow, "report", pr_event(), secrets=secrets, extra_env={
         "AWS_CONFIG_FILE": world["aws"]["AWS_CONFIG_FILE"],
         "AWS_SHARED_CREDENTIALS_FILE": world["aws"]["AWS_SHARED_CREDENTIALS_FILE"],

@@ -104,3 +104,35 @@ def test_the_key_is_checked_before_any_file_is_read(
     with pytest.raises(ConfigError, match="TABML_PII_KEY is not set"):
         ingest.run(params, tmp_path / "ext", tmp_path / "raw")
     assert not (tmp_path / "raw").exists()
+
+
+def test_the_key_is_needed_only_where_ingest_runs_again_on_personal_data(tmp_path: Path) -> None:
+    """What the pull-request workflow asks before a run gets TABML_PII_KEY."""
+    import yaml
+
+    from tests.conftest import copy_project, git, run_cli
+
+    repo = copy_project(tmp_path / "repo")
+    params = repo / "params.yaml"
+
+    def ask() -> str:
+        proc = run_cli("needs-key", "--base", "HEAD", cwd=repo)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip()
+
+    plain = yaml.safe_load(params.read_text())
+    if "pseudonymise" not in plain["dataset"]["schema"].get("pii", {}).values():
+        assert ask() == "no"  # the default data: nothing personal, whatever changes
+    tree = yaml.safe_load(write_params(params, schema_dict()).read_text())
+    git(repo, "commit", "-qam", "a dataset that pseudonymises")
+    assert ask() == "no"  # unchanged: ingest's outputs are the base's
+    tree["model"]["num_leaves"] = 7
+    params.write_text(yaml.safe_dump(tree))
+    assert ask() == "no"  # a model change reruns train onwards, not ingest
+    tree["dataset"]["schema"]["ignore"] = ["ratio"]
+    params.write_text(yaml.safe_dump(tree))
+    assert ask() == "yes"
+    git(repo, "checkout", "-q", "--", "params.yaml")
+    schema_py = repo / "src/tabml/schema.py"
+    schema_py.write_text(schema_py.read_text() + "\n# changed\n")
+    assert ask() == "yes"
