@@ -131,3 +131,39 @@ def test_monitor_refuses_a_window_it_cannot_count(
             main()
         assert exc.value.code == 2
         assert "Traceback" not in capsys.readouterr().err
+
+
+def test_the_documented_copy_of_the_logs_lands_where_prune_and_monitor_look(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/serving.md's copy of the server's log folder, done as rsync does it (`SRC/` copies
+    the folder's contents), then its prune: every day partition is seen, none undated, and
+    neither the audit log nor the spool comes along."""
+    import re
+    import shutil
+
+    from tests.conftest import ROOT
+
+    doc = (ROOT / "docs/serving.md").read_text()
+    line = next(ln for ln in doc.splitlines() if ln.startswith("rsync "))
+    match = re.fullmatch(r"rsync -a --exclude='\.\*' server:(\S+)/ (\S+)/", line.strip())
+    assert match, line
+    source, dest = match.groups()
+    server = tmp_path / "server"
+    log = server / source.lstrip("/")
+    for day in ("2020-01-01", "2026-11-30"):
+        _day(log, day)
+    (log / ".spool").mkdir()
+    (log / ".spool/x.jsonl").write_text("{}\n")
+    audit = server / "var/log/tabml/audit"
+    audit.mkdir(parents=True)
+    (audit / "audit.jsonl").write_text("{}\n")
+    target = tmp_path / "repo" / dest
+    shutil.copytree(log, target, ignore=shutil.ignore_patterns(".*"))  # rsync -a --exclude='.*'
+    params = write_params(tmp_path / "params.yaml", privacy={"retention_days": 180})
+    args = ["--logs", str(target), "--labels", str(tmp_path / "none"), "--params", str(params),
+            "--today", "2026-12-01", "--no-dvc-add"]  # fmt: skip
+    assert prune(monkeypatch, *args) == 0
+    out = capsys.readouterr()
+    assert "deleted 1 day partition(s)" in out.out and "undated" not in out.err
+    assert sorted(p.name for p in target.iterdir()) == ["date=2026-11-30"]
