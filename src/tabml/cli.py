@@ -228,6 +228,26 @@ def package_build(
     stage.run(params, model_dir, metrics, slices, quality, split_report, data, reference, output)
 
 
+@package_app.command("example")
+def package_example(
+    path: Annotated[Path, typer.Argument(help="A package folder or a release tarball.")],
+    records: Annotated[int, typer.Option(help="How many records.", min=1, max=1_000)] = 1,
+) -> None:
+    """Print a /predict request body of the package's own schema (its first reference rows):
+    what to send with curl, whatever the dataset.
+
+        curl localhost:8000/predict -H "Authorization: Bearer $TOKEN" \\
+          -H 'content-type: application/json' -d "$(tabml package example models/package)"
+    """
+    import json
+
+    from tabml import package as pkg
+    from tabml.serving import example_request
+
+    with pkg.unpacked(path) as folder:
+        print(json.dumps(example_request(pkg.load(folder), records)))
+
+
 @package_app.command("verify")
 def package_verify(
     path: Annotated[Path, typer.Argument(help="A package folder or a release tarball.")],

@@ -47,6 +47,21 @@ def model_version(pkg: Package) -> str:
     return f"{pkg.name}-{digest[:12]}"
 
 
+def example_request(pkg: Package, records: int = 1) -> dict[str, Any]:
+    """A `/predict` body of this package's own schema: the id and every feature of the first
+    rows of its reference (development rows), as JSON values (null for a missing value).
+    Personal-data columns are left out: they are optional in a request, and the reference
+    holds them pseudonymised."""
+    import json
+
+    import pandas as pd
+
+    schema = pkg.schema
+    columns = [schema.id, *schema.features]
+    frame = pd.read_parquet(pkg.reference, columns=columns).head(records)
+    return {"records": json.loads(frame.to_json(orient="records", date_format="iso"))}
+
+
 def logged_only(schema: SchemaConfig) -> list[str]:
     """Columns a request may carry that are logged but not scored: the timestamp and the
     personal-data columns."""

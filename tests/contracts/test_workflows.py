@@ -336,3 +336,17 @@ def test_every_job_has_each_scope_its_steps_need(path: Path) -> None:
                         f"{path.name}: job {name}, step {step.get('name') or step.get('uses')}: "
                         f"needs {scope}: {level}"
                     )
+
+
+def test_ci_builds_the_image_a_release_builds_and_scores_through_it() -> None:
+    """GitHub's CI runs the tests without root, so the podman tests skip there: the image is
+    built and exercised by a job of its own, from a release tarball as release.yml builds it."""
+    workflow = load(ROOT / ".github/workflows/ci.yml")
+    assert "workflow_dispatch" in workflow["on"]
+    image = workflow["jobs"]["image"]
+    scripts = "\n".join(s.get("run", "") for s in image["steps"])
+    assert "tabml release build --tag" in scripts
+    assert "docker build --build-arg RELEASE=" in scripts and "-t tabml-ci:latest ." in scripts
+    assert "--entrypoint python3 tabml-ci:latest" in scripts  # the import check
+    assert "tabml package example models/package" in scripts and "/predict" in scripts
+    assert "= 401" in scripts  # and it fails closed without the token

@@ -843,3 +843,14 @@ def _cmdline(pid: int) -> str:
 
 def _is_worker(pid: int) -> bool:
     return "multiprocessing" in _cmdline(pid) and "resource_tracker" not in _cmdline(pid)
+
+
+def test_the_package_s_example_request_is_one_it_accepts(client: Any, project: Path) -> None:
+    """`tabml package example` builds the README's request from the package's own schema, for
+    any dataset: the service scores it."""
+    from tabml.serving import example_request
+
+    body = example_request(pkg.load(project / "models/package"), records=3)
+    response = client.post("/predict", json=body)
+    assert response.status_code == 200, response.text
+    assert len(response.json()["predictions"]) == 3
