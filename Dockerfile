@@ -50,7 +50,8 @@ COPY src/ src/
 RUN --mount=type=cache,target=/root/.cache/uv \
     /opt/uv/bin/uv sync --frozen --no-default-groups --no-editable
 # what serving never loads: test suites, C headers and Cython sources, pyarrow's Flight and
-# remote-filesystem libraries (pyarrow imports each only on demand), SciPy beyond the sparse
+# remote-filesystem libraries but S3's ('tabml logs ship' copies the log to an object store;
+# pyarrow imports each only on demand), SciPy beyond the sparse
 # matrices LightGBM imports (with its second copy of OpenBLAS), and the debug symbols of the
 # libraries (strip; not the wheels' vendored .libs, which it would break); then bytecode for what is left, so that a start on a read-only filesystem
 # compiles nothing. The import check below fails the build if a library comes to need more.
@@ -59,7 +60,6 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 RUN cd /opt/tabml/lib/python3*/site-packages \
  && find . -depth -type d \( -name tests -o -name __pycache__ \) -exec rm -rf {} + \
  && rm -rf pyarrow/include pyarrow/src pyarrow/libarrow_flight* pyarrow/_flight* \
-      pyarrow/libarrow_s3* pyarrow/_s3fs* \
       pyarrow/_gcsfs* pyarrow/_azurefs* pyarrow/_hdfs* \
  && (cd scipy && rm -rf cluster constants datasets differentiate fft fftpack integrate interpolate \
       io linalg misc ndimage odr optimize signal spatial special stats sparse/linalg sparse/csgraph) \
@@ -67,7 +67,7 @@ RUN cd /opt/tabml/lib/python3*/site-packages \
  && find . \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' -o -name '*.h' -o -name '*.cpp' \) -delete \
  && find . -name '*.so*' -type f -not -path '*.libs/*' -exec strip --strip-unneeded {} + \
  && /opt/tabml/bin/python -m compileall -q -j 0 . \
- && /opt/tabml/bin/python -c "import lightgbm, scipy.sparse, pyarrow.parquet, pyarrow.dataset, pandas, tabml.server, tabml.predict" \
+ && /opt/tabml/bin/python -c "import lightgbm, scipy.sparse, pyarrow.parquet, pyarrow.dataset, pyarrow._s3fs, pandas, tabml.server, tabml.predict, tabml.logship" \
  && du -sm /opt/tabml
 # the release: checksum, then manifest, then unpacked (safely) into /opt/model
 ARG RELEASE

@@ -877,6 +877,67 @@ def logs_prune(
             dvc_adapter.add(path)
 
 
+@logs_app.command("ship")
+def logs_ship(
+    to: Annotated[
+        str, typer.Option(help="Where: s3://bucket/prefix/<deployment> (or file:///path).")
+    ],
+    logs: Annotated[Path, typer.Option(help="The prediction logs on the serving volume.")] = Path(
+        "/var/log/tabml/predictions"
+    ),
+    today: Annotated[
+        str | None,
+        typer.Option(help="The day that is still open, YYYY-MM-DD (default: today, UTC)."),
+    ] = None,
+) -> None:
+    """Copy the closed day partitions of the prediction log (every day before today, UTC) to an
+    object store, under URL/date=YYYY-MM-DD/. What the store holds already (same name and size)
+    is not copied again, so a rerun finishes a run that was cut short; hidden files (rows still
+    in the spool) never leave. Run it from a CronJob beside the service (deploy/k8s); 'tabml
+    logs pull' brings the partitions to where monitoring runs."""
+    from datetime import UTC, datetime
+
+    from tabml import logship, retention
+
+    day = retention.parse_day(today, "--today") if today else datetime.now(UTC).date()
+    moved = logship.ship(logs, to, day)
+    print(
+        f"logs ship: {len(moved.copied):,} file(s) copied to {to}, {moved.present:,} there "
+        f"already; open (not shipped): {', '.join(moved.open_days) or 'none'}"
+    )
+
+
+@logs_app.command("pull")
+def logs_pull(
+    source: Annotated[
+        str, typer.Option("--from", help="Where the logs were shipped: s3://bucket/prefix/...")
+    ],
+    to: Annotated[Path, typer.Option(help="The local folder of prediction logs.")] = Path(
+        "data/serving/predictions"
+    ),
+    since: Annotated[
+        str | None, typer.Option(help="Only the partitions from this day on (YYYY-MM-DD).")
+    ] = None,
+    params: Params = Path("params.yaml"),
+) -> None:
+    """Copy the shipped day partitions that the local folder lacks, from --since on and never
+    older than the retention period (privacy.retention_days): what 'tabml monitor --input' and
+    'tabml append' then read. Then 'dvc add' the folder where it is tracked."""
+    from datetime import UTC, datetime
+
+    from tabml import logship, retention
+    from tabml.config import PrivacyParams
+
+    days = PrivacyParams.load(params).privacy.retention_days
+    oldest = retention.window_start(datetime.now(UTC).date(), days, "privacy.retention_days")
+    first = retention.parse_day(since, "--since") if since else None
+    moved = logship.pull(source, to, first, oldest)
+    print(
+        f"logs pull: {len(moved.copied):,} file(s) copied to {to}, {moved.present:,} there "
+        f"already, {len(moved.skipped):,} outside the window or the retention period"
+    )
+
+
 @app.command()
 def audit(
     log: Annotated[Path, typer.Option(help="The audit log ('tabml serve --audit-log').")],

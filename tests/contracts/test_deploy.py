@@ -32,8 +32,18 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def objects(rendered: Path) -> dict[str, dict[str, Any]]:
-    return {d["kind"]: d for d in yaml.safe_load_all(rendered.read_text())}
+def every(rendered: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(rendered.read_text())}
+
+
+@pytest.fixture(scope="module")
+def objects(every: dict[tuple[str, str], dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The service's objects by kind (those named `tabml`, or the one of their kind)."""
+    out: dict[str, dict[str, Any]] = {}
+    for (kind, name), doc in every.items():
+        if kind not in out or name == "tabml":
+            out[kind] = doc
+    return out
 
 
 def test_the_rendered_overlay_validates_against_the_kubernetes_schemas(rendered: Path) -> None:
@@ -219,3 +229,23 @@ def test_hadolint_finds_nothing_in_the_dockerfile() -> None:
     for i, line in enumerate(text):
         if line.startswith("# hadolint ignore="):
             assert text[i - 1].startswith("#") and len(text[i - 1]) > 30, f"line {i + 1}: why?"
+
+
+def test_the_logs_leave_the_cluster_from_a_job_of_their_own(
+    every: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    """The shipping CronJob: its own service account, read-only access to the log volume, and
+    an egress policy of DNS and HTTPS only; the service's policy keeps no egress at all."""
+    job = every[("CronJob", "tabml-ship-logs")]["spec"]["jobTemplate"]["spec"]["template"]
+    pod = job["spec"]
+    assert pod["serviceAccountName"] == "tabml-ship-logs"
+    account = every[("ServiceAccount", "tabml-ship-logs")]
+    assert "eks.amazonaws.com/role-arn" in account["metadata"]["annotations"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["tabml", "logs", "ship"]
+    assert all(m.get("readOnly") for m in container["volumeMounts"] if m["name"] == "predictions")
+    policy = every[("NetworkPolicy", "tabml-ship-logs")]["spec"]
+    assert policy["podSelector"]["matchLabels"].items() <= job["metadata"]["labels"].items()
+    ports = {(p["port"], p["protocol"]) for rule in policy["egress"] for p in rule["ports"]}
+    assert ports == {(53, "UDP"), (53, "TCP"), (443, "TCP")} and policy["ingress"] == []
+    assert every[("NetworkPolicy", "tabml")]["spec"]["egress"] == []
