@@ -111,4 +111,4 @@ EXPOSE 8000
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["tabml", "serve", "--package", "/opt/model"]
 CMD ["--host", "0.0.0.0", "--port", "8000", "--log-dir", "/var/log/tabml/predictions", \
-     "--audit-log", "/var/log/tabml/audit/audit.jsonl"]
+     "--audit-log", "/var/log/tabml/audit/"]

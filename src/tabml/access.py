@@ -184,24 +184,44 @@ class AuditLog:
     the service then refuses requests and says it is not ready, since what it cannot record
     it must not do."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, folder: bool | None = None) -> None:
+        # a folder (`folder`, or an existing one): one file per process and day,
+        # `date=YYYY-MM-DD/audit-<host>-<pid>.jsonl`, written by that process alone (appends
+        # from several NFS clients to one file are not atomic), in day partitions that
+        # retention prunes like the prediction log's
+        self.folder = path if (path.is_dir() if folder is None else folder) else None
+        import socket
+
+        self._writer = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname())[:63] or "host"
+        self._writer += f"-{os.getpid()}"
         self.path = path
+        self.path = self._target()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._fd = self._open()
         self.healthy = True
 
+    def _target(self) -> Path:
+        if self.folder is None:
+            return self.path
+        day = datetime.now(UTC).date().isoformat()
+        return self.folder / f"date={day}" / f"audit-{self._writer}.jsonl"
+
     def _open(self) -> int:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
 
     def _current(self) -> int:
-        """The descriptor of the file at the path now (reopened after a rotation)."""
+        """The descriptor of the file to write now: reopened after a rotation, and on a new
+        day when the log is a folder."""
+        target = self._target()
         try:
-            moved = self.path.stat().st_ino != os.fstat(self._fd).st_ino
+            moved = target != self.path or target.stat().st_ino != os.fstat(self._fd).st_ino
         except FileNotFoundError:
             moved = True
         if moved:
             os.close(self._fd)
+            self.path = target
             self._fd = self._open()
         return self._fd
 
@@ -382,6 +402,14 @@ def printable(text: Any) -> str:
         return c
 
     return "".join(map(shown, str(text)))
+
+
+def log_files(path: Path) -> list[Path]:
+    """The audit log's files: the file itself, or every `*.jsonl` under a folder (one per
+    process and day), in name order."""
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*.jsonl") if not p.name.startswith("."))
+    return [path] if path.is_file() else []
 
 
 def read_lines(data: bytes) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:

@@ -624,7 +624,10 @@ def serve(
     ] = None,
     audit_log: Annotated[
         Path | None,
-        typer.Option(help="Append one JSON line per request here: caller, endpoint, outcome."),
+        typer.Option(
+            help="Append one JSON line per request here: caller, endpoint, outcome. A folder "
+            "(ending in /) gets one file per process and day: date=YYYY-MM-DD/audit-HOST-PID."
+        ),
     ] = None,
     no_auth: Annotated[
         bool,
@@ -725,8 +728,12 @@ def serve(
 
     if log_dir is not None:
         guard_outputs([package], dirs=[log_dir])
+    audit_folder = audit_log is not None and (str(audit_log).endswith("/") or audit_log.is_dir())
     if audit_log is not None:
-        guard_outputs([package], files=[audit_log])
+        if audit_folder:
+            guard_outputs([package], dirs=[audit_log])
+        else:
+            guard_outputs([package], files=[audit_log])
     if (ssl_certfile is None) != (ssl_keyfile is None):
         raise TabmlError("--ssl-certfile and --ssl-keyfile go together: give both, or neither")
     tls = {"ssl_certfile": str(ssl_certfile), "ssl_keyfile": str(ssl_keyfile)}
@@ -746,7 +753,8 @@ def serve(
         log_dir=str(log_dir.resolve()) if log_dir else None,
         max_records=max_records,
         max_body_bytes=max_body_bytes,
-        audit_log=str(audit_log.resolve()) if audit_log else None,
+        # a folder keeps its trailing slash: one file per process and day inside it
+        audit_log=(str(audit_log.resolve()) + ("/" if audit_folder else "")) if audit_log else None,
         no_auth=no_auth,
         forwarded_allow_ips=forwarded_allow_ips,
         body_timeout=body_timeout,
@@ -808,6 +816,13 @@ def logs_prune(
     labels: Annotated[Path, typer.Option(help="The production labels.")] = Path(
         "data/serving/labels"
     ),
+    audit: Annotated[
+        Path | None,
+        typer.Option(
+            help="The audit log's folder ('tabml serve --audit-log DIR/'), pruned the same way: "
+            "client addresses are kept no longer than predictions."
+        ),
+    ] = None,
     days: Annotated[
         int | None,
         typer.Option(
@@ -848,7 +863,7 @@ def logs_prune(
             "pull the logs first ('dvc pull data/serving/predictions.dvc') or give their folder"
         )
     changed = []
-    for folder in (logs, labels):
+    for folder in (logs, labels, *([audit] if audit is not None else [])):
         if not folder.is_dir():
             info(f"logs prune: {folder}: no such folder; nothing to prune there")
             continue
@@ -940,7 +955,10 @@ def logs_pull(
 
 @app.command()
 def audit(
-    log: Annotated[Path, typer.Option(help="The audit log ('tabml serve --audit-log').")],
+    log: Annotated[
+        Path,
+        typer.Option(help="The audit log ('tabml serve --audit-log'): a file, or its folder."),
+    ],
     factor: Annotated[
         float, typer.Option(help="Unusual: an hour with this many times a caller's median.")
     ] = 3.0,
@@ -949,16 +967,22 @@ def audit(
     """Who used the model: calls and records per caller, denied requests per client address,
     and hours of unusual volume (more than --factor times the caller's median calls per hour,
     and at least --floor). Exits 10 when there were denials or unusual hours, 0 otherwise."""
+    from tabml.access import log_files, read_lines, summarise
     from tabml.access import printable as p
-    from tabml.access import read_lines, summarise
 
-    if not log.is_file():
-        raise DataError(f"{log}: no such audit log")
-    records, bad = read_lines(log.read_bytes())
-    if bad:
-        shown = "; ".join(f"line {n}: {why}" for n, why in bad[:10])
-        more = f"; and {len(bad) - 10} more" if len(bad) > 10 else ""
-        print(f"warning: {log}: skipped {len(bad)} bad line(s): {shown}{more}", file=sys.stderr)
+    files = log_files(log)
+    if not files:
+        raise DataError(f"{log}: no such audit log (a file, or a folder of *.jsonl files)")
+    records = []
+    for file in files:
+        found, bad = read_lines(file.read_bytes())
+        records += found
+        if bad:
+            shown = "; ".join(f"line {n}: {why}" for n, why in bad[:10])
+            more = f"; and {len(bad) - 10} more" if len(bad) > 10 else ""
+            print(
+                f"warning: {file}: skipped {len(bad)} bad line(s): {shown}{more}", file=sys.stderr
+            )
     summary = summarise(records, factor, floor)
     print(f"# Audit of {p(log)}: {summary.requests:,} requests\n")
     print("| caller | calls | records | errors | first | last |")

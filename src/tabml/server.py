@@ -287,7 +287,11 @@ class Service:
         # again from the moment it is told to stop, so that no new traffic is sent its way
         self.ready = False
         self.log = self._prediction_log() if settings.log_dir else None
-        self.audit = AuditLog(Path(settings.audit_log)) if settings.audit_log else None
+        self.audit = (
+            AuditLog(Path(settings.audit_log), folder=settings.audit_log.endswith("/"))
+            if settings.audit_log
+            else None
+        )
         logged = serving.logged_only(self.schema)
         self.request_model = serving.request_model(
             self.schema_json, logged, settings.max_records, self.ids

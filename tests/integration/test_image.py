@@ -183,7 +183,9 @@ def test_the_container_serves_as_tabml_predict_scores_as_non_root_on_a_read_only
     pd.testing.assert_frame_equal(inside, want, check_exact=True)
     logged = pd.read_parquet(logs / "predictions")
     assert len(logged) == len(batch)
-    audit = [json.loads(line) for line in (logs / "audit/audit.jsonl").read_text().splitlines()]
+    # the audit log: one file per container (host) and process and day, in day partitions
+    (audit_file,) = (logs / "audit").glob("date=*/audit-*.jsonl")
+    audit = [json.loads(line) for line in audit_file.read_text().splitlines()]
     assert [
         (a["endpoint"], a["status"], a["caller"]) for a in audit if a["endpoint"] == "/predict"
     ] == [("/predict", 200, "default")]

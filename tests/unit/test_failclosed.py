@@ -305,3 +305,52 @@ def test_an_output_that_cannot_be_written_is_named(disk: Path) -> None:
         with pytest.raises(WriteError, match=f"{target}: cannot be written"):
             write(target)
         assert not target.exists() and not list(target.parent.glob(".*.tmp"))
+
+
+def test_an_audit_folder_gets_one_file_per_process_and_day_and_is_read_and_pruned_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On shared storage (NFS), appends from several pods to one file are not atomic: each
+    process writes a file of its own, per day, which `tabml audit` reads together and
+    `tabml logs prune --audit` deletes past the retention period."""
+    import sys
+    from datetime import datetime as real
+
+    from tabml import access
+
+    class Day:
+        now_at = real(2026, 1, 1, 23, 59, tzinfo=UTC)
+
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return cls.now_at
+
+    monkeypatch.setattr(access, "datetime", Day)
+    folder = tmp_path / "audit"
+    log = AuditLog(folder, folder=True)
+    record = {"caller": "alice", "method": "POST", "endpoint": "/predict", "status": 200,
+              "records": 1, "client": "10.0.0.1"}  # fmt: skip
+    log.write({**record, "time": "2026-01-01T23:59:00.000+00:00"})
+    Day.now_at = real(2026, 6, 30, 0, 1, tzinfo=UTC)  # a new day: a new file
+    log.write({**record, "time": "2026-06-30T00:01:00.000+00:00"})
+    log.close()
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.jsonl"))
+    assert [f.split("/")[0] for f in files] == ["date=2026-01-01", "date=2026-06-30"]
+    assert all(f"/audit-{os.getpid()}" in f or f"-{os.getpid()}.jsonl" in f for f in files)
+    from typer.testing import CliRunner
+
+    from tabml.cli import app, main
+    from tests.conftest import write_params
+
+    result = CliRunner().invoke(app, ["audit", "--log", str(folder)])
+    assert "| alice | 2 | 2 | 0 |" in result.stdout
+    params = write_params(tmp_path / "params.yaml", privacy={"retention_days": 30})
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    monkeypatch.setattr(sys, "argv", ["tabml", "logs", "prune", "--logs", str(logs), "--audit",
+                                      str(folder), "--today", "2026-07-01", "--no-dvc-add",
+                                      "--params", str(params)])  # fmt: skip
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code in (0, None)
+    assert [p.name for p in folder.iterdir()] == ["date=2026-06-30"]
