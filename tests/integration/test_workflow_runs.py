@@ -308,6 +308,50 @@ def test_calm_logs_raise_no_issue(world: dict[str, Any]) -> None:
         subprocess.run([str(BIN / "dvc"), "checkout", "-q", "--force"], cwd=repo, env=env)
 
 
+def test_logs_shipped_from_the_cluster_are_what_monitoring_reads(
+    world: dict[str, Any], server: S3Server, tmp_path: Path
+) -> None:
+    """The loop's first joint: the CronJob's command ships the closed days of the volume to
+    the object store; the monitor workflow's steps (vars.TABML_LOGS_URL) pull its window and
+    monitor it, and the summary covers exactly the shipped rows: not today's, still open."""
+    repo, env = world["repo"], world["env"]
+    url = "s3://tabml-test/shipped/prod"
+    git(repo, "checkout", "-q", "-B", "shipped")
+    try:
+        for tracked in ("predictions", "labels"):
+            shutil.rmtree(repo / "data/serving" / tracked)
+            git(repo, "rm", "-q", f"data/serving/{tracked}.dvc")
+        git(repo, "commit", "-qm", "logs in the object store, not in git")
+        days = [TODAY - timedelta(days=2), TODAY - timedelta(days=1), TODAY]
+        calm = world["batch"].iloc[:9_000]
+        for i, day in enumerate(days):
+            write_logs(repo, calm.iloc[i * 3_000 : (i + 1) * 3_000], day.isoformat(), f"a-{i}")
+        volume = tmp_path / "volume"
+        shutil.move(repo / "data/serving/predictions", volume)
+        ship = sh(repo, str(BIN / "tabml"), "logs", "ship", "--logs", str(volume), "--to", url,
+                  "--today", TODAY.isoformat(),
+                  env={**env, "AWS_ENDPOINT_URL": server.endpoint})  # fmt: skip
+        assert "2 file(s) copied" in ship and f"date={TODAY.isoformat()}" in ship
+        r = runner(world, "monitor-shipped", HARNESS_RELEASES=str(world["releases"]),
+                   HARNESS_LAST_RUN=f"{days[0].isoformat()}T06:17:00Z",
+                   AWS_CONFIG_FILE=world["aws"]["AWS_CONFIG_FILE"],
+                   AWS_SHARED_CREDENTIALS_FILE=world["aws"]["AWS_SHARED_CREDENTIALS_FILE"],
+                   AWS_DEFAULT_REGION="us-east-1", AWS_ENDPOINT_URL=server.endpoint)  # fmt: skip
+        event = {"repository": REPOSITORY, "event_name": "schedule", "token": "gh-token",
+                 "server_url": "https://github.com", "run_id": "43"}  # fmt: skip
+        secrets = {"AWS_ACCESS_KEY_ID": world["aws"]["AWS_ACCESS_KEY_ID"],
+                   "AWS_SECRET_ACCESS_KEY": world["aws"]["AWS_SECRET_ACCESS_KEY"]}  # fmt: skip
+        job = r.run(WORKFLOWS / "monitor.yml", "monitor", event, secrets=secrets,
+                    vars={"TABML_LOGS_URL": url})  # fmt: skip
+        assert job.failed is None, r.steps_log()
+        assert job.outputs["monitor"]["code"] in ("0", "10"), r.steps_log()[-3000:]
+        summary = json.loads((repo / "reports/production/summary.json").read_text())
+        assert summary["analysis"]["rows"] == 6_000  # the two closed days, every row once
+    finally:
+        git(repo, "checkout", "-q", "-f", "main")
+        subprocess.run([str(BIN / "dvc"), "checkout", "-q", "--force"], cwd=repo, env=env)
+
+
 def test_a_release_runs_on_a_version_tag_only_and_publishes_its_files(
     world: dict[str, Any],
 ) -> None:
