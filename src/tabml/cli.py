@@ -623,7 +623,8 @@ def serve(
         Path | None, typer.Option(help="The certificate's private key (PEM).")
     ] = None,
     audit_log: Annotated[
-        Path | None,
+        # text, not a Path: a Path would drop the trailing "/" that asks for a folder
+        str | None,
         typer.Option(
             help="Append one JSON line per request here: caller, endpoint, outcome. A folder "
             "(ending in /) gets one file per process and day: date=YYYY-MM-DD/audit-HOST-PID."
@@ -728,12 +729,15 @@ def serve(
 
     if log_dir is not None:
         guard_outputs([package], dirs=[log_dir])
-    audit_folder = audit_log is not None and (str(audit_log).endswith("/") or audit_log.is_dir())
-    if audit_log is not None:
+    audit_path = Path(audit_log) if audit_log else None
+    audit_folder = bool(audit_log) and (
+        str(audit_log).endswith("/") or (audit_path is not None and audit_path.is_dir())
+    )
+    if audit_path is not None:
         if audit_folder:
-            guard_outputs([package], dirs=[audit_log])
+            guard_outputs([package], dirs=[audit_path])
         else:
-            guard_outputs([package], files=[audit_log])
+            guard_outputs([package], files=[audit_path])
     if (ssl_certfile is None) != (ssl_keyfile is None):
         raise TabmlError("--ssl-certfile and --ssl-keyfile go together: give both, or neither")
     tls = {"ssl_certfile": str(ssl_certfile), "ssl_keyfile": str(ssl_keyfile)}
@@ -754,7 +758,9 @@ def serve(
         max_records=max_records,
         max_body_bytes=max_body_bytes,
         # a folder keeps its trailing slash: one file per process and day inside it
-        audit_log=(str(audit_log.resolve()) + ("/" if audit_folder else "")) if audit_log else None,
+        audit_log=(str(audit_path.resolve()) + ("/" if audit_folder else ""))
+        if audit_path
+        else None,
         no_auth=no_auth,
         forwarded_allow_ips=forwarded_allow_ips,
         body_timeout=body_timeout,

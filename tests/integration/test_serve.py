@@ -786,9 +786,11 @@ def test_the_peer_is_audited_and_a_stalled_request_is_cut_off(
     --header-timeout; X-Forwarded-For from an untrusted peer is not believed."""
     import httpx
 
-    port, audit = free_port(), tmp_path / "audit.jsonl"
+    port, audit = free_port(), tmp_path / "audit"
+    # a folder (the trailing slash, as the image and the manifests give it): one file per
+    # process and day
     server = start(project / "models/package", port, tmp_path / "logs", "--audit-log",
-                   str(audit), "--header-timeout", "1")  # fmt: skip
+                   f"{audit}/", "--header-timeout", "1")  # fmt: skip
     try:
         with socket.create_connection(("127.0.0.1", port)) as sock:
             sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
@@ -801,7 +803,8 @@ def test_the_peer_is_audited_and_a_stalled_request_is_cut_off(
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
-    line = json.loads(audit.read_text().splitlines()[-1])
+    (written,) = audit.glob("date=*/audit-*.jsonl")
+    line = json.loads(written.read_text().splitlines()[-1])
     assert line["client"] == line["peer"] == "127.0.0.1"
 
 
