@@ -1140,18 +1140,38 @@ def params(
     overrides: Annotated[
         list[str] | None, typer.Argument(help="Hydra overrides, e.g. dataset=employment.")
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(help="Overwrite a params.yaml that holds values conf/ does not give."),
+    ] = False,
 ) -> None:
     """Compose conf/ into params.yaml, exactly as 'dvc exp run' does, and check it.
 
     Every section is validated as the stages will read it, and what the config alone can
     tell is checked now (monitoring chunking against the dataset's timestamp); a dataset that
     pseudonymises personal data gets a reminder when TABML_PII_KEY is not set.
+
+    A params.yaml that neither this command wrote last nor git holds (an applied experiment,
+    'dvc exp apply', or an edit) is not overwritten: the keys that would change are listed,
+    to carry into conf/ first; --force discards them.
     """
+    import tempfile
+
+    from tabml import params_guard
     from tabml.dvc_adapter import compose_params
     from tabml.privacy import KEY_ENV
     from tabml.stages.check import validate
 
-    compose_params(config_dir, output, overrides or [])
+    with tempfile.TemporaryDirectory() as tmp:
+        composed = Path(tmp) / "params.yaml"
+        compose_params(config_dir, composed, overrides or [])
+        validate(composed)  # a params.yaml that fails validation is never written
+        if not force:
+            params_guard.refuse_to_lose(output, composed.read_text(encoding="utf-8"))
+        from tabml import io
+
+        io.write_text(output, composed.read_text(encoding="utf-8"))
+    params_guard.remember(output)
     loaded = validate(output)  # as each stage and command will read it
     schema = loaded.dataset_schema
     print(f"wrote {output} (dataset {loaded.name})", file=sys.stderr)

@@ -117,3 +117,37 @@ def test_lightgbm_params_beyond_its_limits_are_config_errors(
     parse(ModelConfig, base, "model")
     with pytest.raises(ConfigError, match=why):
         parse(ModelConfig, {**base, **change}, "model")
+
+
+def test_tabml_params_never_discards_an_applied_experiment(tmp_path: Path) -> None:
+    """`dvc exp apply` leaves an experiment's values in params.yaml: composing conf/ again
+    would silently put the conf values back. `tabml params` refuses, names each key, and
+    writes only with --force; what it wrote itself, or git holds, it replaces freely."""
+    import shutil
+    import subprocess
+
+    from tests.conftest import run_cli
+
+    repo = tmp_path / "repo"
+    shutil.copytree(ROOT / "conf", repo / "conf")
+    (repo / ".dvc").mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    assert run_cli("params", cwd=repo).returncode == 0
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c"],
+                   cwd=repo, check=True)  # fmt: skip
+    params = repo / "params.yaml"
+    # an override, then the defaults again: both written by tabml params, so both replaced
+    assert run_cli("params", "model.num_leaves=15", cwd=repo).returncode == 0
+    assert run_cli("params", cwd=repo).returncode == 0
+    # an applied experiment
+    applied = params.read_text().replace("num_leaves: 31", "num_leaves: 63")
+    params.write_text(applied)
+    refused = run_cli("params", cwd=repo)
+    assert refused.returncode == 2 and "model.num_leaves: 63 -> 31" in refused.stderr
+    assert "--force" in refused.stderr and params.read_text() == applied
+    # a composition that fails validation is never written either
+    bad = run_cli("params", "--force", "model.num_leaves=1000000", cwd=repo)
+    assert bad.returncode == 2 and params.read_text() == applied
+    assert run_cli("params", "--force", cwd=repo).returncode == 0
+    assert "num_leaves: 31" in params.read_text()
