@@ -6,6 +6,7 @@ file, the column, the check, how many rows failed and a few examples.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -104,8 +105,23 @@ def _where(mask: pd.Series, values: pd.Series) -> tuple[int, tuple[Any, ...], tu
     return len(idx), tuple(examples), tuple(int(i) + 1 for i in idx[:MAX_EXAMPLES])
 
 
+# a number-coded category written as a float ("5.0"): the same category as "5"
+INTEGRAL_TEXT = r"^(-?\d+)\.0+$"
+
+
+_INTEGRAL = re.compile(INTEGRAL_TEXT)
+
+
+def category_text(value: str) -> str:
+    """One category label as `as_text` gives it: "5.0" is "5" (a CSV column of numbers read
+    as floats, a client that sends 5.0 as text). Serving and batch scoring both use it."""
+    match = _INTEGRAL.match(value)
+    return match.group(1) if match else value
+
+
 def as_text(values: pd.Series) -> pd.Series:
-    """Category labels as strings; integral floats lose their '.0' (1.0 -> '1')."""
+    """Category labels as strings; integral floats lose their '.0' (1.0 -> '1'), in numbers
+    and in text ("5.0" -> "5") alike."""
     import pandas as pd
 
     if pd.api.types.is_bool_dtype(values.dtype):
@@ -118,7 +134,7 @@ def as_text(values: pd.Series) -> pd.Series:
         return num.astype("string")
     if isinstance(values.dtype, pd.CategoricalDtype):
         return as_text(values.astype(values.cat.categories.dtype))
-    return values.astype("string")
+    return values.astype("string").str.replace(INTEGRAL_TEXT, r"\1", regex=True)
 
 
 def _coerce_numeric(name: str, values: pd.Series) -> tuple[pd.Series, Failure | None]:

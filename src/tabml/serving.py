@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from tabml.config import SchemaConfig
 from tabml.package import MANIFEST, Package
+from tabml.schema import category_text
 
 if TYPE_CHECKING:
     import numpy as np
@@ -316,7 +317,9 @@ class Scorer:
             out.append((math.nan if fill is None else fill) if v is None else float(v))
         for name, vocab, other in self._categorical:
             v = r[name]
-            code = -1 if v is None else vocab.get(v, other)
+            code = -1 if v is None else vocab.get(v, -2)
+            if code == -2:  # not a level as sent: "5.0" is the level "5", as in batch scoring
+                code = vocab.get(category_text(v), other)
             if self._linear:
                 onehot = [0.0] * (len(vocab) + (other >= 0))
                 if code >= 0:
@@ -368,7 +371,10 @@ class Scorer:
             out[:, j] = col
             j += 1
         for name, vocab, other in self._categorical:
-            codes = [-1 if v is None else vocab.get(v, other) for v in get(name)]
+            codes = [
+                -1 if v is None else vocab[v] if v in vocab else vocab.get(category_text(v), other)
+                for v in get(name)
+            ]
             if self._linear:
                 width = len(vocab) + (other >= 0)
                 block = np.zeros((n, width))

@@ -295,3 +295,36 @@ def test_connections_on_the_workers_socket_send_without_waiting_for_an_ack() -> 
     plain = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     plain.bind(("127.0.0.1", 0))
     assert _accepted_nodelay(plain) == 0
+
+
+def test_a_number_coded_category_scores_the_same_served_or_batched() -> None:
+    """Occupation codes 1-3: a CSV column of them reads as floats (5.0), a client may send
+    "5.0" as text. Both are the level "5" for serving and batch scoring alike (one rule:
+    schema.category_text)."""
+    from tabml.schema import as_text, validate
+
+    codes = {"low": "1", "mid": "2", "high": "3"}
+    schema = parse(
+        SchemaConfig,
+        schema_dict(pii={}, features={**schema_dict()["features"],
+                    "income": {"kind": "categorical", "categories": ["1", "2", "3"]}}),
+    )  # fmt: skip
+    frame = make_frame(600).assign(income=lambda f: f["income"].map(codes))
+    frame = clean_development(frame, schema).clean
+    cfg = parse(ModelConfig, {**BASE_MODELS["lightgbm"], "num_boost_round": 30})
+    model, _ = fit(frame.iloc[:400], frame.iloc[400:500], schema, cfg, seed=0)
+    pkg = _Pkg(model)
+    pkg.schema = schema
+    scorer = serving.Scorer(pkg)  # type: ignore[arg-type]
+    test = frame.iloc[500:510]
+    records = _records(test)
+    as_sent = [{**r, "income": f"{r['income']}.0"} for r in records]
+    np.testing.assert_array_equal(scorer.score(as_sent), scorer.score(records))
+    np.testing.assert_array_equal(scorer.score(as_sent[:2]), scorer.score(records[:2]))
+    columns = {k: [r[k] for r in as_sent] for k in as_sent[0]}
+    np.testing.assert_array_equal(scorer.score_columns(columns), scorer.score(records))
+    # batch: the codes as floats (a CSV column of numbers), and as text "2.0"
+    for column in (test["income"].astype(float), test["income"] + ".0"):
+        typed = validate(test.assign(income=column), schema, "production", "batch").frame
+        np.testing.assert_array_equal(model.predict(typed), scorer.score(records))
+    assert as_text(pd.Series(["2.0", "x", "02", "-3.00"])).tolist() == ["2", "x", "02", "-3"]
