@@ -124,9 +124,11 @@ def ship(folder: Path, url: str, today: date) -> Moved:
 def pull(url: str, folder: Path, since: date | None, oldest: date) -> Moved:
     """Copy the store's partitions from `since` on (and never before `oldest`, the retention
     period's first day) that `folder` lacks."""
+    from tabml import io
+
     fs, root = store(url)
     out = Moved()
-    first = max(d for d in (since, oldest) if d is not None)
+    first = max(since, oldest) if since is not None else oldest
     for key, size in sorted(_listing(fs, root).items()):
         part, _, name = key.partition("/")
         day = partition_day(part)
@@ -139,8 +141,6 @@ def pull(url: str, folder: Path, since: date | None, oldest: date) -> Moved:
         if target.is_file() and target.stat().st_size == size:
             out.present += 1
             continue
-        from tabml import io
-
         with io.atomic_path(target) as tmp, fs.open_input_stream(f"{root}/{key}") as src:
             tmp.write_bytes(src.readall())
         out.copied.append(key)

@@ -183,7 +183,13 @@ class PredictionLog:
                     except OSError:
                         self._sealed.pop()  # keep appending where we were; try again later
                 stopping = self._stopping
-            self._flush_sealed()
+            try:
+                self._flush_sealed()
+            except Exception as err:  # never die silently: the log is unhealthy, /ready says so
+                if not self._write_failed:
+                    info(f"prediction log: the writer failed ({type(err).__name__}: {err}); "
+                         "rows stay in the spool and are tried again")  # fmt: skip
+                self._write_failed = True
             if stopping:
                 break
             if self._append_failed:

@@ -134,7 +134,10 @@ def as_text(values: pd.Series) -> pd.Series:
         return num.astype("string")
     if isinstance(values.dtype, pd.CategoricalDtype):
         return as_text(values.astype(values.cat.categories.dtype))
-    return values.astype("string").str.replace(INTEGRAL_TEXT, r"\1", regex=True)
+    text = values.astype("string")
+    if not text.str.contains(".0", regex=False).any():  # the common case: nothing to rewrite
+        return text
+    return text.str.replace(INTEGRAL_TEXT, r"\1", regex=True)
 
 
 def _coerce_numeric(name: str, values: pd.Series) -> tuple[pd.Series, Failure | None]:

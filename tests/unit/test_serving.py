@@ -328,3 +328,25 @@ def test_a_number_coded_category_scores_the_same_served_or_batched() -> None:
         typed = validate(test.assign(income=column), schema, "production", "batch").frame
         np.testing.assert_array_equal(model.predict(typed), scorer.score(records))
     assert as_text(pd.Series(["2.0", "x", "02", "-3.00"])).tolist() == ["2", "x", "02", "-3"]
+
+
+def test_an_unexpected_writer_failure_keeps_the_rows_and_says_so(tmp_path: Path) -> None:
+    """Whatever goes wrong in the writer, it never dies silently while requests keep being
+    acknowledged: the log turns unhealthy (/ready 503), the rows stay spooled, and are written
+    once the fault is gone."""
+    failures = [RuntimeError("a bug in a transform")]
+
+    def flaky(frame: pd.DataFrame) -> pd.DataFrame:
+        if failures:
+            raise failures.pop()
+        return frame
+
+    log = PredictionLog(tmp_path, transform=flaky, flush_rows=1, flush_seconds=0.05)
+    log.append(_rows(3))
+    deadline = time.time() + 10
+    while log.healthy and log.written == 0 and time.time() < deadline:
+        time.sleep(0.01)
+    while not log.healthy and time.time() < deadline:
+        time.sleep(0.02)
+    log.close()
+    assert not failures and (log.written, log.dropped) == (3, 0)

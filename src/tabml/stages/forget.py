@@ -112,21 +112,25 @@ def _write(path: Path, table: Any, keep: Any) -> None:
 
 def find_subjects(
     files: list[Path], schema: SchemaConfig, subjects: erasure.Subjects, logs: Path
-) -> set[str]:
+) -> tuple[set[str], list[Path]]:
     """Grow `subjects` to a fixed point: values found on one row lead to other rows (and their
     ids and values), however many hops the links take. Returns the keyed hashes of the ids
-    seen on the subjects' rows."""
+    seen on the subjects' rows, and the files that hold a subject (from the last pass, which
+    learnt nothing new: its matches are the final ones)."""
     personal = list(schema.pii)
     hashed_ids = schema.pii.get(schema.id) == "pseudonymise" if schema.id else False
     seen: set[str] = set()
+    holding: list[Path] = []
     changed = True
     while changed:
         changed = False
+        holding = []
         for path in files:
             frame = _frame(_read(path))
             hit = subjects.match_frame(frame, schema.id)
             if not hit.any():
                 continue
+            holding.append(path)
             rows = frame[hit]
             in_logs = hashed_ids and logs in path.parents
             changed |= subjects.learn(rows, schema.id, personal, hashed_ids=in_logs)
@@ -135,7 +139,7 @@ def find_subjects(
                     erasure.canonical(v) if in_logs else erasure.entry(v, subjects.key)
                     for v in rows[schema.id].dropna()
                 }
-    return seen
+    return seen, holding
 
 
 def _journal(ledger: Path) -> Path:
@@ -186,12 +190,8 @@ def run(
     info(f"forget: looking for {len(ids)} subject(s) in {len(files)} file(s)")
     subjects = erasure.Subjects.of(book, key, ids)
     subjects.ids |= set(pending.get("ids", []))
-    seen = find_subjects(files, schema, subjects, logs)
+    seen, holding = find_subjects(files, schema, subjects, logs)
     out = Outcome(unmatched=[i for i in ids if erasure.entry(i, key) not in seen])
-    holding = []
-    for path in files:
-        if subjects.match_frame(_frame(_read(path)), schema.id).any():
-            holding.append(path)
     objects = {hashlib.md5(p.read_bytes(), usedforsecurity=False).hexdigest() for p in holding}
     # first the journal and the ledger: a run killed after this point is finished by a rerun,
     # and no rebuild in between brings anyone back
