@@ -527,6 +527,7 @@ def gate(
     results = stage.check(Path.cwd(), params, metrics, monitoring)
     print(rel.gate_table(results))
     if not all(g.passed for g in results):
+        print(f"error: quality gates failed:\n{rel.failures(results)}", file=sys.stderr)
         raise typer.Exit(rel.GATES_FAILED_EXIT_CODE)
 
 

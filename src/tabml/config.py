@@ -275,6 +275,12 @@ class ChunkingConfig(_Frozen):
     count: Annotated[int, Field(ge=1)] | None = None
     # a pandas period alias: D, W, M, Q or Y
     period: Literal["D", "W", "M", "Q", "Y"] | None = None
+    # a chunk shorter than the minimum (the left-over rows, a quiet month) joins the chunk before
+    # it (`merge`), or stays as NannyML cuts it (`keep`); see tabml.chunking
+    short_chunks: Literal["merge", "keep"] = "merge"
+    # period chunking: the fewest rows a period needs to stand alone (null: half the
+    # reference's median period)
+    min_rows: Annotated[int, Field(ge=1)] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -292,6 +298,11 @@ class ChunkingConfig(_Frozen):
     def _check(self) -> ChunkingConfig:
         if getattr(self, self.method) is None:
             raise ValueError(f"chunking method '{self.method}' needs '{self.method}' to be set")
+        if self.min_rows is not None and self.method != "period":
+            raise ValueError(
+                "min_rows applies to period chunking only (with rows or count chunking the "
+                "minimum is the chunk size); remove it"
+            )
         return self
 
 
@@ -343,6 +354,8 @@ class MonitorConfig(_Frozen):
 class ReleaseConfig(_Frozen):
     """`release`: the quality gates a run must pass to become a release (tabml gate)."""
 
+    # the conf/release/ option the gates come from (a failing gate names its file)
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] = "default"
     min_test_roc_auc: Annotated[float, Field(ge=0, le=1)]
     # against the latest earlier release's test ROC AUC
     max_roc_auc_drop: Annotated[float, Field(ge=0, le=1)]
@@ -509,6 +522,11 @@ class PackageParams(StageParams):
     model: ModelConfig
     evaluate: EvaluateConfig
     monitor: MonitorConfig
+    # the model card names every segment whose fairness gap is above the release gates' limits
+    max_demographic_parity_difference: float | None = key(
+        "release.max_demographic_parity_difference"
+    )
+    max_equalized_odds_difference: float | None = key("release.max_equalized_odds_difference")
 
 
 class DatasetParams(StageParams):

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tabml.chunking import advised_rows, chunk_count
 from tabml.config import ChunkingConfig, MonitorConfig, SchemaConfig
 from tabml.errors import ConfigError, DataError
 
@@ -111,9 +112,13 @@ def blank_unseen(frame: pd.DataFrame, reference: pd.DataFrame, columns: list[str
 
 
 HOW_TO_SET = (
-    "in conf/monitor/default.yaml, then run 'tabml params' with the overrides you compose with "
-    "(e.g. 'tabml params dataset=<your dataset>') and 'dvc repro'"
+    "in the data set's monitoring options (conf/monitor/<dataset>.yaml, which the data set's "
+    "conf/dataset/<dataset>.yaml selects; 'tabml init-dataset' writes both), then run "
+    "'tabml params' and 'dvc repro'"
 )
+# the fewest rows per chunk that the advice proposes: below it a chunk's distances are mostly
+# chance, and the thresholds drawn from them see little
+MIN_ADVISED_CHUNK_ROWS = 200
 
 
 def prepare(
@@ -161,16 +166,10 @@ def check_chunking(chunking: ChunkingConfig, min_chunks: int, timestamp: str | N
 def reference_chunks(
     reference: pd.DataFrame, chunking: ChunkingConfig, timestamp: str | None
 ) -> int:
-    """How many chunks the reference splits into under `chunking`."""
-    if chunking.method == "rows":
-        return len(reference) // (chunking.rows or 1)
-    if chunking.method == "count":
-        return chunking.count or 0
+    """How many chunks the reference splits into under `chunking` (short chunks merged)."""
     check_chunking(chunking, 0, timestamp)
-    import pandas as pd
-
-    stamps = pd.to_datetime(reference[timestamp]).dropna()
-    return int(stamps.dt.to_period(chunking.period).nunique())
+    stamps = reference[timestamp].dropna() if chunking.method == "period" and timestamp else None
+    return chunk_count(chunking, len(reference), stamps)[0]
 
 
 def too_few_chunks(rows: int, chunks: int, min_chunks: int, chunking: ChunkingConfig) -> DataError:
@@ -180,10 +179,19 @@ def too_few_chunks(rows: int, chunks: int, min_chunks: int, chunking: ChunkingCo
         "count": f"{chunking.count} chunks",
         "period": f"one chunk per period '{chunking.period}'",
     }[chunking.method]
-    if chunking.method == "rows" and rows // min_chunks >= 2:
+    advised = advised_rows(rows, min_chunks)
+    if chunking.method == "rows" and advised >= MIN_ADVISED_CHUNK_ROWS:
+        left = rows - advised * min_chunks
         fix = (
-            f"Lower monitor.chunking.rows to at most {rows // min_chunks:,}: set "
-            f"`rows: {rows // min_chunks}` under `chunking:` {HOW_TO_SET}"
+            f"Set `rows: {advised}` under `chunking:` {HOW_TO_SET}. That makes exactly "
+            f"{min_chunks} chunks of {advised:,} rows"
+            + (f" (the {left} rows left over join the last one)" if left else "")
+        )
+    elif chunking.method == "rows":
+        fix = (
+            f"{rows:,} rows are too few: {min_chunks} chunks would hold {advised:,} rows each, "
+            f"fewer than the {MIN_ADVISED_CHUNK_ROWS} below which a chunk's drift is mostly "
+            "chance. Add development rows (or raise monitor.reference.max_rows if it cuts them)"
         )
     elif chunking.method == "count":
         fix = f"Set `count: {min_chunks}` under `chunking:` {HOW_TO_SET}"
@@ -250,6 +258,8 @@ class Chunk(_Part):
     estimated: dict[str, Cell] = Field(default_factory=dict)  # metric -> cell
     realized: dict[str, Cell] = Field(default_factory=dict)
     data_quality: dict[str, dict[str, Cell]] = Field(default_factory=dict)  # check -> column
+    # what is unusual about the chunk: short rows merged in, or too short to alert
+    note: str | None = None
 
 
 class AlertCounts(_Part):
@@ -282,6 +292,8 @@ class ReferenceInfo(_Part):
     chunks: int
     folds: int
     scores: str
+    # rows of each reference chunk (short chunks merged as configured)
+    chunk_rows: list[int] = Field(default_factory=list)
 
 
 class AnalysisInfo(_Part):
@@ -335,11 +347,16 @@ def summarize(
     chunking: ChunkingConfig,
     model: dict[str, Any],
     reference_rows: int,
-    reference_chunk_count: int,
+    reference_chunk_rows: list[int],
     analysis_rows: int,
     labelled_rows: int,
+    min_chunk_rows: int = 0,
 ) -> Summary:
-    """The stable, documented summary of one monitoring run (see the module docstring)."""
+    """The stable, documented summary of one monitoring run (see the module docstring).
+
+    `min_chunk_rows` is the fewest rows a chunk of this batch may hold (tabml.chunking): under
+    `short_chunks: merge`, a batch shorter than that is one chunk, shown without alerts.
+    """
     chunks = []
     for i, info in enumerate(results.chunks):
         drift = {col: {m: cells[i] for m, cells in ms.items()} for col, ms in results.drift.items()}
@@ -354,6 +371,11 @@ def summarize(
                 if cell["value"] is not None:
                     cell["count"] = round(cell["value"] * info["rows"])
                 quality[check][col] = cell
+        note = chunk_note(info, chunking, min_chunk_rows)
+        if note and info["rows"] < min_chunk_rows:
+            drift, multivariate, estimated, realized, quality = _silenced(
+                drift, multivariate, estimated, realized, quality
+            )
         alerts = (
             sum(_any_alert(methods) for methods in drift.values())
             + sum(c["alert"] for c in multivariate.values())
@@ -370,6 +392,7 @@ def summarize(
                 "estimated": estimated,
                 "realized": realized,
                 "data_quality": quality,
+                **({"note": note} if note else {}),
             }
         )
     raw = {
@@ -377,9 +400,10 @@ def summarize(
         "model": model,
         "reference": {
             "rows": reference_rows,
-            "chunks": reference_chunk_count,
+            "chunks": len(reference_chunk_rows),
             "folds": cfg.reference.folds,
             "scores": "out-of-fold",
+            "chunk_rows": reference_chunk_rows,
         },
         "analysis": {"rows": analysis_rows, "labelled_rows": labelled_rows},
         "chunking": chunking.model_dump(mode="json", exclude_none=True),
@@ -393,6 +417,88 @@ def summarize(
         "totals": _totals(chunks),
     }
     return Summary.model_validate(raw)
+
+
+def chunk_note(info: dict[str, Any], chunking: ChunkingConfig, min_rows: int) -> str | None:
+    """What a reader of the report needs to know about one batch chunk's size, if anything."""
+    rows = info["rows"]
+    if chunking.short_chunks != "merge" or not min_rows:
+        return None
+    if rows < min_rows:
+        return (
+            f"{rows:,} rows, fewer than the {min_rows:,} of a chunk: shown without alerts "
+            "(chance alone moves a short chunk's measures)"
+        )
+    if chunking.method == "rows" and chunking.rows and rows > chunking.rows:
+        return (
+            f"holds the {rows - chunking.rows:,} rows left over after the last full chunk "
+            "(merged in: a short chunk raises false alerts)"
+        )
+    if chunking.method == "period" and ".." in info["key"]:
+        return f"periods {info['key']} together: each alone held fewer than {min_rows:,} rows"
+    return None
+
+
+def _silenced(*families: dict[str, Any]) -> tuple[Any, ...]:
+    """The cells of every family with their alerts off (a too-short chunk: shown, not alerted)."""
+
+    def off(node: Any) -> Any:
+        if isinstance(node, dict) and "alert" in node:
+            return {**node, "alert": False}
+        if isinstance(node, dict):
+            return {k: off(v) for k, v in node.items()}
+        return node
+
+    return tuple(off(f) for f in families)
+
+
+def blind_error(
+    blind: list[dict[str, Any]], chunking: ChunkingConfig, reference_chunk_rows: list[int]
+) -> DataError:
+    """The error for drift thresholds that no chunk can cross (nannyml_adapter._blind)."""
+    lines = []
+    shortest = min(reference_chunk_rows)
+    for b in blind:
+        band = (
+            f"alerts above {b['upper_threshold']:.3f}"
+            if b["upper_threshold"] is not None
+            else "has no upper threshold"
+        )
+        lines.append(
+            f"  {b['column']} ({b['method']}): {band}, but a chunk of {shortest:,} "
+            f"rows all at {b['column']} = {b['probe']!r} (a common value of the reference) "
+            f"scores only {b['value']:.3f}"
+        )
+    sizes = ", ".join(f"{n:,}" for n in reference_chunk_rows)
+    fix = [
+        "Use fewer, larger reference chunks: raise `rows` (or lower `count`, or use a longer "
+        f"period) under `chunking:` {HOW_TO_SET}"
+    ]
+    if chunking.short_chunks == "keep":
+        fix.insert(0, "Set `short_chunks: merge` under `chunking:`, so no reference chunk is short")
+    return DataError(
+        "monitoring is blind: no chunk can cross these drift thresholds, so drift would never "
+        "alert:\n" + "\n".join(lines) + "\n"
+        f"NannyML sets each threshold from how the metric varies across the reference chunks "
+        f"(here {len(reference_chunk_rows)} chunks of {sizes} rows); a short chunk, or chunks too "
+        "small to agree, widen it past anything a batch can show. "
+        + " ".join(f"{n + 1}) {f}." for n, f in enumerate(fix))
+        + " Nothing was written."
+    )
+
+
+def performance_blind(results: Results) -> list[str]:
+    """Performance metrics (all within 0..1) whose band spans the whole range: no value of them
+    can alert."""
+    found = []
+    for kind in ("estimated", "realized"):
+        for metric, cells in getattr(results, kind).items():
+            if not cells:
+                continue
+            lower, upper = cells[0]["lower_threshold"], cells[0]["upper_threshold"]
+            if (lower is None or lower <= 0) and (upper is None or upper >= 1):
+                found.append(f"{kind} {metric}")
+    return found
 
 
 def _totals(chunks: list[dict[str, Any]]) -> dict[str, Any]:

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from tabml import chunking
 from tabml.config import ChunkingConfig, DataQualityConfig, DriftConfig, PerformanceConfig
 from tabml.errors import DataError
 
@@ -83,6 +85,11 @@ class Results:
     out_of_range: dict[str, list[Cell]] = field(default_factory=dict)
     calibration: dict[str, Any] = field(default_factory=dict)
     charts: list[Chart] = field(default_factory=list)
+    # rows of each reference chunk, as the calculators cut it
+    reference_chunk_rows: list[int] = field(default_factory=list)
+    # drift thresholds no chunk can cross: {column, method, value, probe, lower_threshold,
+    # upper_threshold} (see `_blind`); when any, the other calculators are not run
+    blind: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -119,16 +126,73 @@ def render(chart: Chart, div_id: str, with_plotly_js: bool) -> str:
     return html
 
 
-def _chunker_kwargs(spec: Spec) -> dict[str, Any]:
+def _chunker(nml: Any, spec: Spec, reference: pd.DataFrame) -> Any:
+    """NannyML's chunker for the config, with short chunks merged as tabml.chunking says (the
+    same chunker cuts the reference and the batch)."""
+    from nannyml.chunk import ChunkerFactory
+
     c = spec.chunking
-    kwargs: dict[str, Any] = {"timestamp_column_name": spec.timestamp}
-    if c.method == "rows":
-        kwargs["chunk_size"] = c.rows
-    elif c.method == "count":
-        kwargs["chunk_number"] = c.count
-    else:
-        kwargs["chunk_period"] = c.period
-    return kwargs
+    base = ChunkerFactory.get_chunker(
+        chunk_size=c.rows if c.method == "rows" else None,
+        chunk_number=c.count if c.method == "count" else None,
+        chunk_period=c.period if c.method == "period" else None,
+        timestamp_column_name=spec.timestamp,
+    )
+    if c.short_chunks == "keep":
+        return base
+    period_floor = None
+    if c.method == "period":
+        assert spec.timestamp is not None
+        period_floor = chunking.floor(c, len(reference), reference[spec.timestamp])
+    return _merging_chunker(base, c, period_floor)
+
+
+def _merging_chunker(base: Any, config: ChunkingConfig, period_floor: int | None) -> Any:
+    """A `MergingChunker` (a module-level name, so a chart holding one can be pickled)."""
+    return _merging_chunker_class()(base, config, period_floor)
+
+
+@functools.cache
+def _merging_chunker_class() -> type:
+    """A NannyML Chunker that cuts as `base` does, then merges short chunks (defined on first
+    use: NannyML is imported lazily)."""
+    import pandas as pd
+    from nannyml.chunk import Chunk, Chunker
+
+    class MergingChunker(Chunker):
+        def __init__(self, base: Any, config: ChunkingConfig, period_floor: int | None) -> None:
+            super().__init__(base.timestamp_column_name)
+            self.base = base
+            self.config = config
+            self.period_floor = period_floor
+
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (_merging_chunker, (self.base, self.config, self.period_floor))
+
+        def _split(self, data: pd.DataFrame) -> list[Any]:
+            parts = self.base._split(data)
+            floor = self.period_floor or chunking.min_rows(self.config, len(data), None)
+            plan = chunking.merge_plan([len(p) for p in parts], floor)
+            return [self._join([parts[i] for i in group]) for group in plan]
+
+        def _join(self, parts: list[Any]) -> Any:
+            if len(parts) == 1:
+                return parts[0]
+            first, last = parts[0], parts[-1]
+            if self.config.method == "period":
+                key = f"{first.key}..{last.key}"
+            else:
+                key = f"[{first.start_index}:{last.end_index}]"
+            return Chunk(
+                key=key,
+                data=pd.concat([p.data for p in parts]),
+                start_datetime=first.start_datetime,
+                end_datetime=last.end_datetime,
+                start_index=first.start_index,
+                end_index=last.end_index,
+            )
+
+    return MergingChunker
 
 
 def _plain(frame: pd.DataFrame) -> pd.DataFrame:
@@ -251,10 +315,15 @@ def run(
         nml = _nannyml()
         reference, analysis = _plain(reference), _plain(analysis)
         drift_batch = _plain(analysis_for_drift)
-        kw = _chunker_kwargs(spec)
+        chunker = _chunker(nml, spec, reference)
+        kw = {"chunker": chunker, "timestamp_column_name": spec.timestamp}
+        reference_chunk_rows = [len(c) for c in chunker.split(reference)]
         # each family of calculators fills its part of `out` and hands its charts to `sink`
         sink = _ChartSink(on_chart) if charts else None
-        out = _univariate(nml, reference, drift_batch, spec, kw, sink)
+        out = _univariate(nml, reference, drift_batch, spec, kw, sink, min(reference_chunk_rows))
+        out.reference_chunk_rows = reference_chunk_rows
+        if out.blind:
+            return out  # thresholds that cannot alert: the caller refuses the run
         fit = _Fitting(nml, reference, spec, kw, out, sink)
         _multivariate(fit, drift_batch)
         _performance(fit, analysis, labelled)
@@ -302,8 +371,10 @@ def _univariate(
     spec: Spec,
     kw: dict[str, Any],
     sink: _ChartSink | None,
+    probe_rows: int,
 ) -> Results:
-    """Univariate drift of every feature and the score: the chunks, and their drift cells."""
+    """Univariate drift of every feature and the score: the chunks, and their drift cells; or,
+    when some threshold cannot alert, only what `_blind` found."""
     features = spec.features
     calc = nml.UnivariateDriftCalculator(
         column_names=[*features, spec.score],
@@ -313,7 +384,11 @@ def _univariate(
         categorical_methods=list(spec.drift.categorical_methods),
         **kw,
     )
-    uni = calc.fit(reference).calculate(analysis).filter(period="analysis")
+    calc.fit(reference)
+    blind = _blind(calc, reference, spec, probe_rows)
+    if blind:
+        return Results(chunks=[], blind=blind)
+    uni = calc.calculate(analysis).filter(period="analysis")
     uni_df = uni.to_df()
     out = Results(chunks=_chunk_records(uni_df))
     for col in [*features, spec.score]:
@@ -326,6 +401,62 @@ def _univariate(
     if sink is not None:
         sink.chart("Univariate drift", uni, "drift")
     return out
+
+
+def _typical(values: pd.Series, numeric: bool) -> Any:
+    """A common value of the reference, held by at most half of it: the most frequent such
+    category, or the median of the fullest such bin of NannyML's histogram (Doane's bins)."""
+    import numpy as np
+
+    values = values.dropna()
+    if not len(values):
+        return None
+    if not numeric:
+        shares = values.value_counts(normalize=True, sort=True)
+        common = shares[shares <= 0.5]
+        return (common if len(common) else shares).index[0]
+    x = values.to_numpy(dtype="float64")
+    edges = np.histogram_bin_edges(x, bins="doane")
+    counts = np.histogram(x, bins=edges)[0] / len(x)
+    order = [i for i in np.argsort(-counts, kind="stable") if counts[i] <= 0.5] or [0]
+    lo, hi = edges[order[0]], edges[order[0] + 1]
+    inside = x[(x >= lo) & (x <= hi)]
+    return float(np.median(inside)) if len(inside) else float((lo + hi) / 2)
+
+
+def _blind(calc: Any, reference: pd.DataFrame, spec: Spec, rows: int) -> list[dict[str, Any]]:
+    """Drift thresholds that no realistic chunk can cross.
+
+    For each column and method, a probe chunk of `rows` rows (the shortest reference chunk)
+    in which every row takes one common value of the reference (`_typical`): the whole column
+    collapsed onto a value it had all along. That is a large drift; where the fitted threshold
+    does not alert on it, the threshold is wider than any drift the column can show (a short
+    reference chunk, or chunks too small to agree, widen it), and the monitoring is blind.
+    """
+    import pandas as pd
+
+    found = []
+    numeric = {*spec.numeric, spec.score}
+    for column, methods in calc._column_to_models_mapping.items():
+        typical = _typical(reference[column], column in numeric)
+        if typical is None:
+            continue
+        probe = pd.Series([typical] * rows, name=column)
+        for method in methods:
+            value = float(method.calculate(probe))
+            if math.isnan(value) or method.alert(value):
+                continue
+            found.append(
+                {
+                    "column": column,
+                    "method": method.column_name,
+                    "value": value,
+                    "probe": typical.item() if hasattr(typical, "item") else typical,
+                    "lower_threshold": _number(method.lower_threshold_value),
+                    "upper_threshold": _number(method.upper_threshold_value),
+                }
+            )
+    return found
 
 
 def _multivariate(fit: _Fitting, analysis: pd.DataFrame) -> None:

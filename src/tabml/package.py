@@ -331,7 +331,14 @@ def model_card(metadata: dict[str, Any], slices: dict[str, Any], quality: dict[s
         personal_data=_card_personal_data(schema),
         metrics="\n".join(_card_metrics(m)),
         slices="".join(f"\n{line}" for line in _card_slices(slices)),
-        fairness="".join(f"\n{line}" for line in _card_fairness(m.get("fairness") or {})),
+        fairness="".join(
+            f"\n{line}"
+            for line in _card_fairness(
+                m.get("fairness") or {},
+                tuple(schema.get("protected") or ()),
+                p.get("fairness_limits") or {},
+            )
+        ),
     )
 
 
@@ -374,7 +381,9 @@ def _card_slices(slices: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _card_fairness(fair: dict[str, Any]) -> list[str]:
+def _card_fairness(
+    fair: dict[str, Any], protected: tuple[str, ...], limits: dict[str, float | None]
+) -> list[str]:
     if not fair:
         return []
     lines = [
@@ -398,4 +407,47 @@ def _card_fairness(fair: dict[str, Any]) -> list[str]:
             f"| {f['demographic_parity_ratio']:.3f} | {f['equal_opportunity_difference']:.3f} "
             f"| {f['equalized_odds_difference']:.3f} |"
         )
+    lines += ["", *_card_fairness_findings(fair, protected, limits)]
+    return lines
+
+
+def _card_fairness_findings(
+    fair: dict[str, Any], protected: tuple[str, ...], limits: dict[str, float | None]
+) -> list[str]:
+    """What the release's fairness gates measured, and every segment above their limits,
+    declared protected or not."""
+    lines = []
+    if protected:
+        lines.append(
+            "Protected attributes (`dataset.schema.protected`, held by the release's fairness "
+            f"gates): {', '.join(f'`{c}`' for c in protected)}."
+        )
+    else:
+        lines.append(
+            "**No protected attribute is declared** (`dataset.schema.protected`), so the "
+            "release's fairness gates measured nothing. Decide which of these segments must "
+            "be treated alike, and list them."
+        )
+    for measure, label in (
+        ("equalized_odds_difference", "equalised odds"),
+        ("demographic_parity_difference", "demographic parity"),
+    ):
+        limit = limits.get(measure)
+        if limit is None:
+            continue
+        above = [
+            (col, float(f[measure]))
+            for col, f in fair.items()
+            if measure in f and float(f[measure]) > limit
+        ]
+        for col, value in above:
+            status = (
+                "protected: the release gate fails"
+                if col in protected
+                else "not declared protected, so no gate holds it"
+            )
+            lines.append(
+                f"- **`{col}`: {label} difference {value:.3f}, above the limit {limit:.3f}** "
+                f"(release.max_{measure}; {status})."
+            )
     return lines

@@ -2,7 +2,8 @@
 
 Pure functions only; `stages/release.py` is the shell (git, DVC, GTO, files).
 
-- `gates` checks a run's metrics against `conf/release/default.yaml` and returns one `Gate`
+- `gates` checks a run's metrics against the release gates (`conf/release/<name>.yaml`) and
+  returns one `Gate`
   per rule; `gate_table` prints them.
 - `parse_tag` accepts exactly a GTO registration tag of the declared artefact with a semantic
   version (`tabml-model@v1.2.3`) and says what is wrong with anything else.
@@ -56,6 +57,27 @@ class Gate:
     limit: float
     passed: bool
     note: str = ""
+    # the params.yaml key that sets the limit, and the conf file it comes from
+    key: str = ""
+    source: str = ""
+    # False where nothing could be measured (no protected attribute declared): shown as such,
+    # not as a pass
+    measured: bool = True
+
+
+def conf_file(cfg: ReleaseConfig) -> str:
+    """The file of conf/ the gates of `cfg` come from."""
+    return f"conf/release/{cfg.name}.yaml"
+
+
+def failures(results: list[Gate]) -> str:
+    """One line per failed gate: the gate, its key and the file that sets it."""
+    return "\n".join(
+        f"  {g.name}: {_num(g.value)} against the limit {_num(g.limit)} "
+        f"({g.key}, set in {g.source}){f'; {g.note}' if g.note else ''}"
+        for g in results
+        if not g.passed
+    )
 
 
 def _get(metrics: Mapping[str, Any], dotted: str) -> float | None:
@@ -94,17 +116,18 @@ def fairness_gates(
         if limit is None:
             continue
         label = measure.replace("_", " ").replace("equalized", "equalised")
+        key, source = f"release.max_{measure}", conf_file(cfg)
         found = worst(fair, measure)
         if found is None:
             note = (
-                "no protected attribute declared (dataset.schema.protected)"
+                "no protected attribute declared: list them in dataset.schema.protected"
                 if not protected
                 else "no protected attribute with two groups of enough rows"
             )
-            out.append(Gate(label, None, limit, True, note))
+            out.append(Gate(label, None, limit, True, note, key, source, measured=False))
             continue
         segment, value = found
-        out.append(Gate(label, value, limit, value <= limit, f"largest: {segment}"))
+        out.append(Gate(label, value, limit, value <= limit, f"largest: {segment}", key, source))
     return out
 
 
@@ -122,6 +145,8 @@ def gates(
     against the release in prod scored on the same rows (`vs_prod`: its tag and the paired
     comparison, the reason there is none, or None when no release is in prod)."""
 
+    from dataclasses import replace
+
     def at_least(name: str, key: str, limit: float) -> Gate:
         value = _get(metrics, key)
         return Gate(
@@ -132,28 +157,39 @@ def gates(
             "" if value is not None else _absent(metrics, key, sources[0]),
         )
 
+    def set_by(gate: Gate, field: str) -> Gate:
+        return replace(gate, key=f"release.{field}", source=conf_file(cfg))
+
     out = [
-        at_least("test ROC AUC", "test.roc_auc", cfg.min_test_roc_auc),
-        at_least("test rows", "test.rows", cfg.min_test_rows),
-        _previous_gate(cfg, _get(metrics, "test.roc_auc"), previous, previous_name),
+        set_by(at_least("test ROC AUC", "test.roc_auc", cfg.min_test_roc_auc), "min_test_roc_auc"),
+        set_by(at_least("test rows", "test.rows", cfg.min_test_rows), "min_test_rows"),
+        set_by(
+            _previous_gate(cfg, _get(metrics, "test.roc_auc"), previous, previous_name),
+            "max_roc_auc_drop",
+        ),
     ]
     if cfg.max_roc_auc_drop_vs_prod is not None:
-        out.append(_prod_gate(cfg.max_roc_auc_drop_vs_prod, vs_prod))
+        out.append(
+            set_by(_prod_gate(cfg.max_roc_auc_drop_vs_prod, vs_prod), "max_roc_auc_drop_vs_prod")
+        )
     out += fairness_gates(cfg, metrics, protected)
     alerts = _get(monitoring or {}, "alerts")
     out.append(
-        Gate(
-            "monitoring alerts",
-            alerts,
-            cfg.max_monitoring_alerts,
-            alerts is not None and alerts <= cfg.max_monitoring_alerts,
-            ""
-            if alerts is not None
-            else (
-                f"no monitoring report ({sources[1]})"
-                if monitoring is None
-                else _absent(monitoring, "alerts", sources[1])
+        set_by(
+            Gate(
+                "monitoring alerts",
+                alerts,
+                cfg.max_monitoring_alerts,
+                alerts is not None and alerts <= cfg.max_monitoring_alerts,
+                ""
+                if alerts is not None
+                else (
+                    f"no monitoring report ({sources[1]})"
+                    if monitoring is None
+                    else _absent(monitoring, "alerts", sources[1])
+                ),
             ),
+            "max_monitoring_alerts",
         )
     )
     return out
@@ -203,14 +239,15 @@ def _prod_gate(margin: float, vs_prod: tuple[str, Paired] | str | None) -> Gate:
     )
 
 
+def _num(v: float | None) -> str:
+    if v is None:
+        return "—"
+    return f"{v:,.0f}" if float(v).is_integer() and abs(v) >= 1 else f"{v:.4f}"
+
+
 def gate_table(results: list[Gate]) -> str:
     """A Markdown table: gate, value, limit, pass/fail (and why)."""
-
-    def num(v: float | None) -> str:
-        if v is None:
-            return "—"
-        return f"{v:,.0f}" if float(v).is_integer() and abs(v) >= 1 else f"{v:.4f}"
-
+    num = _num
     bound = {
         "test ROC AUC": ">=",
         "test rows": ">=",
@@ -222,7 +259,7 @@ def gate_table(results: list[Gate]) -> str:
     }
     lines = ["| gate | value | limit | result |", "|---|---:|---:|---|"]
     for g in results:
-        verdict = "✅ pass" if g.passed else "❌ FAIL"
+        verdict = "➖ not measured" if not g.measured else "✅ pass" if g.passed else "❌ FAIL"
         note = f" ({g.note})" if g.note else ""
         lines.append(
             f"| {g.name} | {num(g.value)} | {bound.get(g.name, '')} {num(g.limit)} | "

@@ -39,12 +39,19 @@ def test_monitoring_charts_count_drift_per_chunk_numbered_as_the_table() -> None
     )  # fmt: skip
     chunking = parse(ChunkingConfig, {"method": "count", "count": 3})
     summary = summarize(
-        results, CFG, chunking, {"name": "t", "kind": "k", "threshold": 0.5}, 30, 3, 30, 0
+        results, CFG, chunking, {"name": "t", "kind": "k", "threshold": 0.5}, 30, [10] * 3, 30, 0
     )
     bars, roc = mermaid.monitoring(summary)
     assert '"chunk" ["1", "2", "3"]' in bars and "bar [0, 1, 1]" in bars
     assert "line [0.85, 0.85, 0.85]" in roc and "realized" not in roc
     empty = summarize(
-        Results(chunks=[]), CFG, chunking, {"name": "t", "kind": "k", "threshold": 0.5}, 30, 3, 0, 0
+        Results(chunks=[]),
+        CFG,
+        chunking,
+        {"name": "t", "kind": "k", "threshold": 0.5},
+        30,
+        [10] * 3,
+        0,
+        0,
     )
     assert mermaid.monitoring(empty) == []

@@ -67,7 +67,7 @@ def two_chunk_results() -> Results:
 
 
 def summary() -> mon.Summary:
-    return mon.summarize(two_chunk_results(), CFG, CFG.chunking, MODEL, 100, 10, 20, 20)
+    return mon.summarize(two_chunk_results(), CFG, CFG.chunking, MODEL, 100, [10] * 10, 20, 20)
 
 
 def test_summary_counts_each_column_chunk_once_and_finds_the_first_alert() -> None:
@@ -140,8 +140,15 @@ def test_reference_keeps_the_latest_rows_in_time_order() -> None:
 
 
 def test_too_few_reference_chunks_is_refused_with_the_fix() -> None:
+    # the advice is a size that leaves no short chunk: 2,000 rows in 6 chunks of 333, the 2
+    # rows left over joining the last
+    big = pd.DataFrame({"ts": pd.date_range("2024-01-01", periods=2000, freq="h")})
+    with pytest.raises(DataError, match=r"only 4 reference.*`rows: 333`.*exactly 6 chunks.*2 rows"):
+        mon.check_reference(big, CFG, ChunkingConfig(method="rows", rows=500), "ts")
+    assert mon.check_reference(big, CFG, ChunkingConfig(method="rows", rows=333), "ts") == 6
     ref = pd.DataFrame({"ts": pd.date_range("2024-01-01", periods=1000, freq="h")})
-    with pytest.raises(DataError, match=r"only 2 reference chunks.*at most 166"):
+    # too few rows for chunks that say more than chance: more data, not smaller chunks
+    with pytest.raises(DataError, match=r"only 2 reference chunks.*too few.*166 rows each"):
         mon.check_reference(ref, CFG, ChunkingConfig(method="rows", rows=500), "ts")
     assert mon.check_reference(ref, CFG, ChunkingConfig(method="rows", rows=100), "ts") == 10
     with pytest.raises(DataError, match="Set `count: 6` under `chunking:`"):
@@ -157,7 +164,8 @@ def test_too_few_reference_chunks_is_refused_with_the_fix() -> None:
 def test_what_config_and_row_count_tell_is_checked_before_training() -> None:
     """ingest calls these with the development row count, before any model is fitted."""
     rows = ChunkingConfig(method="rows", rows=5000)
-    with pytest.raises(DataError, match=r"3,000 rows make only 0 .*set `rows: 500` under"):
+    advice = r"3,000 rows make only 0 .*Set `rows: 500` under.*exactly 6 chunks"
+    with pytest.raises(DataError, match=advice):
         mon.check_reference_rows(3000, rows, 6, "ts")
     mon.check_reference_rows(30_000, rows, 6, "ts")
     with pytest.raises(ConfigError, match=r"count is 3, fewer than the 6.*`count: 6`"):
@@ -203,7 +211,7 @@ def test_png_charts_are_deterministic_and_cope_with_no_chunks(tmp_path: Path) ->
         draw(s, a)
         draw(s, b)
         assert a.read_bytes()[:4] == b"\x89PNG" and a.read_bytes() == b.read_bytes()
-    empty = mon.summarize(Results(chunks=[]), CFG, CFG.chunking, MODEL, 100, 10, 0, 0)
+    empty = mon.summarize(Results(chunks=[]), CFG, CFG.chunking, MODEL, 100, [10] * 10, 0, 0)
     plots.drift_heatmap(empty, tmp_path / "empty.png")
     assert (tmp_path / "empty.png").stat().st_size > 0
 

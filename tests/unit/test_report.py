@@ -44,7 +44,7 @@ def _summary() -> dict[str, Any]:
         missing={"car_value": [c(0.0), c(0.2, True), c(0.0)]},
     )
     model = {"name": "car_loan", "kind": "lightgbm", "threshold": 0.5}
-    return summarize(results, CFG, CFG.chunking, model, 100, 10, 30, 30).to_json()
+    return summarize(results, CFG, CFG.chunking, model, 100, [10] * 10, 30, 30).to_json()
 
 
 SUMMARY = _summary()

@@ -15,8 +15,9 @@ from tabml import io, plots
 from tabml import monitor as mon
 from tabml import package as pkg
 from tabml.catalog import Monitoring
+from tabml.chunking import floor as chunk_floor
 from tabml.config import ChunkingConfig, MonitorConfig, SchemaConfig, parse
-from tabml.errors import EmptyBatchError, PackageError
+from tabml.errors import DataError, EmptyBatchError, PackageError
 from tabml.log import info
 from tabml.predlog import with_received_time
 from tabml.report_process import HtmlPage
@@ -124,9 +125,8 @@ def _monitor(
             )
         # a dataset with no production batch yet (the pipeline's stage): an empty report
         info(f"monitor: {input_path} has no rows; nothing to monitor (--allow-empty)")
-        n_chunks = mon.reference_chunks(reference, chunking, schema.timestamp)
         summary = mon.summarize(
-            _empty_results(), cfg, chunking, model_info, len(reference), n_chunks, 0, 0
+            _empty_results(), cfg, chunking, model_info, len(reference), [], 0, 0
         )
         output_dir.mkdir(parents=True, exist_ok=True)
         with HtmlPage(output_dir / Monitoring.REPORT, _title(loaded), in_process=True) as page:
@@ -166,11 +166,34 @@ def _monitor(
             labelled=labelled > 0,
             on_chart=page.add,
         )
+        if results.blind:
+            raise mon.blind_error(results.blind, chunking, results.reference_chunk_rows)
+        flat = mon.performance_blind(results)
+        if flat:
+            raise DataError(
+                f"monitoring is blind: the alert band of {', '.join(flat)} spans the whole "
+                "range 0..1, so no value can alert. The reference chunks disagree too much: "
+                f"use fewer, larger chunks under `chunking:` {mon.HOW_TO_SET}. Nothing was "
+                "written."
+            )
         summary = mon.summarize(
-            results, cfg, chunking, model_info, len(reference), n_chunks, len(analysis), labelled
+            results,
+            cfg,
+            chunking,
+            model_info,
+            len(reference),
+            results.reference_chunk_rows,
+            len(analysis),
+            labelled,
+            min_chunk_rows=chunk_floor(
+                chunking, len(analysis), reference.get(schema.timestamp or "")
+            ),
         )
         _write(summary, page, output_dir)
     alerts = summary.totals.alerts
+    for chunk in summary.chunks:
+        if chunk.note:
+            info(f"monitor: chunk {chunk.index + 1}: {chunk.note}")
     info(
         f"monitor: {len(summary.chunks)} chunks, {alerts.total} alerts (drift "
         f"{alerts.drift}, multivariate {alerts.multivariate}, performance "

@@ -86,6 +86,10 @@ def run(
             "model": dump(params.model),
             "evaluate": dump(params.evaluate),
             "monitor": dump(params.monitor),
+            "fairness_limits": {
+                "demographic_parity_difference": params.max_demographic_parity_difference,
+                "equalized_odds_difference": params.max_equalized_odds_difference,
+            },
         },
         "data": data_hashes(data_files),
         "split": io.read_json(split_file),

@@ -188,9 +188,11 @@ def require_clean(root: Path) -> None:
 
 def _require_gates(results: list[rel.Gate]) -> None:
     print(rel.gate_table(results))
-    failed = [g.name for g in results if not g.passed]
-    if failed:
-        raise rel.GatesFailed(f"quality gates failed: {', '.join(failed)}; no release made")
+    if not all(g.passed for g in results):
+        raise rel.GatesFailed(
+            f"quality gates failed; no release made:\n{rel.failures(results)}\n"
+            "Change a limit in the file named, then run 'tabml params'; or improve the run."
+        )
 
 
 def register(root: Path, version: str, params_file: Path, metrics: Path, monitoring: Path) -> str:
