@@ -1134,6 +1134,65 @@ def synth(
     info(f"synth: wrote {target}")
 
 
+@app.command("init-dataset")
+def init_dataset(
+    file: Annotated[
+        str,
+        typer.Argument(
+            help="The development file (CSV or Parquet) under --sources-dir, or nannyml://FILE."
+        ),
+    ],
+    target: Annotated[
+        str | None, typer.Option(help="The target column (guessed from its name if not given).")
+    ] = None,
+    id: Annotated[
+        str | None, typer.Option("--id", help="The id column (a column unique in every row).")
+    ] = None,
+    timestamp: Annotated[
+        str | None, typer.Option(help="The time-stamp column (guessed from dates if not given).")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="The config name (default: from the file name).")
+    ] = None,
+    production: Annotated[
+        str | None, typer.Option(help="A later, unlabelled batch to monitor (sources.production).")
+    ] = None,
+    production_labels: Annotated[
+        str | None, typer.Option(help="Its labels, joined on the id (sources.production_labels).")
+    ] = None,
+    sources_dir: Annotated[
+        Path, typer.Option(help="Where ingest reads data files (dvc.yaml's --sources-dir).")
+    ] = Path("data/external"),
+    config_dir: Annotated[Path, typer.Option(help="Hydra config folder.")] = Path("conf"),
+    make_default: Annotated[
+        bool,
+        typer.Option(
+            "--default/--no-default",
+            help="Make it the default dataset of conf/config.yaml (so 'dvc exp run' uses it).",
+        ),
+    ] = True,
+    force: Annotated[bool, typer.Option(help="Overwrite this name's existing conf files.")] = False,
+) -> None:
+    """Propose a dataset config from its development file: conf/dataset/NAME.yaml, with
+    conf/monitor/NAME.yaml and conf/release/NAME.yaml that it selects.
+
+    Each column gets its kind: numbers with their range and a margin; codes and short text as
+    categories, written as strings ("5", not 5.0); true/false as boolean; text unique in
+    almost every row is left out. The target, id and time stamp are guessed where not given,
+    and every guess is stated. Columns that look like personal data (names, e-mails, phone
+    numbers) are dropped at ingest, and columns that alone predict the target (a leak) are
+    left out, each with a FLAG comment for you to decide. Protected attributes are asked for,
+    not assumed. The monitoring chunk size and the release gates are proposed from the data's
+    size. Prints the commands that come next.
+    """
+    from tabml.stages import init_dataset as stage
+
+    stage.run(
+        file, sources_dir, config_dir, name, target, id, timestamp, production,
+        production_labels, make_default, force,
+    )  # fmt: skip
+
+
 @app.command()
 def params(
     output: Annotated[Path, typer.Option(help="File to write.")] = Path("params.yaml"),
@@ -1159,14 +1218,19 @@ def params(
     import tempfile
 
     from tabml import params_guard
-    from tabml.dvc_adapter import compose_params
+    from tabml.dvc_adapter import compose_params, conf_choices
+    from tabml.errors import ConfigError
     from tabml.privacy import KEY_ENV
-    from tabml.stages.check import validate
+    from tabml.stages.check import in_conf_terms, validate
 
     with tempfile.TemporaryDirectory() as tmp:
         composed = Path(tmp) / "params.yaml"
         compose_params(config_dir, composed, overrides or [])
-        validate(composed)  # a params.yaml that fails validation is never written
+        try:
+            validate(composed)  # a params.yaml that fails validation is never written
+        except ConfigError as err:
+            choices = conf_choices(config_dir, overrides or [])
+            raise in_conf_terms(err, composed, config_dir, choices) from None
         if not force:
             params_guard.refuse_to_lose(output, composed.read_text(encoding="utf-8"))
         from tabml import io

@@ -418,11 +418,32 @@ def _lookup(tree: Mapping[str, Any], dotted: str, source: str) -> Any:
 
 
 def _describe(err: ValidationError, source: str, prefix: str = "") -> ConfigError:
-    lines = []
+    # one line per key: the items of a list that fail alike are one problem (`categories`)
+    found: dict[tuple[str, str], int] = {}
     for e in err.errors():
-        loc = ".".join(str(p) for p in (prefix, *e["loc"]) if p not in ("", None))
-        lines.append(f"  {loc}: {e['msg']}")
-    return ConfigError(f"{source}: invalid config:\n" + "\n".join(lines))
+        parts = [str(p) for p in (prefix, *e["loc"]) if p not in ("", None)]
+        while len(parts) > 1 and parts[-1].isdigit():
+            parts.pop()
+        key = (".".join(parts), e["msg"])
+        found[key] = found.get(key, 0) + 1
+    problems = tuple(
+        (loc, hint(loc, msg) + (f" ({n} values)" if n > 1 else ""))
+        for (loc, msg), n in found.items()
+    )
+    lines = [f"  {loc}: {msg}" for loc, msg in problems]
+    return ConfigError(f"{source}: invalid config:\n" + "\n".join(lines), problems)
+
+
+def hint(key: str, message: str) -> str:
+    """`message` with the fix for the mistakes people make most."""
+    if key.endswith(".categories") and "valid string" in message:
+        return (
+            f"{message}: categories are text, and YAML reads 1 or 2.5 as numbers; quote them "
+            '(["1", "2"], not [1, 2])'
+        )
+    if message.startswith("Extra inputs are not permitted"):
+        return f"{message}: a misspelt or unknown key; remove it or check its spelling"
+    return message
 
 
 def read_params(path: Path) -> Mapping[str, Any]:

@@ -29,6 +29,24 @@ def compose_params(config_dir: Path, output: Path, overrides: list[str]) -> None
         ) from None
 
 
+def conf_choices(config_dir: Path, overrides: list[str]) -> dict[str, str]:
+    """The option of each config group that composing `overrides` selects, e.g.
+    `{"dataset": "fair", "monitor": "fair", "model": "lightgbm", ...}` (the data set's own
+    overrides included), so that an error can name the file the user edits."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(config_dir.resolve()), version_base=None):
+        cfg = compose("config", overrides=overrides, return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    return {
+        str(k): str(v)
+        for k, v in cfg.hydra.runtime.choices.items()
+        if v is not None and not str(k).startswith("hydra/")
+    }
+
+
 @dataclass(frozen=True)
 class Revision:
     """What DVC tracks at one revision: metrics, params, plot data and some JSON reports.

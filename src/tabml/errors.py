@@ -8,9 +8,17 @@ class TabmlError(Exception):
 
 
 class ConfigError(TabmlError):
-    """A params.yaml section is missing, misspelt or has a wrong value."""
+    """A params.yaml section is missing, misspelt or has a wrong value.
+
+    `problems` holds each invalid key and what is wrong with it, where validation found them
+    (so `tabml params` can name the conf/ file that sets each key).
+    """
 
     exit_code = 2
+
+    def __init__(self, message: str, problems: tuple[tuple[str, str], ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
 
 
 class DataError(TabmlError):

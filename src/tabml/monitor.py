@@ -112,9 +112,10 @@ def blank_unseen(frame: pd.DataFrame, reference: pd.DataFrame, columns: list[str
 
 
 HOW_TO_SET = (
-    "in the data set's monitoring options (conf/monitor/<dataset>.yaml, which the data set's "
-    "conf/dataset/<dataset>.yaml selects; 'tabml init-dataset' writes both), then run "
-    "'tabml params' and 'dvc repro'"
+    "in the data set's monitoring options, conf/monitor/<dataset>.yaml: a file that starts "
+    "with `defaults: [default, _self_]`, and that conf/dataset/<dataset>.yaml selects with "
+    "`- override /monitor@_global_.monitor: <dataset>` under its `defaults:` ('tabml "
+    "init-dataset' writes both); then run 'tabml params' and 'dvc repro'"
 )
 # the fewest rows per chunk that the advice proposes: below it a chunk's distances are mostly
 # chance, and the thresholds drawn from them see little

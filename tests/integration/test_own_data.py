@@ -130,11 +130,17 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     advice: dict[str, str] = {}
     advice["key"] = failing(repo, "repro")
     advice["chunks"] = failing(repo, "repro", TABML_PII_KEY=KEY)
-    # follow the advice to the letter: the value it names, in the file it names
-    rows = int(re.search(r"set `rows: (\d+)` under `chunking:`", advice["chunks"]).group(1))
-    monitor_conf = repo / "conf/monitor/default.yaml"
-    monitor_conf.write_text(
-        re.sub(r"(?m)^  rows: \d+$", f"  rows: {rows}", monitor_conf.read_text())
+    # follow the advice to the letter: the value it names, in the file it names, selected
+    # by the data set's file as it says
+    rows = int(re.search(r"Set `rows: (\d+)` under `chunking:`", advice["chunks"]).group(1))
+    assert "defaults: [default, _self_]" in advice["chunks"]
+    (repo / "conf/monitor/loans.yaml").write_text(
+        f"defaults: [default, _self_]\nchunking:\n  rows: {rows}\n"
+    )
+    assert "- override /monitor@_global_.monitor: <dataset>" in advice["chunks"]
+    dataset = repo / "conf/dataset/loans.yaml"
+    dataset.write_text(
+        "defaults:\n  - override /monitor@_global_.monitor: loans\n" + dataset.read_text()
     )
     sh(repo, "tabml", "params")
     first = sh(repo, "dvc", "repro", TABML_PII_KEY=KEY)
@@ -152,7 +158,7 @@ def test_each_error_names_the_fix_and_the_fix_works(repo: dict[str, object]) -> 
     )
     assert "TABML_PII_KEY is not set" in advice["key"] and "openssl rand" in advice["key"]
     assert "Running stage 'train'" not in advice["chunks"]
-    assert "conf/monitor/default.yaml" in advice["chunks"] and "tabml params" in advice["chunks"]
+    assert "conf/monitor/<dataset>.yaml" in advice["chunks"] and "tabml params" in advice["chunks"]
     assert repo["rows"] == 500  # 3,000 rows / 6 reference chunks
     assert ran(str(repo["first"])) == STAGES
 
@@ -332,7 +338,7 @@ def test_forget_purge_leaves_no_trace_in_the_cache_or_on_the_remote(
     git(path, "reset", "-q", "--hard")  # undo the experiment's workspace
     # 3,000 rows in chunks of 500 are exactly the 6 reference chunks the monitor needs: one row
     # fewer fails ingest's early check (clearly). Smaller chunks, as its message advises
-    conf = path / "conf/monitor/default.yaml"
+    conf = path / "conf/monitor/loans.yaml"
     conf.write_text(re.sub(r"(?m)^  rows: \d+$", "  rows: 400", conf.read_text()))
     sh(path, "tabml", "params")
     git(path, "commit", "-qam", "chunks of 400 rows")

@@ -25,6 +25,7 @@ from tabml.config import (
     TrainParams,
     read_params,
 )
+from tabml.errors import ConfigError
 from tabml.monitor import check_chunking
 
 # what the stages of dvc.yaml read; the sections only commands read (release, privacy) are
@@ -56,3 +57,30 @@ def validate(params_file: Path, kinds: tuple[type[StageParams], ...] = ALL_PARAM
 def run(params_file: Path, stamp: Path) -> None:
     validate(params_file, STAGES)
     io.write_text(stamp, STAMP)
+
+
+def in_conf_terms(
+    err: ConfigError, composed: Path, config_dir: Path, choices: dict[str, str]
+) -> ConfigError:
+    """`err`, found in a params.yaml just composed from conf/, told as the files the user
+    edits: one line per problem, naming the conf/ file that sets the key (`choices`: the
+    option each group selected) and the fix."""
+    if not err.problems:
+        return ConfigError(
+            str(err).replace(str(composed), "the params.yaml composed from conf/")
+            + "\nNothing was written."
+        )
+    lines = []
+    for key, message in err.problems:
+        group, _, rest = key.partition(".")
+        if group in choices:
+            where, key = config_dir / group / f"{choices[group]}.yaml", rest or key
+        else:
+            where = config_dir / "config.yaml"
+        lines.append(f"  {where}: {key}: {message}")
+    return ConfigError(
+        "conf/ composes into an invalid params.yaml, so nothing was written. Fix these in "
+        "the files named (a value the file does not set comes from the default.yaml it "
+        "extends):\n" + "\n".join(lines),
+        err.problems,
+    )

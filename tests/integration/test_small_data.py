@@ -1,0 +1,79 @@
+"""A small data set of the survey kind (4,400 development rows, batches of 1,000), from the file
+to monitoring, the way a new user goes: `tabml init-dataset`, the commands it prints, `dvc
+repro`, then `tabml monitor` on a batch that has moved. Monitoring must see: the unshifted
+batch raises at most one alert, the shifted one raises drift on the columns that moved."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BIN, copy_project, git, tool_env
+from tests.unit.test_profile import survey
+
+pytestmark = pytest.mark.slow
+
+
+def sh(repo: Path, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / tool), *args], cwd=repo, env=tool_env(), capture_output=True, text=True
+    )
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = copy_project(tmp_path_factory.mktemp("small") / "repo")
+    ext = repo / "data/external"
+    survey(4_400, seed=1).to_csv(ext / "fair.csv", index=False)
+    batch = survey(1_000, seed=2).drop(columns=["high_income"])
+    batch.to_csv(ext / "fair_batch.csv", index=False)
+    shifted = survey(1_000, seed=3, shift=True).drop(columns=["high_income"])
+    shifted.to_csv(ext / "fair_shifted.csv", index=False)
+    made = sh(
+        repo, "tabml", "init-dataset", "data/external/fair.csv", "--target", "high_income",
+        "--production", "fair_batch.csv",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    # the commands it prints, in order
+    steps = [line.split() for line in made.stdout.splitlines()[1:]]
+    assert steps[0] == ["tabml", "params"] and steps[-1] == ["dvc", "repro"]
+    assert sh(repo, "tabml", "params").returncode == 0
+    git(repo, "add", "conf", "params.yaml")
+    git(repo, "commit", "-qm", "fair: dataset config")
+    ran = sh(repo, "dvc", "repro")
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    return repo
+
+
+def test_the_unshifted_batch_raises_at_most_one_alert(repo: Path) -> None:
+    summary = json.loads((repo / "reports/monitoring/summary.json").read_text())
+    assert summary["reference"]["chunk_rows"] == [733] * 5 + [735]  # no short chunk
+    assert [c["rows"] for c in summary["chunks"]] == [1_000]  # the 267-row tail merged in
+    assert summary["totals"]["alerts"]["total"] <= 1, summary["totals"]
+
+
+def test_the_shifted_batch_raises_drift_on_the_shifted_columns(repo: Path) -> None:
+    out = repo / "shifted"
+    ran = sh(
+        repo, "tabml", "monitor", "--package", "models/package",
+        "--input", "data/external/fair_shifted.csv", "--output-dir", str(out),
+    )  # fmt: skip
+    assert ran.returncode == 10, ran.stderr  # alerts: the exit code a scheduled job acts on
+    summary = json.loads((out / "summary.json").read_text())
+    by_column = summary["totals"]["drift_alerts_by_column"]
+    assert by_column["age"] >= 1 and by_column["hours"] >= 1, by_column
+    # the columns that did not move stay quiet
+    assert by_column["region"] == 0 and by_column["occupation"] == 0, by_column
+
+
+def test_the_release_gates_are_the_data_sets_own(repo: Path) -> None:
+    gate = sh(repo, "tabml", "gate")
+    assert "conf/release/fair.yaml" not in gate.stderr or gate.returncode != 0
+    assert "test rows" in gate.stdout and "➖ not measured" in gate.stdout  # no protected yet
+    table = {
+        line.split("|")[1].strip(): line for line in gate.stdout.splitlines() if line.count("|") > 4
+    }
+    assert "✅ pass" in table["test rows"], gate.stdout  # 660 test rows against 528
