@@ -1194,6 +1194,28 @@ def init_dataset(
 
 
 @app.command()
+def promote(
+    experiment: Annotated[
+        str, typer.Argument(help="The experiment's name (as 'dvc exp show' lists it) or commit.")
+    ],
+    output: Annotated[Path, typer.Option(help="The params.yaml to write.")] = Path("params.yaml"),
+    config_dir: Annotated[Path, typer.Option(help="Hydra config folder.")] = Path("conf"),
+) -> None:
+    """Carry an experiment's params into conf/, so that 'tabml params' and a fresh clone's
+    'dvc repro' reproduce it.
+
+    Another option of a group (-S model=logreg) becomes the default in conf/config.yaml; a
+    changed value (-S model.learning_rate=0.05) is set in the file of the option that sets it
+    (conf/model/lightgbm.yaml), comments kept. Then conf/ is composed again, and must give
+    exactly the experiment's params.yaml, which is written. Each change is printed; review it
+    with 'git diff conf/' and commit conf/ and params.yaml.
+    """
+    from tabml.stages import promote as stage
+
+    stage.run(Path.cwd(), experiment, config_dir, output)
+
+
+@app.command()
 def params(
     output: Annotated[Path, typer.Option(help="File to write.")] = Path("params.yaml"),
     config_dir: Annotated[Path, typer.Option(help="Hydra config folder.")] = Path("conf"),

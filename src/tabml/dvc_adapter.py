@@ -47,6 +47,40 @@ def conf_choices(config_dir: Path, overrides: list[str]) -> dict[str, str]:
     }
 
 
+def experiment_params(root: Path, name: str) -> str:
+    """The params.yaml of a DVC experiment (its name, as `dvc exp show` lists it, or its
+    commit), as text."""
+    import subprocess
+
+    from dvc.repo import Repo
+    from dvc.repo.experiments.utils import exp_refs
+
+    with Repo(str(root)) as repo:
+        found = [ref for ref in exp_refs(repo.scm) if ref.name == name]
+        if len(found) > 1:
+            shown = ", ".join(str(ref) for ref in found)
+            raise ConfigError(
+                f"{len(found)} experiments are named {name} ({shown}): use its commit"
+            )
+        sha = repo.scm.get_ref(str(found[0])) if found else None
+    if sha is None:
+        check = subprocess.run(
+            ["git", "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}"],
+            cwd=root, capture_output=True, text=True,
+        )  # fmt: skip
+        sha = check.stdout.strip() or None
+    if sha is None:
+        raise ConfigError(
+            f"no experiment or commit named '{name}'; 'dvc exp show' lists the experiments"
+        )
+    params = subprocess.run(
+        ["git", "show", f"{sha}:params.yaml"], cwd=root, capture_output=True, text=True
+    )
+    if params.returncode != 0:
+        raise ConfigError(f"experiment {name} ({sha[:8]}) has no params.yaml")
+    return params.stdout
+
+
 @dataclass(frozen=True)
 class Revision:
     """What DVC tracks at one revision: metrics, params, plot data and some JSON reports.

@@ -151,3 +151,65 @@ def test_tabml_params_never_discards_an_applied_experiment(tmp_path: Path) -> No
     assert bad.returncode == 2 and params.read_text() == applied
     assert run_cli("params", "--force", cwd=repo).returncode == 0
     assert "num_leaves: 31" in params.read_text()
+
+
+def _experiment(repo: Path, name: str, *overrides: str) -> None:
+    """An experiment as DVC stores one: a commit whose params.yaml is conf/ composed with the
+    `-S` overrides, under refs/exps/<baseline[:2]>/<baseline[2:]>/<name>."""
+    import subprocess
+
+    from tests.conftest import git, run_cli
+
+    baseline = git(repo, "rev-parse", "HEAD").strip()
+    assert run_cli("params", "--force", *overrides, cwd=repo).returncode == 0
+    git(repo, "commit", "-qam", f"exp {name}")
+    commit = git(repo, "rev-parse", "HEAD").strip()
+    git(repo, "reset", "-q", "--hard", baseline)
+    ref = f"refs/exps/{baseline[:2]}/{baseline[2:]}/{name}"
+    subprocess.run(["git", "update-ref", ref, commit], cwd=repo, check=True)
+
+
+def test_promote_carries_an_experiment_into_conf_and_params_then_reproduces_it(
+    tmp_path: Path,
+) -> None:
+    import shutil
+
+    import yaml
+
+    from tests.conftest import git, run_cli
+
+    repo = tmp_path / "repo"
+    shutil.copytree(ROOT / "conf", repo / "conf")
+    (repo / ".dvc").mkdir()
+    git(repo, "init", "-q")
+    assert run_cli("params", cwd=repo).returncode == 0
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "baseline")
+    _experiment(repo, "lr05", "model.learning_rate=0.05", "seed=7", "monitor.chunking.rows=4000")
+    _experiment(repo, "baseline-model", "model=logreg")
+    refs = git(repo, "for-each-ref", "--format=%(refname)", "refs/exps").split()
+    lr05 = next(r for r in refs if r.endswith("/lr05"))
+    wanted = yaml.safe_load(git(repo, "show", f"{lr05}:params.yaml"))
+
+    out = run_cli("promote", "lr05", cwd=repo)
+    assert out.returncode == 0, out.stderr
+    lightgbm = (repo / "conf/model/lightgbm.yaml").read_text()
+    assert "learning_rate: 0.05" in lightgbm and lightgbm.startswith("# LightGBM")  # comments kept
+    assert "seed: 7" in (repo / "conf/config.yaml").read_text()
+    assert "rows: 4000" in (repo / "conf/monitor/default.yaml").read_text()
+    assert "conf/model/lightgbm.yaml: learning_rate: 0.05" in out.stderr
+    promoted = yaml.safe_load((repo / "params.yaml").read_text())
+    assert promoted == wanted and promoted["model"]["learning_rate"] == 0.05
+    # conf/ now composes into the experiment's params: `tabml params` changes nothing
+    before = (repo / "params.yaml").read_text()
+    assert run_cli("params", cwd=repo).returncode == 0
+    assert (repo / "params.yaml").read_text() == before
+
+    git(repo, "checkout", "-q", "--", "conf", "params.yaml")
+    out = run_cli("promote", "baseline-model", cwd=repo)
+    assert out.returncode == 0, out.stderr
+    assert "- model: logreg" in (repo / "conf/config.yaml").read_text()
+    assert yaml.safe_load((repo / "params.yaml").read_text())["model"]["name"] == "logreg"
+
+    missing = run_cli("promote", "no-such-exp", cwd=repo)
+    assert missing.returncode == 2 and "dvc exp show" in missing.stderr
