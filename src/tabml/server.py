@@ -202,6 +202,9 @@ class Prediction(BaseModel):
     id: int | str
     score: float
     label: int
+    # present when a categorical field holds a value the model never learnt (scored as
+    # missing): the fields' names
+    unseen: list[str] | None = None
 
 
 class PredictResponse(BaseModel):
@@ -230,6 +233,9 @@ class ColumnarPredictions(BaseModel):
     id: list[int | str]
     score: list[float]
     label: list[int]
+    # present when some record holds a category the model never learnt: field -> the
+    # indices of those records
+    unseen: dict[str, list[int]] | None = None
 
 
 class ColumnarResponse(BaseModel):
@@ -613,6 +619,12 @@ def _add_predict(app: Any, service: Service, secured: list[Any]) -> None:
                 "label": labels,
             },
         }
+        new: dict[str, list[int]] = {}
+        for i, fields in enumerate(scorer.unseen(columns.__getitem__, len(labels))):
+            for name in fields:
+                new.setdefault(name, []).append(i)
+        if new:
+            answer["predictions"]["unseen"] = new  # type: ignore[index]
         return Response(orjson.dumps(answer), media_type="application/json")
 
 

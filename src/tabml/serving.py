@@ -396,13 +396,28 @@ class Scorer:
         """Positive-class probabilities, one per record."""
         return self.model.predict_matrix(self.encode(records))
 
+    def unseen(self, get: Callable[[str], Sequence[Any]], n: int) -> list[list[str]]:
+        """Per record, the categorical fields whose value is no level the model learnt (after
+        the same normalisation as scoring: "5.0" is "5"): scored as a missing value. Fields
+        with an open vocabulary are left out: their new values are expected ("other")."""
+        out: list[list[str]] = [[] for _ in range(n)]
+        for name, vocab, other in self._categorical:
+            if other >= 0:
+                continue
+            for i, v in enumerate(get(name)):
+                if v is not None and v not in vocab and category_text(v) not in vocab:
+                    out[i].append(name)
+        return out
+
     def predictions(
         self, records: list[dict[str, Any]], scores: np.ndarray | None = None
     ) -> list[dict[str, Any]]:
         """`{"id", "score", "label"}` per validated record (with their `scores`, when already
-        computed): what /predict returns."""
+        computed), and `unseen` where a category is new to the model: what /predict returns."""
         values = (self.score(records) if scores is None else scores).tolist()
+        unseen = self.unseen(lambda name: [r[name] for r in records], len(records))
         return [
             {"id": r[self.id], "score": s, "label": int(s >= self.threshold)}
-            for r, s in zip(records, values, strict=True)
+            | ({"unseen": new} if new else {})
+            for r, s, new in zip(records, values, unseen, strict=True)
         ]

@@ -9,6 +9,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.conftest import BIN, copy_project, git, tool_env
@@ -77,3 +78,21 @@ def test_the_release_gates_are_the_data_sets_own(repo: Path) -> None:
         line.split("|")[1].strip(): line for line in gate.stdout.splitlines() if line.count("|") > 4
     }
     assert "✅ pass" in table["test rows"], gate.stdout  # 660 test rows against 528
+
+
+def test_a_failed_ingest_leaves_the_last_good_data_in_place(repo: Path, tmp_path: Path) -> None:
+    import shutil
+
+    work = tmp_path / "work"
+    shutil.copytree(repo, work, symlinks=True)
+    raw = sorted(p.name for p in (work / "data/raw").iterdir())
+    dev = work / "data/external/fair.csv"
+    frame = pd.read_csv(dev)
+    frame["age"] = frame["age"].astype(object)
+    frame.loc[3, "age"] = "lots"  # not a number
+    frame.to_csv(dev, index=False)
+    failed = sh(work, "dvc", "repro")
+    assert failed.returncode != 0 and "schema check failed" in failed.stderr, failed.stderr
+    assert sorted(p.name for p in (work / "data/raw").iterdir()) == raw
+    status = sh(work, "dvc", "status").stdout
+    assert "deleted" not in status and "data/external" in status, status

@@ -328,6 +328,13 @@ def test_a_number_coded_category_scores_the_same_served_or_batched() -> None:
         typed = validate(test.assign(income=column), schema, "production", "batch").frame
         np.testing.assert_array_equal(model.predict(typed), scorer.score(records))
     assert as_text(pd.Series(["2.0", "x", "02", "-3.00"])).tolist() == ["2", "x", "02", "-3"]
+    # "5.0" is a level the model knows: no flag; "7" is not: flagged, and scored as missing
+    assert all("unseen" not in p for p in scorer.predictions(as_sent))
+    new = [{**records[0], "income": "7"}, records[1]]
+    flagged = scorer.predictions(new)
+    assert flagged[0]["unseen"] == ["income"] and "unseen" not in flagged[1]
+    missing = scorer.score([{**records[0], "income": None}])
+    np.testing.assert_array_equal(scorer.score(new[:1]), missing)
 
 
 def test_an_unexpected_writer_failure_keeps_the_rows_and_says_so(tmp_path: Path) -> None:
