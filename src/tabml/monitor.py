@@ -607,14 +607,17 @@ def html_report(summary: Summary, charts: list[tuple[str, str]], title: str) -> 
         f"<p>Reference: {summary.reference.rows:,} development rows scored out-of-fold "
         f"({summary.reference.chunks} chunks). Analysis: {summary.analysis.rows:,} "
         f"rows in {len(summary.chunks)} chunks, {summary.analysis.labelled_rows:,} "
-        f"with labels. Chunking: {escape(str(summary.chunking))}.</p>",
+        f"with labels. Chunking: {escape(chunking_text(summary.chunking))}.</p>",
         f"<p><b>{alerts.total} alerts</b>: drift {alerts.drift}, multivariate "
         f"{alerts.multivariate}, estimated performance {alerts.estimated_performance}, "
         f"realized performance {alerts.realized_performance}, data quality "
         f"{alerts.data_quality}. First chunk with an alert: "
         f"{'none' if first is None else first + 1}.</p>",
-        f"<p>CBPE calibration: {escape(str(summary.calibration))}</p>",
+        f"<p>CBPE calibration: {escape(calibration_text(summary.calibration))}.</p>",
     ]
+    notes = [f"chunk {c.index + 1}: {c.note}" for c in summary.chunks if c.note]
+    if notes:
+        parts.append("<ul>" + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>")
     if summary.chunks:
         parts += _chunk_table(summary)
     for chart_title, fragment in charts:
@@ -622,6 +625,33 @@ def html_report(summary: Summary, charts: list[tuple[str, str]], title: str) -> 
         parts.append(fragment)
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def chunking_text(chunking: dict[str, Any]) -> str:
+    """The chunking settings as a reader says them: "5,000 rows per chunk, short chunks merged"."""
+    method = chunking.get("method")
+    if method == "rows":
+        how = f"{chunking.get('rows', 0):,} rows per chunk"
+    elif method == "count":
+        how = f"{chunking.get('count')} chunks"
+    elif method == "period":
+        how = f"one chunk per period '{chunking.get('period')}'"
+        if chunking.get("min_rows"):
+            how += f" of at least {chunking['min_rows']:,} rows"
+    else:
+        how = str(method)
+    short = chunking.get("short_chunks", "keep")
+    return how + (", short chunks merged" if short == "merge" else ", short chunks kept")
+
+
+def calibration_text(calibration: dict[str, Any]) -> str:
+    if not calibration:
+        return "not run"
+    needed = "needed" if calibration.get("needed") else "not needed"
+    return (
+        f"{calibration.get('method', 'none')} ({needed}), fitted on "
+        f"{calibration.get('fitted_on', 'the reference')}"
+    )
 
 
 def _chunk_table(summary: Summary) -> list[str]:

@@ -202,6 +202,9 @@ def test_html_report_is_self_contained_and_deterministic() -> None:
     assert "<script src=" not in first
     assert first.count('<div id="chart-') == 2
     assert 'class="alert"' in first and "7 alerts" in first
+    # settings a reader can read, not Python dicts
+    assert "{" not in first.split("<h2>")[0].split("<h1>")[1]
+    assert "5,000 rows per chunk, short chunks merged" in first
 
 
 def test_png_charts_are_deterministic_and_cope_with_no_chunks(tmp_path: Path) -> None:
