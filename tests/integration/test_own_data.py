@@ -243,7 +243,7 @@ def test_a_monitoring_parameter_change_reaches_package_and_report(
     chunking = meta["params"]["monitor"]["chunking"]
     assert (chunking["method"], chunking["rows"]) == ("rows", 400)
     summary = json.loads((work / "reports/monitoring/summary.json").read_text())
-    assert summary["chunking"] == {"method": "rows", "rows": 400}
+    assert summary["chunking"] == {"method": "rows", "rows": 400, "short_chunks": "merge"}
     assert {c["rows"] for c in summary["chunks"]} == {400}
 
 

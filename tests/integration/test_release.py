@@ -91,7 +91,12 @@ def test_register_refuses_a_failing_gate_and_says_which(repo: Path) -> None:
     finally:
         git(repo, "reset", "-q", "--hard", "HEAD~1")
     assert proc.returncode == 11, proc.stderr
-    assert "quality gates failed: test ROC AUC" in proc.stderr
+    assert "quality gates failed" in proc.stderr
+    # the gate, its key and the file that sets it
+    assert (
+        "test ROC AUC: 0.9682 against the limit 0.9990 (release.min_test_roc_auc, set in "
+        "conf/release/default.yaml)" in proc.stderr
+    )
     assert "| test ROC AUC |" in proc.stdout and "❌ FAIL" in proc.stdout
     assert gate.returncode == 11
     # the drop is measured against the release just made
