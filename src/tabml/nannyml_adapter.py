@@ -388,7 +388,9 @@ def _univariate(
     blind = _blind(calc, reference, spec, probe_rows)
     if blind:
         return Results(chunks=[], blind=blind)
-    uni = calc.calculate(analysis).filter(period="analysis")
+    # the charts show the reference chunks beside the batch's (NannyML shades the reference)
+    both_periods = calc.calculate(analysis)
+    uni = both_periods.filter(period="analysis")
     uni_df = uni.to_df()
     out = Results(chunks=_chunk_records(uni_df))
     for col in [*features, spec.score]:
@@ -399,7 +401,7 @@ def _univariate(
         )
         out.drift[col] = {m: _cells(uni_df, (col, m)) for m in methods}
     if sink is not None:
-        sink.chart("Univariate drift", uni, "drift")
+        sink.chart("Univariate drift", both_periods, "drift")
     return out
 
 
@@ -475,9 +477,10 @@ def _multivariate(fit: _Fitting, analysis: pd.DataFrame) -> None:
         )
         calculators.append(("domain_classifier", calc))
     for name, calc in calculators:
-        analysed = calc.fit(reference).calculate(analysis).filter(period="analysis")
+        both_periods = calc.fit(reference).calculate(analysis)
+        analysed = both_periods.filter(period="analysis")
         fit.out.multivariate[name] = _cells(analysed.to_df(), (MULTIVARIATE[name],))
-        fit.chart(f"Multivariate drift: {name}", analysed)
+        fit.chart(f"Multivariate drift: {name}", both_periods)
 
 
 def _performance(fit: _Fitting, analysis: pd.DataFrame, labelled: bool) -> None:
@@ -515,12 +518,10 @@ def _performance(fit: _Fitting, analysis: pd.DataFrame, labelled: bool) -> None:
         return
     if realized is not None:
         for m in metrics:
-            both = estimated.filter(period="analysis", metrics=[m]).compare(
-                realized.filter(period="analysis", metrics=[m])
-            )
+            both = estimated.filter(metrics=[m]).compare(realized.filter(metrics=[m]))
             fit.chart(f"{m}: estimated (CBPE) against realized", both)
     else:
-        fit.chart("Estimated performance (CBPE)", estimated.filter(period="analysis"))
+        fit.chart("Estimated performance (CBPE)", estimated)
 
 
 # below this many reference rows the domain classifier trains on one thread (see below)
@@ -578,6 +579,7 @@ def _data_quality(fit: _Fitting, analysis: pd.DataFrame) -> None:
             continue
         extra = {} if threshold is None else {"threshold": threshold}
         calc = calculator(column_names=cols, **extra, **fit.kw)
-        analysed = calc.fit(fit.reference).calculate(analysis).filter(period="analysis")
+        both_periods = calc.fit(fit.reference).calculate(analysis)
+        analysed = both_periods.filter(period="analysis")
         getattr(fit.out, name).update({c: _cells(analysed.to_df(), (c,)) for c in cols})
-        fit.chart(f"Data quality: {title}", analysed)
+        fit.chart(f"Data quality: {title}", both_periods)
