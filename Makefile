@@ -22,7 +22,7 @@ export NML_DISABLE_USAGE_LOGGING := 1
 export ITERATIVE_DO_NOT_TRACK := 1
 
 .PHONY: help sync repro test test-fast lint typecheck pytest params bench push pull clean-outputs report \
-	docs-report gate release image podman
+	docs-report gate release image podman offline-plots
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -69,8 +69,14 @@ params: sync ## regenerate params.yaml from conf/ (what dvc exp run does)
 BASE ?= HEAD
 report: sync ## preview the pull-request comment: the workspace against HEAD (or BASE=REV)
 	@echo ">> tabml report --base $(BASE) (after dvc repro)"
-	$(RUN) tabml report --base $(BASE) --output reports/pull-request/report.md
-	@echo ">> open reports/pull-request/report.md"
+	$(RUN) tabml report --base $(BASE) --output reports/pull-request/report.md \
+	  --html reports/pull-request/report.html
+	@echo ">> open reports/pull-request/report.html in a browser (drawn offline; report.md is the comment)"
+
+# Vega, Vega-Lite and vega-embed inlined into .dvc/plots-offline.html, so that `dvc plots show`
+# draws without network (the versions and their sha512 are pinned in deploy/vega/build)
+offline-plots: ## rebuild .dvc/plots-offline.html from the pinned npm packages (needs npm)
+	deploy/vega/build
 
 # The rendered example in docs/: a throw-away worktree of HEAD with the model switched
 # (model=logreg, the scikit-learn baseline), reproduced with this project's DVC cache, reported against HEAD.

@@ -465,6 +465,13 @@ def report(
             "upload); 'images': links to the PNGs, for 'cml comment update --publish'."
         ),
     ] = "mermaid",
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write an HTML preview of the comment, drawn offline (the Mermaid charts "
+            "as SVG, no script, no network): what GitHub will show."
+        ),
+    ] = None,
 ) -> None:
     """Markdown for a pull-request comment: this workspace against --base.
 
@@ -500,6 +507,7 @@ def report(
         images_dir or output.parent / "images",
         inputs if same_rows else None,
         mermaid=charts == "mermaid",
+        html=html,
     )
 
 

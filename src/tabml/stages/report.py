@@ -98,8 +98,10 @@ def run(
     images_dir: Path,
     same_rows: SameRowsInputs | None = None,
     mermaid: bool = True,
+    html: Path | None = None,
 ) -> str:
-    """Write the report for the workspace at `root` against `base`; return its Markdown."""
+    """Write the report for the workspace at `root` against `base`; return its Markdown.
+    With `html`, also an offline HTML preview of it (tabml.preview)."""
     from tabml.stages import compare
 
     info(f"report: reading metrics, params and plots at {base} and in the workspace (DVC)")
@@ -142,4 +144,9 @@ def run(
         f"report: wrote {output} ({len(text):,} characters) and "
         f"{len(charts) + len(monitoring)} images in {images_dir}"
     )
+    if html is not None:
+        from tabml.preview import html_page
+
+        io.write_text(html, html_page(text, f"Pull-request report against {base}"))
+        info(f"report: wrote {html}, the comment as GitHub shows it (open it in a browser)")
     return text
