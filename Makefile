@@ -22,7 +22,7 @@ export NML_DISABLE_USAGE_LOGGING := 1
 export ITERATIVE_DO_NOT_TRACK := 1
 
 .PHONY: help sync repro test test-fast lint typecheck pytest params bench push pull clean-outputs report \
-	docs-report gate release image podman offline-plots
+	docs-report gate release image podman offline-plots tune
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -92,6 +92,10 @@ docs-report: sync ## regenerate docs/pr-example/ (the example pull-request repor
 	"$$here/.venv/bin/dvc" repro; \
 	"$$here/.venv/bin/tabml" report --base HEAD --output "$$here/docs/pr-example/report.md" \
 	  --images-dir "$$here/docs/pr-example/images"
+
+TRIALS ?=
+tune: sync ## search LightGBM's settings (Optuna) on train and valid; propose conf/model/<dataset>_tuned.yaml
+	$(RUN) tabml tune $(if $(TRIALS),--trials $(TRIALS))
 
 gate: sync ## check the run against the release quality gates (conf/release/)
 	$(RUN) tabml gate

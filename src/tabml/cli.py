@@ -1202,6 +1202,45 @@ def init_dataset(
 
 
 @app.command()
+def tune(
+    params: Params = Path("params.yaml"),
+    input_dir: Annotated[
+        Path, typer.Option(help="The splits: only train and valid are read.")
+    ] = Path("data/processed"),
+    output_dir: Annotated[
+        Path, typer.Option(help="Where the study's table, summary and charts go.")
+    ] = Path("reports/tuning"),
+    config_dir: Annotated[
+        Path, typer.Option(help="Hydra config folder (the proposal goes to its model/).")
+    ] = Path("conf"),
+    trials: Annotated[
+        int | None, typer.Option(help="The trial budget (default: tune.trials).", min=1)
+    ] = None,
+    timeout_minutes: Annotated[
+        float | None,
+        typer.Option(
+            help="Stop after this long (default: tune.timeout_minutes); not reproducible."
+        ),
+    ] = None,
+) -> None:
+    """Search LightGBM's settings with Optuna, on development data only, and propose the best
+    as conf/model/<dataset>_tuned.yaml.
+
+    The objective is ROC AUC on the valid split, early-stopped as training does (or, with
+    tune.objective=cv, the mean over time-ordered folds of train + valid). Test and the
+    production labels are never read. The TPE sampler is seeded and trials run one at a time,
+    so the same study gives the same best trial on a rerun; a trial below the median of
+    earlier ones at the same round is pruned. One line per trial: its ROC AUC, the best so far
+    and the time left. Writes reports/tuning/: trials.csv, summary.json, history.png and
+    importance.png. Run 'dvc repro' first (it needs the splits); the ranges are in
+    conf/tune/default.yaml, and docs/tuning.md says why this is a command, not a stage.
+    """
+    from tabml.stages import tune as stage
+
+    stage.run(params, input_dir, output_dir, config_dir, trials, timeout_minutes)
+
+
+@app.command()
 def promote(
     experiment: Annotated[
         str, typer.Argument(help="The experiment's name (as 'dvc exp show' lists it) or commit.")

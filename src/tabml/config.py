@@ -348,6 +348,62 @@ class MonitorConfig(_Frozen):
     data_quality: DataQualityConfig = DataQualityConfig()
 
 
+# --- tune ----------------------------------------------------------------------------------
+
+
+class SearchRange(_Frozen):
+    """One parameter's range: uniform, or log-uniform with `log: true`."""
+
+    low: float
+    high: float
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> SearchRange:
+        if not self.low < self.high:
+            raise ValueError(f"low {self.low} must be below high {self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        return self
+
+
+# the LightGBM settings `tabml tune` may search (the others are fixed by the model option)
+TUNABLE = (
+    "learning_rate",
+    "num_leaves",
+    "min_child_samples",
+    "feature_fraction",
+    "bagging_fraction",
+    "bagging_freq",
+    "lambda_l2",
+)
+
+
+class TuneConfig(_Frozen):
+    """`tune`: the search `tabml tune` runs (a command, not a stage; docs/tuning.md)."""
+
+    # `valid`: ROC AUC on the valid split; `cv`: mean ROC AUC over time-ordered folds inside
+    # train + valid (each fold validates on rows later than those it trains on)
+    objective: Literal["valid", "cv"] = "valid"
+    cv_folds: Annotated[int, Field(ge=2, le=20)] = 4
+    # the budget: this many trials (reproducible), and/or minutes (not reproducible)
+    trials: Annotated[int, Field(ge=1, le=10_000)] = 50
+    timeout_minutes: Annotated[float, Field(gt=0)] | None = None
+    # a trial whose valid AUC is below the median of earlier trials at the same round stops
+    # (Optuna's median pruner), once this many trials have finished
+    prune_after_trials: Annotated[int, Field(ge=0)] = 5
+    space: dict[str, SearchRange]
+
+    @model_validator(mode="after")
+    def _check(self) -> TuneConfig:
+        unknown = sorted(set(self.space) - set(TUNABLE))
+        if unknown:
+            raise ValueError(f"cannot tune {unknown}; tunable: {', '.join(TUNABLE)}")
+        if not self.space:
+            raise ValueError("the search space is empty")
+        return self
+
+
 # --- release -------------------------------------------------------------------------------
 
 
@@ -565,6 +621,16 @@ class ReleaseParams(StageParams):
     dataset_schema: SchemaConfig = key("dataset.schema")
 
 
+class TuneParams(StageParams):
+    """What `tabml tune` reads: the model it starts from, and the search."""
+
+    seed: int
+    name: str = key("dataset.name")
+    dataset_schema: SchemaConfig = key("dataset.schema")
+    model: ModelConfig
+    tune: TuneConfig
+
+
 class PrivacyParams(StageParams):
     """What `tabml logs prune` reads."""
 
@@ -582,6 +648,7 @@ ALL_PARAMS: tuple[type[StageParams], ...] = (
     DatasetParams,
     ReleaseParams,
     PrivacyParams,
+    TuneParams,
 )
 
 

@@ -13,6 +13,7 @@ from tabml import io
 
 if TYPE_CHECKING:
     from tabml.monitor import Summary
+    from tabml.tune import Trial
 
 _PNG_METADATA = {"Software": None}
 ALERT = "#d62728"
@@ -44,11 +45,11 @@ def _chunk_axis(ax: Any, n: int, first: int) -> None:
     ax.set_xlabel("chunk")
 
 
-def _no_data(path: Path, title: str) -> None:
+def _no_data(path: Path, title: str, why: str = "the batch had no rows") -> None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 1.5))
     ax.axis("off")
-    ax.text(0.5, 0.5, f"{title}: the batch had no rows", ha="center", va="center")
+    ax.text(0.5, 0.5, f"{title}: {why}", ha="center", va="center")
     _save(fig, path)
 
 
@@ -232,4 +233,48 @@ def confusion_pair(series: dict[str, list[dict[str, Any]] | None], path: Path) -
         ax.set_title("base" if side == "base" else "this change")
     fig.suptitle("Confusion matrix (test, at each revision's threshold)")
     fig.tight_layout()
+    _save(fig, path)
+
+
+def tuning_history(trials: list[Trial], path: Path) -> None:
+    """Each trial's ROC AUC (grey: pruned, at its last report), and the best so far."""
+    if not [t for t in trials if t.value is not None]:
+        _no_data(path, "Tuning", "no trial finished")
+        return
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4))
+    done = [t for t in trials if t.state == "complete" and t.value is not None]
+    pruned = [t for t in trials if t.state == "pruned" and t.value is not None]
+    ax.scatter([t.number + 1 for t in done], [t.value for t in done], s=16, color="#1f77b4",
+               label="trial")  # fmt: skip
+    ax.scatter([t.number + 1 for t in pruned], [t.value for t in pruned], s=12, color="#bbbbbb",
+               label="pruned (last report)")  # fmt: skip
+    best, xs, ys = None, [], []
+    for t in trials:
+        if t.state == "complete" and t.value is not None and (best is None or t.value > best):
+            best = t.value
+        if best is not None:
+            xs.append(t.number + 1)
+            ys.append(best)
+    ax.step(xs, ys, where="post", color="#d62728", label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("ROC AUC")
+    ax.set_title("Tuning: optimisation history")
+    values = [float(t.value) for t in trials if t.value is not None]
+    ax.set_ylim(min(values) - 0.002, max(values) + 0.002)
+    ax.legend(loc="lower right")
+    _save(fig, path)
+
+
+def tuning_importance(importances: dict[str, float], path: Path) -> None:
+    """Each setting's share of the variation in ROC AUC across trials (fANOVA)."""
+    if not importances:
+        _no_data(path, "Tuning", "too few finished trials to say what mattered")
+        return
+    plt = _pyplot()
+    names = list(importances)[::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(names) + 1.2))
+    ax.barh(names, [importances[n] for n in names], color="#1f77b4")
+    ax.set_xlabel("share of the variation in ROC AUC")
+    ax.set_title("Tuning: what mattered")
     _save(fig, path)
