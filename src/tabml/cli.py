@@ -1240,6 +1240,47 @@ def tune(
     stage.run(params, input_dir, output_dir, config_dir, trials, timeout_minutes)
 
 
+exp_app = typer.Typer(
+    help="Experiments side by side: accuracy, response time and size (see 'dvc exp show').",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+app.add_typer(exp_app, name="exp")
+
+
+@exp_app.command("compare")
+def exp_compare(
+    experiments: Annotated[
+        list[str] | None,
+        typer.Argument(help="Experiments (as 'dvc exp show' names them) or commits."),
+    ] = None,
+    package: Annotated[Path, typer.Option(help="The package, in each revision.")] = Path(
+        Repo.PACKAGE
+    ),
+    splits_dir: Annotated[
+        Path, typer.Option(help="The workspace's splits: valid and test are scored.")
+    ] = Path("data/processed"),
+    output_dir: Annotated[Path, typer.Option(help="Where the table and chart go.")] = Path(
+        "reports/compare"
+    ),
+    rounds: Annotated[int, typer.Option(help="Interleaved timing rounds.", min=5)] = 50,
+) -> None:
+    """The workspace and the chosen experiments side by side: the params that differ, valid
+    and test ROC AUC with a 95% interval (DeLong), response time through the serving path
+    (p50 and p99 for one record, records per second at 1,000), model size and trees, and a
+    Pareto mark on accuracy against response time.
+
+    Every package is scored on the workspace's own valid and test rows, and timed in this run
+    in interleaved rounds (each round times every package, in a rotating order), so the times
+    compare with each other and never with a stored figure. Writes leaderboard.md, .html (with
+    the accuracy-against-latency chart) and .json; each experiment row says how to promote it
+    ('tabml promote NAME').
+    """
+    from tabml.stages import leaderboard as stage
+
+    stage.run(Path.cwd(), experiments or [], package, splits_dir, output_dir, rounds)
+
+
 @app.command()
 def promote(
     experiment: Annotated[

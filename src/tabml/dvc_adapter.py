@@ -47,9 +47,9 @@ def conf_choices(config_dir: Path, overrides: list[str]) -> dict[str, str]:
     }
 
 
-def experiment_params(root: Path, name: str) -> str:
-    """The params.yaml of a DVC experiment (its name, as `dvc exp show` lists it, or its
-    commit), as text."""
+def resolve_experiment(root: Path, name: str) -> str:
+    """The commit of a DVC experiment (its name, as `dvc exp show` lists it) or of a git
+    revision; a ConfigError when there is none."""
     import subprocess
 
     from dvc.repo import Repo
@@ -73,6 +73,15 @@ def experiment_params(root: Path, name: str) -> str:
         raise ConfigError(
             f"no experiment or commit named '{name}'; 'dvc exp show' lists the experiments"
         )
+    return str(sha)
+
+
+def experiment_params(root: Path, name: str) -> str:
+    """The params.yaml of a DVC experiment (its name, as `dvc exp show` lists it, or its
+    commit), as text."""
+    import subprocess
+
+    sha = resolve_experiment(root, name)
     params = subprocess.run(
         ["git", "show", f"{sha}:params.yaml"], cwd=root, capture_output=True, text=True
     )

@@ -122,7 +122,9 @@ def search(
             feature_name=names,
             categorical_feature=cats,
             free_raw_data=False,
-            params={"verbosity": -1},
+            # built once for every trial: LightGBM must not drop features that one trial's
+            # min_child_samples cannot split but another's can (it refuses the reuse otherwise)
+            params={"verbosity": -1, "feature_pre_filter": False},
         )
         deval = lgb.Dataset(
             prep.transform(eval_rows, "codes"),

@@ -33,6 +33,10 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     batch.to_csv(ext / "fair_batch.csv", index=False)
     shifted = survey(1_000, seed=3, shift=True).drop(columns=["high_income"])
     shifted.to_csv(ext / "fair_shifted.csv", index=False)
+    # tracked with DVC, as the README says (an experiment's temporary copy gets them back)
+    files = [f"data/external/{f}" for f in ("fair.csv", "fair_batch.csv", "fair_shifted.csv")]
+    assert sh(repo, "dvc", "add", *files).returncode == 0
+    git(repo, "add", *[f"{f}.dvc" for f in files])
     made = sh(
         repo, "tabml", "init-dataset", "data/external/fair.csv", "--target", "high_income",
         "--production", "fair_batch.csv",
@@ -96,3 +100,35 @@ def test_a_failed_ingest_leaves_the_last_good_data_in_place(repo: Path, tmp_path
     assert sorted(p.name for p in (work / "data/raw").iterdir()) == raw
     status = sh(work, "dvc", "status").stdout
     assert "deleted" not in status and "data/external" in status, status
+
+
+def test_an_experiment_compared_then_promoted_reproduces_its_metrics(
+    repo: Path, tmp_path: Path
+) -> None:
+    """`dvc exp run`, `tabml exp compare`, `tabml promote`, then `dvc repro` on the promoted
+    conf/ gives the experiment's own metrics."""
+    import shutil
+
+    work = tmp_path / "work"
+    shutil.copytree(repo, work, symlinks=True)
+    # --temp: the workspace keeps the baseline (a plain `dvc exp run` leaves the experiment in it)
+    ran = sh(work, "dvc", "exp", "run", "--temp", "-S", "model.num_leaves=15", "-n", "nl15")
+    assert ran.returncode == 0, ran.stderr
+    compared = sh(work, "tabml", "exp", "compare", "nl15", "--rounds", "5")
+    assert compared.returncode == 0, compared.stderr
+    board = json.loads((work / "reports/compare/leaderboard.json").read_text())
+    assert [e["name"] for e in board] == ["workspace", "nl15"]
+    assert "| nl15 | 15 |" in compared.stdout and "tabml promote nl15" in compared.stdout
+    assert any(e["pareto"] for e in board)
+    refs = git(work, "for-each-ref", "--format=%(refname)", "refs/exps").split()
+    theirs = json.loads(
+        git(work, "show", f"{next(r for r in refs if r.endswith('/nl15'))}:reports/metrics.json")
+    )
+    promoted = sh(work, "tabml", "promote", "nl15")
+    assert promoted.returncode == 0, promoted.stderr
+    assert "num_leaves: 15" in (work / "conf/model/lightgbm.yaml").read_text()
+    git(work, "commit", "-qam", "promote nl15")
+    again = sh(work, "dvc", "repro")
+    assert again.returncode == 0, again.stderr
+    ours = json.loads((work / "reports/metrics.json").read_text())
+    assert ours["test"] == theirs["test"] and ours["threshold"] == theirs["threshold"]

@@ -1,0 +1,140 @@
+"""exp compare: the shell of `tabml exp compare`: the workspace's package and each chosen
+experiment's (read through DVC at its commit), scored on the same rows and timed in the same
+run, in interleaved rounds (tabml.leaderboard)."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tabml import io
+from tabml import leaderboard as lb
+from tabml import package as pkg
+from tabml.catalog import Splits
+from tabml.errors import ConfigError
+from tabml.log import info
+from tabml.schema import validate
+
+MARKDOWN, HTML, JSON = "leaderboard.md", "leaderboard.html", "leaderboard.json"
+SPLITS = ("valid", "test")
+
+
+def run(
+    root: Path,
+    experiments: list[str],
+    package: Path,
+    splits_dir: Path,
+    output_dir: Path,
+    rounds: int,
+    batch: int = 1_000,
+) -> list[lb.Entry]:
+    import yaml
+
+    from tabml.dvc_adapter import experiment_params, get_output, resolve_experiment
+
+    with tempfile.TemporaryDirectory(prefix="tabml-compare-") as tmp:
+        loaded: list[tuple[lb.Entry, pkg.Package, Path]] = []
+        if not (root / package).is_dir():
+            raise ConfigError(f"{package}: no package in the workspace; run 'dvc repro' first")
+        here = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+        loaded.append(_entry("workspace", "workspace", here, root / package))
+        for name in experiments:
+            sha = resolve_experiment(root, name)
+            dest = Path(tmp) / f"{len(loaded)}" / "package"
+            info(f"exp compare: {name} ({sha[:8]}): its package through DVC")
+            get_output(root, sha, package.as_posix(), dest)
+            params = yaml.safe_load(experiment_params(root, name))
+            loaded.append(_entry(name, sha, params, dest))
+        frames = {
+            s: io.read_parquet(root / splits_dir / getattr(Splits, s.upper())) for s in SPLITS
+        }
+        for entry, model, _ in loaded:
+            for split, frame in frames.items():
+                target = model.schema.target.column
+                typed = validate(frame.drop(columns=[target]), model.schema, "production",
+                                 split).frame  # fmt: skip
+                y = (frame[target] == model.schema.target.positive).to_numpy()
+                entry.auc[split] = lb.auc_interval(y, model.model.predict(typed))
+        _time(loaded, frames["test"], rounds, batch)
+    entries = [e for e, _, _ in loaded]
+    lb.mark_pareto(entries)
+    note = (
+        f"Every package scored on the workspace's valid ({len(frames['valid']):,} rows) and "
+        f"test ({len(frames['test']):,} rows) splits; response time through the serving path "
+        f"(tabml.serving.Scorer), in process, {rounds} interleaved rounds on this machine: "
+        "compare the rows with each other, not with another run."
+    )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    text = lb.markdown(entries, SPLITS, note)
+    io.write_text(output_dir / MARKDOWN, text)
+    io.write_text(output_dir / HTML, lb.html(entries, SPLITS, note))
+    io.write_json(
+        output_dir / JSON,
+        [
+            {
+                "name": e.name,
+                "rev": e.rev,
+                "auc": {k: list(v) for k, v in e.auc.items()},
+                "p50_ms": e.p50_ms,
+                "p99_ms": e.p99_ms,
+                "records_per_s": e.records_per_s,
+                "size_bytes": e.size_bytes,
+                "trees": e.trees,
+                "pareto": e.pareto,
+            }
+            for e in entries
+        ],
+    )
+    print(text)
+    info(f"exp compare: wrote {output_dir}/{MARKDOWN}, {HTML} and {JSON}")
+    return entries
+
+
+def _entry(
+    name: str, rev: str, params: dict[str, Any], folder: Path
+) -> tuple[lb.Entry, pkg.Package, Path]:
+    model = pkg.load(folder)
+    size = sum(f.stat().st_size for f in (folder / pkg.MODEL_DIR).rglob("*") if f.is_file())
+    trees = None
+    if model.model.booster is not None:
+        trees = int(model.model.best_iteration or model.model.booster.num_trees())
+    entry = lb.Entry(name, rev, lb.flatten(params), size_bytes=size, trees=trees)
+    return entry, model, folder
+
+
+def _time(
+    loaded: list[tuple[lb.Entry, pkg.Package, Path]], test: Any, rounds: int, batch: int
+) -> None:
+    """One-record times and 1,000-record throughput, in rounds: each round times every package,
+    in an order that rotates, so drift in the machine's speed falls on all of them alike."""
+    import json
+
+    from tabml.serving import Scorer
+
+    schema = loaded[0][1].schema
+    columns = [schema.id, *schema.features]
+    records = json.loads(test[columns].head(max(batch, 200)).to_json(orient="records"))
+    scorers = [Scorer(model) for _, model, _ in loaded]
+    single: list[list[float]] = [[] for _ in loaded]
+    many: list[list[float]] = [[] for _ in loaded]
+    for scorer in scorers:  # warm-up: first calls pay for caches and lazy imports
+        scorer.score(records[:1])
+        scorer.score(records[:batch])
+    per_round = 20
+    for r in range(rounds):
+        order = [(i + r) % len(loaded) for i in range(len(loaded))]
+        for i in order:
+            for k in range(per_round):
+                record = records[(r * per_round + k) % len(records)]
+                start = time.perf_counter()
+                scorers[i].score([record])
+                single[i].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            scorers[i].score(records[:batch])
+            many[i].append(time.perf_counter() - start)
+    for (entry, _, _), one, lots in zip(loaded, single, many, strict=True):
+        entry.p50_ms = lb.percentile(one, 50) * 1000
+        entry.p99_ms = lb.percentile(one, 99) * 1000
+        entry.records_per_s = min(batch, len(records)) / lb.percentile(lots, 50)
