@@ -472,6 +472,14 @@ def report(
             "as SVG, no script, no network): what GitHub will show."
         ),
     ] = None,
+    time_rounds: Annotated[
+        int,
+        typer.Option(
+            help="Rounds of one-record requests that time the base's package against this "
+            "change's, interleaved, on the same rows (0: no response-time line).",
+            min=0,
+        ),
+    ] = 30,
 ) -> None:
     """Markdown for a pull-request comment: this workspace against --base.
 
@@ -508,6 +516,7 @@ def report(
         inputs if same_rows else None,
         mermaid=charts == "mermaid",
         html=html,
+        time_rounds=time_rounds,
     )
 
 

@@ -110,10 +110,14 @@ class SameRows:
     champion: str  # where the champion came from, e.g. "origin/main (`1a2b3c4d`)"
     results: dict[str, Paired] = field(default_factory=dict)
     rows: dict[str, str] = field(default_factory=dict)
+    # one-record response time, challenger over champion, timed in interleaved rounds on the
+    # same records in this run (tabml.latency.Ratio); None when not timed
+    latency: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "champion": self.champion,
             "results": {k: v.to_dict() for k, v in self.results.items()},
             "rows": self.rows,
+            **({"latency": self.latency.to_dict()} if self.latency is not None else {}),
         }

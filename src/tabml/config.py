@@ -423,6 +423,12 @@ class ReleaseConfig(_Frozen):
     # fairness on the test split, the largest over the segments of dataset.segments (null: off)
     max_demographic_parity_difference: Annotated[float, Field(ge=0, le=1)] | None
     max_equalized_odds_difference: Annotated[float, Field(ge=0, le=1)] | None
+    # the pull-request report flags a change whose one-record response time is more than this
+    # many times the base's (timed side by side in the same run; null: no flag)
+    max_slowdown: Annotated[float, Field(gt=1)] | None = 1.5
+    # a release's one-record p99 at most this many times the prod release's, both timed side
+    # by side on this run's test rows (null: no such gate)
+    max_p99_ratio_vs_prod: Annotated[float, Field(gt=1)] | None = None
 
 
 class PrivacyConfig(_Frozen):

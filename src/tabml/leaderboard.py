@@ -42,14 +42,6 @@ def auc_interval(y: Any, scores: Any) -> tuple[float, float, float]:
     return auc, max(0.0, auc - Z95 * se), min(1.0, auc + Z95 * se)
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[k]
-
-
 def mark_pareto(entries: list[Entry], split: str = "test") -> None:
     """On the front: no other entry is at least as accurate and at least as fast, and better
     in one of the two (accuracy: ROC AUC on `split`; speed: the one-record p99)."""

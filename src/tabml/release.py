@@ -137,7 +137,7 @@ def gates(
     monitoring: Mapping[str, Any] | None,
     previous: Mapping[str, Any] | None,
     previous_name: str | None = None,
-    vs_prod: tuple[str, Paired] | str | None = None,
+    vs_prod: tuple[str, Paired, Any] | str | None = None,
     protected: tuple[str, ...] = (),
     sources: tuple[str, str] = (Repo.METRICS, Repo.MONITORING_METRICS),
 ) -> list[Gate]:
@@ -172,6 +172,8 @@ def gates(
         out.append(
             set_by(_prod_gate(cfg.max_roc_auc_drop_vs_prod, vs_prod), "max_roc_auc_drop_vs_prod")
         )
+    if cfg.max_p99_ratio_vs_prod is not None:
+        out.append(set_by(_p99_gate(cfg.max_p99_ratio_vs_prod, vs_prod), "max_p99_ratio_vs_prod"))
     out += fairness_gates(cfg, metrics, protected)
     alerts = _get(monitoring or {}, "alerts")
     out.append(
@@ -217,7 +219,26 @@ def _previous_gate(
     )
 
 
-def _prod_gate(margin: float, vs_prod: tuple[str, Paired] | str | None) -> Gate:
+def _p99_gate(limit: float, vs_prod: tuple[str, Paired, Any] | str | None) -> Gate:
+    """This run's one-record p99 over the prod release's, both timed side by side on this
+    run's test rows (passes when no release is in prod; fails when it cannot be timed)."""
+    name = "p99 response time against prod (ratio)"
+    if vs_prod is None:
+        return Gate(name, None, limit, True, "no release is in prod")
+    if isinstance(vs_prod, str) or vs_prod[2] is None:
+        why = vs_prod if isinstance(vs_prod, str) else "not timed"
+        return Gate(name, None, limit, False, f"{why}; release.max_p99_ratio_vs_prod: null "
+                    "turns this gate off")  # fmt: skip
+    tag, _, timed = vs_prod
+    value = timed.challenger_p99_ms / timed.champion_p99_ms
+    return Gate(
+        name, value, limit, value <= limit,
+        f"{tag}: p99 {timed.champion_p99_ms:.3f} ms, this run {timed.challenger_p99_ms:.3f} ms "
+        f"({timed.rounds} interleaved rounds, same rows)",
+    )  # fmt: skip
+
+
+def _prod_gate(margin: float, vs_prod: tuple[str, Paired, Any] | str | None) -> Gate:
     """This run against the release in prod, on the same rows (passes when none is in prod;
     fails when it is but cannot be scored)."""
     name = "ROC AUC drop against prod, same rows"
@@ -226,7 +247,7 @@ def _prod_gate(margin: float, vs_prod: tuple[str, Paired] | str | None) -> Gate:
     if isinstance(vs_prod, str):
         why = f"{vs_prod}; release.max_roc_auc_drop_vs_prod: null turns this gate off"
         return Gate(name, None, margin, False, why)
-    tag, paired = vs_prod
+    tag, paired, _ = vs_prod
     drop = 0.0 - paired.delta  # not -0.0 when they are equal
     return Gate(
         name,
@@ -253,6 +274,7 @@ def gate_table(results: list[Gate]) -> str:
         "test rows": ">=",
         "ROC AUC drop against the previous release": "<=",
         "ROC AUC drop against prod, same rows": "<=",
+        "p99 response time against prod (ratio)": "<=",
         "monitoring alerts": "<=",
         "demographic parity difference": "<=",
         "equalised odds difference": "<=",

@@ -237,6 +237,14 @@ def headline(base: Revision, head: Revision, same_rows: SameRows | str | None = 
                 "each run's figure is on its own test split._",
                 "",
             ]
+    timed = None if same_rows is None or isinstance(same_rows, str) else same_rows.latency
+    limit = _slowdown_limit(head)
+    if timed is not None and limit is not None and timed.ratio > limit:
+        note.append(
+            f"🔴 **Scoring is ×{timed.ratio:.2f} the base's time** (95% CI ×{timed.low:.2f} to "
+            f"×{timed.high:.2f}), above the limit ×{limit:g} (release.max_slowdown)."
+        )
+        note.append("")
     lines = [
         title,
         "",
@@ -276,8 +284,10 @@ def _drifting(rev: Revision) -> list[str]:
     return [c for c, n in sorted(by_column.items(), key=lambda kv: -kv[1]) if n]
 
 
-def same_rows_section(same_rows: SameRows | str | None) -> list[str]:
-    """The paired comparison's figures, per set of rows."""
+def same_rows_section(
+    same_rows: SameRows | str | None, slowdown_limit: float | None = None
+) -> list[str]:
+    """The paired comparison's figures, per set of rows, and the paired response time."""
     if same_rows is None or isinstance(same_rows, str) or not same_rows.results:
         return []
     lines = [
@@ -298,7 +308,29 @@ def same_rows_section(same_rows: SameRows | str | None) -> list[str]:
     lines += _table(
         ["rows", "positives", "champion", "challenger", "Δ", "95% CI", "p", "verdict"], rows
     )
+    if same_rows.latency is not None:
+        lines += ["", latency_line(same_rows.latency, slowdown_limit)]
     return lines
+
+
+def latency_line(r: Any, limit: float | None) -> str:
+    """The paired response-time line: both packages timed on the same rows in this run."""
+    slower = limit is not None and r.ratio > limit
+    icon = "🔴" if slower else "⏱️"
+    flag = f" — **slower than the limit ×{limit:g}** (release.max_slowdown)" if slower else ""
+    return (
+        f"{icon} Response time, one record through the serving path: p50 "
+        f"{r.champion_p50_ms:.3f} ms → {r.challenger_p50_ms:.3f} ms, p99 "
+        f"{r.champion_p99_ms:.3f} ms → {r.challenger_p99_ms:.3f} ms; this change takes "
+        f"×{r.ratio:.2f} the base's time (95% CI ×{r.low:.2f} to ×{r.high:.2f}; both timed on "
+        f"the same runner and records, {r.rounds} interleaved rounds){flag}."
+    )
+
+
+def _slowdown_limit(head: Revision) -> float | None:
+    """`release.max_slowdown` of this change's params, when set."""
+    value = (head.params.get("release") or {}).get("max_slowdown")
+    return float(value) if isinstance(value, int | float) else None
 
 
 def metrics_section(
@@ -550,7 +582,7 @@ def build(
         monitoring_part = images_section("Monitoring charts", monitoring_charts)
     sections = [
         headline(base, head, same_rows),
-        same_rows_section(same_rows),
+        same_rows_section(same_rows, _slowdown_limit(head)),
         metrics_section(base, head, same_rows),
         params_section(base, head),
         plots_part,

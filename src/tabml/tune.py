@@ -131,6 +131,7 @@ def search(
             eval_rows[target].to_numpy(dtype="float64"),
             reference=dfit,
             free_raw_data=False,
+            params={"verbosity": -1, "feature_pre_filter": False},
         )
         datasets.append((dfit, deval))
 

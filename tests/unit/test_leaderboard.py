@@ -46,3 +46,46 @@ def test_the_interval_is_delongs_and_covers_the_auc() -> None:
 
     assert abs(auc - roc_auc_score(y, scores)) < 1e-12 and lo < auc < hi
     assert 0.01 < hi - lo < 0.06  # about ±2 standard errors on 2,000 rows
+
+
+def test_a_paired_ratio_of_response_times_with_its_interval() -> None:
+    from tabml import latency
+
+    rng = np.random.default_rng(1)
+    # each round's machine speed moves both alike; the challenger takes twice as long
+    speed = rng.uniform(0.5, 2.0, 40)
+    champion = [[s * 1e-4 * (1 + 0.05 * rng.random()) for _ in range(20)] for s in speed]
+    challenger = [[s * 2e-4 * (1 + 0.05 * rng.random()) for _ in range(20)] for s in speed]
+    r = latency.ratio(champion, challenger)
+    assert r.rounds == 40 and r.low < r.ratio < r.high
+    assert r.low > 1.95 and r.high < 2.05  # paired: the machine's drift cancels out
+    assert abs(r.challenger_p50_ms / r.champion_p50_ms - 2) < 0.5
+
+
+def test_the_report_and_the_gate_flag_a_slower_change() -> None:
+    from tabml import latency, release
+    from tabml.config import ReleaseConfig, parse
+    from tabml.report import latency_line
+
+    timed = latency.Ratio(0.1, 0.2, 0.2, 0.5, 2.0, 1.9, 2.1, 30)
+    assert "🔴" in latency_line(timed, 1.5) and "slower than the limit ×1.5" in latency_line(
+        timed, 1.5
+    )
+    quick = latency.Ratio(0.1, 0.11, 0.2, 0.21, 1.1, 1.0, 1.2, 30)
+    assert "🔴" not in latency_line(quick, 1.5) and "×1.10" in latency_line(quick, 1.5)
+    import yaml
+
+    from tests.conftest import ROOT
+
+    raw = yaml.safe_load((ROOT / "conf/release/default.yaml").read_text())
+    cfg = parse(
+        ReleaseConfig, {**raw, "max_p99_ratio_vs_prod": 2.0, "max_roc_auc_drop_vs_prod": None}
+    )
+    good = {"test": {"roc_auc": 0.97, "rows": 5_000}}
+    paired = None
+    gate = {g.name: g for g in release.gates(cfg, good, {"alerts": 0}, None, None,
+                                            ("tabml-model@v1.0.0", paired, timed))}  # fmt: skip
+    p99 = gate["p99 response time against prod (ratio)"]
+    assert p99.value == 2.5 and not p99.passed and p99.key == "release.max_p99_ratio_vs_prod"
+    gate = {g.name: g for g in release.gates(cfg, good, {"alerts": 0}, None, None, None)}
+    assert gate["p99 response time against prod (ratio)"].passed  # no release in prod

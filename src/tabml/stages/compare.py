@@ -9,6 +9,7 @@ reason is returned instead, and callers fall back to comparing each run's own me
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,7 @@ def against(
     production_labels: Path,
     additions: Path | None = None,
     trained_on: tuple[Path, ...] = (),
+    time_rounds: int = 0,
 ) -> SameRows | str:
     """Score the package at `rev` and the one in `challenger_dir` on the same rows: the test
     split of this change, and the labelled production batch where there is one, less the rows
@@ -103,6 +105,24 @@ def against(
                     out.rows["production"] = (
                         f"the labelled production batch ({len(prod):,} rows{left_out})"
                     )
+            if time_rounds:
+                timed = paired_latency(champion, challenger, frame, time_rounds)
+                out = dataclasses.replace(out, latency=timed)
         except (TabmlError, ValueError) as err:
             return f"the champion cannot score this change's rows: {err}"
         return out
+
+
+def paired_latency(champion: pkg.Package, challenger: pkg.Package, frame: Any, rounds: int) -> Any:
+    """Both packages' one-record response time through the serving path, on the same records,
+    in `rounds` interleaved rounds in this process (tabml.latency)."""
+    from tabml import latency
+    from tabml.serving import Scorer
+
+    schema = challenger.schema
+    records = latency.records_of(frame, [schema.id, *schema.features], 1_000)
+    info(f"compare: timing both packages, {rounds} interleaved rounds of one-record requests")
+    single, _ = latency.interleaved(
+        [Scorer(champion).score, Scorer(challenger).score], records, rounds
+    )
+    return latency.ratio(single[0], single[1])

@@ -5,11 +5,10 @@ run, in interleaved rounds (tabml.leaderboard)."""
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from tabml import io
+from tabml import io, latency
 from tabml import leaderboard as lb
 from tabml import package as pkg
 from tabml.catalog import Splits
@@ -107,34 +106,15 @@ def _entry(
 def _time(
     loaded: list[tuple[lb.Entry, pkg.Package, Path]], test: Any, rounds: int, batch: int
 ) -> None:
-    """One-record times and 1,000-record throughput, in rounds: each round times every package,
-    in an order that rotates, so drift in the machine's speed falls on all of them alike."""
-    import json
-
+    """One-record times and 1,000-record throughput, in interleaved rounds (tabml.latency)."""
     from tabml.serving import Scorer
 
     schema = loaded[0][1].schema
-    columns = [schema.id, *schema.features]
-    records = json.loads(test[columns].head(max(batch, 200)).to_json(orient="records"))
-    scorers = [Scorer(model) for _, model, _ in loaded]
-    single: list[list[float]] = [[] for _ in loaded]
-    many: list[list[float]] = [[] for _ in loaded]
-    for scorer in scorers:  # warm-up: first calls pay for caches and lazy imports
-        scorer.score(records[:1])
-        scorer.score(records[:batch])
-    per_round = 20
-    for r in range(rounds):
-        order = [(i + r) % len(loaded) for i in range(len(loaded))]
-        for i in order:
-            for k in range(per_round):
-                record = records[(r * per_round + k) % len(records)]
-                start = time.perf_counter()
-                scorers[i].score([record])
-                single[i].append(time.perf_counter() - start)
-            start = time.perf_counter()
-            scorers[i].score(records[:batch])
-            many[i].append(time.perf_counter() - start)
+    records = latency.records_of(test, [schema.id, *schema.features], max(batch, 200))
+    scorers = [Scorer(model).score for _, model, _ in loaded]
+    single, many = latency.interleaved(scorers, records, rounds, batch=batch)
     for (entry, _, _), one, lots in zip(loaded, single, many, strict=True):
-        entry.p50_ms = lb.percentile(one, 50) * 1000
-        entry.p99_ms = lb.percentile(one, 99) * 1000
-        entry.records_per_s = min(batch, len(records)) / lb.percentile(lots, 50)
+        flat = [t for r in one for t in r]
+        entry.p50_ms = latency.percentile(flat, 50) * 1000
+        entry.p99_ms = latency.percentile(flat, 99) * 1000
+        entry.records_per_s = min(batch, len(records)) / latency.percentile(lots, 50)

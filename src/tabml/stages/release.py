@@ -109,9 +109,12 @@ def in_prod(root: Path, name: str) -> tuple[str, str] | None:
     return f"{name}@{version}", version
 
 
-def against_prod(root: Path, name: str, paths: SameRowsPaths) -> tuple[str, Any] | str | None:
+def against_prod(
+    root: Path, name: str, paths: SameRowsPaths, time_rounds: int = 0
+) -> tuple[str, Any, Any] | str | None:
     """The release in prod against this run, on this run's test split: (its tag, the paired
-    result), the reason it cannot be had, or None when no release is in prod."""
+    result, the paired response time when `time_rounds`), the reason it cannot be had, or None
+    when no release is in prod."""
     from tabml.stages.compare import against
 
     prod = in_prod(root, name)
@@ -121,11 +124,12 @@ def against_prod(root: Path, name: str, paths: SameRowsPaths) -> tuple[str, Any]
     if not (root / paths.package).is_dir() or not (root / paths.test).is_file():
         return "this run has no package or test split: run 'dvc repro' first"
     result = against(
-        root, tag, f"`{tag}`", paths.package, root / paths.test, Path(), Path()
-    )  # only the test split: the production batch moves with the data
+        root, tag, f"`{tag}`", paths.package, root / paths.test, Path(), Path(),
+        time_rounds=time_rounds,
+    )  # only the test split: the production batch moves with the data  # fmt: skip
     if isinstance(result, str):
         return result
-    return tag, result.results["test"]
+    return tag, result.results["test"], result.latency
 
 
 def _json_object(path: Path) -> dict[str, Any]:
@@ -157,8 +161,9 @@ def _gates(
         key = metrics.resolve().relative_to(root.resolve()).as_posix()
         before = metrics_at(root, previous[0]).get(key, {})
     vs_prod = None
-    if cfg.max_roc_auc_drop_vs_prod is not None:
-        vs_prod = against_prod(root, name, paths)
+    if cfg.max_roc_auc_drop_vs_prod is not None or cfg.max_p99_ratio_vs_prod is not None:
+        rounds = 30 if cfg.max_p99_ratio_vs_prod is not None else 0
+        vs_prod = against_prod(root, name, paths, rounds)
     return rel.gates(
         cfg, current, alerts, before, previous[0] if previous else None, vs_prod,
         schema.protected, sources=(str(metrics), str(monitoring)),

@@ -99,6 +99,7 @@ def run(
     same_rows: SameRowsInputs | None = None,
     mermaid: bool = True,
     html: Path | None = None,
+    time_rounds: int = 30,
 ) -> str:
     """Write the report for the workspace at `root` against `base`; return its Markdown.
     With `html`, also an offline HTML preview of it (tabml.preview)."""
@@ -116,6 +117,7 @@ def run(
                 root, base, label, same_rows.package, root / same_rows.test,
                 root / same_rows.production, root / same_rows.production_labels,
                 root / same_rows.additions, tuple(root / p for p in same_rows.trained_on),
+                time_rounds=time_rounds,
             )  # fmt: skip
         if isinstance(paired, str):
             info(f"report: not on the same rows: {paired}")
