@@ -299,9 +299,11 @@ class Service:
             else None
         )
         logged = serving.logged_only(self.schema)
+        # /docs shows a body of this package's own schema (its reference's first record)
         self.request_model = serving.request_model(
-            self.schema_json, logged, settings.max_records, self.ids
-        )
+            self.schema_json, logged, settings.max_records, self.ids,
+            example=serving.example_request(self.loaded),
+        )  # fmt: skip
         self.columnar_request = _columnar_request(settings.max_records)
         self.columnar_checks = serving.ColumnChecks(self.schema_json, logged, self.ids)
         self.record_type = serving.record_model(self.schema_json, logged, self.ids)

@@ -92,17 +92,19 @@ def request_model(
     optional_text: list[str],
     max_records: int,
     ids: tuple[str, str] | None = None,
+    example: dict[str, Any] | None = None,
 ) -> type[BaseModel]:
     """The pydantic model of a /predict body: `{"records": [...]}`, 1 to `max_records`.
 
     `ids` (the id column, "integer" or "string": see `id_kind`) narrows the id field to that
-    one type."""
+    one type. `example` (`example_request` of the package) is the body /docs shows."""
     from pydantic import ConfigDict, Field, create_model
 
     record = record_model(schema_json, optional_text, ids)
+    extra = {"json_schema_extra": {"examples": [example]}} if example else {}
     return create_model(
         "PredictRequest",
-        __config__=ConfigDict(extra="forbid"),
+        __config__=ConfigDict(extra="forbid", **extra),  # type: ignore[typeddict-item]
         records=(list[record], Field(min_length=1, max_length=max_records)),  # type: ignore[valid-type]
     )
 

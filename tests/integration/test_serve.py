@@ -231,6 +231,10 @@ def test_health_metadata_and_openapi(client: Any) -> None:
     spec = client.get("/openapi.json").json()
     record = spec["components"]["schemas"]["Record"]
     assert "car_value" in record["required"] and record["additionalProperties"] is False
+    # /docs' example body is the package's own (its reference's first record), and valid
+    example = spec["components"]["schemas"]["PredictRequest"]["examples"][0]
+    assert {"id", "car_value", "salary_range"} <= set(example["records"][0])
+    assert client.post("/predict", json=example).status_code == 200
 
 
 @pytest.mark.parametrize("mode", ["positive", "negative"])
