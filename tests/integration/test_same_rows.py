@@ -46,6 +46,12 @@ def test_a_no_op_change_is_not_distinguishable(repo: Path) -> None:
     assert text.startswith("## ⚪ Not distinguishable on the same rows")
     assert "### Metrics of each run, on its own test split" in text
     assert ci(text, "this change's test split") == (0.0, 0.0)
+    # the same package twice, timed side by side: a ratio near 1 whose interval holds 1
+    line = next(x for x in text.splitlines() if "Response time, one record" in x)
+    ratio, low, high = (float(v) for v in re.search(
+        r"takes ×([\d.]+) the base's time \(95% CI ×([\d.]+) to ×([\d.]+)", line).groups())  # type: ignore[union-attr]  # fmt: skip
+    assert 0.7 < ratio < 1.4 and low <= ratio <= high, line
+    assert "🔴" not in line
 
 
 def test_lightgbm_against_the_baseline_is_better_with_an_interval_above_zero(
@@ -63,6 +69,9 @@ def test_lightgbm_against_the_baseline_is_better_with_an_interval_above_zero(
     assert low > 0
     low, _ = ci(text, "the labelled production batch")
     assert low > 0
+    # LightGBM's trees against logistic regression's dot product: slower, and measured so
+    line = next(x for x in text.splitlines() if "Response time, one record" in x)
+    assert "interleaved rounds" in line
 
 
 def test_without_the_champions_package_the_report_says_so_and_falls_back(repo: Path) -> None:
