@@ -41,27 +41,33 @@ def sh(repo: Path, *cmd: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=None, help="tabml exp compare --rounds")
+    parser.add_argument(
+        "--keep", type=Path, help="build the clone and experiments here once, and reuse them"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        repo = clone(Path(tmp) / "repo")
-        sh(repo, str(BIN / "dvc"), "cache", "dir", "--local", str(ROOT / ".dvc/cache"))
-        print("dvc repro (the baseline)...", file=sys.stderr)
-        sh(repo, str(BIN / "dvc"), "repro")
-        for name, overrides in EXPERIMENTS.items():
-            print(f"dvc exp run {name}...", file=sys.stderr)
-            sets = [a for o in overrides for a in ("-S", o)]
-            sh(repo, str(BIN / "dvc"), "exp", "run", "--temp", "-n", name, *sets)
-        seconds, by_p99, by_p50, boards = [], [], [], []
+        repo = args.keep or Path(tmp) / "repo"
+        if not (repo / "models/package").is_dir():
+            clone(repo)
+            sh(repo, str(BIN / "dvc"), "cache", "dir", "--local", str(ROOT / ".dvc/cache"))
+            print("dvc repro (the baseline)...", file=sys.stderr)
+            sh(repo, str(BIN / "dvc"), "repro")
+            for name, overrides in EXPERIMENTS.items():
+                print(f"dvc exp run {name}...", file=sys.stderr)
+                sets = [a for o in overrides for a in ("-S", o)]
+                sh(repo, str(BIN / "dvc"), "exp", "run", "--temp", "-n", name, *sets)
+        seconds, by_p99, by_p50, boards, ranks = [], [], [], [], []
         for run in range(args.runs):
             start = time.perf_counter()
-            sh(repo, str(BIN / "tabml"), "exp", "compare", *EXPERIMENTS,
-               "--rounds", str(args.rounds))  # fmt: skip
+            rounds = ["--rounds", str(args.rounds)] if args.rounds else []
+            sh(repo, str(BIN / "tabml"), "exp", "compare", *EXPERIMENTS, *rounds)
             seconds.append(time.perf_counter() - start)
             board = json.loads((repo / "reports/compare/leaderboard.json").read_text())
             boards.append(board)
             by_p99.append([e["name"] for e in sorted(board, key=lambda e: e["p99_ms"])])
             by_p50.append([e["name"] for e in sorted(board, key=lambda e: e["p50_ms"])])
+            ranks.append({e["name"]: e["speed_rank"] for e in board})
             print(f"run {run + 1}: {seconds[-1]:.1f} s", file=sys.stderr)
     print("| run | seconds | order by p99 (fastest first) | order by p50 |")
     print("|---:|---:|---|---|")
@@ -69,7 +75,10 @@ def main() -> None:
         print(f"| {i + 1} | {s:.1f} | {', '.join(a)} | {', '.join(b)} |")
     print()
     print(f"stable by p99: {all(o == by_p99[0] for o in by_p99)}; "
-          f"by p50: {all(o == by_p50[0] for o in by_p50)}")  # fmt: skip
+          f"by p50: {all(o == by_p50[0] for o in by_p50)}; "
+          f"speed ranks (ties shared): {all(r == ranks[0] for r in ranks)}")  # fmt: skip
+    for i, r in enumerate(ranks):
+        print(f"- run {i + 1} speed ranks: {', '.join(f'{k} {v}' for k, v in r.items())}")
     print()
     print("| experiment | test ROC AUC | p50 ms | p99 ms | records/s | KiB | trees | Pareto |")
     print("|---|---:|---:|---:|---:|---:|---:|---|")

@@ -1272,7 +1272,7 @@ def exp_compare(
     output_dir: Annotated[Path, typer.Option(help="Where the table and chart go.")] = Path(
         "reports/compare"
     ),
-    rounds: Annotated[int, typer.Option(help="Interleaved timing rounds.", min=5)] = 50,
+    rounds: Annotated[int, typer.Option(help="Interleaved timing rounds.", min=5)] = 100,
 ) -> None:
     """The workspace and the chosen experiments side by side: the params that differ, valid
     and test ROC AUC with a 95% interval (DeLong), response time through the serving path

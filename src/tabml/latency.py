@@ -28,11 +28,37 @@ def interleaved(
 ) -> tuple[list[list[list[float]]], list[list[float]]]:
     """Per scorer and round, the seconds to score each of `per_round` single records; and per
     scorer, the seconds to score `batch` records at once, once a round."""
+    import gc
+
     for score in scorers:  # warm-up: first calls pay for caches and lazy imports
         score(records[:1])
         score(records[:batch])
     single: list[list[list[float]]] = [[] for _ in scorers]
     many: list[list[float]] = [[] for _ in scorers]
+    # as the service runs (it freezes what start-up allocated): no collection pauses in the
+    # timings, which would land on whichever package happened to be scoring
+    gc.collect()
+    gc.freeze()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        _rounds(scorers, records, rounds, per_round, batch, single, many)
+    finally:
+        if enabled:
+            gc.enable()
+        gc.unfreeze()
+    return single, many
+
+
+def _rounds(
+    scorers: Sequence[Callable[[list[dict[str, Any]]], Any]],
+    records: list[dict[str, Any]],
+    rounds: int,
+    per_round: int,
+    batch: int,
+    single: list[list[list[float]]],
+    many: list[list[float]],
+) -> None:
     for r in range(rounds):
         for i in [(j + r) % len(scorers) for j in range(len(scorers))]:
             times = []
@@ -45,7 +71,6 @@ def interleaved(
             start = time.perf_counter()
             scorers[i](records[:batch])
             many[i].append(time.perf_counter() - start)
-    return single, many
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -96,6 +121,19 @@ def ratio(champion: list[list[float]], challenger: list[list[float]]) -> Ratio:
         high=math.exp(mean + half),
         rounds=n,
     )
+
+
+def speed_ranks(single: list[list[list[float]]]) -> list[int]:
+    """Each scorer's rank by one-record time, ties shared: 1 + the number of others that are
+    faster beyond doubt (the 95% interval of their paired ratio lies below 1). Two scorers
+    whose times cannot be told apart share a rank, so the ranking does not flip on noise."""
+    ranks = []
+    for i, mine in enumerate(single):
+        faster = sum(
+            1 for j, theirs in enumerate(single) if j != i and ratio(mine, theirs).high < 1
+        )
+        ranks.append(1 + faster)
+    return ranks
 
 
 def records_of(frame: Any, columns: list[str], n: int) -> list[dict[str, Any]]:

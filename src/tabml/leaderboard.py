@@ -29,6 +29,7 @@ class Entry:
     size_bytes: int = 0
     trees: int | None = None
     pareto: bool = False
+    speed_rank: int = 0  # 1 = fastest; packages that cannot be told apart share a rank
 
 
 def auc_interval(y: Any, scores: Any) -> tuple[float, float, float]:
@@ -69,8 +70,8 @@ def rows(entries: Sequence[Entry], splits: Sequence[str]) -> tuple[list[str], li
     """The table's header and rows: name, differing params, AUCs, times, size, trees, Pareto."""
     keys = differing(entries)
     header = ["experiment", *keys, *(f"{s} ROC AUC [95% CI]" for s in splits),
-              "p50 ms (1 record)", "p99 ms (1 record)", "records/s (1,000)", "size KiB",
-              "trees", "Pareto"]  # fmt: skip
+              "p50 ms (1 record)", "p99 ms (1 record)", "speed rank", "records/s (1,000)",
+              "size KiB", "trees", "Pareto"]  # fmt: skip
     out = []
     for e in entries:
         out.append(
@@ -80,6 +81,7 @@ def rows(entries: Sequence[Entry], splits: Sequence[str]) -> tuple[list[str], li
                 *(_auc_text(e.auc.get(s)) for s in splits),
                 f"{e.p50_ms:.3f}",
                 f"{e.p99_ms:.3f}",
+                str(e.speed_rank) if e.speed_rank else "",
                 f"{e.records_per_s:,.0f}",
                 f"{e.size_bytes / 1024:,.0f}",
                 "" if e.trees is None else str(e.trees),
@@ -108,7 +110,10 @@ def markdown(entries: Sequence[Entry], splits: Sequence[str], note: str) -> str:
     return (
         "# Experiments side by side\n\n" + note + "\n\n" + "\n".join(lines) + "\n\n"
         "★: on the Pareto front of test ROC AUC against the one-record p99 (nothing else is "
-        "both at least as accurate and at least as fast)." + how + "\n"
+        "both at least as accurate and at least as fast). Speed rank: 1 + the packages faster "
+        "beyond doubt (paired by round, 95%); packages that cannot be told apart share one."
+        + how
+        + "\n"
     )
 
 

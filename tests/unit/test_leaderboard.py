@@ -26,8 +26,8 @@ def test_three_packages_of_known_size_and_speed() -> None:
     header, body = lb.rows(entries, ("valid", "test"))
     assert header[:2] == ["experiment", "model.num_leaves"]  # seed is the same: not shown
     assert header[2:4] == ["valid ROC AUC [95% CI]", "test ROC AUC [95% CI]"]
-    assert header[4:] == ["p50 ms (1 record)", "p99 ms (1 record)", "records/s (1,000)",
-                          "size KiB", "trees", "Pareto"]  # fmt: skip
+    assert header[4:] == ["p50 ms (1 record)", "p99 ms (1 record)", "speed rank",
+                          "records/s (1,000)", "size KiB", "trees", "Pareto"]  # fmt: skip
     assert body[0][1] == "15" and body[0][3] == "0.9600 [0.9500, 0.9700]"
     assert [r[-3] for r in body] == ["20", "200", "100"]  # KiB
     assert [r[-1] for r in body] == ["★", "★", ""]
@@ -60,6 +60,9 @@ def test_a_paired_ratio_of_response_times_with_its_interval() -> None:
     assert r.rounds == 40 and r.low < r.ratio < r.high
     assert r.low > 1.95 and r.high < 2.05  # paired: the machine's drift cancels out
     assert abs(r.challenger_p50_ms / r.champion_p50_ms - 2) < 0.5
+    # ranks: the fast one first; a twin of it (same times, other noise) shares its rank
+    twin = [[t * (1 + 0.02 * (rng.random() - 0.5)) for t in rnd] for rnd in champion]
+    assert latency.speed_ranks([champion, challenger, twin]) == [1, 3, 1]
 
 
 def test_the_report_and_the_gate_flag_a_slower_change() -> None:

@@ -82,6 +82,7 @@ def run(
                 "size_bytes": e.size_bytes,
                 "trees": e.trees,
                 "pareto": e.pareto,
+                "speed_rank": e.speed_rank,
             }
             for e in entries
         ],
@@ -113,6 +114,8 @@ def _time(
     records = latency.records_of(test, [schema.id, *schema.features], max(batch, 200))
     scorers = [Scorer(model).score for _, model, _ in loaded]
     single, many = latency.interleaved(scorers, records, rounds, batch=batch)
+    for (entry, _, _), rank in zip(loaded, latency.speed_ranks(single), strict=True):
+        entry.speed_rank = rank
     for (entry, _, _), one, lots in zip(loaded, single, many, strict=True):
         flat = [t for r in one for t in r]
         entry.p50_ms = latency.percentile(flat, 50) * 1000
