@@ -107,6 +107,8 @@ class Repo:
     at a git revision (relative to the project root)."""
 
     PACKAGE = "models/package"
+    # train's held-out scores of the valid split (the early-stopped model's, before any refit)
+    VALID_SCORES = "models/valid_scores.parquet"
     SPLITS = "data/processed"
     TEST = f"{SPLITS}/{Splits.TEST}"
     PRODUCTION = f"data/interim/{Interim.PRODUCTION}"

@@ -11,7 +11,7 @@ from typing import Any
 from tabml import io, latency
 from tabml import leaderboard as lb
 from tabml import package as pkg
-from tabml.catalog import Splits
+from tabml.catalog import Repo, Splits
 from tabml.errors import ConfigError
 from tabml.log import info
 from tabml.schema import validate
@@ -28,6 +28,7 @@ def run(
     output_dir: Path,
     rounds: int,
     batch: int = 1_000,
+    valid_scores: Path = Path(Repo.VALID_SCORES),
 ) -> list[lb.Entry]:
     import yaml
 
@@ -39,28 +40,43 @@ def run(
             raise ConfigError(f"{package}: no package in the workspace; run 'dvc repro' first")
         here = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
         loaded.append(_entry("workspace", "workspace", here, root / package))
+        held_out: list[Path | None] = [root / valid_scores]
         for name in experiments:
             sha = resolve_experiment(root, name)
-            dest = Path(tmp) / f"{len(loaded)}" / "package"
+            dest = Path(tmp) / f"{len(loaded)}"
             info(f"exp compare: {name} ({sha[:8]}): its package through DVC")
-            get_output(root, sha, package.as_posix(), dest)
+            get_output(root, sha, package.as_posix(), dest / "package")
+            try:
+                get_output(root, sha, valid_scores.as_posix(), dest / valid_scores.name)
+                held_out.append(dest / valid_scores.name)
+            except ConfigError:
+                held_out.append(None)
             params = yaml.safe_load(experiment_params(root, name))
-            loaded.append(_entry(name, sha, params, dest))
+            loaded.append(_entry(name, sha, params, dest / "package"))
         frames = {
             s: io.read_parquet(root / splits_dir / getattr(Splits, s.upper())) for s in SPLITS
         }
-        for entry, model, _ in loaded:
+        for (entry, model, _), scores in zip(loaded, held_out, strict=True):
+            target = model.schema.target.column
             for split, frame in frames.items():
-                target = model.schema.target.column
+                y = (frame[target] == model.schema.target.positive).to_numpy()
+                if split == "valid" and scores is not None and scores.is_file():
+                    # the early-stopped model's held-out scores: a refit model has seen valid
+                    joined = frame[[model.schema.id]].merge(
+                        io.read_parquet(scores), on=model.schema.id, how="left"
+                    )
+                    if joined["score"].notna().all():
+                        entry.auc[split] = lb.auc_interval(y, joined["score"].to_numpy())
+                        continue
                 typed = validate(frame.drop(columns=[target]), model.schema, "production",
                                  split).frame  # fmt: skip
-                y = (frame[target] == model.schema.target.positive).to_numpy()
                 entry.auc[split] = lb.auc_interval(y, model.model.predict(typed))
         _time(loaded, frames["test"], rounds, batch)
     entries = [e for e, _, _ in loaded]
     lb.mark_pareto(entries)
     note = (
-        f"Every package scored on the workspace's valid ({len(frames['valid']):,} rows) and "
+        f"Every package scored on the workspace's valid ({len(frames['valid']):,} rows, by "
+        "the held-out scores train wrote before any refit on them) and "
         f"test ({len(frames['test']):,} rows) splits; response time through the serving path "
         f"(tabml.serving.Scorer), in process, {rounds} interleaved rounds on this machine: "
         "compare the rows with each other, not with another run."
