@@ -112,14 +112,29 @@ def test_an_experiment_compared_then_promoted_reproduces_its_metrics(
     work = tmp_path / "work"
     shutil.copytree(repo, work, symlinks=True)
     # --temp: the workspace keeps the baseline (a plain `dvc exp run` leaves the experiment in it)
-    ran = sh(work, "dvc", "exp", "run", "--temp", "-S", "model.num_leaves=15", "-n", "nl15")
-    assert ran.returncode == 0, ran.stderr
-    compared = sh(work, "tabml", "exp", "compare", "nl15", "--rounds", "5")
+    for name, leaves in (("nl15", 15), ("nl4", 4)):
+        ran = sh(work, "dvc", "exp", "run", "--temp", "-S", f"model.num_leaves={leaves}",
+                 "-n", name)  # fmt: skip
+        assert ran.returncode == 0, ran.stderr
+    compared = sh(work, "tabml", "exp", "compare", "nl15", "nl4", "--rounds", "5")
     assert compared.returncode == 0, compared.stderr
     board = json.loads((work / "reports/compare/leaderboard.json").read_text())
-    assert [e["name"] for e in board] == ["workspace", "nl15"]
+    assert [e["name"] for e in board] == ["workspace", "nl15", "nl4"]
     assert "| nl15 | 15 |" in compared.stdout and "tabml promote nl15" in compared.stdout
-    assert any(e["pareto"] for e in board)
+    # three packages of known size: each row's size is its model files' bytes on disk
+    assert board[0]["size_bytes"] == sum(
+        f.stat().st_size for f in (work / "models/package/model").rglob("*") if f.is_file()
+    )
+    assert len({e["size_bytes"] for e in board}) == 3  # 31, 15 and 4 leaves: three sizes
+    # the Pareto mark follows from the figures in the table
+    for e in board:
+        dominated = any(
+            o is not e and o["auc"]["test"][0] >= e["auc"]["test"][0]
+            and o["p50_ms"] <= e["p50_ms"]
+            and (o["auc"]["test"][0] > e["auc"]["test"][0] or o["p50_ms"] < e["p50_ms"])
+            for o in board
+        )  # fmt: skip
+        assert e["pareto"] == (not dominated), e
     refs = git(work, "for-each-ref", "--format=%(refname)", "refs/exps").split()
     theirs = json.loads(
         git(work, "show", f"{next(r for r in refs if r.endswith('/nl15'))}:reports/metrics.json")
