@@ -97,6 +97,23 @@ def fit_dask(
             random_state=seed,
             **params,
         )
+        workers = {
+            address: int(w["nthreads"])
+            for address, w in sorted(dask_client.scheduler_info()["workers"].items())
+        }
+        if cfg.num_threads != 1:
+            info(
+                f"train: model.num_threads ({cfg.num_threads}) does not apply on Dask: LightGBM "
+                "runs each worker with that worker's own threads "
+                f"({', '.join(str(n) for n in workers.values())}); set them on the cluster"
+            )
+        info(
+            f"train: {len(workers)} Dask workers, {sum(workers.values())} threads (recorded in "
+            "reports/train/metrics.json: a different cluster gives a different model)"
+        )
+        # read once, then split: X and y from separately computed graphs can come out with
+        # different partitions, and `fit` then fails in zip() (LightGBM #6920)
+        train, valid = train.persist(), valid.persist()
         x_train, x_valid = _encode(train, prep, names), _encode(valid, prep, names)
         y_train, y_valid = train[target].astype("float64"), valid[target].astype("float64")
         info(f"train: fitting lightgbm_dask on {len(train):,} rows, {rounds} rounds")
@@ -115,4 +132,5 @@ def fit_dask(
         split: {m: [float(v) for v in vals] for m, vals in metrics.items()}
         for split, metrics in local.evals_result_.items()
     }
-    return Model("lightgbm", prep, booster=booster, best_iteration=rounds), History(curves, rounds)
+    fitted = Model("lightgbm", prep, booster=booster, best_iteration=rounds)
+    return fitted, History(curves, rounds, workers=workers)

@@ -95,6 +95,9 @@ class History:
     best_iteration: int
     refit_rows: int = 0
     valid_scores: np.ndarray | None = None
+    # model=lightgbm_dask: the Dask workers that trained it and their threads (the model
+    # depends on both: LightGBM's Dask interface sets each worker's num_threads itself)
+    workers: dict[str, int] | None = None
 
 
 def import_lightgbm_without_sklearn() -> None:

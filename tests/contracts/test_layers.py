@@ -57,3 +57,32 @@ def test_one_adapter_per_volatile_library(library: str) -> None:
         if any(m == library or m.startswith(f"{library}.") for m in _imports(p))
     )
     assert users == [ADAPTERS[library]]
+
+
+STAGE_INFRASTRUCTURE = {"config", "io", "log", "catalog", "errors"}
+
+
+def test_every_module_a_stage_shell_imports_is_one_of_its_deps() -> None:
+    """A change to code a stage runs must rerun the stage: every tabml module its shell
+    imports (at any depth of the file, lazily too), but the infrastructure (config, io, log,
+    catalog, errors), is among its dvc.yaml deps, or the whole of src/tabml is. (train once
+    missed distributed.py, which model=lightgbm_dask runs.)"""
+    import yaml
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        shell = SRC / "stages" / f"{name}.py"
+        deps = set(stage.get("deps", []))
+        if not shell.is_file() or "src/tabml" in deps:
+            continue
+        used = {
+            m.split(".")[1]
+            for m in _imports(shell)
+            if m.startswith("tabml.") and not m.startswith("tabml.stages")
+        }
+        missing = sorted(
+            m
+            for m in used - STAGE_INFRASTRUCTURE
+            if (SRC / f"{m}.py").is_file() and f"src/tabml/{m}.py" not in deps
+        )
+        assert missing == [], f"{name}: add to its deps: {missing}"

@@ -47,6 +47,10 @@ def test_dask_training_matches_single_machine_and_saves_the_same_format(
     )
     assert proc.returncode == 0, proc.stderr
     assert "local Dask cluster, 2 workers" in proc.stderr
+    # the cluster that trained it is recorded: another cluster gives another model
+    assert "2 Dask workers, 2 threads" in proc.stderr
+    summary = json.loads((tmp_path / "live/metrics.json").read_text())
+    assert (summary["dask_workers"], summary["dask_threads"]) == (2, 2)
     # the same files as single-machine training: package, predict and monitor work unchanged
     assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["model.json", "model.txt"]
     model = load(tmp_path / "model")

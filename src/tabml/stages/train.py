@@ -95,3 +95,6 @@ def _log_curves(history: History, live_dir: Path) -> None:
             live.next_step()
         live.summary["best_iteration"] = history.best_iteration
         live.summary["refit_rows"] = history.refit_rows
+        if history.workers is not None:
+            live.summary["dask_workers"] = len(history.workers)
+            live.summary["dask_threads"] = sum(history.workers.values())
