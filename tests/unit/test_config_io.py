@@ -213,3 +213,29 @@ def test_promote_carries_an_experiment_into_conf_and_params_then_reproduces_it(
 
     missing = run_cli("promote", "no-such-exp", cwd=repo)
     assert missing.returncode == 2 and "dvc exp show" in missing.stderr
+
+
+def test_a_promotion_that_would_not_reproduce_the_experiment_leaves_conf_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from tabml import promote as plan
+    from tabml.errors import ConfigError
+    from tabml.stages import promote as stage
+    from tests.conftest import git, run_cli
+
+    repo = tmp_path / "repo"
+    shutil.copytree(ROOT / "conf", repo / "conf")
+    (repo / ".dvc").mkdir()
+    git(repo, "init", "-q")
+    assert run_cli("params", cwd=repo).returncode == 0
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "baseline")
+    _experiment(repo, "nl63", "model.num_leaves=63", "seed=7")
+    before = {p: p.read_text() for p in (repo / "conf").rglob("*.yaml")}
+    # an edit that lands in the wrong place: conf/ would not give the experiment's params
+    monkeypatch.setattr(plan, "value_edits", lambda *a: {"model/lightgbm.yaml": {"num_leaves": 99}})
+    with pytest.raises(ConfigError, match="conf/ was left as it was"):
+        stage.run(repo, "nl63", repo / "conf", repo / "params.yaml")
+    assert {p: p.read_text() for p in (repo / "conf").rglob("*.yaml")} == before

@@ -19,9 +19,46 @@ def run(root: Path, experiment: str, config_dir: Path, output: Path) -> plan.Edi
     import yaml
 
     from tabml import params_guard
-    from tabml.dvc_adapter import compose_params, conf_choices, experiment_params
+    from tabml.dvc_adapter import experiment_params
 
     theirs = yaml.safe_load(experiment_params(root, experiment))
+    originals: dict[Path, str | None] = {}  # every conf file changed, as it was
+    try:
+        edits, text = _carry(experiment, theirs, config_dir, originals)
+    except BaseException:
+        for path, was in originals.items():  # nothing half-done stays in conf/
+            if was is None:
+                path.unlink(missing_ok=True)
+            else:
+                io.write_text(path, was)
+        raise
+    for group, option in edits.choices.items():
+        info(f"promote: {config_dir}/config.yaml: {group} is now {option}")
+    for rel, values in edits.values.items():
+        for key, value in values.items():
+            info(f"promote: {config_dir}/{rel}: {key}: {value!r}")
+    if not edits:
+        info(f"promote: conf/ already composes into {experiment}'s params; nothing to change")
+    io.write_text(output, text)
+    params_guard.remember(output)
+    info(
+        f"promote: wrote {output}; conf/ now reproduces {experiment}. Commit conf/ and "
+        f"params.yaml, then 'dvc repro'"
+    )
+    return edits
+
+
+def _carry(
+    experiment: str, theirs: Any, config_dir: Path, originals: dict[Path, str | None]
+) -> tuple[plan.Edits, str]:
+    """Make the edits (recording each file's text first in `originals`), compose conf/ again
+    and check that it gives the experiment's params; return the edits and the composed text."""
+    from tabml.dvc_adapter import compose_params, conf_choices
+
+    def remember(path: Path) -> None:
+        if path not in originals:
+            originals[path] = path.read_text(encoding="utf-8") if path.exists() else None
+
     with tempfile.TemporaryDirectory() as tmp:
         composed = Path(tmp) / "params.yaml"
         compose_params(config_dir, composed, [])
@@ -35,56 +72,31 @@ def run(root: Path, experiment: str, config_dir: Path, output: Path) -> plan.Edi
         except ValueError as err:
             raise ConfigError(f"tabml promote {experiment}: {err}") from None
         for group, option in edits.choices.items():
+            remember(config_dir / "config.yaml")
             _set_default(config_dir / "config.yaml", group, option)
         if edits.choices:  # the values, against the options now selected
             compose_params(config_dir, composed, [])
             mine = read_params(composed)
-        choices = conf_choices(config_dir, [])
         try:
-            edits.values = plan.value_edits(theirs, mine, choices)
+            edits.values = plan.value_edits(theirs, mine, conf_choices(config_dir, []))
         except ValueError as err:
             raise ConfigError(f"tabml promote {experiment}: {err}") from None
         for rel, values in edits.values.items():
+            remember(config_dir / rel)
             _set_values(config_dir / rel, values)
         compose_params(config_dir, composed, [])
-        after = read_params(composed)
-    wrong = {
-        k: (v, plan.leaves(theirs).get(k))
-        for k, v in plan.leaves(after).items()
-        if plan.leaves(theirs).get(k) != v
-    }
+        after, text = read_params(composed), composed.read_text(encoding="utf-8")
+    wanted = plan.leaves(theirs)
+    wrong = {k: (v, wanted.get(k)) for k, v in plan.leaves(after).items() if wanted.get(k) != v}
     if wrong:
         shown = "; ".join(
             f"{k}: {a!r}, the experiment {b!r}" for k, (a, b) in list(wrong.items())[:5]
         )
         raise ConfigError(
-            f"tabml promote {experiment}: conf/ still composes differently ({shown}); the "
-            "files above were changed, so check them with 'git diff conf/'"
+            f"tabml promote {experiment}: conf/ would compose differently ({shown}), so "
+            "conf/ was left as it was"
         )
-    for group, option in edits.choices.items():
-        info(f"promote: {config_dir}/config.yaml: {group} is now {option}")
-    for rel, values in edits.values.items():
-        for key, value in values.items():
-            info(f"promote: {config_dir}/{rel}: {key}: {value!r}")
-    if not edits:
-        info(f"promote: conf/ already composes into {experiment}'s params; nothing to change")
-    text = composed_text(config_dir)
-    io.write_text(output, text)
-    params_guard.remember(output)
-    info(
-        f"promote: wrote {output}; conf/ now reproduces {experiment}. Commit conf/ and "
-        f"params.yaml, then 'dvc repro'"
-    )
-    return edits
-
-
-def composed_text(config_dir: Path) -> str:
-    from tabml.dvc_adapter import compose_params
-
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "params.yaml"
-        compose_params(config_dir, out, [])
-        return out.read_text(encoding="utf-8")
+    return edits, text
 
 
 def _set_default(config_file: Path, group: str, option: str) -> None:
