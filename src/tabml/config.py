@@ -198,6 +198,11 @@ class ClusterConfig(_Frozen):
     # LocalCluster only: worker processes (null: one per core) and threads per worker
     n_workers: Annotated[int, Field(ge=1)] | None = None
     threads_per_worker: Annotated[int, Field(ge=1)] = 1
+    # a scheduler that does not answer within this many seconds is an error naming it
+    connect_timeout_seconds: Annotated[int, Field(ge=1, le=600)] = 10
+    # LightGBM's network time-out between workers (its `time_out`, default 120 minutes): a
+    # worker lost in training fails the run after this many minutes
+    network_timeout_minutes: Annotated[int, Field(ge=1, le=120)] = 10
 
 
 class LightGBMDaskConfig(LightGBMParams):

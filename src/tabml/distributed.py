@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from tabml.config import ClusterConfig, LightGBMDaskConfig, SchemaConfig
+from tabml.errors import ConfigError
 from tabml.features import Preprocessor, vocabulary
 from tabml.features import fit as fit_preprocessor
 from tabml.log import info
@@ -32,7 +33,16 @@ def client(cfg: ClusterConfig) -> Iterator[Any]:
 
     if cfg.address:
         info(f"train: connecting to the Dask scheduler at {cfg.address}")
-        with Client(cfg.address) as c:
+        try:
+            connected = Client(cfg.address, timeout=f"{cfg.connect_timeout_seconds}s")
+        except (OSError, TimeoutError) as err:
+            raise ConfigError(
+                f"the Dask scheduler at {cfg.address} did not answer within "
+                f"{cfg.connect_timeout_seconds} s ({type(err).__name__}). Check the address "
+                "(model.cluster.address) and that the scheduler runs and is reachable from "
+                "here; empty starts a local cluster instead"
+            ) from None
+        with connected as c:
             yield c
         return
     with (
@@ -91,6 +101,8 @@ def fit_dask(
         rounds = cfg.num_boost_round
         for key in ("metric", "seed"):
             params.pop(key)
+        # minutes, not LightGBM's 120: a lost worker fails the run in reasonable time
+        params["time_out"] = cfg.cluster.network_timeout_minutes
         model = lgb.DaskLGBMClassifier(
             client=dask_client,
             n_estimators=rounds,
