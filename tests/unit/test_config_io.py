@@ -153,6 +153,22 @@ def test_tabml_params_never_discards_an_applied_experiment(tmp_path: Path) -> No
     assert "num_leaves: 31" in params.read_text()
 
 
+def _baseline(tmp_path: Path) -> Path:
+    """A repository holding conf/ and the params.yaml it composes, committed."""
+    import shutil
+
+    from tests.conftest import git, run_cli
+
+    repo = tmp_path / "repo"
+    shutil.copytree(ROOT / "conf", repo / "conf")
+    (repo / ".dvc").mkdir()
+    git(repo, "init", "-q")
+    assert run_cli("params", cwd=repo).returncode == 0
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "baseline")
+    return repo
+
+
 def _experiment(repo: Path, name: str, *overrides: str) -> None:
     """An experiment as DVC stores one: a commit whose params.yaml is conf/ composed with the
     `-S` overrides, under refs/exps/<baseline[:2]>/<baseline[2:]>/<name>."""
@@ -172,19 +188,12 @@ def _experiment(repo: Path, name: str, *overrides: str) -> None:
 def test_promote_carries_an_experiment_into_conf_and_params_then_reproduces_it(
     tmp_path: Path,
 ) -> None:
-    import shutil
 
     import yaml
 
     from tests.conftest import git, run_cli
 
-    repo = tmp_path / "repo"
-    shutil.copytree(ROOT / "conf", repo / "conf")
-    (repo / ".dvc").mkdir()
-    git(repo, "init", "-q")
-    assert run_cli("params", cwd=repo).returncode == 0
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "baseline")
+    repo = _baseline(tmp_path)
     _experiment(repo, "lr05", "model.learning_rate=0.05", "seed=7", "monitor.chunking.rows=4000")
     _experiment(repo, "baseline-model", "model=logreg")
     refs = git(repo, "for-each-ref", "--format=%(refname)", "refs/exps").split()
@@ -218,20 +227,12 @@ def test_promote_carries_an_experiment_into_conf_and_params_then_reproduces_it(
 def test_a_promotion_that_would_not_reproduce_the_experiment_leaves_conf_as_it_was(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import shutil
 
     from tabml import promote as plan
     from tabml.errors import ConfigError
     from tabml.stages import promote as stage
-    from tests.conftest import git, run_cli
 
-    repo = tmp_path / "repo"
-    shutil.copytree(ROOT / "conf", repo / "conf")
-    (repo / ".dvc").mkdir()
-    git(repo, "init", "-q")
-    assert run_cli("params", cwd=repo).returncode == 0
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "baseline")
+    repo = _baseline(tmp_path)
     _experiment(repo, "nl63", "model.num_leaves=63", "seed=7")
     before = {p: p.read_text() for p in (repo / "conf").rglob("*.yaml")}
     # an edit that lands in the wrong place: conf/ would not give the experiment's params
