@@ -8,9 +8,10 @@ import pytest
 
 from tabml import chunking
 from tabml import monitor as mon
-from tabml.config import ChunkingConfig, DriftConfig, PerformanceConfig, parse
+from tabml.config import ChunkingConfig, DriftConfig, parse
 from tabml.errors import ConfigError
-from tests.unit.test_monitor import CFG, synthetic
+from tabml.nannyml_adapter import Spec
+from tests.unit.test_monitor import CFG, synthetic, synthetic_spec
 
 
 def test_a_short_chunk_joins_the_one_before_it_and_a_short_first_the_next() -> None:
@@ -44,23 +45,11 @@ def test_short_periods_merge_into_the_one_before() -> None:
         parse(ChunkingConfig, {"method": "rows", "rows": 10, "min_rows": 5})
 
 
-def _spec(chunks: ChunkingConfig) -> object:
-    from tabml.nannyml_adapter import Spec
+JS = DriftConfig(continuous_methods=("jensen_shannon",), categorical_methods=("jensen_shannon",))
 
-    return Spec(
-        numeric=["x1", "x2"],
-        categorical=["cat"],
-        score="score",
-        prediction="prediction",
-        target="y",
-        timestamp="ts",
-        chunking=chunks,
-        drift=DriftConfig(
-            continuous_methods=("jensen_shannon",), categorical_methods=("jensen_shannon",)
-        ),
-        performance=PerformanceConfig(metrics=("roc_auc",)),
-        data_quality=CFG.data_quality,
-    )
+
+def _spec(chunks: ChunkingConfig) -> Spec:
+    return synthetic_spec(chunks, JS)
 
 
 def test_a_tiny_reference_chunk_makes_monitoring_blind_and_that_is_an_error() -> None:
@@ -71,7 +60,7 @@ def test_a_tiny_reference_chunk_makes_monitoring_blind_and_that_is_an_error() ->
     reference = synthetic(3_004, None, seed=1)
     batch = synthetic(3_000, shift_from=1_500, seed=2)
     kept = ChunkingConfig(method="rows", rows=500, short_chunks="keep")
-    out = run(reference, batch, batch, _spec(kept), labelled=True, charts=False)  # type: ignore[arg-type]
+    out = run(reference, batch, batch, _spec(kept), labelled=True, charts=False)
     assert out.reference_chunk_rows == [500] * 6 + [4]
     blind = {b["column"] for b in out.blind}
     assert blind & {"x1", "x2", "score"}, out.blind  # the continuous columns (chance decides which)
@@ -85,7 +74,7 @@ def test_a_tiny_reference_chunk_makes_monitoring_blind_and_that_is_an_error() ->
 
     # the same data with the tail merged: thresholds that see, and the shift is found
     merged = ChunkingConfig(method="rows", rows=500)
-    out = run(reference, batch, batch, _spec(merged), labelled=True, charts=False)  # type: ignore[arg-type]
+    out = run(reference, batch, batch, _spec(merged), labelled=True, charts=False)
     assert out.blind == [] and out.reference_chunk_rows == [500] * 5 + [504]
     assert all(c["alert"] for c in out.drift["x1"]["jensen_shannon"][3:])
 
@@ -97,7 +86,7 @@ def test_a_short_batch_tail_is_merged_and_a_batch_shorter_than_a_chunk_does_not_
     rows = ChunkingConfig(method="rows", rows=500)
     # 2,300 rows from the same distribution: four chunks, the last holding the 300-row tail
     batch = synthetic(2_300, None, seed=3)
-    out = run(reference, batch, batch, _spec(rows), labelled=True, charts=False)  # type: ignore[arg-type]
+    out = run(reference, batch, batch, _spec(rows), labelled=True, charts=False)
     assert [c["rows"] for c in out.chunks] == [500, 500, 500, 800]
     summary = mon.summarize(out, CFG, rows, {"name": "t", "kind": "k", "threshold": 0.5},
                             3_000, out.reference_chunk_rows, 2_300, 2_300, 500)  # fmt: skip
@@ -106,7 +95,7 @@ def test_a_short_batch_tail_is_merged_and_a_batch_shorter_than_a_chunk_does_not_
 
     # 300 rows in all, shifted: one short chunk, shown with its values but no alert
     short = synthetic(300, shift_from=0, seed=4)
-    out = run(reference, short, short, _spec(rows), labelled=True, charts=False)  # type: ignore[arg-type]
+    out = run(reference, short, short, _spec(rows), labelled=True, charts=False)
     assert [c["rows"] for c in out.chunks] == [300]
     assert any(c["alert"] for c in out.drift["x1"]["jensen_shannon"])  # NannyML would alert
     summary = mon.summarize(out, CFG, rows, {"name": "t", "kind": "k", "threshold": 0.5},

@@ -22,7 +22,7 @@ from tabml.config import (
     parse,
 )
 from tabml.errors import ConfigError, DataError
-from tabml.nannyml_adapter import Results
+from tabml.nannyml_adapter import Results, Spec
 from tests.conftest import ROOT, schema_dict
 
 SCHEMA = parse(SchemaConfig, schema_dict())
@@ -259,10 +259,30 @@ def synthetic(n: int, shift_from: int | None, seed: int) -> pd.DataFrame:
     )
 
 
+def synthetic_spec(
+    chunking: ChunkingConfig, drift: DriftConfig, metrics: tuple[str, ...] = ("roc_auc",)
+) -> Spec:
+    """What to monitor in `synthetic`'s frames."""
+    from tabml.nannyml_adapter import Spec
+
+    return Spec(
+        numeric=["x1", "x2"],
+        categorical=["cat"],
+        score="score",
+        prediction="prediction",
+        target="y",
+        timestamp="ts",
+        chunking=chunking,
+        drift=drift,
+        performance=PerformanceConfig(metrics=metrics),  # type: ignore[arg-type]
+        data_quality=CFG.data_quality,
+    )
+
+
 def test_adapter_runs_every_calculator_and_finds_a_known_shift(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    from tabml.nannyml_adapter import Spec, render, run
+    from tabml.nannyml_adapter import render, run
 
     cfg = DriftConfig(
         continuous_methods=("jensen_shannon", "kolmogorov_smirnov"),
@@ -270,18 +290,7 @@ def test_adapter_runs_every_calculator_and_finds_a_known_shift(
         data_reconstruction=True,
         domain_classifier=True,
     )
-    spec = Spec(
-        numeric=["x1", "x2"],
-        categorical=["cat"],
-        score="score",
-        prediction="prediction",
-        target="y",
-        timestamp="ts",
-        chunking=ChunkingConfig(method="count", count=6),
-        drift=cfg,
-        performance=PerformanceConfig(metrics=("roc_auc", "accuracy")),
-        data_quality=CFG.data_quality,
-    )
+    spec = synthetic_spec(ChunkingConfig(method="count", count=6), cfg, ("roc_auc", "accuracy"))
     # small chunks keep NannyML's domain classifier (cross-validated LightGBM per chunk) quick
     reference = synthetic(3_000, None, seed=1)
     analysis = synthetic(3_000, shift_from=1_500, seed=2)
