@@ -131,14 +131,16 @@ def train(
     best number of rounds. Also scores the whole development set out-of-fold
     (monitor.reference.folds fold models), the reference that monitoring compares production
     against.
+
+    With compute=dask, the LightGBM fit runs as compute.workers ranks on the Dask cluster at
+    $DASK_SCHEDULER_ADDRESS (without it, on a local cluster of that many processes). The
+    workers read the split files themselves, so --input-dir must be where they can read it
+    too (a shared volume, or the same path on one machine). docs/scale.md.
     """
-    from tabml.config import LightGBMDaskConfig, TrainParams
     from tabml.model import import_lightgbm_without_sklearn
     from tabml.stages import train as stage
 
-    # LightGBM's sklearn classes are only needed by its Dask interface
-    if not isinstance(TrainParams.load(params).model, LightGBMDaskConfig):
-        import_lightgbm_without_sklearn()
+    import_lightgbm_without_sklearn()
     from tabml.io import guard_outputs
 
     guard_outputs([input_dir, params], files=[reference, valid_scores], dirs=[model_dir, live_dir])

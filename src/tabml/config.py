@@ -14,7 +14,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from tabml.errors import ConfigError
 
@@ -191,29 +200,35 @@ class LightGBMConfig(LightGBMParams):
     refit: bool
 
 
-class ClusterConfig(_Frozen):
-    """The Dask cluster: an existing scheduler's address, or a LocalCluster when empty."""
+class LocalCompute(_Frozen):
+    """`compute=local`: every stage runs in its own process on this machine (the default)."""
 
-    address: str = ""
-    # LocalCluster only: worker processes (null: one per core) and threads per worker
-    n_workers: Annotated[int, Field(ge=1)] | None = None
-    threads_per_worker: Annotated[int, Field(ge=1)] = 1
-    # a scheduler that does not answer within this many seconds is an error naming it
+    backend: Literal["local"] = "local"
+
+
+class DaskCompute(_Frozen):
+    """`compute=dask`: train's LightGBM fit runs on a Dask cluster, one LightGBM rank a worker.
+
+    Only what changes the outputs is here: the rank count and the validation sample. Where
+    the cluster is (the scheduler's address) comes from the environment, DASK_SCHEDULER_ADDRESS;
+    without it a LocalCluster of `workers` processes starts on 127.0.0.1.
+    """
+
+    backend: Literal["dask"]
+    # LightGBM ranks (N): rows go to rank (row's position within its class) mod N. The model
+    # depends on N (LightGBM builds each feature's bins on one rank), never on which workers
+    workers: Annotated[int, Field(ge=1, le=1024)]
+    # every rank early-stops on the same evenly spaced sample of valid, at most this many rows
+    valid_sample_rows: Annotated[int, Field(ge=1000)] = 1_000_000
+    # a scheduler that does not answer, or has fewer than `workers` workers, within this many
+    # seconds is an error that names it
     connect_timeout_seconds: Annotated[int, Field(ge=1, le=600)] = 10
-    # LightGBM's network time-out between workers (its `time_out`, default 120 minutes): a
-    # worker lost in training fails the run after this many minutes
+    # LightGBM's network time-out between ranks (its `time_out`, default 120 minutes): a rank
+    # lost in training fails the run after this many minutes
     network_timeout_minutes: Annotated[int, Field(ge=1, le=120)] = 10
 
 
-class LightGBMDaskConfig(LightGBMParams):
-    """LightGBM trained through `lightgbm.dask` on a Dask cluster.
-
-    LightGBM's Dask interface has no early stopping, so `num_boost_round` is the number of
-    trees; the valid split is still scored every round for the training curves.
-    """
-
-    name: Literal["lightgbm_dask"]
-    cluster: ClusterConfig = ClusterConfig()
+ComputeConfig = Annotated[LocalCompute | DaskCompute, Field(discriminator="backend")]
 
 
 class LogRegConfig(_Preprocess):
@@ -222,8 +237,19 @@ class LogRegConfig(_Preprocess):
     max_iter: Annotated[int, Field(gt=0, le=1_000_000)]
 
 
+def _no_lightgbm_dask(raw: Any) -> Any:
+    if isinstance(raw, Mapping) and raw.get("name") == "lightgbm_dask":
+        raise ValueError(
+            "model 'lightgbm_dask' is gone: train LightGBM on a Dask cluster with "
+            "model=lightgbm compute=dask (compute.workers sets the LightGBM ranks; "
+            "docs/scale.md)"
+        )
+    return raw
+
+
 ModelConfig = Annotated[
-    LightGBMConfig | LightGBMDaskConfig | LogRegConfig, Field(discriminator="name")
+    Annotated[LightGBMConfig | LogRegConfig, Field(discriminator="name")],
+    BeforeValidator(_no_lightgbm_dask),
 ]
 
 
@@ -592,6 +618,26 @@ class TrainParams(StageParams):
     dataset_schema: SchemaConfig = key("dataset.schema")
     model: ModelConfig
     reference: ReferenceConfig = key("monitor.reference")
+    compute: ComputeConfig
+
+    @field_validator("compute")
+    @classmethod
+    def _check_compute(cls, compute: Any, info: ValidationInfo) -> Any:
+        model = info.data.get("model")
+        if not isinstance(compute, DaskCompute) or model is None:
+            return compute
+        if not isinstance(model, LightGBMConfig):
+            raise ValueError(
+                f"compute=dask trains LightGBM only (model=lightgbm); model={model.name} "
+                "trains on one machine: use compute=local"
+            )
+        if compute.workers > 1 and model.clip_quantiles is not None:
+            raise ValueError(
+                "compute=dask with more than one worker needs model.clip_quantiles: null: "
+                "exact quantiles across workers are not implemented (medians are; LightGBM "
+                "bins outliers itself)"
+            )
+        return compute
 
 
 class EvaluateParams(StageParams):
@@ -686,10 +732,11 @@ def dump(value: Any) -> Any:
 
 
 __all__ = [
+    "ComputeConfig",
+    "DaskCompute",
     "EvaluateConfig",
     "FeatureSpec",
     "LightGBMConfig",
-    "LightGBMDaskConfig",
     "LightGBMParams",
     "LogRegConfig",
     "ModelConfig",

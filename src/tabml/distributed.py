@@ -1,148 +1,475 @@
-"""Training past one machine: LightGBM's own Dask interface on a `dask.distributed` cluster.
+"""Training past one machine: LightGBM's data-parallel learner on a Dask cluster, pinned so that
+the model depends on the rank count N alone (`compute=dask`, `compute.workers: N`).
 
-The data are read with `dask.dataframe` from Parquet (a local path or `s3://`), each partition
-is encoded by the same `Preprocessor` single-machine training uses, and `lightgbm.dask` trains
-across the workers. The result is an ordinary `Booster`, saved exactly like single-machine
-training saves it, so package, predict, serve and monitor do not know the difference.
+LightGBM's own Dask interface (`lightgbm.dask`) places rows wherever Dask's partitions happen
+to sit, so the same data on the same cluster gave a different model from run to run, and it
+has no early stopping. This driver decides everything itself:
+
+- **Ranks.** The cluster's first N workers, sorted by name, are LightGBM's ranks 0..N-1, listed
+  in that order in `machines`, each with a fresh port (`tree_learner=data`, `pre_partition`).
+- **Rows.** Rank r trains on the train rows whose position within their class is r mod N, so
+  every rank sees both classes in the share they have (LightGBM #5025). Each rank reads the
+  split's Parquet file itself, a row group at a time, and keeps only its rows.
+- **Early stopping.** Every rank scores the same evenly spaced sample of valid, so all ranks
+  stop at the same round. The refit on train + valid deals valid's rows like train's and
+  reuses the driver, for the best number of rounds.
+- **Preprocessing** is fitted from exact global statistics reduced in row-group order:
+  category counts, and medians selected exactly from histograms of the values' bits
+  (`tabml.stats`). Clip bounds (`model.clip_quantiles`) are not supported for N > 1.
+- **N=1** runs exactly single-machine training (`tabml.model.fit`) on the one worker: the
+  model is byte-identical to `compute=local`.
+
+LightGBM cannot give the same model for different N: each feature's bins are built on the
+rank that owns the feature, from that rank's rows (LightGBM #5798, #3835). Production ROC AUC
+stays close (docs/scale.md). The saved model leaves out the run's addresses and ports, so two
+runs at the same N write the same bytes.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tabml.config import ClusterConfig, LightGBMDaskConfig, SchemaConfig
-from tabml.errors import ConfigError
-from tabml.features import Preprocessor, vocabulary
-from tabml.features import fit as fit_preprocessor
+from tabml.config import DaskCompute, LightGBMConfig, SchemaConfig
+from tabml.errors import ConfigError, TabmlError
 from tabml.log import info
-from tabml.model import History, Model, _lgb_columns, _lgb_params
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
-# rows the preprocessor's medians and clip bounds are estimated from; vocabularies are exact
-SAMPLE_ROWS = 1_000_000
+    from tabml.features import Preprocessor
+    from tabml.model import History, Model
+
+# Dask's own variable for the scheduler (dask.config's `scheduler-address`): where, not what
+SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
+# model-file parameters that name the run's hosts and ports, left out of the saved model
+RUN_PARAMS = ("machines", "local_listen_port")
+
+
+def scheduler_address() -> str:
+    return os.environ.get(SCHEDULER_ENV, "").strip()
 
 
 @contextlib.contextmanager
-def client(cfg: ClusterConfig) -> Iterator[Any]:
-    """A client of the configured scheduler, or of a LocalCluster on 127.0.0.1 when none."""
+def client(cfg: DaskCompute) -> Iterator[Any]:
+    """A client of $DASK_SCHEDULER_ADDRESS's scheduler with at least `cfg.workers` workers,
+    or of a LocalCluster of `cfg.workers` processes on 127.0.0.1 when it is unset."""
     from dask.distributed import Client, LocalCluster
 
-    if cfg.address:
-        info(f"train: connecting to the Dask scheduler at {cfg.address}")
-        try:
-            connected = Client(cfg.address, timeout=f"{cfg.connect_timeout_seconds}s")
-        except (OSError, TimeoutError) as err:
-            raise ConfigError(
-                f"the Dask scheduler at {cfg.address} did not answer within "
-                f"{cfg.connect_timeout_seconds} s ({type(err).__name__}). Check the address "
-                "(model.cluster.address) and that the scheduler runs and is reachable from "
-                "here; empty starts a local cluster instead"
-            ) from None
-        with connected as c:
+    address = scheduler_address()
+    if not address:
+        with (
+            LocalCluster(
+                n_workers=cfg.workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+            ) as cluster,
+            Client(cluster) as c,
+        ):
+            info(
+                f"train: {SCHEDULER_ENV} is not set: started a local Dask cluster of "
+                f"{cfg.workers} worker processes"
+            )
             yield c
         return
-    with (
-        LocalCluster(
-            n_workers=cfg.n_workers,
-            threads_per_worker=cfg.threads_per_worker,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as cluster,
-        Client(cluster) as c,
-    ):
-        info(f"train: started a local Dask cluster, {len(cluster.workers)} workers")
+    info(f"train: connecting to the Dask scheduler at {address} ({SCHEDULER_ENV})")
+    try:
+        connected = Client(address, timeout=f"{cfg.connect_timeout_seconds}s")
+    except (OSError, TimeoutError) as err:
+        raise ConfigError(
+            f"the Dask scheduler at {address} ({SCHEDULER_ENV}) did not answer within "
+            f"{cfg.connect_timeout_seconds} s ({type(err).__name__}). Check the address and that "
+            "the scheduler runs and is reachable from here; unset it to start a local cluster"
+        ) from None
+    with connected as c:
+        try:
+            c.wait_for_workers(cfg.workers, timeout=cfg.connect_timeout_seconds)
+        except TimeoutError:
+            have = len(c.scheduler_info(n_workers=-1)["workers"])
+            raise ConfigError(
+                f"the Dask cluster at {address} has {have} worker(s) after "
+                f"{cfg.connect_timeout_seconds} s; compute.workers is {cfg.workers}. Scale the "
+                "cluster up, or lower compute.workers (a different N trains a different model)"
+            ) from None
         yield c
 
 
-def _fit_preprocessor(train: Any, schema: SchemaConfig, cfg: LightGBMDaskConfig) -> Preprocessor:
-    """Medians and clip bounds from a sample of train; category vocabularies from all of it."""
-    from dataclasses import replace
-
-    rows = len(train)
-    sample = train.sample(frac=min(1.0, SAMPLE_ROWS / max(rows, 1)), random_state=0)
-    prep = fit_preprocessor(sample.compute(), schema, cfg.impute == "median", cfg.clip_quantiles)
-    vocab = {
-        c: vocabulary(train[c].astype("string").value_counts().compute(), schema.features[c])
-        for c in prep.categorical
-    }
-    return replace(prep, vocab=vocab)
+def rank_workers(dask_client: Any, n: int) -> list[str]:
+    """The addresses of LightGBM's ranks 0..n-1: the first n workers sorted by name."""
+    workers = dask_client.scheduler_info(n_workers=-1)["workers"]
+    ordered = sorted(workers, key=lambda a: (str(workers[a].get("name", a)), a))
+    if len(ordered) > n:
+        info(f"train: {len(ordered)} workers; ranks use the first {n} by name, the rest idle")
+    return ordered[:n]
 
 
-def _encode(frame: Any, prep: Preprocessor, names: list[str]) -> Any:
+# --- the pure parts: which rows a rank holds ------------------------------------------------
+
+
+def deal(positive: np.ndarray, n: int, seen: list[int]) -> np.ndarray:
+    """The rank of each row: its position within its class (counting on from `seen`, the
+    rows of each class in earlier batches, which this updates) mod n."""
+    import numpy as np
+
+    ranks = np.empty(len(positive), dtype="int64")
+    for cls, mask in enumerate((~positive, positive)):
+        k = int(mask.sum())
+        ranks[mask] = (seen[cls] + np.arange(k)) % n
+        seen[cls] += k
+    return ranks
+
+
+def evenly_spaced(rows: int, k: int) -> np.ndarray:
+    """Row numbers of an evenly spaced sample of at most k of `rows` rows, in order."""
+    import numpy as np
+
+    if rows <= k:
+        return np.arange(rows)
+    return (np.arange(k, dtype="int64") * rows) // k
+
+
+def positives(frame: pd.DataFrame, target: str) -> np.ndarray:
+    return frame[target].to_numpy(dtype="float64") > 0.5
+
+
+def read_rows(
+    path: str, keepers: list[Callable[[pd.DataFrame, int], np.ndarray]]
+) -> list[pd.DataFrame]:
+    """One pass over a Parquet file a row group at a time: for each keeper (frame, first row
+    number -> boolean mask), the rows it keeps, in file order."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    kept: list[list[pd.DataFrame]] = [[] for _ in keepers]
+    with _open(path) as handle:
+        file = pq.ParquetFile(handle)
+        start = 0
+        for group in range(file.num_row_groups):
+            frame = file.read_row_group(group).to_pandas()
+            for out, keep in zip(kept, keepers, strict=True):
+                out.append(frame[keep(frame, start)])
+            start += len(frame)
+            del frame
+    return [pd.concat(parts, ignore_index=True) for parts in kept]
+
+
+@contextlib.contextmanager
+def _open(path: str) -> Iterator[Any]:
+    """A local path, or a URL fsspec knows (s3:// with s3fs) that every worker can reach."""
+    import fsspec
+
+    with fsspec.open(path, "rb") as handle:
+        yield handle
+
+
+def _rows_of(path: str) -> int:
+    import pyarrow.parquet as pq
+
+    with _open(path) as handle:
+        return int(pq.ParquetFile(handle).metadata.num_rows)
+
+
+# --- what runs on the workers -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RankJob:
+    """Everything one rank needs; rank 0 of N=1 trains exactly as a single machine does."""
+
+    rank: int
+    n: int
+    train_path: str
+    valid_path: str
+    schema: SchemaConfig
+    cfg: LightGBMConfig
+    seed: int
+    prep: Preprocessor | None = None
+    valid_sample_rows: int = 0
+    # LightGBM's network: "host:port,..." in rank order, for the fit and for the refit
+    machines: tuple[str, str] = ("", "")
+    time_out_minutes: int = 10
+
+
+@dataclass(frozen=True)
+class RankResult:
+    model: Model
+    history: History
+    # the early-stopped booster's text (before any refit): the driver scores valid with it
+    early: str | None
+    categories_missing: dict[str, list[str]]
+
+
+def run_rank(job: RankJob) -> RankResult:
+    """One LightGBM rank: read this rank's rows, fit with early stopping, then refit."""
     import pandas as pd
 
-    def encode(part: pd.DataFrame) -> pd.DataFrame:
-        return pd.DataFrame(prep.transform(part, "codes"), columns=names, index=part.index)
+    from tabml.model import fit, fit_lightgbm_rank
 
-    meta = pd.DataFrame({n: pd.Series(dtype="float64") for n in names})
-    return frame.map_partitions(encode, meta=meta)
+    if job.n == 1:
+        train = pd.read_parquet(_local(job.train_path))
+        valid = pd.read_parquet(_local(job.valid_path))
+        model, history = fit(train, valid, job.schema, job.cfg, job.seed)
+        return RankResult(model, history, None, {})
+    if job.prep is None:
+        raise ValueError("run_rank: N > 1 needs the preprocessor fitted from global statistics")
+    target = job.schema.target.column
+    seen_train, seen_valid = [0, 0], [0, 0]
+
+    def mine(seen: list[int]) -> Callable[[pd.DataFrame, int], np.ndarray]:
+        return lambda frame, _: deal(positives(frame, target), job.n, seen) == job.rank
+
+    sample = evenly_spaced(_rows_of(job.valid_path), job.valid_sample_rows)
+
+    def sampled(frame: pd.DataFrame, start: int) -> np.ndarray:
+        import numpy as np
+
+        return np.isin(np.arange(start, start + len(frame)), sample)
+
+    (train,) = read_rows(job.train_path, [mine(seen_train)])
+    valid_sample, valid_mine = read_rows(job.valid_path, [sampled, mine(seen_valid)])
+    network = {
+        "tree_learner": "data",
+        "pre_partition": True,
+        "num_machines": job.n,
+        "time_out": job.time_out_minutes,
+    }
+    model, history, early = fit_lightgbm_rank(
+        job.prep,
+        target,
+        train,
+        valid_sample,
+        valid_mine,
+        job.cfg,
+        job.seed,
+        [_network(network, machines, job.rank) for machines in job.machines],
+    )
+    return RankResult(model, history, early, _missing_categories(job.prep, train))
+
+
+def _network(base: dict[str, Any], machines: str, rank: int) -> dict[str, Any]:
+    port = int(machines.split(",")[rank].rsplit(":", 1)[1])
+    return {**base, "machines": machines, "local_listen_port": port}
+
+
+def _local(path: str) -> Any:
+    """pandas reads local paths and fsspec URLs alike."""
+    return path
+
+
+def _missing_categories(prep: Preprocessor, frame: pd.DataFrame) -> dict[str, list[str]]:
+    """Each categorical column's vocabulary levels with no row on this rank."""
+    missing = {}
+    for column in prep.categorical:
+        present = set(frame[column].dropna().astype("string"))
+        absent = [v for v in prep.vocab[column] if v not in present]
+        if absent:
+            missing[column] = absent
+    return missing
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` ports free on this worker now (a run binds them moments later)."""
+    import socket
+
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def group_stats(path: str, group: int, schema: SchemaConfig, prefixes: Any) -> Any:
+    """One row group's share of the preprocessor's statistics (tabml.features.column_stats)."""
+    import pyarrow.parquet as pq
+
+    from tabml.stats import column_stats
+
+    with _open(path) as handle:
+        frame = pq.ParquetFile(handle).read_row_group(group).to_pandas()
+    return column_stats(frame, schema, prefixes)
+
+
+# --- the driver ---------------------------------------------------------------------------------
 
 
 def fit_dask(
-    train_path: str, valid_path: str, schema: SchemaConfig, cfg: LightGBMDaskConfig, seed: int
+    train_path: str,
+    valid_path: str,
+    valid: pd.DataFrame,
+    schema: SchemaConfig,
+    cfg: LightGBMConfig,
+    compute: DaskCompute,
+    seed: int,
 ) -> tuple[Model, History]:
-    """Train LightGBM across a Dask cluster on the train split; score valid every round."""
-    import dask.dataframe as dd
-    import lightgbm as lgb
+    """Train LightGBM across `compute.workers` ranks of a Dask cluster (see the module's doc).
 
-    target = schema.target.column
-    with client(cfg.cluster) as dask_client:
-        train = dd.read_parquet(train_path)
-        valid = dd.read_parquet(valid_path)
-        prep = _fit_preprocessor(train, schema, cfg)
-        names, cats = _lgb_columns(prep)
-        params = _lgb_params(cfg, seed)
-        # the Dask interface is scikit-learn style: trees and seed have their own names there
-        rounds = cfg.num_boost_round
-        for key in ("metric", "seed"):
-            params.pop(key)
-        # minutes, not LightGBM's 120: a lost worker fails the run in reasonable time
-        params["time_out"] = cfg.cluster.network_timeout_minutes
-        model = lgb.DaskLGBMClassifier(
-            client=dask_client,
-            n_estimators=rounds,
-            random_state=seed,
-            **params,
-        )
-        workers = {
-            address: int(w["nthreads"])
-            for address, w in sorted(dask_client.scheduler_info()["workers"].items())
-        }
-        if cfg.num_threads != 1:
-            info(
-                f"train: model.num_threads ({cfg.num_threads}) does not apply on Dask: LightGBM "
-                "runs each worker with that worker's own threads "
-                f"({', '.join(str(n) for n in workers.values())}); set them on the cluster"
+    `valid` is the valid split as this process holds it: with a refit, its held-out scores
+    come from the early-stopped booster, as on one machine."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from tabml.model import booster_from_text
+
+    n = compute.workers
+    with client(compute) as dask_client:
+        ranks = rank_workers(dask_client, n)
+        info(f"train: LightGBM on {n} Dask worker(s) as ranks 0..{n - 1}: {', '.join(ranks)}")
+        job = RankJob(0, n, train_path, valid_path, schema, cfg, seed)
+        if n > 1:
+            prep = _fit_preprocessor(dask_client, train_path, schema, cfg)
+            ports = dask_client.run(free_ports, 2, workers=ranks)
+            machines = tuple(
+                ",".join(f"{_host(a)}:{ports[a][phase]}" for a in ranks) for phase in (0, 1)
             )
-        info(
-            f"train: {len(workers)} Dask workers, {sum(workers.values())} threads (recorded in "
-            "reports/train/metrics.json: a different cluster gives a different model)"
+            job = replace(
+                job,
+                prep=prep,
+                valid_sample_rows=compute.valid_sample_rows,
+                machines=(machines[0], machines[1]),
+                time_out_minutes=compute.network_timeout_minutes,
+            )
+        futures = [
+            dask_client.submit(
+                run_rank,
+                replace(job, rank=r),
+                key=f"tabml-train-rank-{r}-of-{n}-{time.time_ns()}",
+                workers=[address],
+                allow_other_workers=False,
+                pure=False,
+                retries=0,
+            )
+            for r, address in enumerate(ranks)
+        ]
+        results = gather_ranks(dask_client, futures, ranks, compute)
+    first = results[0]
+    for r, result in enumerate(results):
+        for column, levels in result.categories_missing.items():
+            info(
+                f"train: rank {r} has no rows of {column} = {', '.join(levels[:5])}"
+                f"{' ...' if len(levels) > 5 else ''}; LightGBM's bins for {column} may miss "
+                "them (more rows per rank, or fewer ranks, fix it)"
+            )
+    model, history = first.model, first.history
+    # every rank refits on its share: the refit saw all of them
+    history = replace(history, refit_rows=sum(r.history.refit_rows for r in results))
+    if first.early is not None:
+        early = booster_from_text(first.early)
+        x_valid = model.preprocessor.transform(valid, "codes")
+        scores = np.asarray(early.predict(x_valid, num_iteration=history.best_iteration))
+        history = replace(history, valid_scores=scores)
+    if n > 1:  # the saved model leaves out this run's hosts and ports
+        booster = booster_from_text(model.booster.model_to_string(), drop=RUN_PARAMS)
+        model = replace(model, booster=booster)
+    return model, replace(history, workers=n)
+
+
+def _host(address: str) -> str:
+    """The host of a Dask address, e.g. tcp://10.0.0.5:38491 -> 10.0.0.5."""
+    from distributed.comm import get_address_host
+
+    return str(get_address_host(address))
+
+
+def gather_ranks(
+    dask_client: Any, futures: list[Any], ranks: list[str], cfg: DaskCompute
+) -> list[Any]:
+    """Every rank's result, or an error naming the rank that failed or left the cluster.
+
+    A rank whose worker dies cannot be rerun elsewhere (the others wait for it on LightGBM's
+    network), so the run fails: at once when the scheduler sees the worker go, and at the
+    latest after `network_timeout_minutes`, when the other ranks give up on it."""
+    from dask.distributed import wait
+
+    deadline = time.monotonic() + 60 * cfg.network_timeout_minutes + 2 * cfg.connect_timeout_seconds
+    try:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                wait(futures, timeout=1)
+            failed = [r for r, f in enumerate(futures) if f.status == "error"]
+            if failed:
+                # a rank's socket error is usually another rank's death: name that one
+                err = futures[failed[0]].exception()
+                cause = f"rank {failed[0]} then failed: {type(err).__name__}: {err}"
+                _raise_if_gone(dask_client, futures, ranks, cause, wait_seconds=5)
+                raise TabmlError(
+                    f"train: LightGBM rank {failed[0]} on {ranks[failed[0]]} failed: "
+                    f"{type(err).__name__}: {err}"
+                )
+            if all(f.status == "finished" for f in futures):
+                return [f.result() for f in futures]
+            _raise_if_gone(dask_client, futures, ranks, "", wait_seconds=0)
+            if time.monotonic() > deadline:
+                raise TabmlError(
+                    f"train: the LightGBM ranks did not finish within network_timeout_minutes "
+                    f"({cfg.network_timeout_minutes}) of a rank going silent"
+                )
+    finally:
+        for future in futures:
+            future.cancel()
+
+
+def _raise_if_gone(
+    dask_client: Any, futures: list[Any], ranks: list[str], cause: str, wait_seconds: float
+) -> None:
+    """Raise naming the first rank whose worker has left the cluster (waiting up to
+    `wait_seconds` for the scheduler to notice)."""
+    until = time.monotonic() + wait_seconds
+    while True:
+        alive = set(dask_client.scheduler_info(n_workers=-1)["workers"])
+        for r, address in enumerate(ranks):
+            if address not in alive and futures[r].status != "finished":
+                raise TabmlError(
+                    f"train: LightGBM rank {r}'s worker {address} left the cluster during "
+                    f"training{f' ({cause})' if cause else ''}; nothing was written. Rerun "
+                    "once the cluster is whole"
+                )
+        if time.monotonic() >= until:
+            return
+        time.sleep(0.25)
+
+
+def _fit_preprocessor(
+    dask_client: Any, train_path: str, schema: SchemaConfig, cfg: LightGBMConfig
+) -> Preprocessor:
+    """The preprocessor from exact global statistics: a pass over train's row groups on the
+    workers, reduced in row-group order (so the result does not depend on N), then one more
+    pass per 16 bits of the medians' values."""
+    import pyarrow.parquet as pq
+
+    from tabml.features import fit_from_stats
+    from tabml.stats import OrderSelect, merge_stats
+
+    with _open(train_path) as handle:
+        groups = pq.ParquetFile(handle).num_row_groups
+    select: OrderSelect | None = None
+    while True:
+        prefixes = None if select is None else select.prefixes()
+        parts = dask_client.gather(
+            dask_client.map(
+                group_stats,
+                [train_path] * groups,
+                range(groups),
+                schema=schema,
+                prefixes=prefixes,
+                pure=False,
+            )
         )
-        # read once, then split: X and y from separately computed graphs can come out with
-        # different partitions, and `fit` then fails in zip() (LightGBM #6920)
-        train, valid = train.persist(), valid.persist()
-        x_train, x_valid = _encode(train, prep, names), _encode(valid, prep, names)
-        y_train, y_valid = train[target].astype("float64"), valid[target].astype("float64")
-        info(f"train: fitting lightgbm_dask on {len(train):,} rows, {rounds} rounds")
-        model.fit(
-            x_train,
-            y_train,
-            eval_set=[(x_valid, y_valid)],
-            eval_names=["valid"],
-            eval_metric=["binary_logloss", "auc"],
-            feature_name=names,
-            categorical_feature=cats,
-        )
-        local = model.to_local()
-    booster = local.booster_
-    curves = {
-        split: {m: [float(v) for v in vals] for m, vals in metrics.items()}
-        for split, metrics in local.evals_result_.items()
-    }
-    fitted = Model("lightgbm", prep, booster=booster, best_iteration=rounds)
-    return fitted, History(curves, rounds, workers=workers)
+        stats = merge_stats(parts)
+        select = OrderSelect.start(stats) if select is None else select.narrow(stats)
+        if select.done:
+            break
+    info(f"train: preprocessing fitted from {stats.rows:,} train rows in {groups} row group(s)")
+    return fit_from_stats(stats, select, schema, cfg.impute == "median")

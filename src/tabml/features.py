@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from tabml.stats import ColumnStats, OrderSelect
+
 Encoding = Literal["codes", "linear"]
 # the level that stands for every value outside an open vocabulary
 OTHER = "(other)"
@@ -160,6 +162,51 @@ def fit(
         vocab=vocab,
         medians=medians,
         clip=clip,
+        mean=mean,
+        std=std,
+        impute=impute,
+        other=[c for c in kinds["categorical"] if schema.features[c].open_vocabulary],
+    )
+
+
+def fit_from_stats(
+    stats: ColumnStats, select: OrderSelect, schema: SchemaConfig, impute: bool
+) -> Preprocessor:
+    """`fit`, from train's statistics merged over its parts (tabml.stats) instead of the
+    frame: exact vocabularies and medians; means and standard deviations merged part by part.
+    Clip bounds are not supported here (the caller refuses clip_quantiles)."""
+    import math
+
+    from tabml.stats import to_series
+
+    kinds = {
+        k: [n for n, s in schema.features.items() if s.kind == k]
+        for k in ("numeric", "boolean", "categorical")
+    }
+    exact = select.medians()
+    medians: dict[str, float] = {}
+    mean: dict[str, float] = {}
+    std: dict[str, float] = {}
+    for c in kinds["numeric"]:
+        n, m, m2 = stats.moments[c]
+        medians[c] = exact.get(c, 0.0)
+        mean[c] = m if n else 0.0
+        sd = math.sqrt(m2 / n) if n else 0.0
+        std[c] = sd if sd > 0 else 1.0
+    for c in kinds["boolean"]:
+        true, known = stats.booleans[c]
+        medians[c] = float(round(true / known)) if known else 0.0
+    vocab = {
+        c: vocabulary(to_series(stats.levels.get(c, {})), schema.features[c])
+        for c in kinds["categorical"]
+    }
+    return Preprocessor(
+        numeric=kinds["numeric"],
+        boolean=kinds["boolean"],
+        categorical=kinds["categorical"],
+        vocab=vocab,
+        medians=medians,
+        clip={},
         mean=mean,
         std=std,
         impute=impute,

@@ -17,14 +17,13 @@ from tabml import io
 from tabml.catalog import Model as Files
 from tabml.config import (
     LightGBMConfig,
-    LightGBMDaskConfig,
     LightGBMParams,
     LogRegConfig,
     ModelConfig,
     SchemaConfig,
     TrainParams,
 )
-from tabml.errors import ConfigError, PackageError
+from tabml.errors import PackageError
 from tabml.features import Encoding, Preprocessor
 from tabml.features import fit as fit_preprocessor
 from tabml.log import info
@@ -95,9 +94,8 @@ class History:
     best_iteration: int
     refit_rows: int = 0
     valid_scores: np.ndarray | None = None
-    # model=lightgbm_dask: the Dask workers that trained it and their threads (the model
-    # depends on both: LightGBM's Dask interface sets each worker's num_threads itself)
-    workers: dict[str, int] | None = None
+    # compute=dask: the LightGBM ranks that trained it (the model depends on their number)
+    workers: int | None = None
 
 
 def import_lightgbm_without_sklearn() -> None:
@@ -245,11 +243,6 @@ def fit(
     prep = fit_preprocessor(train, schema, cfg.impute == "median", cfg.clip_quantiles)
     y_train = train[schema.target.column].to_numpy(dtype="float64")
     y_valid = valid[schema.target.column].to_numpy(dtype="float64")
-    if isinstance(cfg, LightGBMDaskConfig):
-        raise ConfigError(
-            "model 'lightgbm_dask' trains on a Dask cluster from Parquet files "
-            "(tabml.distributed.fit_dask), not from in-memory frames"
-        )
     if isinstance(cfg, LightGBMConfig):
         return _fit_lightgbm(prep, train, valid, y_train, y_valid, cfg, seed)
     return _fit_logreg(prep, train, valid, y_train, y_valid, cfg, seed)
@@ -264,11 +257,32 @@ def _fit_lightgbm(
     cfg: LightGBMConfig,
     seed: int,
 ) -> tuple[Model, History]:
-    import lightgbm as lgb
     import numpy as np
 
-    names, cats = _lgb_columns(prep)
     params = _lgb_params(cfg, seed)
+    booster, best, history = _early_stopped(prep, train, y_train, valid, y_valid, cfg, params)
+    if not cfg.refit:
+        return Model("lightgbm", prep, booster=booster, best_iteration=best), History(history, best)
+    valid_scores = np.asarray(booster.predict(prep.transform(valid, "codes"), num_iteration=best))
+    del booster
+    booster = _refit(prep, [(train, y_train), (valid, y_valid)], params, best)
+    model = Model("lightgbm", prep, booster=booster, best_iteration=best)
+    return model, History(history, best, len(train) + len(valid), valid_scores)
+
+
+def _early_stopped(
+    prep: Preprocessor,
+    train: pd.DataFrame,
+    y_train: np.ndarray,
+    valid: pd.DataFrame,
+    y_valid: np.ndarray,
+    cfg: LightGBMConfig,
+    params: dict[str, Any],
+) -> tuple[Any, int, dict[str, dict[str, list[float]]]]:
+    """LightGBM on train, early-stopped on valid: the booster, its best round, its curves."""
+    import lightgbm as lgb
+
+    names, cats = _lgb_columns(prep)
     dtrain = lgb.Dataset(
         prep.transform(train, "codes"),
         y_train,
@@ -276,8 +290,7 @@ def _fit_lightgbm(
         categorical_feature=cats,
         free_raw_data=True,
     )
-    x_valid = prep.transform(valid, "codes")
-    dvalid = lgb.Dataset(x_valid, y_valid, reference=dtrain)
+    dvalid = lgb.Dataset(prep.transform(valid, "codes"), y_valid, reference=dtrain)
     curves: dict[str, Any] = {}
     booster = lgb.train(
         params,
@@ -295,13 +308,59 @@ def _fit_lightgbm(
     history = {
         s: {m: [float(v) for v in vals] for m, vals in ms.items()} for s, ms in curves.items()
     }
+    return booster, best, history
+
+
+def fit_lightgbm_rank(
+    prep: Preprocessor,
+    target: str,
+    train: pd.DataFrame,
+    valid_sample: pd.DataFrame,
+    valid_share: pd.DataFrame,
+    cfg: LightGBMConfig,
+    seed: int,
+    networks: list[dict[str, Any]],
+) -> tuple[Model, History, str | None]:
+    """One rank of data-parallel LightGBM (tabml.distributed): early-stopped on the valid
+    sample every rank holds, then, with `refit`, trained again on this rank's shares of train
+    and valid. `networks`: LightGBM's network settings for the fit and for the refit.
+    Returns the model, its history and, with a refit, the early-stopped booster's text."""
+
+    def labels(frame: pd.DataFrame) -> np.ndarray:
+        return frame[target].to_numpy(dtype="float64")
+
+    params = _lgb_params(cfg, seed)
+    y_train = labels(train)
+    booster, best, history = _early_stopped(
+        prep, train, y_train, valid_sample, labels(valid_sample), cfg, {**params, **networks[0]}
+    )
+    booster.free_network()
     if not cfg.refit:
-        return Model("lightgbm", prep, booster=booster, best_iteration=best), History(history, best)
-    valid_scores = np.asarray(booster.predict(x_valid, num_iteration=best))
-    del booster, dtrain, dvalid
-    booster = _refit(prep, [(train, y_train), (valid, y_valid)], params, best)
+        return (
+            Model("lightgbm", prep, booster=booster, best_iteration=best),
+            History(history, best),
+            None,
+        )
+    early = booster.model_to_string()
+    del booster
+    parts = [(train, y_train), (valid_share, labels(valid_share))]
+    booster = _refit(prep, parts, {**params, **networks[1]}, best)
+    booster.free_network()
     model = Model("lightgbm", prep, booster=booster, best_iteration=best)
-    return model, History(history, best, len(train) + len(valid), valid_scores)
+    return model, History(history, best, len(train) + len(valid_share)), early
+
+
+def booster_from_text(text: str, drop: tuple[str, ...] = ()) -> Any:
+    """A Booster from its model text, without the `drop` parameters (e.g. the hosts and ports
+    of the run that trained it) in the text it saves."""
+    import lightgbm as lgb
+
+    if drop:
+        lines = text.split("\n")
+        text = "\n".join(
+            line for line in lines if not any(line.startswith(f"[{p}: ") for p in drop)
+        )
+    return lgb.Booster(model_str=text)
 
 
 def _refit(
@@ -378,7 +437,7 @@ def train(
     """Fit the model on `train` (early-stopped on `valid`), then score `valid` held out and
     build the reference from `latest` (the development rows `monitor.latest_rows` picks).
 
-    `fitted`: a model fitted elsewhere (`lightgbm_dask` trains on the cluster from the files),
+    `fitted`: a model fitted elsewhere (`compute=dask` trains on the cluster from the files),
     for which `train` is not needed.
     """
     schema, cfg, seed = params.dataset_schema, params.model, params.seed
@@ -391,8 +450,6 @@ def train(
     model, history = fitted
     if cfg.name == "lightgbm":
         info(f"train: best iteration {history.best_iteration} (early stopping on valid)")
-    elif cfg.name == "lightgbm_dask":
-        info(f"train: {history.best_iteration} rounds (no early stopping on Dask)")
     else:
         info(f"train: fitted {cfg.name}; valid ROC AUC {history.curves['valid']['auc'][-1]:.4f}")
     if history.refit_rows:

@@ -66,7 +66,7 @@ def test_every_module_a_stage_shell_imports_is_one_of_its_deps() -> None:
     """A change to code a stage runs must rerun the stage: every tabml module its shell
     imports (at any depth of the file, lazily too), but the infrastructure (config, io, log,
     catalog, errors), is among its dvc.yaml deps, or the whole of src/tabml is. (train once
-    missed distributed.py, which model=lightgbm_dask runs.)"""
+    missed distributed.py, which compute=dask runs.)"""
     import yaml
 
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]

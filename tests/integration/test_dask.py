@@ -1,67 +1,228 @@
-"""`model=lightgbm_dask`: LightGBM's Dask interface on a 2-worker LocalCluster."""
+"""`compute=dask`: LightGBM's ranks on a Dask cluster of worker processes on 127.0.0.1.
+
+What a team relies on: N=1 is single-machine training, byte for byte; at a fixed N two runs
+write the same model, whichever workers and however the file is cut into row groups (the
+file here has 12, LightGBM #6920's failure was many partitions); a rank that dies fails the
+run naming it; a cluster too small for N is refused before training."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+import yaml
 
-from tests.conftest import ROOT, run_cli
+from tabml.config import DaskCompute, LightGBMConfig, SchemaConfig, parse
+from tabml.errors import ConfigError, TabmlError
+from tests.conftest import make_frame, run_cli, schema_dict, write_params
+
+CFG = LightGBMConfig(
+    name="lightgbm",
+    learning_rate=0.1,
+    num_boost_round=300,
+    early_stopping_rounds=20,
+    refit=True,
+    num_leaves=15,
+    min_child_samples=20,
+    feature_fraction=0.9,
+    bagging_fraction=0.8,
+    bagging_freq=1,
+    lambda_l2=1.0,
+    num_threads=1,
+    impute="median",
+)
+SCHEMA = parse(SchemaConfig, schema_dict(), "dataset.schema")
 
 
-def test_dask_training_matches_single_machine_and_saves_the_same_format(
-    project: Path, tmp_path: Path
+def _write(frame: pd.DataFrame, path: Path, group_rows: int) -> str:
+    table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+    pq.write_table(table, path, row_group_size=group_rows)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def splits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    folder = tmp_path_factory.mktemp("splits")
+    frame = make_frame(7_500, seed=11).drop(columns=["email"])
+    train, valid = frame.iloc[:6_000], frame.iloc[6_000:].reset_index(drop=True)
+    return {
+        "train": _write(train, folder / "train.parquet", 500),
+        "valid": _write(valid, folder / "valid.parquet", 500),
+        "valid_frame": valid,
+        "train_frame": train,
+    }
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    """Four worker processes; DASK_SCHEDULER_ADDRESS points the driver at them."""
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=4, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
+    ) as c:
+        yield c
+
+
+def _fit(splits: dict[str, Any], workers: int, model: LightGBMConfig = CFG, **compute: Any) -> Any:
+    from tabml.distributed import fit_dask
+
+    cfg = DaskCompute(backend="dask", workers=workers, **{"connect_timeout_seconds": 5, **compute})
+    return fit_dask(
+        splits["train"], splits["valid"], splits["valid_frame"], SCHEMA, model, cfg, seed=7
+    )
+
+
+@pytest.fixture
+def scheduler(cluster: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", cluster.scheduler_address)
+    return str(cluster.scheduler_address)
+
+
+def test_one_rank_is_single_machine_training_byte_for_byte(
+    splits: dict[str, Any], scheduler: str
+) -> None:
+    from tabml.model import fit
+
+    model, history = _fit(splits, 1)
+    local, local_history = fit(splits["train_frame"], splits["valid_frame"], SCHEMA, CFG, 7)
+    assert model.booster.model_to_string() == local.booster.model_to_string()
+    assert model.preprocessor == local.preprocessor
+    assert history.best_iteration == local_history.best_iteration
+    assert (history.valid_scores == local_history.valid_scores).all()
+    assert history.workers == 1
+
+
+def test_a_fixed_rank_count_gives_the_same_model_every_run(
+    splits: dict[str, Any], scheduler: str
 ) -> None:
     from tabml.evaluate import roc_auc
-    from tabml.model import load
 
-    params = tmp_path / "params.yaml"
-    run_cli(
-        "params",
-        "--output",
-        str(params),
-        "--config-dir",
-        str(ROOT / "conf"),
-        "model=lightgbm_dask",
-        "model.cluster.n_workers=2",
-        check=True,
-        cwd=project,
+    texts = {}
+    for n in (2, 4):
+        first, history = _fit(splits, n)
+        again, _ = _fit(splits, n)
+        text = first.booster.model_to_string()
+        assert text == again.booster.model_to_string(), f"N={n}: two runs, two models"
+        assert first.preprocessor == again.preprocessor
+        # the run's hosts and ports are not part of the model
+        assert "[machines: " not in text and "[local_listen_port: " not in text
+        assert "[num_machines: " + str(n) + "]" in text
+        assert history.workers == n and history.refit_rows == 7_500
+        # with a refit the threshold's scores come from the early-stopped booster, on all of
+        # valid, not from the refitted model that saw valid
+        assert history.valid_scores is not None
+        assert len(history.valid_scores) == len(splits["valid_frame"])
+        texts[n] = (text, first)
+    assert texts[2][0] != texts[4][0]  # LightGBM's bins depend on N (docs/scale.md)
+    valid = splits["valid_frame"]
+    y = valid["y"].to_numpy("float64")
+    aucs = {n: roc_auc(y, m.predict(valid)) for n, (_, m) in texts.items()}
+    assert abs(aucs[2] - aucs[4]) < 0.01, aucs
+
+
+def test_a_cluster_smaller_than_the_rank_count_is_refused_naming_both(
+    splits: dict[str, Any], scheduler: str
+) -> None:
+    start = time.monotonic()
+    with pytest.raises(ConfigError, match=r"has 4 worker\(s\) after 2 s; compute.workers is 5"):
+        _fit(splits, 5, connect_timeout_seconds=2)
+    assert time.monotonic() - start < 20
+
+
+def test_a_rank_that_dies_fails_the_run_naming_it(
+    splits: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dask.distributed import Client, LocalCluster
+
+    # training that runs until the rank is killed: slow learning, patient early stopping
+    endless = CFG.model_copy(
+        update={
+            "learning_rate": 0.0001,
+            "num_boost_round": 100_000,
+            "early_stopping_rounds": 100_000,
+        }
     )
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
+        ) as c,
+        Client(c) as client,
+    ):
+        monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", c.scheduler_address)
+        info = client.scheduler_info(n_workers=-1)["workers"]
+        victim = sorted(info, key=lambda a: str(info[a]["name"]))[1]
+        pid = client.run(os.getpid, workers=[victim])[victim]
+
+        def kill_once_training() -> None:
+            def ranks_running(dask_scheduler: Any) -> int:
+                return sum(
+                    ts.state == "processing"
+                    for key, ts in dask_scheduler.tasks.items()
+                    if str(key).startswith("tabml-train-rank")
+                )
+
+            while client.run_on_scheduler(ranks_running) < 2:
+                time.sleep(0.2)
+            time.sleep(2)
+            os.kill(pid, signal.SIGKILL)
+
+        threading.Thread(target=kill_once_training, daemon=True).start()
+        start = time.monotonic()
+        with pytest.raises(TabmlError, match=r"rank 1") as err:
+            _fit(splits, 2, model=endless)
+        assert time.monotonic() - start < 60
+    assert victim in str(err.value)
+
+
+def test_the_train_stage_on_a_local_cluster_writes_what_single_machine_training_writes(
+    tmp_path: Path, splits: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    inputs = tmp_path / "processed"
+    inputs.mkdir()
+    frame = pd.concat([splits["train_frame"], splits["valid_frame"]]).assign(email="x@example.com")
+    for name, part in (
+        ("train", frame.iloc[:6_000]),
+        ("valid", frame.iloc[6_000:]),
+        ("test", frame.iloc[6_000:]),
+    ):
+        _write(part.drop(columns=["email"]), inputs / f"{name}.parquet", 1_000)
+    params = write_params(tmp_path / "params.yaml")
+    tree = yaml.safe_load(params.read_text())
+    tree["compute"] = {"backend": "dask", "workers": 2}
+    tree["monitor"]["reference"]["max_rows"] = 2_000
+    params.write_text(yaml.safe_dump(tree, sort_keys=False))
+    out = tmp_path / "out"
     proc = run_cli(
         "train",
         "--params",
         str(params),
         "--input-dir",
-        str(project / "data/processed"),
+        str(inputs),
         "--model-dir",
-        str(tmp_path / "model"),
+        str(out / "model"),
         "--live-dir",
-        str(tmp_path / "live"),
+        str(out / "live"),
         "--reference",
-        str(tmp_path / "reference.parquet"),
+        str(out / "reference.parquet"),
         "--valid-scores",
-        str(tmp_path / "valid_scores.parquet"),
-        cwd=project,
+        str(out / "valid_scores.parquet"),
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "local Dask cluster, 2 workers" in proc.stderr
-    # the cluster that trained it is recorded: another cluster gives another model
-    assert "2 Dask workers, 2 threads" in proc.stderr
-    summary = json.loads((tmp_path / "live/metrics.json").read_text())
-    assert (summary["dask_workers"], summary["dask_threads"]) == (2, 2)
-    # the same files as single-machine training: package, predict and monitor work unchanged
-    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["model.json", "model.txt"]
-    model = load(tmp_path / "model")
-    test = pd.read_parquet(project / "data/processed/test.parquet")
-    auc = roc_auc(test["repaid"].to_numpy("float64"), model.predict(test))
-    single = json.loads((project / "reports/metrics.json").read_text())["test"]["roc_auc"]
-    assert abs(auc - single) <= 0.005, (auc, single)
-    assert (tmp_path / "live/metrics.json").is_file()
-    assert len(pd.read_parquet(tmp_path / "reference.parquet")) == 50_000
-    # no refit on a cluster: the threshold scores are the model's own on valid
-    held_out = pd.read_parquet(tmp_path / "valid_scores.parquet")
-    valid = pd.read_parquet(project / "data/processed/valid.parquet")
-    assert held_out["id"].tolist() == valid["id"].tolist()
-    assert held_out["score"].tolist() == pytest.approx(model.predict(valid).tolist(), abs=1e-12)
+    assert "DASK_SCHEDULER_ADDRESS is not set: started a local Dask cluster of 2" in proc.stderr
+    assert "ranks 0..1" in proc.stderr
+    assert sorted(p.name for p in (out / "model").iterdir()) == ["model.json", "model.txt"]
+    assert json.loads((out / "live/metrics.json").read_text())["dask_workers"] == 2
+    assert len(pd.read_parquet(out / "valid_scores.parquet")) == 1_500

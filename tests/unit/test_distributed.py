@@ -1,4 +1,4 @@
-"""model=lightgbm_dask: a scheduler that does not answer is an error naming it, in seconds."""
+"""compute=dask: a scheduler that does not answer is an error naming it, in seconds."""
 
 from __future__ import annotations
 
@@ -7,22 +7,62 @@ import time
 
 import pytest
 
-from tabml.config import ClusterConfig
+from tabml.config import DaskCompute
 from tabml.errors import ConfigError
 
 
-def test_an_unreachable_scheduler_fails_within_seconds_naming_its_address() -> None:
+def test_an_unreachable_scheduler_fails_within_seconds_naming_its_address(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from tabml.distributed import client
 
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     address = f"tcp://127.0.0.1:{port}"
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", address)
     start = time.monotonic()
-    refused = f"scheduler at {address} did not answer within 2 s"
+    refused = rf"scheduler at {address} \(DASK_SCHEDULER_ADDRESS\) did not answer within 2 s"
     with (
         pytest.raises(ConfigError, match=refused),
-        client(ClusterConfig(address=address, connect_timeout_seconds=2)),
+        client(DaskCompute(backend="dask", workers=2, connect_timeout_seconds=2)),
     ):
         pass
     assert time.monotonic() - start < 15
+
+
+@pytest.mark.parametrize(
+    ("model", "compute", "refused"),
+    [
+        ({"name": "lightgbm_dask"}, {"backend": "local"}, "model=lightgbm compute=dask"),
+        ({"name": "logreg"}, {"backend": "dask", "workers": 2}, "trains LightGBM only"),
+        ({"clip_quantiles": [0.01, 0.99]}, {"backend": "dask", "workers": 2}, "clip_quantiles"),
+        ({}, {"backend": "dask", "workers": 0}, "greater than or equal to 1"),
+    ],
+)
+def test_compute_settings_a_cluster_cannot_honour_are_refused_before_training(
+    model: dict[str, object], compute: dict[str, object], refused: str
+) -> None:
+    import yaml
+
+    from tabml.config import TrainParams
+    from tests.conftest import ROOT
+
+    tree = yaml.safe_load((ROOT / "params.yaml").read_text())
+    base = {"name": "logreg", "C": 1.0, "max_iter": 100, "impute": "median"}
+    tree["model"] = base | model if model.get("name") == "logreg" else tree["model"] | model
+    tree["compute"] = compute
+    with pytest.raises(ConfigError, match=refused):
+        TrainParams.from_tree(tree, "params.yaml")
+
+
+def test_one_rank_with_clip_bounds_is_allowed_it_is_single_machine_training() -> None:
+    import yaml
+
+    from tabml.config import TrainParams
+    from tests.conftest import ROOT
+
+    tree = yaml.safe_load((ROOT / "params.yaml").read_text())
+    tree["model"]["clip_quantiles"] = [0.01, 0.99]
+    tree["compute"] = {"backend": "dask", "workers": 1}
+    assert TrainParams.from_tree(tree, "params.yaml").compute.workers == 1  # type: ignore[union-attr]

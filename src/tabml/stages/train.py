@@ -1,8 +1,8 @@
 """train: fit the model on train (early-stopped on valid), log its curves, build the reference.
 
-The logic is `tabml.model.train`; this shell reads the splits, hands LightGBM-on-Dask the
-files instead (its workers read them), and writes the model, the valid split's held-out
-scores, the monitoring reference and the dvclive curves.
+The logic is `tabml.model.train`; this shell reads the splits (with compute=dask it hands
+the Dask workers the train file's path instead: each rank reads its own rows), and writes the
+model, the valid split's held-out scores, the monitoring reference and the dvclive curves.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from tabml import io
 from tabml.catalog import Splits
-from tabml.config import LightGBMDaskConfig, SchemaConfig, TrainParams
+from tabml.config import DaskCompute, LightGBMConfig, SchemaConfig, TrainParams
 from tabml.log import info
 from tabml.model import History, save, train
 from tabml.monitor import latest_rows
@@ -34,20 +34,23 @@ def run(
     params = TrainParams.load(params_file)
     frames: dict[str, pd.DataFrame] = {}
     fitted = None
-    if isinstance(params.model, LightGBMDaskConfig):
+    frames["valid"] = io.read_parquet(input_dir / Splits.VALID)
+    if isinstance(params.compute, DaskCompute) and isinstance(params.model, LightGBMConfig):
         from tabml.distributed import fit_dask
 
-        # read by the Dask workers, never all in this process
+        # train is read by the ranks, each only its own rows, never all in this process
         fitted = fit_dask(
-            str(input_dir / Splits.TRAIN),
-            str(input_dir / Splits.VALID),
+            # absolute: the workers run elsewhere (a shared volume mounts it at the same path)
+            str((input_dir / Splits.TRAIN).resolve()),
+            str((input_dir / Splits.VALID).resolve()),
+            frames["valid"],
             params.dataset_schema,
             params.model,
+            params.compute,
             params.seed,
         )
     else:
         frames["train"] = io.read_parquet(input_dir / Splits.TRAIN)
-    frames["valid"] = io.read_parquet(input_dir / Splits.VALID)
     latest = _latest_rows(input_dir, frames, params.dataset_schema, params.reference.max_rows)
     trained = train(frames.get("train"), frames["valid"], latest, params, fitted)
 
@@ -96,5 +99,4 @@ def _log_curves(history: History, live_dir: Path) -> None:
         live.summary["best_iteration"] = history.best_iteration
         live.summary["refit_rows"] = history.refit_rows
         if history.workers is not None:
-            live.summary["dask_workers"] = len(history.workers)
-            live.summary["dask_threads"] = sum(history.workers.values())
+            live.summary["dask_workers"] = history.workers
