@@ -75,6 +75,58 @@ RUN test -n "${RELEASE}" || { echo "build with --build-arg RELEASE=dist/<artifac
 COPY ${RELEASE} ${RELEASE}.sha256 /release/
 RUN /opt/tabml/bin/tabml package verify "/release/$(basename "${RELEASE}")" --extract-to /opt/model
 
+# --- the pipeline image: what the Dask scheduler, the workers and the `dvc repro` job run ----
+#   make pipeline-image        (podman or docker; deploy/k8s/dask uses it, docs/scale.md)
+# The whole pipeline set from uv.lock (DVC, NannyML, Dask, LightGBM, scikit-learn), no dev
+# tools, and git for the job's checkout. It carries no model and no data: the job checks the
+# project out and pulls its data from the DVC remote. Built with `--target pipeline`; the
+# default target stays the serving image below.
+FROM ${BASE} AS pipeline
+ARG UV_VERSION=0.13.8
+ENV UV_PROJECT_ENVIRONMENT=/opt/tabml \
+    UV_LINK_MODE=copy \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PYTHON=python3 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
+    PIP_CERT=/etc/ssl/certs/ca-certificates.crt
+# git (the job's checkout) and LightGBM's OpenMP runtime. Not pinned to a Debian version: the
+# base is pinned by digest, and bookworm's repository keeps only a package's current release
+# hadolint ignore=DL3008
+RUN apt-get update -qq \
+ && apt-get install -y -qq --no-install-recommends git libgomp1 ca-certificates >/dev/null \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log
+# uv by hash, as in the build stage
+RUN python3 -m venv /opt/uv \
+ && printf 'uv==%s %s %s\n' "${UV_VERSION}" \
+      --hash=sha256:e18a57b8b352eb7c8feb317b9f6f533c8f0ad9673fd6cf34bbe3cf1a9f6a8984 \
+      --hash=sha256:0b3e8b1a4f5e405e31e2ff33de8af4744831e9f7338539671efbd8c3c94e791d \
+      > /tmp/uv-requirements.txt \
+ && /opt/uv/bin/pip install --no-cache-dir --require-hashes -r /tmp/uv-requirements.txt
+WORKDIR /src
+COPY pyproject.toml uv.lock README.md ./
+# the libraries, compiled once (this layer is rebuilt only when uv.lock changes)
+RUN --mount=type=cache,target=/root/.cache/uv \
+    /opt/uv/bin/uv sync --frozen --no-default-groups --group pipeline --no-install-project \
+ && /opt/tabml/bin/python -m compileall -q -j 0 /opt/tabml/lib
+COPY src/ src/
+RUN --mount=type=cache,target=/root/.cache/uv \
+    /opt/uv/bin/uv sync --frozen --no-default-groups --group pipeline --no-editable \
+ && /opt/tabml/bin/python -m compileall -q /opt/tabml/lib/python3*/site-packages/tabml \
+ && /opt/tabml/bin/python -c "import dask.dataframe, distributed, lightgbm, dvc, nannyml, tabml.distributed, tabml.cli"
+WORKDIR /work
+ENV PATH=/opt/tabml/bin:${PATH} \
+    HOME=/tmp \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    NML_DISABLE_USAGE_LOGGING=1 \
+    ITERATIVE_DO_NOT_TRACK=1 \
+    OMP_WAIT_POLICY=PASSIVE
+USER 10001:10001
+# the scheduler, a worker or the job say what to run (deploy/k8s/dask)
+CMD ["tabml", "--help"]
+
+# --- the serving image (the default target) ---------------------------------------------------
 FROM ${BASE}
 ARG MODEL_NAME=tabml-model
 ARG MODEL_VERSION=unknown

@@ -21,7 +21,7 @@ export UV_COMPILE_BYTECODE := 1
 export NML_DISABLE_USAGE_LOGGING := 1
 export ITERATIVE_DO_NOT_TRACK := 1
 
-.PHONY: help sync repro test test-fast lint typecheck pytest params bench push pull clean-outputs report \
+.PHONY: help sync repro test test-fast lint typecheck pytest params bench push pull clean-outputs report pipeline-image \
 	docs-report gate release image podman offline-plots tune
 
 help: ## list the targets
@@ -106,6 +106,11 @@ release: sync ## tag a release after checks and gates: make release VERSION=v1.2
 
 podman: ## install podman (as root, apt) and build the local base image once (docs/deploy.md)
 	deploy/podman/setup
+
+pipeline-image: ## build the pipeline image (Dask scheduler, workers, the dvc repro job): deploy/k8s/dask
+	@eval "$$(deploy/podman/setup)" && $${ENGINE:-podman} build --target pipeline \
+	  $$(podman image exists localhost/tabml-base:bookworm 2>/dev/null && echo --build-arg BASE=localhost/tabml-base:bookworm) \
+	  -t $${IMAGE:-localhost/tabml-pipeline}:latest -f Dockerfile .
 
 image: ## build the serving image of a release: make image VERSION=v1.2.3 (after 'tabml release build')
 	@test -n "$(VERSION)" || { echo "usage: make image VERSION=v1.2.3" >&2; exit 2; }

@@ -1,0 +1,163 @@
+"""Benchmark: compute=dask's LightGBM ranks against single-machine training, on the processed
+splits of this workspace (`dvc repro` first; the default data unless --input-dir says other).
+
+Usage: uv run python benchmarks/dask_ranks.py [--ranks 1,2,4] [--runs 2] [--input-dir DIR]
+       [--json PATH]
+
+For each N: a LocalCluster of N worker processes on 127.0.0.1 (started before the clock), the
+driver run `--runs` times (tabml.distributed.fit_dask, the train stage's call), each run's
+model text hashed, and the first run's model scored on test and on the labelled production
+batch. Single-machine training (tabml.model.fit) runs in this process for the baseline. CPU
+seconds are summed over the workers (their own getrusage) and this process, so the ratio
+against single-machine CPU seconds is the work efficiency, which a 2-core machine shows where
+wall-clock speed-up cannot.
+
+What must hold (issue 29): N=1 is byte-identical to single-machine training; each N gives the
+same bytes run to run; production ROC AUC across N within 0.002.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ranks", default="1,2,4", help="rank counts N, comma-separated")
+    parser.add_argument("--runs", type=int, default=2, help="runs per N (same bytes each time)")
+    parser.add_argument("--input-dir", type=Path, default=Path("data/processed"))
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--json", type=Path, help="write the figures here too")
+    args = parser.parse_args()
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+    import pandas as pd
+    from dask.distributed import Client, LocalCluster
+
+    from tabml.config import DaskCompute, LightGBMConfig, TrainParams
+    from tabml.distributed import fit_dask
+    from tabml.evaluate import roc_auc
+    from tabml.model import fit
+
+    params = TrainParams.load(args.params)
+    schema, cfg = params.dataset_schema, params.model
+    if not isinstance(cfg, LightGBMConfig):
+        raise SystemExit("benchmarks/dask_ranks.py: params.yaml's model must be lightgbm")
+    target = schema.target.column
+    splits = {
+        n: pd.read_parquet(args.input_dir / f"{n}.parquet") for n in ("train", "valid", "test")
+    }
+    production = Path("data/interim/production.parquet")
+    labels = Path("data/interim/production_labels.parquet")
+    scored = {"test": splits["test"]}
+    if production.exists() and labels.exists():
+        prod = pd.read_parquet(production).merge(pd.read_parquet(labels), on=schema.id)
+        scored["production"] = prod
+
+    def aucs(model: Any) -> dict[str, float]:
+        return {
+            name: roc_auc(frame[target].to_numpy("float64"), model.predict(frame))
+            for name, frame in scored.items()
+        }
+
+    cpu0, t0 = _cpu(), time.perf_counter()
+    local, _ = fit(splits["train"], splits["valid"], schema, cfg, params.seed)
+    base = {
+        "wall_s": time.perf_counter() - t0,
+        "cpu_s": _cpu() - cpu0,
+        "sha256": hashlib.sha256(local.booster.model_to_string().encode()).hexdigest(),
+        "auc": aucs(local),
+    }
+    print(f"single machine: {base['wall_s']:.1f} s, {base['cpu_s']:.1f} CPU s, {base['auc']}")
+    rows = []
+    for n in (int(x) for x in args.ranks.split(",")):
+        with (
+            LocalCluster(
+                n_workers=n, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            os.environ["DASK_SCHEDULER_ADDRESS"] = cluster.scheduler_address
+            compute = DaskCompute(backend="dask", workers=n)
+            hashes, walls, cpus, first = [], [], [], None
+            for _ in range(args.runs):
+
+                def worker_cpu() -> float:
+                    return _cpu()
+
+                before = sum(client.run(worker_cpu).values())
+                cpu0, t0 = _cpu(), time.perf_counter()
+                model, _ = fit_dask(
+                    str((args.input_dir / "train.parquet").resolve()),
+                    str((args.input_dir / "valid.parquet").resolve()),
+                    splits["valid"],
+                    schema,
+                    cfg,
+                    compute,
+                    params.seed,
+                )
+                walls.append(time.perf_counter() - t0)
+                cpus.append(sum(client.run(worker_cpu).values()) - before + _cpu() - cpu0)
+                hashes.append(hashlib.sha256(model.booster.model_to_string().encode()).hexdigest())
+                first = first or model
+            peak = max(
+                client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss).values()
+            )
+        del os.environ["DASK_SCHEDULER_ADDRESS"]
+        row = {
+            "ranks": n,
+            "same_bytes_every_run": len(set(hashes)) == 1,
+            "equals_single_machine": hashes[0] == base["sha256"],
+            "wall_s": sorted(walls)[len(walls) // 2],
+            "cpu_s": sorted(cpus)[len(cpus) // 2],
+            "work_ratio": sorted(cpus)[len(cpus) // 2] / base["cpu_s"],
+            "peak_worker_rss_mib": peak / 1024,
+            "auc": aucs(first),
+        }
+        rows.append(row)
+        print(json.dumps(row))
+    print()
+    names = list(base["auc"])
+    print(
+        "| N | same bytes every run | = single machine | wall s | CPU s | CPU vs single | "
+        "peak RSS per worker | " + " | ".join(f"{k} ROC AUC" for k in names) + " |"
+    )
+    print("|---" * (7 + len(names)) + "|")
+    print(
+        f"| single machine | | | {base['wall_s']:.1f} | {base['cpu_s']:.1f} | 1.00x | | "
+        + " | ".join(f"{base['auc'][k]:.5f}" for k in names)
+        + " |"
+    )
+    for r in rows:
+        print(
+            f"| {r['ranks']} | {'yes' if r['same_bytes_every_run'] else 'NO'} | "
+            f"{'yes' if r['equals_single_machine'] else 'no'} | {r['wall_s']:.1f} | "
+            f"{r['cpu_s']:.1f} | {r['work_ratio']:.2f}x | {r['peak_worker_rss_mib']:.0f} MiB | "
+            + " | ".join(f"{r['auc'][k]:.5f}" for k in names)
+            + " |"
+        )
+    spread = {k: max(r["auc"][k] for r in rows) - min(r["auc"][k] for r in rows) for k in names}
+    print(f"\nROC AUC spread across N: {spread}")
+    if args.json:
+        args.json.write_text(
+            json.dumps({"single": base, "ranks": rows, "spread": spread}, indent=1)
+        )
+
+
+if __name__ == "__main__":
+    main()
