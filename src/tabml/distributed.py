@@ -140,10 +140,12 @@ def positives(frame: pd.DataFrame, target: str) -> np.ndarray:
 
 
 def read_rows(
-    path: str, keepers: list[Callable[[pd.DataFrame, int], np.ndarray]]
+    path: str,
+    keepers: list[Callable[[pd.DataFrame, int], np.ndarray]],
+    columns: list[str] | None = None,
 ) -> list[pd.DataFrame]:
     """One pass over a Parquet file a row group at a time: for each keeper (frame, first row
-    number -> boolean mask), the rows it keeps, in file order."""
+    number -> boolean mask), the rows it keeps, in file order; only `columns` when given."""
     import pandas as pd
     import pyarrow.parquet as pq
 
@@ -152,7 +154,7 @@ def read_rows(
         file = pq.ParquetFile(handle)
         start = 0
         for group in range(file.num_row_groups):
-            frame = file.read_row_group(group).to_pandas()
+            frame = file.read_row_group(group, columns=columns).to_pandas()
             for out, keep in zip(kept, keepers, strict=True):
                 out.append(frame[keep(frame, start)])
             start += len(frame)
@@ -232,8 +234,10 @@ def run_rank(job: RankJob) -> RankResult:
 
         return np.isin(np.arange(start, start + len(frame)), sample)
 
-    (train,) = read_rows(job.train_path, [mine(seen_train)])
-    valid_sample, valid_mine = read_rows(job.valid_path, [sampled, mine(seen_valid)])
+    # a rank holds only what it trains on: the features and the target
+    columns = [*job.schema.features, target]
+    (train,) = read_rows(job.train_path, [mine(seen_train)], columns)
+    valid_sample, valid_mine = read_rows(job.valid_path, [sampled, mine(seen_valid)], columns)
     network = {
         "tree_learner": "data",
         "pre_partition": True,
@@ -297,8 +301,8 @@ def group_stats(path: str, group: int, schema: SchemaConfig, prefixes: Any) -> A
     from tabml.stats import column_stats
 
     with _open(path) as handle:
-        frame = pq.ParquetFile(handle).read_row_group(group).to_pandas()
-    return column_stats(frame, schema, prefixes)
+        frame = pq.ParquetFile(handle).read_row_group(group, columns=list(schema.features))
+    return column_stats(frame.to_pandas(), schema, prefixes)
 
 
 # --- the driver ---------------------------------------------------------------------------------
