@@ -92,7 +92,7 @@ def client(cfg: DaskCompute) -> Iterator[Any]:
         try:
             c.wait_for_workers(cfg.workers, timeout=cfg.connect_timeout_seconds)
         except TimeoutError:
-            have = len(c.scheduler_info(n_workers=-1)["workers"])
+            have = len(workers(c))
             raise ConfigError(
                 f"the Dask cluster at {address} has {have} worker(s) after "
                 f"{cfg.connect_timeout_seconds} s; compute.workers is {cfg.workers}. Scale the "
@@ -101,10 +101,20 @@ def client(cfg: DaskCompute) -> Iterator[Any]:
         yield c
 
 
+def workers(dask_client: Any) -> dict[str, Any]:
+    """The scheduler's workers now, by address, asked of the scheduler itself.
+
+    Not `Client.scheduler_info()`: the client's periodic refresh (every 2 s, without the
+    workers) can replace the answer between the fetch and the return, and the workers then
+    read as gone."""
+    identity = dask_client.sync(dask_client.scheduler.identity, n_workers=-1)
+    return dict(identity["workers"])
+
+
 def rank_workers(dask_client: Any, n: int) -> list[str]:
     """The addresses of LightGBM's ranks 0..n-1: the first n workers sorted by name."""
-    workers = dask_client.scheduler_info(n_workers=-1)["workers"]
-    ordered = sorted(workers, key=lambda a: (str(workers[a].get("name", a)), a))
+    known = workers(dask_client)
+    ordered = sorted(known, key=lambda a: (str(known[a].get("name", a)), a))
     if len(ordered) > n:
         info(f"train: {len(ordered)} workers; ranks use the first {n} by name, the rest idle")
     return ordered[:n]
@@ -420,7 +430,7 @@ def _raise_if_gone(
     `wait_seconds` for the scheduler to notice)."""
     until = time.monotonic() + wait_seconds
     while True:
-        alive = set(dask_client.scheduler_info(n_workers=-1)["workers"])
+        alive = set(workers(dask_client))
         for r, address in enumerate(ranks):
             if address not in alive and futures[r].status != "finished":
                 raise TabmlError(

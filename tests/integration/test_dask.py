@@ -145,6 +145,8 @@ def test_a_rank_that_dies_fails_the_run_naming_it(
 ) -> None:
     from dask.distributed import Client, LocalCluster
 
+    from tabml.distributed import workers
+
     # training that runs until the rank is killed: slow learning, patient early stopping
     endless = CFG.model_copy(
         update={
@@ -160,7 +162,7 @@ def test_a_rank_that_dies_fails_the_run_naming_it(
         Client(c) as client,
     ):
         monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", c.scheduler_address)
-        info = client.scheduler_info(n_workers=-1)["workers"]
+        info = workers(client)
         victim = sorted(info, key=lambda a: str(info[a]["name"]))[1]
         pid = client.run(os.getpid, workers=[victim])[victim]
 
