@@ -221,12 +221,13 @@ def write_parquet(path: Path, frame: pd.DataFrame) -> None:
         pq.write_table(table, tmp, compression="zstd", write_statistics=True)
 
 
-def read_parquet(path: Path) -> pd.DataFrame:
+def read_parquet(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """A Parquet file written by a stage (only `columns` when given)."""
     import pandas as pd
 
     if not path.exists():
         raise DataError(f"{path}: not found. Run the stage that writes it first.")
-    return pd.read_parquet(path)
+    return pd.read_parquet(path, columns=columns)
 
 
 def _checked_suffix(path: Path) -> str:
@@ -359,15 +360,26 @@ def iter_table(path: Path, batch_rows: int) -> Iterator[pd.DataFrame]:
                 yield pa.Table.from_batches([batch]).to_pandas()
 
 
+# pyarrow's rows per row group when a whole table is written at once (`write_parquet`)
+ROW_GROUP_ROWS = 1024 * 1024
+
+
 class ParquetSink:
     """Frames appended to one Parquet file as they come, with the first frame's columns and
-    types, written as `write_parquet` writes (zstd, statistics, no pandas metadata)."""
+    types, written as `write_parquet` writes (zstd, statistics, no pandas metadata).
 
-    def __init__(self, path: Path) -> None:
+    `row_group_rows`: buffer the rows and write row groups of exactly that many (the last one
+    shorter), so the file is byte for byte what `write_parquet` writes of all the frames
+    concatenated (with ROW_GROUP_ROWS). Without it, each frame is a row group of its own."""
+
+    def __init__(self, path: Path, row_group_rows: int | None = None) -> None:
         self.path = path
         self.rows = 0
         self._writer: Any = None
         self._schema: Any = None
+        self._group = row_group_rows
+        self._pending: list[Any] = []
+        self._pending_rows = 0
 
     def write(self, frame: pd.DataFrame) -> None:
         import pyarrow as pa
@@ -386,14 +398,33 @@ class ParquetSink:
                 frame = frame.assign(**dict.fromkeys(missing))
             table = pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False)
             table = table.replace_schema_metadata()
-        self._writer.write_table(table)
         self.rows += len(frame)
+        if self._group is None:
+            self._writer.write_table(table)
+            return
+        self._pending.append(table)
+        self._pending_rows += len(table)
+        if self._pending_rows >= self._group:
+            self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        import pyarrow as pa
+
+        group = self._group or ROW_GROUP_ROWS
+        buffered = pa.concat_tables(self._pending).combine_chunks()
+        full = len(buffered) if final else len(buffered) - len(buffered) % group
+        for start in range(0, full, group):
+            self._writer.write_table(buffered.slice(start, min(group, full - start)))
+        rest = buffered.slice(full)
+        self._pending, self._pending_rows = ([rest], len(rest)) if len(rest) else ([], 0)
 
     def close(self, empty_like: pd.DataFrame | None = None) -> None:
         """Finish the file; with no frame written, write `empty_like`'s columns and no rows."""
         if self._writer is None:
             write_parquet(self.path, empty_like if empty_like is not None else _empty())
             return
+        if self._pending:
+            self._flush(final=True)
         self._writer.close()
 
 

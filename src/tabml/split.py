@@ -81,14 +81,39 @@ def _describe(part: pd.DataFrame, schema: SchemaConfig) -> dict[str, Any]:
     return info
 
 
-def split(frame: pd.DataFrame, schema: SchemaConfig, cfg: SplitConfig, seed: int) -> SplitResult:
-    """Split the clean development set into train, valid and test."""
-    frame = frame.reset_index(drop=True)
+@dataclass(frozen=True)
+class SplitPlan:
+    """Which rows go where: each split's row positions (ascending), and the split report."""
+
+    parts: list[np.ndarray]
+    summary: dict[str, Any]
+
+    def assignment(self, rows: int) -> np.ndarray:
+        """The split of every row as one int8 each (0 train, 1 valid, 2 test)."""
+        import numpy as np
+
+        which = np.full(rows, -1, dtype="int8")
+        for i, part in enumerate(self.parts):
+            which[part] = i
+        return which
+
+
+def key_columns(schema: SchemaConfig) -> list[str]:
+    """The columns a split is decided from: the rest of a row only follows it."""
+    return list(dict.fromkeys(c for c in (schema.id, schema.timestamp, schema.target.column) if c))
+
+
+def plan(keys: pd.DataFrame, schema: SchemaConfig, cfg: SplitConfig, seed: int) -> SplitPlan:
+    """Decide the split from the key columns alone (`key_columns`), in the frame's row order.
+
+    Each split keeps the rows' original order. The split stage reads only these columns to
+    decide, then streams the whole rows into the split files (so it never holds the frame)."""
+    keys = keys.reset_index(drop=True)
     if cfg.method == "time":
-        parts = _time_split(frame, schema, cfg)
+        parts = _time_split(keys, schema, cfg)
     else:
-        parts = _stratified_split(frame, schema, cfg, seed)
-    frames = [frame.loc[p].reset_index(drop=True) for p in parts]
+        parts = _stratified_split(keys, schema, cfg, seed)
+    frames = [keys.loc[p] for p in parts]
     for name, part in zip(SPLITS, frames, strict=True):
         classes = part[schema.target.column].nunique()
         if len(part) == 0 or classes < 2:
@@ -102,4 +127,13 @@ def split(frame: pd.DataFrame, schema: SchemaConfig, cfg: SplitConfig, seed: int
         "fractions": {"valid": cfg.valid_fraction, "test": cfg.test_fraction},
         **{name: _describe(part, schema) for name, part in zip(SPLITS, frames, strict=True)},
     }
-    return SplitResult(train=frames[0], valid=frames[1], test=frames[2], summary=summary)
+    return SplitPlan(parts, summary)
+
+
+def split(frame: pd.DataFrame, schema: SchemaConfig, cfg: SplitConfig, seed: int) -> SplitResult:
+    """Split the clean development set into train, valid and test (in memory: the stage
+    streams instead, with the same `plan`)."""
+    frame = frame.reset_index(drop=True)
+    decided = plan(frame[key_columns(schema)], schema, cfg, seed)
+    train, valid, test = (frame.loc[p].reset_index(drop=True) for p in decided.parts)
+    return SplitResult(train=train, valid=valid, test=test, summary=decided.summary)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -135,3 +137,47 @@ def test_max_levels_is_for_categorical_features_only() -> None:
             SchemaConfig,
             schema_dict(features={"amount": {"kind": "numeric", "max_levels": 3}}),
         )
+
+
+@pytest.mark.parametrize("method", ["time", "stratified"])
+def test_the_split_stage_streams_the_files_writing_them_whole_would_write(
+    method: str, tmp_path: Path
+) -> None:
+    """Batches of 700 rows and row groups of 1,000 that never line up: the stage's files are
+    still byte for byte the in-memory split's, written whole (as the stage wrote them before
+    it streamed)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tabml.stages import split as stage
+    from tests.conftest import write_params
+
+    frame = clean_development(make_frame(3_333, seed=9).drop(columns=["email"]), SCHEMA).clean
+    # the rows out of time order, so the time split's files are not contiguous ranges
+    frame = frame.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    source = tmp_path / "clean.parquet"
+    pq.write_table(
+        pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None),
+        source,
+        row_group_size=500,
+    )
+    schema = schema_dict(pii={})
+    cfg = {"method": method, "valid_fraction": 0.15, "test_fraction": 0.2}
+    params = write_params(tmp_path / "params.yaml", schema=schema, split=cfg)
+    stage.run(params, source, tmp_path / "out", tmp_path / "split.json", 700, 1_000)
+
+    expected = split(
+        pd.read_parquet(source), parse(SchemaConfig, schema), parse(SplitConfig, cfg), 42
+    )
+    for name in ("train", "valid", "test"):
+        whole = pa.Table.from_pandas(getattr(expected, name), preserve_index=False)
+        pq.write_table(
+            whole.replace_schema_metadata(None),
+            tmp_path / f"{name}.parquet",
+            compression="zstd",
+            write_statistics=True,
+            row_group_size=1_000,
+        )
+        written = (tmp_path / "out" / f"{name}.parquet").read_bytes()
+        assert written == (tmp_path / f"{name}.parquet").read_bytes(), name
+    assert pq.ParquetFile(tmp_path / "out/train.parquet").metadata.num_row_groups > 1
