@@ -411,10 +411,14 @@ class ParquetSink:
         import pyarrow as pa
 
         group = self._group or ROW_GROUP_ROWS
-        buffered = pa.concat_tables(self._pending).combine_chunks()
+        buffered = pa.concat_tables(self._pending)
         full = len(buffered) if final else len(buffered) - len(buffered) % group
         for start in range(0, full, group):
-            self._writer.write_table(buffered.slice(start, min(group, full - start)))
+            # contiguous, as a whole table's row group is: where the writer cuts pages can
+            # depend on where the chunks of its input end
+            rows = buffered.slice(start, min(group, full - start)).combine_chunks()
+            self._writer.write_table(rows)
+            del rows
         rest = buffered.slice(full)
         self._pending, self._pending_rows = ([rest], len(rest)) if len(rest) else ([], 0)
 

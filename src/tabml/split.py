@@ -37,16 +37,28 @@ def _boundary(keys: np.ndarray, cut: int) -> int:
     return cut
 
 
-def _time_split(frame: pd.DataFrame, schema: SchemaConfig, cfg: SplitConfig) -> list[np.ndarray]:
+def _order(keys: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """Row positions sorted by `columns` (stable; missing values last), as pandas' mergesort
+    `sort_values` orders them, without copying the frame: numpy's lexsort where the columns
+    are plain numbers or datetimes, pandas otherwise."""
+    import numpy as np
+
+    arrays = [keys[c].to_numpy() for c in columns]
+    if all(a.dtype.kind in "biufmM" for a in arrays):
+        return np.lexsort(arrays[::-1])
+    return keys[columns].sort_values(columns, kind="mergesort").index.to_numpy()
+
+
+def _time_split(keys: pd.DataFrame, schema: SchemaConfig, cfg: SplitConfig) -> list[np.ndarray]:
     import numpy as np
 
     order_cols = [schema.timestamp, schema.id] if schema.timestamp else [schema.id]
-    ordered = frame.sort_values(order_cols, kind="mergesort")
-    keys = ordered[order_cols[0]].to_numpy()
-    n = len(ordered)
-    test_cut = _boundary(keys, round(n * (1 - cfg.test_fraction)))
-    valid_cut = _boundary(keys, round(n * (1 - cfg.test_fraction - cfg.valid_fraction)))
-    pos = ordered.index.to_numpy()
+    pos = _order(keys, order_cols)
+    ordered = keys[order_cols[0]].to_numpy()[pos]
+    n = len(pos)
+    test_cut = _boundary(ordered, round(n * (1 - cfg.test_fraction)))
+    valid_cut = _boundary(ordered, round(n * (1 - cfg.test_fraction - cfg.valid_fraction)))
+    del ordered
     return [np.sort(pos[:valid_cut]), np.sort(pos[valid_cut:test_cut]), np.sort(pos[test_cut:])]
 
 
@@ -113,20 +125,22 @@ def plan(keys: pd.DataFrame, schema: SchemaConfig, cfg: SplitConfig, seed: int) 
         parts = _time_split(keys, schema, cfg)
     else:
         parts = _stratified_split(keys, schema, cfg, seed)
-    frames = [keys.loc[p] for p in parts]
-    for name, part in zip(SPLITS, frames, strict=True):
+    # each split's rows of the columns its report reads, one split at a time
+    described = [c for c in (schema.target.column, schema.timestamp) if c]
+    summary: dict[str, Any] = {
+        "method": cfg.method,
+        "ordered_by": (schema.timestamp or schema.id) if cfg.method == "time" else None,
+        "fractions": {"valid": cfg.valid_fraction, "test": cfg.test_fraction},
+    }
+    for name, p in zip(SPLITS, parts, strict=True):
+        part = keys[described].iloc[p]
         classes = part[schema.target.column].nunique()
         if len(part) == 0 or classes < 2:
             raise DataError(
                 f"split '{name}' has {len(part)} rows and {classes} target class(es); it needs "
                 "both classes. Use more data, larger fractions, or split=stratified."
             )
-    summary: dict[str, Any] = {
-        "method": cfg.method,
-        "ordered_by": (schema.timestamp or schema.id) if cfg.method == "time" else None,
-        "fractions": {"valid": cfg.valid_fraction, "test": cfg.test_fraction},
-        **{name: _describe(part, schema) for name, part in zip(SPLITS, frames, strict=True)},
-    }
+        summary[name] = _describe(part, schema)
     return SplitPlan(parts, summary)
 
 

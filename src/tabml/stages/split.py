@@ -18,6 +18,9 @@ from tabml.log import info
 from tabml.split import key_columns, plan
 
 PARAMS = SplitParams.param_keys()
+# rows read at a time: a quarter of ingest's and clean's batch, because up to a row group of
+# rows (io.ROW_GROUP_ROWS) also waits in each of the three files' buffers
+BATCH_ROWS = 262_144
 
 
 def run(
@@ -25,7 +28,7 @@ def run(
     input_file: Path,
     output_dir: Path,
     report: Path,
-    batch_rows: int = io.BATCH_ROWS,
+    batch_rows: int = BATCH_ROWS,
     row_group_rows: int = io.ROW_GROUP_ROWS,
 ) -> None:
     params = SplitParams.load(params_file)
