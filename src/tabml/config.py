@@ -644,6 +644,8 @@ class EvaluateParams(StageParams):
     dataset_schema: SchemaConfig = key("dataset.schema")
     segments: tuple[str, ...] = key("dataset.segments")
     evaluate: EvaluateConfig
+    # compute=dask scores test and production on the cluster (the same scores)
+    compute: ComputeConfig
 
 
 class PackageParams(StageParams):

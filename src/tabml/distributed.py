@@ -56,9 +56,10 @@ def scheduler_address() -> str:
 
 
 @contextlib.contextmanager
-def client(cfg: DaskCompute) -> Iterator[Any]:
+def client(cfg: DaskCompute, stage: str = "train") -> Iterator[Any]:
     """A client of $DASK_SCHEDULER_ADDRESS's scheduler with at least `cfg.workers` workers,
-    or of a LocalCluster of `cfg.workers` processes on 127.0.0.1 when it is unset."""
+    or of a LocalCluster of `cfg.workers` processes on 127.0.0.1 when it is unset. `stage`
+    names the stage in what it prints."""
     from dask.distributed import Client, LocalCluster
 
     address = scheduler_address()
@@ -74,12 +75,12 @@ def client(cfg: DaskCompute) -> Iterator[Any]:
             Client(cluster) as c,
         ):
             info(
-                f"train: {SCHEDULER_ENV} is not set: started a local Dask cluster of "
+                f"{stage}: {SCHEDULER_ENV} is not set: started a local Dask cluster of "
                 f"{cfg.workers} worker processes"
             )
             yield c
         return
-    info(f"train: connecting to the Dask scheduler at {address} ({SCHEDULER_ENV})")
+    info(f"{stage}: connecting to the Dask scheduler at {address} ({SCHEDULER_ENV})")
     try:
         connected = Client(address, timeout=f"{cfg.connect_timeout_seconds}s")
     except (OSError, TimeoutError) as err:
@@ -308,6 +309,40 @@ def group_stats(path: str, group: int, schema: SchemaConfig, prefixes: Any) -> A
     with _open(path) as handle:
         frame = pq.ParquetFile(handle).read_row_group(group, columns=list(schema.features))
     return column_stats(frame.to_pandas(), schema, prefixes)
+
+
+# --- scoring on the workers (evaluate) ----------------------------------------------------------
+
+
+def score_group(path: str, group: int, model: Model) -> np.ndarray:
+    """One row group's scores: its feature columns only, read by the worker itself."""
+    import pyarrow.parquet as pq
+
+    with _open(path) as handle:
+        table = pq.ParquetFile(handle).read_row_group(group, columns=model.preprocessor.features)
+    return model.predict(table.to_pandas())
+
+
+def score_files(model: Model, paths: dict[str, str], compute: DaskCompute) -> dict[str, Any]:
+    """Each Parquet file's scores, in its row order, computed on the cluster's workers a row
+    group a task. A task whose worker dies is run again on another (scoring a row group has
+    no other effect), so a lost worker costs time, not the run."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    scores: dict[str, Any] = {}
+    with client(compute, "evaluate") as dask_client:
+        [shared] = dask_client.scatter([model], broadcast=True)
+        for name, path in paths.items():
+            with _open(path) as handle:
+                groups = pq.ParquetFile(handle).num_row_groups
+            futures = dask_client.map(
+                score_group, [path] * groups, range(groups), model=shared, pure=False
+            )
+            parts = dask_client.gather(futures)
+            scores[name] = np.concatenate(parts) if parts else np.empty(0)
+            info(f"evaluate: scored {name} on the cluster, {groups} row group(s)")
+    return scores
 
 
 # --- the driver ---------------------------------------------------------------------------------

@@ -275,9 +275,13 @@ def evaluate(
     production: pd.DataFrame,
     production_labels: pd.DataFrame,
     params: EvaluateParams,
+    scores: dict[str, np.ndarray] | None = None,
 ) -> Evaluation:
     """Choose the threshold on valid's held-out scores; score test and the production batch;
-    metrics (and production's where it has labels), slices, fairness and plot data."""
+    metrics (and production's where it has labels), slices, fairness and plot data.
+
+    `scores`: test's and production's scores computed elsewhere (compute=dask scores them on
+    the cluster), in their rows' order; the frames then need no feature but the segments."""
     from tabml.fairness import fairness_metrics
     from tabml.predict import predictions_frame
 
@@ -287,7 +291,7 @@ def evaluate(
     # rounded as metrics.json stores it, so the package labels exactly as evaluate does
     threshold = float(f"{chosen:.10g}")
     y_test = test[target].to_numpy("float64")
-    p_test = model.predict(test)
+    p_test = scores["test"] if scores is not None else model.predict(test)
     metrics: dict[str, Any] = {
         "threshold": threshold,
         "test": score_metrics(y_test, p_test, threshold, cfg),
@@ -302,7 +306,7 @@ def evaluate(
         )
     }
     if len(production):
-        p_prod = model.predict(production)
+        p_prod = scores["production"] if scores is not None else model.predict(production)
         predictions[Predictions.PRODUCTION] = predictions_frame(
             production[schema.id].to_numpy(), p_prod, threshold, schema.id
         )

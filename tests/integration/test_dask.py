@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from distributed.diagnostics.plugin import WorkerPlugin
 
 from tabml.config import DaskCompute, LightGBMConfig, SchemaConfig, parse
 from tabml.errors import ConfigError, TabmlError
@@ -228,3 +229,110 @@ def test_the_train_stage_on_a_local_cluster_writes_what_single_machine_training_
     assert sorted(p.name for p in (out / "model").iterdir()) == ["model.json", "model.txt"]
     assert json.loads((out / "live/metrics.json").read_text())["dask_workers"] == 2
     assert len(pd.read_parquet(out / "valid_scores.parquet")) == 1_500
+
+
+def _evaluate_stage(tmp: Path, splits: dict[str, Any], compute: dict[str, Any]) -> Path:
+    """Train once on the small splits (locally), then run the evaluate stage with `compute`."""
+    from tabml.stages import evaluate as evaluate_stage
+    from tabml.stages import train as train_stage
+
+    data = tmp / "data"
+    if not data.exists():
+        data.mkdir()
+        valid = splits["valid_frame"]
+        for name, part in (("train", splits["train_frame"]), ("valid", valid), ("test", valid)):
+            _write(part, data / f"{name}.parquet", 250)
+        _write(valid.iloc[:1_000], data / "production.parquet", 100)
+        _write(valid.iloc[:800][["id", "y"]], data / "production_labels.parquet", 100)
+        params = write_params(tmp / "params.yaml")
+        tree = yaml.safe_load(params.read_text())
+        tree["monitor"]["reference"]["max_rows"] = 1_000
+        params.write_text(yaml.safe_dump(tree, sort_keys=False))
+        train_stage.run(
+            params,
+            data,
+            tmp / "model",
+            tmp / "live",
+            tmp / "reference.parquet",
+            tmp / "valid_scores.parquet",
+        )
+    tree = yaml.safe_load((tmp / "params.yaml").read_text())
+    tree["compute"] = compute
+    params = tmp / f"params-{compute['backend']}.yaml"
+    params.write_text(yaml.safe_dump(tree, sort_keys=False))
+    out = tmp / f"evaluated-{compute['backend']}"
+    evaluate_stage.run(
+        params,
+        tmp / "model",
+        tmp / "valid_scores.parquet",
+        data,
+        data,
+        out / "predictions",
+        out / "metrics.json",
+        out / "slices.json",
+        out / "plots",
+    )
+    return out
+
+
+def _same_files(a: Path, b: Path) -> None:
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert files and files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    for name in files:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+def test_evaluate_scored_on_the_workers_writes_what_local_scoring_writes(
+    tmp_path: Path, splits: dict[str, Any], scheduler: str
+) -> None:
+    local = _evaluate_stage(tmp_path, splits, {"backend": "local"})
+    dask = _evaluate_stage(tmp_path, splits, {"backend": "dask", "workers": 4})
+    _same_files(local, dask)
+    assert "production" in json.loads((dask / "metrics.json").read_text())
+
+
+class DieWhenScoring(WorkerPlugin):
+    """A worker plugin: the worker at `victim` dies (as a killed process would) the moment it
+    starts to score a row group."""
+
+    name = "die-when-scoring"
+
+    def __init__(self, victim: str) -> None:
+        self.victim = victim
+        self.worker: Any = None
+
+    def setup(self, worker: Any) -> None:
+        self.worker = worker
+
+    def teardown(self, worker: Any) -> None:
+        pass
+
+    def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:
+        mine = self.worker.address == self.victim
+        if mine and finish == "executing" and "score_group" in str(key):
+            os._exit(1)
+
+
+def test_a_worker_lost_while_scoring_costs_time_not_the_run(
+    tmp_path: Path, splits: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scoring a row group has no other effect, so Dask runs a lost worker's tasks again
+    elsewhere: the stage completes, with the same files."""
+    from dask.distributed import Client, LocalCluster
+
+    from tabml.distributed import workers
+
+    local = _evaluate_stage(tmp_path, splits, {"backend": "local"})
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
+        ) as c,
+        Client(c) as client,
+    ):
+        monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", c.scheduler_address)
+        victim = sorted(workers(client))[0]
+        client.register_plugin(DieWhenScoring(victim))
+        dask = _evaluate_stage(tmp_path, splits, {"backend": "dask", "workers": 1})
+        # the victim did die scoring (its nanny started a new worker in its place)
+        assert victim not in workers(client)
+    _same_files(local, dask)

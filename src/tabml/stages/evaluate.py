@@ -1,7 +1,9 @@
 """evaluate: score test and the labelled production batch; metrics, slices and plot data.
 
 The logic is `tabml.evaluate.evaluate`; this shell reads the model and the frames and writes
-what it returns.
+what it returns. With compute=dask, test and production are scored on the cluster's workers
+(`tabml.distributed.score_files`, the same scores), and this process reads only their id,
+target and segment columns.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from pathlib import Path
 
 from tabml import io
 from tabml.catalog import Interim, Splits
-from tabml.config import EvaluateParams
+from tabml.config import DaskCompute, EvaluateParams
 from tabml.evaluate import evaluate, held_out_valid
 from tabml.log import info
 from tabml.model import load
@@ -30,16 +32,36 @@ def run(
     plots_dir: Path,
 ) -> None:
     params = EvaluateParams.load(params_file)
-    valid = io.read_parquet(splits_dir / Splits.VALID)
+    schema = params.dataset_schema
+    model = load(model_dir)
+    # valid gives only its labels, for the threshold on train's held-out scores
+    valid = io.read_parquet(splits_dir / Splits.VALID, [schema.id, schema.target.column])
     scores = io.read_parquet(valid_scores)
+    test_file, production_file = splits_dir / Splits.TEST, production_dir / Interim.PRODUCTION
+    on_cluster = isinstance(params.compute, DaskCompute)
+    measured = [*params.segments, *schema.protected]
+    # on the cluster, this process needs no feature but the segments
+    test = io.read_parquet(
+        test_file,
+        list(dict.fromkeys([schema.id, schema.target.column, *measured])) if on_cluster else None,
+    )
+    production = io.read_parquet(production_file, [schema.id] if on_cluster else None)
+    scored = None
+    if isinstance(params.compute, DaskCompute):
+        from tabml.distributed import score_files
+
+        # absolute: the workers read them (a shared volume mounts them at the same path)
+        paths = {"test": str(test_file.resolve()), "production": str(production_file.resolve())}
+        scored = score_files(model, paths, params.compute)
     result = evaluate(
-        load(model_dir),
+        model,
         valid,
-        held_out_valid(valid, scores, params.dataset_schema.id, str(valid_scores)),
-        io.read_parquet(splits_dir / Splits.TEST),
-        io.read_parquet(production_dir / Interim.PRODUCTION),
+        held_out_valid(valid, scores, schema.id, str(valid_scores)),
+        test,
+        production,
         io.read_parquet(production_dir / Interim.LABELS),
         params,
+        scored,
     )
     with io.atomic_dir(predictions_dir) as tmp:
         for name, frame in result.predictions.items():
