@@ -15,7 +15,8 @@ ARG BASE=docker.io/library/python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428
 
 # checkov:skip=CKV_DOCKER_7: the base is the BASE build argument, pinned by digest above
 # checkov:skip=CKV_DOCKER_2: the OCI image format has no HEALTHCHECK; Kubernetes probes /health and /ready (deploy/k8s)
-FROM ${BASE} AS build
+# --- uv, verified: what both images are built with ------------------------------------------
+FROM ${BASE} AS uv
 ARG UV_VERSION=0.13.8
 ENV UV_PROJECT_ENVIRONMENT=/opt/tabml \
     UV_LINK_MODE=copy \
@@ -26,12 +27,7 @@ ENV UV_PROJECT_ENVIRONMENT=/opt/tabml \
     PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
     NML_DISABLE_USAGE_LOGGING=1 \
     ITERATIVE_DO_NOT_TRACK=1
-# the system's certificate authorities (above), for pip and uv alike
-# strip (below), and LightGBM's OpenMP runtime for the import check. Not pinned to a Debian
-# version: the base is pinned by digest, and bookworm's repository keeps only a package's
-# current security release, so an exact pin would break the build at its next update
-# hadolint ignore=DL3008
-RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends binutils libgomp1 >/dev/null
+# the system's certificate authorities (above), for pip and uv alike.
 # uv by hash (--require-hashes): its wheels for x86_64 and aarch64 on PyPI. A new UV_VERSION
 # needs its hashes here too, or the build fails: nothing unverified runs in a release build
 RUN python3 -m venv /opt/uv \
@@ -40,6 +36,14 @@ RUN python3 -m venv /opt/uv \
       --hash=sha256:0b3e8b1a4f5e405e31e2ff33de8af4744831e9f7338539671efbd8c3c94e791d \
       > /tmp/uv-requirements.txt \
  && /opt/uv/bin/pip install --no-cache-dir --require-hashes -r /tmp/uv-requirements.txt
+
+# --- the serving image's build -----------------------------------------------------------------
+FROM uv AS build
+# strip (below), and LightGBM's OpenMP runtime for the import check. Not pinned to a Debian
+# version: the base is pinned by digest, and bookworm's repository keeps only a package's
+# current security release, so an exact pin would break the build at its next update
+# hadolint ignore=DL3008
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends binutils libgomp1 >/dev/null
 WORKDIR /src
 # the serving set only: uv.lock's versions of the project's own dependencies, without the
 # dependency groups (dev, and the pipeline's DVC, NannyML, Dask, scikit-learn, matplotlib)
@@ -81,28 +85,13 @@ RUN /opt/tabml/bin/tabml package verify "/release/$(basename "${RELEASE}")" --ex
 # tools, and git for the job's checkout. It carries no model and no data: the job checks the
 # project out and pulls its data from the DVC remote. Built with `--target pipeline`; the
 # default target stays the serving image below.
-FROM ${BASE} AS pipeline
-ARG UV_VERSION=0.13.8
-ENV UV_PROJECT_ENVIRONMENT=/opt/tabml \
-    UV_LINK_MODE=copy \
-    UV_PYTHON_DOWNLOADS=never \
-    UV_PYTHON=python3 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
-    PIP_CERT=/etc/ssl/certs/ca-certificates.crt
+FROM uv AS pipeline
 # git (the job's checkout) and LightGBM's OpenMP runtime. Not pinned to a Debian version: the
 # base is pinned by digest, and bookworm's repository keeps only a package's current release
 # hadolint ignore=DL3008
 RUN apt-get update -qq \
  && apt-get install -y -qq --no-install-recommends git libgomp1 ca-certificates >/dev/null \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log
-# uv by hash, as in the build stage
-RUN python3 -m venv /opt/uv \
- && printf 'uv==%s %s %s\n' "${UV_VERSION}" \
-      --hash=sha256:e18a57b8b352eb7c8feb317b9f6f533c8f0ad9673fd6cf34bbe3cf1a9f6a8984 \
-      --hash=sha256:0b3e8b1a4f5e405e31e2ff33de8af4744831e9f7338539671efbd8c3c94e791d \
-      > /tmp/uv-requirements.txt \
- && /opt/uv/bin/pip install --no-cache-dir --require-hashes -r /tmp/uv-requirements.txt
 WORKDIR /src
 COPY pyproject.toml uv.lock README.md ./
 # the libraries, compiled once (this layer is rebuilt only when uv.lock changes)

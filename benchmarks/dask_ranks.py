@@ -10,8 +10,9 @@ model text hashed, and the first run's model scored on test and on the labelled 
 batch. Single-machine training (tabml.model.fit) runs in this process, `--runs` times, for the
 baseline; times are medians. CPU
 seconds are summed over the workers (their own getrusage) and this process, so the ratio
-against single-machine CPU seconds is the work efficiency, which a 2-core machine shows where
-wall-clock speed-up cannot.
+against single-machine CPU seconds, per boosting round (each N early-stops at its own round),
+is the work efficiency, which a 2-core machine shows where wall-clock speed-up cannot. Peak
+RSS per worker is each worker's own (its high-water mark reset before the runs).
 
 What must hold (issue 29): N=1 is byte-identical to single-machine training; each N gives the
 same bytes run to run; production ROC AUC across N within 0.002.
@@ -35,6 +36,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 def _cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def _reset_peak() -> None:
+    """Start this process's peak RSS afresh (Linux: VmHWM; a worker forked from a big parent
+    would otherwise report the parent's peak)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def _peak_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def main() -> None:
@@ -79,7 +93,7 @@ def main() -> None:
     walls, cpus = [], []
     for _ in range(args.runs):
         cpu0, t0 = _cpu(), time.perf_counter()
-        local, _ = fit(splits["train"], splits["valid"], schema, cfg, params.seed)
+        local, local_history = fit(splits["train"], splits["valid"], schema, cfg, params.seed)
         walls.append(time.perf_counter() - t0)
         cpus.append(_cpu() - cpu0)
     base = {
@@ -87,6 +101,7 @@ def main() -> None:
         "cpu_s": sorted(cpus)[len(cpus) // 2],
         "sha256": hashlib.sha256(local.booster.model_to_string().encode()).hexdigest(),
         "auc": aucs(local),
+        "rounds": local_history.best_iteration,
     }
     print(f"single machine: {base['wall_s']:.1f} s, {base['cpu_s']:.1f} CPU s, {base['auc']}")
     rows = []
@@ -99,7 +114,8 @@ def main() -> None:
         ):
             os.environ["DASK_SCHEDULER_ADDRESS"] = cluster.scheduler_address
             compute = DaskCompute(backend="dask", workers=n)
-            hashes, walls, cpus, first = [], [], [], None
+            hashes, walls, cpus, first, rounds = [], [], [], None, 0
+            client.run(_reset_peak)
             for _ in range(args.runs):
 
                 def worker_cpu() -> float:
@@ -107,7 +123,7 @@ def main() -> None:
 
                 before = sum(client.run(worker_cpu).values())
                 cpu0, t0 = _cpu(), time.perf_counter()
-                model, _ = fit_dask(
+                model, history = fit_dask(
                     str((args.input_dir / "train.parquet").resolve()),
                     str((args.input_dir / "valid.parquet").resolve()),
                     splits["valid"],
@@ -119,10 +135,8 @@ def main() -> None:
                 walls.append(time.perf_counter() - t0)
                 cpus.append(sum(client.run(worker_cpu).values()) - before + _cpu() - cpu0)
                 hashes.append(hashlib.sha256(model.booster.model_to_string().encode()).hexdigest())
-                first = first or model
-            peak = max(
-                client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss).values()
-            )
+                first, rounds = first or model, history.best_iteration
+            peak = max(client.run(_peak_mib).values())
         del os.environ["DASK_SCHEDULER_ADDRESS"]
         row = {
             "ranks": n,
@@ -131,7 +145,12 @@ def main() -> None:
             "wall_s": sorted(walls)[len(walls) // 2],
             "cpu_s": sorted(cpus)[len(cpus) // 2],
             "work_ratio": sorted(cpus)[len(cpus) // 2] / base["cpu_s"],
-            "peak_worker_rss_mib": peak / 1024,
+            "rounds": rounds,
+            # CPU per boosting round against single-machine's: early stopping ends at another
+            # round for another N, so whole-fit CPU alone compares unlike work
+            "work_ratio_per_round": (sorted(cpus)[len(cpus) // 2] / max(rounds, 1))
+            / (base["cpu_s"] / max(base["rounds"], 1)),
+            "peak_worker_rss_mib": peak,
             "auc": aucs(first),
         }
         rows.append(row)
@@ -139,20 +158,22 @@ def main() -> None:
     print()
     names = list(base["auc"])
     print(
-        "| N | same bytes every run | = single machine | wall s | CPU s | CPU vs single | "
-        "peak RSS per worker | " + " | ".join(f"{k} ROC AUC" for k in names) + " |"
-    )
-    print("|---" * (7 + len(names)) + "|")
-    print(
-        f"| single machine | | | {base['wall_s']:.1f} | {base['cpu_s']:.1f} | 1.00x | | "
-        + " | ".join(f"{base['auc'][k]:.5f}" for k in names)
+        "| N | same bytes every run | = single machine | rounds | wall s | CPU s | "
+        "CPU per round vs single | peak RSS per worker | "
+        + " | ".join(f"{k} ROC AUC" for k in names)
         + " |"
+    )
+    print("|---" * (8 + len(names)) + "|")
+    print(
+        f"| single machine | | | {base['rounds']} | {base['wall_s']:.1f} | {base['cpu_s']:.1f} "
+        "| 1.00x | | " + " | ".join(f"{base['auc'][k]:.5f}" for k in names) + " |"
     )
     for r in rows:
         print(
             f"| {r['ranks']} | {'yes' if r['same_bytes_every_run'] else 'NO'} | "
-            f"{'yes' if r['equals_single_machine'] else 'no'} | {r['wall_s']:.1f} | "
-            f"{r['cpu_s']:.1f} | {r['work_ratio']:.2f}x | {r['peak_worker_rss_mib']:.0f} MiB | "
+            f"{'yes' if r['equals_single_machine'] else 'no'} | {r['rounds']} | "
+            f"{r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['work_ratio_per_round']:.2f}x | "
+            f"{r['peak_worker_rss_mib']:.0f} MiB | "
             + " | ".join(f"{r['auc'][k]:.5f}" for k in names)
             + " |"
         )

@@ -61,6 +61,28 @@ def make_frame(n: int = 400, seed: int = 0) -> pd.DataFrame:
     return frame
 
 
+def write_groups(frame: pd.DataFrame, path: Path, group_rows: int) -> str:
+    """A Parquet file of `frame` in row groups of `group_rows`, typed as the stages write."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+    pq.write_table(table, path, row_group_size=group_rows)
+    return str(path)
+
+
+def write_splits(folder: Path, frame: pd.DataFrame, train: int, valid: int, group: int) -> Path:
+    """train, valid and test files in `folder` (made): the first `train` rows, the next
+    `valid`, the rest; without the personal-data column the pipeline never keeps."""
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = frame.drop(columns=["email"], errors="ignore")
+    parts = {"train": frame.iloc[:train], "valid": frame.iloc[train : train + valid]}
+    parts["test"] = frame.iloc[train + valid :]
+    for name, part in parts.items():
+        write_groups(part.reset_index(drop=True), folder / f"{name}.parquet", group)
+    return folder
+
+
 def schema_dict(**changes: Any) -> dict[str, Any]:
     schema: dict[str, Any] = {
         "id": "id",

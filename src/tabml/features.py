@@ -128,10 +128,7 @@ def fit(
     """Learn medians, clip bounds, scaling and category vocabularies from train alone."""
     import numpy as np
 
-    kinds = {
-        k: [n for n, s in schema.features.items() if s.kind == k]
-        for k in ("numeric", "boolean", "categorical")
-    }
+    kinds = _kinds(schema)
     medians: dict[str, float] = {}
     clip: dict[str, list[float]] = {}
     mean: dict[str, float] = {}
@@ -155,18 +152,7 @@ def fit(
         c: vocabulary(train[c].astype("string").value_counts(), schema.features[c])
         for c in kinds["categorical"]
     }
-    return Preprocessor(
-        numeric=kinds["numeric"],
-        boolean=kinds["boolean"],
-        categorical=kinds["categorical"],
-        vocab=vocab,
-        medians=medians,
-        clip=clip,
-        mean=mean,
-        std=std,
-        impute=impute,
-        other=[c for c in kinds["categorical"] if schema.features[c].open_vocabulary],
-    )
+    return _assemble(schema, vocab, medians, clip, mean, std, impute)
 
 
 def fit_from_stats(
@@ -179,10 +165,7 @@ def fit_from_stats(
 
     from tabml.stats import to_series
 
-    kinds = {
-        k: [n for n, s in schema.features.items() if s.kind == k]
-        for k in ("numeric", "boolean", "categorical")
-    }
+    kinds = _kinds(schema)
     exact = select.medians()
     medians: dict[str, float] = {}
     mean: dict[str, float] = {}
@@ -200,13 +183,33 @@ def fit_from_stats(
         c: vocabulary(to_series(stats.levels.get(c, {})), schema.features[c])
         for c in kinds["categorical"]
     }
+    return _assemble(schema, vocab, medians, {}, mean, std, impute)
+
+
+def _kinds(schema: SchemaConfig) -> dict[str, list[str]]:
+    return {
+        k: [n for n, s in schema.features.items() if s.kind == k]
+        for k in ("numeric", "boolean", "categorical")
+    }
+
+
+def _assemble(
+    schema: SchemaConfig,
+    vocab: dict[str, list[str]],
+    medians: dict[str, float],
+    clip: dict[str, list[float]],
+    mean: dict[str, float],
+    std: dict[str, float],
+    impute: bool,
+) -> Preprocessor:
+    kinds = _kinds(schema)
     return Preprocessor(
         numeric=kinds["numeric"],
         boolean=kinds["boolean"],
         categorical=kinds["categorical"],
         vocab=vocab,
         medians=medians,
-        clip={},
+        clip=clip,
         mean=mean,
         std=std,
         impute=impute,

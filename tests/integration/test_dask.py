@@ -17,15 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import yaml
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from tabml.config import DaskCompute, LightGBMConfig, SchemaConfig, parse
 from tabml.errors import ConfigError, TabmlError
-from tests.conftest import make_frame, run_cli, schema_dict, write_params
+from tests.conftest import make_frame, run_cli, schema_dict, write_groups, write_params
 
 CFG = LightGBMConfig(
     name="lightgbm",
@@ -45,20 +43,14 @@ CFG = LightGBMConfig(
 SCHEMA = parse(SchemaConfig, schema_dict(), "dataset.schema")
 
 
-def _write(frame: pd.DataFrame, path: Path, group_rows: int) -> str:
-    table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
-    pq.write_table(table, path, row_group_size=group_rows)
-    return str(path)
-
-
 @pytest.fixture(scope="module")
 def splits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     folder = tmp_path_factory.mktemp("splits")
     frame = make_frame(7_500, seed=11).drop(columns=["email"])
     train, valid = frame.iloc[:6_000], frame.iloc[6_000:].reset_index(drop=True)
     return {
-        "train": _write(train, folder / "train.parquet", 500),
-        "valid": _write(valid, folder / "valid.parquet", 500),
+        "train": write_groups(train, folder / "train.parquet", 500),
+        "valid": write_groups(valid, folder / "valid.parquet", 500),
         "valid_frame": valid,
         "train_frame": train,
     }
@@ -200,7 +192,7 @@ def test_the_train_stage_on_a_local_cluster_writes_what_single_machine_training_
         ("valid", frame.iloc[6_000:]),
         ("test", frame.iloc[6_000:]),
     ):
-        _write(part.drop(columns=["email"]), inputs / f"{name}.parquet", 1_000)
+        write_groups(part.drop(columns=["email"]), inputs / f"{name}.parquet", 1_000)
     params = write_params(tmp_path / "params.yaml")
     tree = yaml.safe_load(params.read_text())
     tree["compute"] = {"backend": "dask", "workers": 2}
@@ -241,9 +233,9 @@ def _evaluate_stage(tmp: Path, splits: dict[str, Any], compute: dict[str, Any]) 
         data.mkdir()
         valid = splits["valid_frame"]
         for name, part in (("train", splits["train_frame"]), ("valid", valid), ("test", valid)):
-            _write(part, data / f"{name}.parquet", 250)
-        _write(valid.iloc[:1_000], data / "production.parquet", 100)
-        _write(valid.iloc[:800][["id", "y"]], data / "production_labels.parquet", 100)
+            write_groups(part, data / f"{name}.parquet", 250)
+        write_groups(valid.iloc[:1_000], data / "production.parquet", 100)
+        write_groups(valid.iloc[:800][["id", "y"]], data / "production_labels.parquet", 100)
         params = write_params(tmp / "params.yaml")
         tree = yaml.safe_load(params.read_text())
         tree["monitor"]["reference"]["max_rows"] = 1_000

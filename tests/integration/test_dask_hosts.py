@@ -23,12 +23,10 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tests.conftest import BIN, make_frame, run_cli, write_params
+from tests.conftest import BIN, make_frame, run_cli, write_params, write_splits
 
 HOSTS = 3
 PORT = 8786
@@ -181,16 +179,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
 
 
 def _splits(folder: Path) -> Path:
-    folder.mkdir()
-    frame = make_frame(4_500, seed=4).drop(columns=["email"])
-    for name, part in (
-        ("train", frame.iloc[:3_000]),
-        ("valid", frame.iloc[3_000:3_750]),
-        ("test", frame.iloc[3_750:]),
-    ):
-        table = pa.Table.from_pandas(part, preserve_index=False).replace_schema_metadata(None)
-        pq.write_table(table, folder / f"{name}.parquet", row_group_size=500)
-    return folder
+    return write_splits(folder, make_frame(4_500, seed=4), 3_000, 750, 500)
 
 
 def _train(tmp: Path, data: Path, name: str, scheduler: str | None) -> Any:

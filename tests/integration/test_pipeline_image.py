@@ -16,12 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tests.conftest import ROOT, make_frame, write_params
+from tests.conftest import ROOT, make_frame, write_params, write_splits
 from tests.integration.test_image import _podman_env, run
 
 IMAGE = "localhost/tabml-test-pipeline"
@@ -80,16 +78,7 @@ def test_ranks_in_the_image_train_the_model_the_host_trains(
     image: tuple[dict[str, str], str], tmp_path: Path
 ) -> None:
     env, tag = image
-    data = tmp_path / "data"
-    data.mkdir()
-    frame = make_frame(3_000, seed=2).drop(columns=["email"])
-    for name, part in (
-        ("train", frame.iloc[:2_000]),
-        ("valid", frame.iloc[2_000:2_500]),
-        ("test", frame.iloc[2_500:]),
-    ):
-        table = pa.Table.from_pandas(part, preserve_index=False).replace_schema_metadata(None)
-        pq.write_table(table, data / f"{name}.parquet", row_group_size=400)
+    data = write_splits(tmp_path / "data", make_frame(3_000, seed=2), 2_000, 500, 400)
     params = write_params(data / "params.yaml")
     tree = yaml.safe_load(params.read_text())
     tree["compute"] = {"backend": "dask", "workers": 2}
