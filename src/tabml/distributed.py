@@ -339,7 +339,7 @@ def score_files(model: Model, paths: dict[str, str], compute: DaskCompute) -> di
             futures = dask_client.map(
                 score_group, [path] * groups, range(groups), model=shared, pure=False
             )
-            parts = dask_client.gather(futures)
+            parts = _gather(dask_client, futures, f"evaluate: scoring {path} on the cluster")
             scores[name] = np.concatenate(parts) if parts else np.empty(0)
             info(f"evaluate: scored {name} on the cluster, {groups} row group(s)")
     return scores
@@ -420,6 +420,27 @@ def fit_dask(
     return model, replace(history, workers=n)
 
 
+WHERE_DATA = (
+    "; the workers read the split files at this same path: mount the workspace there on "
+    "every worker (a shared volume, docs/scale.md), or run with compute=local"
+)
+
+
+def _failed(what: str, err: BaseException) -> TabmlError:
+    """An error for a task that failed on a worker, saying where the data must be when the
+    worker could not open a file."""
+    hint = WHERE_DATA if isinstance(err, (FileNotFoundError, PermissionError)) else ""
+    return TabmlError(f"{what} failed: {type(err).__name__}: {err}{hint}")
+
+
+def _gather(dask_client: Any, futures: list[Any], what: str) -> list[Any]:
+    """The futures' results (Dask retries a lost worker's tasks), or an error for people."""
+    try:
+        return list(dask_client.gather(futures))
+    except Exception as err:
+        raise _failed(what, err) from None
+
+
 def _host(address: str) -> str:
     """The host of a Dask address, e.g. tcp://10.0.0.5:38491 -> 10.0.0.5."""
     from distributed.comm import get_address_host
@@ -446,10 +467,7 @@ def gather_ranks(dask_client: Any, futures: list[Any], ranks: list[str]) -> list
                 err = futures[failed[0]].exception()
                 cause = f"rank {failed[0]} then failed: {type(err).__name__}: {err}"
                 _raise_if_gone(dask_client, futures, ranks, cause, wait_seconds=5)
-                raise TabmlError(
-                    f"train: LightGBM rank {failed[0]} on {ranks[failed[0]]} failed: "
-                    f"{type(err).__name__}: {err}"
-                )
+                raise _failed(f"train: LightGBM rank {failed[0]} on {ranks[failed[0]]}", err)
             if all(f.status == "finished" for f in futures):
                 return [f.result() for f in futures]
             _raise_if_gone(dask_client, futures, ranks, "", wait_seconds=0)
@@ -494,16 +512,15 @@ def _fit_preprocessor(
     select: OrderSelect | None = None
     while True:
         prefixes = None if select is None else select.prefixes()
-        parts = dask_client.gather(
-            dask_client.map(
-                group_stats,
-                [train_path] * groups,
-                range(groups),
-                schema=schema,
-                prefixes=prefixes,
-                pure=False,
-            )
+        futures = dask_client.map(
+            group_stats,
+            [train_path] * groups,
+            range(groups),
+            schema=schema,
+            prefixes=prefixes,
+            pure=False,
         )
+        parts = _gather(dask_client, futures, f"train: statistics of {train_path}")
         stats = merge_stats(parts)
         select = OrderSelect.start(stats) if select is None else select.narrow(stats)
         if select.done:

@@ -328,3 +328,35 @@ def test_a_worker_lost_while_scoring_costs_time_not_the_run(
         # the victim did die scoring (its nanny started a new worker in its place)
         assert victim not in workers(client)
     _same_files(local, dask)
+
+
+class NoSharedFiles(WorkerPlugin):
+    """A worker plugin: the worker sees none of the driver's files (no shared volume)."""
+
+    name = "no-shared-files"
+
+    def setup(self, worker: Any) -> None:
+        import tabml.distributed
+
+        def missing(path: str) -> Any:
+            raise FileNotFoundError(2, "No such file or directory", path)
+
+        tabml.distributed._open = missing  # type: ignore[assignment]
+
+
+def test_workers_that_cannot_see_the_files_fail_the_run_saying_where_data_must_be(
+    splits: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dask.distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
+        ) as c,
+        Client(c) as client,
+    ):
+        monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", c.scheduler_address)
+        client.register_plugin(NoSharedFiles())
+        with pytest.raises(TabmlError, match="mount the workspace there") as err:
+            _fit(splits, 2)
+        assert splits["train"] in str(err.value)
