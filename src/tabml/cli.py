@@ -164,6 +164,9 @@ def evaluate(
     """Metrics on test (and on the production batch when it has labels), slices and plots.
 
     The decision threshold is chosen (evaluate.threshold) on the valid split's held-out scores.
+    With compute=dask, test and production are scored on the Dask cluster's workers (at
+    $DASK_SCHEDULER_ADDRESS, or a local one), which read the files at the same path; the
+    outputs are the same. docs/scale.md.
     """
     from tabml.io import guard_outputs
     from tabml.model import import_lightgbm_without_sklearn
