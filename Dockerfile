@@ -47,9 +47,11 @@ RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends binutil
 WORKDIR /src
 # the serving set only: uv.lock's versions of the project's own dependencies, without the
 # dependency groups (dev, and the pipeline's DVC, NannyML, Dask, scikit-learn, matplotlib)
-COPY pyproject.toml uv.lock README.md ./
+# (README.md comes later: an edit to it must not rebuild the libraries' layer)
+COPY pyproject.toml uv.lock ./
 RUN --mount=type=cache,target=/root/.cache/uv \
     /opt/uv/bin/uv sync --frozen --no-default-groups --no-install-project
+COPY README.md ./
 COPY src/ src/
 RUN --mount=type=cache,target=/root/.cache/uv \
     /opt/uv/bin/uv sync --frozen --no-default-groups --no-editable
@@ -93,11 +95,13 @@ RUN apt-get update -qq \
  && apt-get install -y -qq --no-install-recommends git libgomp1 ca-certificates >/dev/null \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log
 WORKDIR /src
-COPY pyproject.toml uv.lock README.md ./
-# the libraries, compiled once (this layer is rebuilt only when uv.lock changes)
+COPY pyproject.toml uv.lock ./
+# the libraries, compiled once (this layer is rebuilt only when pyproject.toml or uv.lock
+# changes, not when README.md or src/ do)
 RUN --mount=type=cache,target=/root/.cache/uv \
     /opt/uv/bin/uv sync --frozen --no-default-groups --group pipeline --no-install-project \
  && /opt/tabml/bin/python -m compileall -q -j 0 /opt/tabml/lib
+COPY README.md ./
 COPY src/ src/
 RUN --mount=type=cache,target=/root/.cache/uv \
     /opt/uv/bin/uv sync --frozen --no-default-groups --group pipeline --no-editable \
