@@ -150,6 +150,29 @@ def run_cli(
     return _run("tabml", args, cwd, check)
 
 
+def train_cli(
+    params: Path, inputs: Path, out: Path, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`tabml train` on the splits in `inputs`, everything it writes under `out` (model/,
+    live/, reference.parquet, valid_scores.parquet)."""
+    return run_cli(
+        "train",
+        "--params",
+        str(params),
+        "--input-dir",
+        str(inputs),
+        "--model-dir",
+        str(out / "model"),
+        "--live-dir",
+        str(out / "live"),
+        "--reference",
+        str(out / "reference.parquet"),
+        "--valid-scores",
+        str(out / "valid_scores.parquet"),
+        cwd=cwd,
+    )
+
+
 def run_dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
     return _run("dvc", args, cwd, check)
 

@@ -7,6 +7,7 @@ run naming it; a cluster too small for N is refused before training."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -23,7 +24,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from tabml.config import DaskCompute, LightGBMConfig, SchemaConfig, parse
 from tabml.errors import ConfigError, TabmlError
-from tests.conftest import make_frame, run_cli, schema_dict, write_groups, write_params
+from tests.conftest import make_frame, schema_dict, train_cli, write_groups, write_params
 
 CFG = LightGBMConfig(
     name="lightgbm",
@@ -65,6 +66,22 @@ def cluster() -> Iterator[Any]:
         n_workers=4, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
     ) as c:
         yield c
+
+
+@contextlib.contextmanager
+def own_cluster(monkeypatch: pytest.MonkeyPatch, n: int = 2) -> Iterator[Any]:
+    """A LocalCluster of its own, for a test that harms its workers; the driver pointed at it
+    through DASK_SCHEDULER_ADDRESS. Yields a client of it."""
+    from dask.distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=n, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
+        ) as c,
+        Client(c) as client,
+    ):
+        monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", c.scheduler_address)
+        yield client
 
 
 def _fit(splits: dict[str, Any], workers: int, model: LightGBMConfig = CFG, **compute: Any) -> Any:
@@ -136,7 +153,6 @@ def test_a_cluster_smaller_than_the_rank_count_is_refused_naming_both(
 def test_a_rank_that_dies_fails_the_run_naming_it(
     splits: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dask.distributed import Client, LocalCluster
 
     from tabml.distributed import workers
 
@@ -148,13 +164,7 @@ def test_a_rank_that_dies_fails_the_run_naming_it(
             "early_stopping_rounds": 100_000,
         }
     )
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
-        ) as c,
-        Client(c) as client,
-    ):
-        monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", c.scheduler_address)
+    with own_cluster(monkeypatch) as client:
         info = workers(client)
         victim = sorted(info, key=lambda a: str(info[a]["name"]))[1]
         pid = client.run(os.getpid, workers=[victim])[victim]
@@ -199,22 +209,7 @@ def test_the_train_stage_on_a_local_cluster_writes_what_single_machine_training_
     tree["monitor"]["reference"]["max_rows"] = 2_000
     params.write_text(yaml.safe_dump(tree, sort_keys=False))
     out = tmp_path / "out"
-    proc = run_cli(
-        "train",
-        "--params",
-        str(params),
-        "--input-dir",
-        str(inputs),
-        "--model-dir",
-        str(out / "model"),
-        "--live-dir",
-        str(out / "live"),
-        "--reference",
-        str(out / "reference.parquet"),
-        "--valid-scores",
-        str(out / "valid_scores.parquet"),
-        cwd=tmp_path,
-    )
+    proc = train_cli(params, inputs, out, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "DASK_SCHEDULER_ADDRESS is not set: started a local Dask cluster of 2" in proc.stderr
     assert "ranks 0..1" in proc.stderr
@@ -310,18 +305,11 @@ def test_a_worker_lost_while_scoring_costs_time_not_the_run(
 ) -> None:
     """Scoring a row group has no other effect, so Dask runs a lost worker's tasks again
     elsewhere: the stage completes, with the same files."""
-    from dask.distributed import Client, LocalCluster
 
     from tabml.distributed import workers
 
     local = _evaluate_stage(tmp_path, splits, {"backend": "local"})
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
-        ) as c,
-        Client(c) as client,
-    ):
-        monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", c.scheduler_address)
+    with own_cluster(monkeypatch) as client:
         victim = sorted(workers(client))[0]
         client.register_plugin(DieWhenScoring(victim))
         dask = _evaluate_stage(tmp_path, splits, {"backend": "dask", "workers": 1})
@@ -347,15 +335,8 @@ class NoSharedFiles(WorkerPlugin):
 def test_workers_that_cannot_see_the_files_fail_the_run_saying_where_data_must_be(
     splits: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dask.distributed import Client, LocalCluster
 
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
-        ) as c,
-        Client(c) as client,
-    ):
-        monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", c.scheduler_address)
+    with own_cluster(monkeypatch) as client:
         client.register_plugin(NoSharedFiles())
         with pytest.raises(TabmlError, match="mount the workspace there") as err:
             _fit(splits, 2)

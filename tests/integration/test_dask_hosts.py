@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import BIN, make_frame, run_cli, write_params, write_splits
+from tests.conftest import BIN, make_frame, train_cli, write_params, write_splits
 
 HOSTS = 3
 PORT = 8786
@@ -194,21 +194,7 @@ def _train(tmp: Path, data: Path, name: str, scheduler: str | None) -> Any:
     if scheduler:
         os.environ["DASK_SCHEDULER_ADDRESS"] = scheduler
     try:
-        proc = run_cli(
-            "train",
-            "--params",
-            str(params),
-            "--input-dir",
-            str(data),
-            "--model-dir",
-            str(out / "model"),
-            "--live-dir",
-            str(out / "live"),
-            "--reference",
-            str(out / "reference.parquet"),
-            "--valid-scores",
-            str(out / "valid.parquet"),
-        )
+        proc = train_cli(params, data, out)
     finally:
         os.environ.pop("DASK_SCHEDULER_ADDRESS", None)
         if old is not None:
@@ -230,5 +216,10 @@ def test_three_ranks_on_three_hosts_train_the_model_three_local_ranks_train(
         assert len({r.rsplit(":", 1)[0] for r in ranks}) == HOSTS, ranks
     local, log = _train(tmp_path, data, "local", None)
     assert "started a local Dask cluster of 3 worker processes" in log
-    for name in ("model/model.txt", "model/model.json", "valid.parquet", "reference.parquet"):
+    for name in (
+        "model/model.txt",
+        "model/model.json",
+        "valid_scores.parquet",
+        "reference.parquet",
+    ):
         assert (hosts / name).read_bytes() == (local / name).read_bytes(), name

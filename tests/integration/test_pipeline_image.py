@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import ROOT, make_frame, write_params, write_splits
+from tests.conftest import ROOT, make_frame, train_cli, write_params, write_splits
 from tests.integration.test_image import _podman_env, run
 
 IMAGE = "localhost/tabml-test-pipeline"
@@ -103,30 +103,17 @@ def test_ranks_in_the_image_train_the_model_the_host_trains(
         "--reference",
         "/out/reference.parquet",
         "--valid-scores",
-        "/out/valid.parquet",
+        "/out/valid_scores.parquet",
     ]
     proc = _podman(env, tag, *args, mounts=(f"{data}:/data:ro", f"{out}:/out"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "started a local Dask cluster of 2 worker processes" in proc.stderr
     host = tmp_path / "host"
-    from tests.conftest import run_cli
 
-    done = run_cli(
-        "train",
-        "--params",
-        str(data / "params.yaml"),
-        "--input-dir",
-        str(data),
-        "--model-dir",
-        str(host / "model"),
-        "--live-dir",
-        str(host / "live"),
-        "--reference",
-        str(host / "reference.parquet"),
-        "--valid-scores",
-        str(host / "valid.parquet"),
-    )
+    done = train_cli(data / "params.yaml", data, host)
     assert done.returncode == 0, done.stderr
     for name in ("model/model.txt", "model/model.json"):
         assert (out / name).read_bytes() == (host / name).read_bytes(), name
-    assert pd.read_parquet(out / "valid.parquet").equals(pd.read_parquet(host / "valid.parquet"))
+    assert pd.read_parquet(out / "valid_scores.parquet").equals(
+        pd.read_parquet(host / "valid_scores.parquet")
+    )
