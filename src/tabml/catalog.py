@@ -71,7 +71,7 @@ class Predictions:
 
 
 class Plots:
-    """reports/plots: evaluate's plot data, which dvc.yaml's top-level `plots` draw."""
+    """reports/plots: evaluate's plot data (evaluate's `plots` in dvc.yaml give their axes)."""
 
     ROC = "roc.json"
     PRECISION_RECALL = "precision_recall.json"

@@ -490,8 +490,8 @@ def report(
 
     Run it in the project root after 'dvc repro'. It reads the metrics, params and plots that
     dvc.yaml declares, at --base and in the workspace, through DVC (so the base needs its
-    committed reports, not its data), and writes: a verdict on test ROC AUC, every metric with
-    its delta, the params that changed, base-against-this-change charts (ROC,
+    committed metrics and plots, not its data), and writes: a verdict on test ROC AUC, every
+    metric with its delta, the params that changed, base-against-this-change charts (ROC,
     precision-recall, calibration, confusion), data quality, monitoring alerts and CBPE
     estimates, and a collapsed table of everything.
 

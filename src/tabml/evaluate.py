@@ -333,7 +333,7 @@ def evaluate(
 def _plots(
     model: Model, y: np.ndarray, p: np.ndarray, threshold: float, cfg: EvaluateConfig
 ) -> dict[str, Any]:
-    """The plot data dvc.yaml's top-level `plots` draw, by file name."""
+    """The plot data evaluate's `plots` in dvc.yaml draw, by file name."""
     importance = sorted(model.importance().items(), key=lambda kv: (-kv[1], kv[0]))
     return {
         Plots.ROC: {"roc": roc_points(y, p)},

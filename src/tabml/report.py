@@ -373,13 +373,23 @@ def images_section(title: str, images: Mapping[str, str], note: str = "") -> lis
     return lines
 
 
+# why a base's JSON report can be missing: they are DVC outputs, not committed
+_UNREAD = (
+    " (a DVC output: it needs the local DVC cache or the remote, which a fork's pull "
+    "request has not, or the base predates it): showing this change only"
+)
+
+
 def data_quality_section(base: Revision, head: Revision) -> list[str]:
     now, before = head.reports.get(DATA_QUALITY), base.reports.get(DATA_QUALITY)
     lines = ["### Data quality", ""]
     if now is None:
         return [*lines, "_No `reports/data_quality.json` in this change._"]
     if before is None:
-        lines += ["_The base has no data-quality report: showing this change only._", ""]
+        lines += [
+            f"_No data-quality report could be read at the base{_UNREAD}._",
+            "",
+        ]
     before = before or {}
 
     def figures(report: Mapping[str, Any]) -> dict[str, Any]:
@@ -420,7 +430,7 @@ def monitoring_section(base: Revision, head: Revision) -> list[str]:
         return [*lines, f"_No monitoring summary in this change (`{SUMMARY}`)._"]
     before = _summary(base)
     if before is None:
-        lines += ["_The base has no monitoring summary: showing this change only._", ""]
+        lines += [f"_No monitoring summary could be read at the base{_UNREAD}._", ""]
     lines += _feature_alerts(summary, before)
     lines += ["", "Estimated (CBPE, no labels needed) against realized ROC AUC:", ""]
     return lines + _performance_rows(summary, base, head)

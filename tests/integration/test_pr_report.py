@@ -35,12 +35,13 @@ def test_pr_report_steps_name_the_param_change_and_the_metric_delta(
     work = tmp_path / "work"
     git(tmp_path, "clone", "-q", str(base), str(work))
     run_dvc("cache", "dir", "--local", str(project / ".dvc/cache"), cwd=work)
-    git(work, "checkout", "-q", "-b", "fewer-leaves")
+    # (a faster learning rate: the change that retrains in the least time, about 100 rounds)
+    git(work, "checkout", "-q", "-b", "faster-learning")
     conf = work / "conf/model/lightgbm.yaml"
-    conf.write_text(conf.read_text().replace("num_leaves: 31", "num_leaves: 15"))
+    conf.write_text(conf.read_text().replace("learning_rate: 0.02", "learning_rate: 0.1"))
     subprocess.run([str(BIN / "tabml"), "params"], cwd=work, check=True, capture_output=True)
-    assert yaml.safe_load((work / "params.yaml").read_text())["model"]["num_leaves"] == 15
-    git(work, "commit", "-qam", "fewer leaves")
+    assert yaml.safe_load((work / "params.yaml").read_text())["model"]["learning_rate"] == 0.1
+    git(work, "commit", "-qam", "faster learning")
 
     runner = Runner(work, tmp_path / "harness", tool_env())
     event = {
@@ -59,7 +60,7 @@ def test_pr_report_steps_name_the_param_change_and_the_metric_delta(
     report = (out / "report.md").read_text()
     assert (out / "monitoring.html").is_file()
     # the parameter change, base value then new value
-    assert re.search(r"\| `model\.num_leaves` \| 31 \| 15 \|", report)
+    assert re.search(r"\| `model\.learning_rate` \| 0\.02 \| 0\.1 \|", report)
     # the metric delta against the base, with its verdict in the headline
     new_metrics = json.loads((work / "reports/metrics.json").read_text())
     before, after = base_metrics["test"]["roc_auc"], new_metrics["test"]["roc_auc"]

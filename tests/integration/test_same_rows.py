@@ -62,7 +62,10 @@ def test_lightgbm_against_the_baseline_is_better_with_an_interval_above_zero(
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "the baseline as champion")
     run_cli("params", cwd=repo, check=True)
-    run_dvc("repro", cwd=repo)  # LightGBM again: its outputs come back from the run-cache
+    proc = run_dvc("repro", cwd=repo)
+    # LightGBM again: every stage after check comes back from the run-cache, none runs
+    for stage in ("train", "evaluate", "package", "monitor"):
+        assert f"Stage '{stage}' is cached - skipping run" in proc.stdout, proc.stdout
     text = report(repo)
     assert text.startswith("## 🟢 Better on the same rows"), text[:300]
     low, _ = ci(text, "this change's test split")

@@ -120,8 +120,21 @@ def test_a_first_pull_request_has_no_base_and_still_reports() -> None:
     text = build(Revision(name="origin/main", commit="abc"), revision())
     assert "the base has no metrics to compare with" in text.splitlines()[0]
     assert "The base has no `reports/metrics.json`" in text
-    assert "The base has no monitoring summary" in text
+    assert "No monitoring summary could be read at the base (a DVC output" in text
     assert "| `test.roc_auc` | — | 0.9673 |  |  |" in text
+    tables_are_well_formed(text)
+
+
+def test_a_base_without_its_json_reports_says_why_and_shows_this_change() -> None:
+    """The JSON reports are DVC outputs: a fork's pull request cannot read the base's."""
+    quality = {"development": {"rows_read": 120, "rows_kept": 118, "rows_rejected": 2}}
+    head = revision()
+    head.reports[rep.DATA_QUALITY] = quality
+    text = build(revision("main"), head)
+    section = text.split("### Data quality", 1)[1].split("###", 1)[0]
+    assert "No data-quality report could be read at the base (a DVC output" in section
+    assert "fork's pull request" in section
+    assert re.search(r"\| development rows kept \| — \| 118 \|", section), section
     tables_are_well_formed(text)
 
 
