@@ -162,8 +162,12 @@ def read_revisions(root: Path, base: str, reports: Sequence[str]) -> tuple[Revis
     for path in reports:
         if (root / path).is_file():
             head_files[path] = json.loads((root / path).read_text(encoding="utf-8"))
-        # a base without the file (a first pull request, say) simply lacks it
-        with contextlib.suppress(DvcException):
+        # a base without the file (a first pull request, say) simply lacks it, and so does one
+        # whose copy is in neither the local cache nor a remote this machine may read: a
+        # fork's pull request gets botocore's NoCredentialsError, and each remote's library
+        # (S3, GCS, Azure, SSH) raises its own, so any failure of this optional read counts;
+        # the report then shows this change's alone and says why
+        with contextlib.suppress(Exception):
             base_files[path] = json.loads(dvc.api.read(path, repo=str(root), rev=base))
     return side(base, base, commit, base_files), side(
         "workspace", "workspace", head_commit, head_files

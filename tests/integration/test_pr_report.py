@@ -60,7 +60,7 @@ def test_pr_report_steps_name_the_param_change_and_the_metric_delta(
     report = (out / "report.md").read_text()
     assert (out / "monitoring.html").is_file()
     # the parameter change, base value then new value
-    assert re.search(r"\| `model\.learning_rate` \| 0\.02 \| 0\.1 \|", report)
+    assert re.search(r"\| `model\.learning_rate` \| 0\.0200 \| 0\.1000 \|", report)
     # the metric delta against the base, with its verdict in the headline
     new_metrics = json.loads((work / "reports/metrics.json").read_text())
     before, after = base_metrics["test"]["roc_auc"], new_metrics["test"]["roc_auc"]
