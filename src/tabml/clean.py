@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tabml.config import SchemaConfig
+from tabml.repeats import id_keys, member
 from tabml.schema import coerce
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 REASON_COLUMN = "tabml_reject_reason"
@@ -57,10 +59,17 @@ def _output_columns(schema: SchemaConfig, frame: pd.DataFrame, with_target: bool
 
 class DevelopmentCleaner:
     """`clean_development` for a file read in batches: `add` each batch in file order, then
-    `quality`. An id seen in any earlier batch is a duplicate, as it would be in one read."""
+    `quality`. An id seen in any earlier batch is a duplicate, as it would be in one read.
 
-    def __init__(self, schema: SchemaConfig) -> None:
+    `repeated`: the keys (`tabml.repeats.id_keys`) of the ids that occur more than once in the
+    whole file, from a first pass over its id column (`repeated_keys`). Only those ids are
+    remembered, so memory holds the repeated ids, not every id (a set of 10M ids is about
+    600 MiB); without it, every id is. Keys only pick the candidates: an equal key with a
+    different id (a hash collision) is still told apart by the ids themselves."""
+
+    def __init__(self, schema: SchemaConfig, repeated: np.ndarray | None = None) -> None:
         self.schema = schema
+        self._repeated = repeated
         self._seen: set[Any] = set()
         self.rows_read = self.rows_kept = 0
         self._reasons: dict[str, int] = {}
@@ -77,10 +86,15 @@ class DevelopmentCleaner:
         ids = typed[schema.id]
         reasons[ids.isna()] = "missing_id"
         # identical re-deliveries of a record: keep the first (ingest refuses conflicting ones)
-        dup = (ids.duplicated(keep="first") | ids.isin(self._seen)) & ids.notna()
+        maybe = ids.notna().to_numpy()
+        if self._repeated is not None:
+            maybe = maybe & member(id_keys(ids), self._repeated)
+        candidates = ids[maybe]
+        dup = pd.Series(False, index=ids.index)
+        dup[maybe] = (candidates.duplicated(keep="first") | candidates.isin(self._seen)).to_numpy()
         reasons[dup & reasons.isna()] = "duplicate_id"
         reasons[typed[schema.target.column].isna() & reasons.isna()] = "missing_target"
-        self._seen.update(ids.dropna().tolist())
+        self._seen.update(candidates.tolist())
 
         typed = typed[_output_columns(schema, typed, with_target=True)]
         kept = typed[reasons.isna()].reset_index(drop=True)

@@ -331,33 +331,65 @@ def read_table(path: Path, allow_empty: bool = False) -> pd.DataFrame:
     return frame
 
 
-def iter_table(path: Path, batch_rows: int) -> Iterator[pd.DataFrame]:
-    """`read_table` in frames of at most `batch_rows` rows (same checks and messages); a file
-    with a header and no rows yields one empty frame."""
+def iter_table(
+    path: Path, batch_rows: int, columns: list[str] | None = None
+) -> Iterator[pd.DataFrame]:
+    """`read_table` in frames of exactly `batch_rows` rows (the last one shorter; same checks
+    and messages), only `columns` when given; a file with a header and no rows yields one
+    empty frame. Parquet is read a page at a time, not a row group at a time (pyarrow's
+    pre-buffering held about 4 times a batch's size)."""
     import pandas as pd
 
     suffix = _checked_suffix(path)
     with _reading(path, suffix):
         if suffix == ".csv":
             with pd.read_csv(
-                path, encoding="utf-8", encoding_errors="strict", chunksize=batch_rows
-            ) as reader:
+                path, encoding="utf-8", encoding_errors="strict", chunksize=batch_rows,
+                usecols=columns,
+            ) as reader:  # fmt: skip
                 empty = True
                 for chunk in reader:
                     empty = False
                     yield chunk
                 if empty:  # a header and no rows
-                    yield pd.read_csv(path, encoding="utf-8", nrows=0)
+                    yield pd.read_csv(path, encoding="utf-8", nrows=0, usecols=columns)
         else:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            parquet = pq.ParquetFile(path)
+            parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=_READ_BUFFER)
             if parquet.metadata.num_rows == 0:
-                yield parquet.schema_arrow.empty_table().to_pandas()
+                empty_table = parquet.schema_arrow.empty_table()
+                yield (empty_table.select(columns) if columns else empty_table).to_pandas()
                 return
-            for batch in parquet.iter_batches(batch_size=batch_rows):
+            for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
                 yield pa.Table.from_batches([batch]).to_pandas()
+
+
+# bytes pyarrow reads from a Parquet file at a time (iter_table)
+_READ_BUFFER = 4 * 1024 * 1024
+# rows a streaming stage holds at once: a quarter of a batch (BATCH_ROWS), whose row groups
+# they still write (iter_grouped)
+PIECE_ROWS = 250_000
+
+
+def iter_grouped(
+    path: Path, batch_rows: int = BATCH_ROWS, piece_rows: int = PIECE_ROWS
+) -> Iterator[tuple[pd.DataFrame, bool]]:
+    """`iter_table(path, batch_rows)`'s rows, read `piece_rows` at a time: each piece, and
+    whether it ends one of those batches (the last piece always does). A stage that writes a
+    row group per batch (`ParquetSink(grouped=True)`, `end_group` where a batch ends) writes
+    the same file as before while holding a piece, not a batch."""
+    if batch_rows % piece_rows:
+        piece_rows = batch_rows  # pieces must tile a batch exactly
+    pieces = iter_table(path, piece_rows)
+    previous = next(pieces)  # iter_table yields at least one frame
+    read = 0
+    for piece in pieces:
+        read += len(previous)
+        yield previous, read % batch_rows == 0
+        previous = piece
+    yield previous, True
 
 
 # pyarrow's rows per row group when a whole table is written at once (`write_parquet`)
@@ -370,14 +402,19 @@ class ParquetSink:
 
     `row_group_rows`: buffer the rows and write row groups of exactly that many (the last one
     shorter), so the file is byte for byte what `write_parquet` writes of all the frames
-    concatenated (with ROW_GROUP_ROWS). Without it, each frame is a row group of its own."""
+    concatenated (with ROW_GROUP_ROWS). `grouped`: buffer the rows and write them as one row
+    group at each `end_group` (and at `close`), byte for byte what writing each group's frames
+    joined would give. Without either, each frame is a row group of its own."""
 
-    def __init__(self, path: Path, row_group_rows: int | None = None) -> None:
+    def __init__(
+        self, path: Path, row_group_rows: int | None = None, grouped: bool = False
+    ) -> None:
         self.path = path
         self.rows = 0
         self._writer: Any = None
         self._schema: Any = None
         self._group = row_group_rows
+        self._grouped = grouped
         self._pending: list[Any] = []
         self._pending_rows = 0
 
@@ -399,13 +436,24 @@ class ParquetSink:
             table = pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False)
             table = table.replace_schema_metadata()
         self.rows += len(frame)
-        if self._group is None:
+        if self._group is None and not self._grouped:
             self._writer.write_table(table)
             return
         self._pending.append(table)
         self._pending_rows += len(table)
-        if self._pending_rows >= self._group:
+        if self._group is not None and self._pending_rows >= self._group:
             self._flush(final=False)
+
+    def end_group(self) -> None:
+        """Write the rows buffered since the last group as one row group (`grouped`)."""
+        import pyarrow as pa
+
+        if not self._grouped:
+            raise ValueError("end_group is for a ParquetSink made with grouped=True")
+        if self._pending_rows:
+            # contiguous, as one frame's table is (see _flush)
+            self._writer.write_table(pa.concat_tables(self._pending).combine_chunks())
+        self._pending, self._pending_rows = [], 0
 
     def _flush(self, final: bool) -> None:
         import pyarrow as pa
@@ -427,7 +475,9 @@ class ParquetSink:
         if self._writer is None:
             write_parquet(self.path, empty_like if empty_like is not None else _empty())
             return
-        if self._pending:
+        if self._grouped:
+            self.end_group()
+        elif self._pending:
             self._flush(final=True)
         self._writer.close()
 

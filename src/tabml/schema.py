@@ -567,13 +567,25 @@ class BatchChecks:
                     0,
                 )
         if self._ids:
+            from tabml.repeats import repeat_candidates, take
+
             ids = pd.concat(self._ids, ignore_index=True)
-            hashes = pd.Series(np.concatenate(self._hashes))
-            dup = ids.duplicated(keep=False) & ids.notna()
+            self._ids = [ids]
+            # the exact checks run on the rows whose id key repeats, not on every id (a hash
+            # table of 10M ids is about 400 MiB): every repeated id is among them
+            at = repeat_candidates(ids)
+            pairs = pd.DataFrame(
+                {"id": ids.iloc[at].reset_index(drop=True),
+                 "hash": take(self._hashes, at)}
+            )  # fmt: skip
+            repeats = pairs["id"].duplicated(keep=False).to_numpy()
+            pairs = pairs[repeats]
+            mask = np.zeros(len(ids), dtype=bool)
+            mask[at[repeats]] = True
+            dup = pd.Series(mask)
             if dup.any() and self.role != "labels":
                 # identical re-deliveries are removed by clean; different rows sharing an id
                 # mean the id is not an id
-                pairs = pd.DataFrame({"id": ids[dup], "hash": hashes[dup]})
                 conflicting = pairs.loc[~pairs.duplicated(keep=False), "id"].unique()
                 if len(conflicting):
                     n, ex, rows = _where(ids.isin(conflicting), ids)

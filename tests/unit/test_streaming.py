@@ -74,3 +74,35 @@ def test_identical_redeliveries_across_batches_are_left_to_clean(tmp_path: Path)
     quality = json.loads(report.read_text())["development"]
     assert quality["rows_read"] == 61 and quality["rows_kept"] == 60
     assert quality["rejected_by_reason"] == {"duplicate_id": 1}
+
+
+def _bytes(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.parquet"))}
+
+
+def test_pieces_of_a_batch_write_the_same_bytes_as_whole_batches(tmp_path: Path) -> None:
+    """Ingest and clean hold a piece (a quarter batch by default), not a batch, and still
+    write a row group per batch: byte for byte the files of reading whole batches, with
+    duplicates, missing ids and missing targets spread over pieces and batches."""
+    frame = make_frame(230)
+    frame = pd.concat([frame, frame.iloc[[3, 70, 150]]], ignore_index=True)  # re-deliveries
+    frame.loc[[20, 120], "y"] = None  # missing targets
+    params = _setup(tmp_path, frame)
+    raw = {}
+    for name, piece in (("whole", 40), ("pieces", 10)):
+        ingest.run(params, tmp_path / "ext", tmp_path / f"raw-{name}", batch_rows=40,
+                   piece_rows=piece)  # fmt: skip
+        raw[name] = _bytes(tmp_path / f"raw-{name}")
+    assert raw["pieces"] == raw["whole"]
+    import pyarrow.parquet as pq
+
+    groups = pq.ParquetFile(tmp_path / "raw-pieces/development.parquet").metadata.num_row_groups
+    assert groups == 6  # 233 rows in batches of 40
+    out = {}
+    for name, piece in (("whole", 40), ("pieces", 10), ("uneven", 15)):  # 15: no tiling
+        report = tmp_path / f"q-{name}.json"
+        clean.run(params, tmp_path / "raw-whole", tmp_path / f"c-{name}", report,
+                  batch_rows=40, piece_rows=piece)  # fmt: skip
+        out[name] = (_bytes(tmp_path / f"c-{name}"), report.read_text())
+    assert out["pieces"] == out["whole"] == out["uneven"]
+    assert '"duplicate_id": 3' in out["pieces"][1]

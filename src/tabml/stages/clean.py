@@ -1,8 +1,10 @@
 """clean: typed, deduplicated data; quarantined rows; the data-quality report.
 
-Streams data/raw in batches of `batch_rows` rows: each batch is cleaned and appended to the
-clean and quarantine files, and the report's counts are summed, so memory holds one batch and
-the set of ids seen (for duplicates), not the whole data several times over.
+Streams data/raw in pieces of a quarter batch (`io.iter_grouped`): each piece is cleaned and
+appended to the clean and quarantine files, a row group per batch of `batch_rows` raw rows,
+and the report's counts are summed. A first pass reads only the id column and keeps the keys
+of the ids that repeat, so memory holds a piece, 16 bytes a row during that pass, and the
+repeated ids, not the whole data several times over nor every id.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from tabml.clean import DevelopmentCleaner, ProductionCleaner
 from tabml.config import CleanParams, SchemaConfig
 from tabml.errors import DataError
 from tabml.log import info
+from tabml.repeats import id_keys, repeated_keys
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,34 +33,40 @@ def run(
     output_dir: Path,
     report: Path,
     batch_rows: int = io.BATCH_ROWS,
+    piece_rows: int = io.PIECE_ROWS,
 ) -> None:
     schema = CleanParams.load(params_file).dataset_schema
+    rows = (batch_rows, piece_rows)
     with io.atomic_dir(output_dir) as tmp:
-        development, empty = _development(input_dir / Raw.DEVELOPMENT, tmp, schema, batch_rows)
-        production = _production(input_dir, tmp, schema, batch_rows, empty)
+        development, empty = _development(input_dir / Raw.DEVELOPMENT, tmp, schema, rows)
+        production = _production(input_dir, tmp, schema, rows, empty)
     io.write_json(report, {"development": development, "production": production})
     info(f"clean: wrote {output_dir}/ and {report}")
 
 
 def _development(
-    path: Path, out: Path, schema: SchemaConfig, batch_rows: int
+    path: Path, out: Path, schema: SchemaConfig, rows: tuple[int, int]
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Clean the development rows into clean and rejected files; their quality report, and an
     empty frame with the clean file's columns."""
-    dev = DevelopmentCleaner(schema)
-    kept_sink = io.ParquetSink(out / Interim.CLEAN)
-    rejected_sink = io.ParquetSink(out / Interim.REJECTED)
+    dev = DevelopmentCleaner(schema, _repeated_ids(_existing(path), schema.id))
+    kept_sink = io.ParquetSink(out / Interim.CLEAN, grouped=True)
+    rejected_sink = io.ParquetSink(out / Interim.REJECTED, grouped=True)
     empty_kept = empty_rejected = None
-    for raw in io.iter_table(_existing(path), batch_rows):
+    batch_rows = rows[0]
+    for raw, batch_ends in io.iter_grouped(path, *rows):
         kept, rejected = dev.add(raw)
-        if len(raw) == batch_rows:
-            info(f"clean: {dev.rows_read:,} development rows cleaned")
         if empty_kept is None:
             empty_kept, empty_rejected = kept.iloc[:0], rejected.iloc[:0]
         if len(kept):
             kept_sink.write(kept)
         if len(rejected):
             rejected_sink.write(rejected)
+        if batch_ends:
+            kept_sink.end_group()
+            rejected_sink.end_group()
+            if dev.rows_read % batch_rows == 0:
+                info(f"clean: {dev.rows_read:,} development rows cleaned")
     if empty_kept is None:  # iter_table yields at least one (empty) frame
         raise DataError(f"{path}: no table could be read")
     kept_sink.close(empty_like=empty_kept)
@@ -71,15 +80,17 @@ def _development(
 
 
 def _production(
-    input_dir: Path, out: Path, schema: SchemaConfig, batch_rows: int, empty: pd.DataFrame
+    input_dir: Path, out: Path, schema: SchemaConfig, rows: tuple[int, int], empty: pd.DataFrame
 ) -> dict[str, Any] | None:
     """Clean the production batch and its labels; their quality report (None without a batch)."""
     prod = ProductionCleaner(schema)
     quality = None
-    features_sink = io.ParquetSink(out / Interim.PRODUCTION)
-    for raw in io.iter_table(_existing(input_dir / Raw.PRODUCTION), batch_rows):
+    features_sink = io.ParquetSink(out / Interim.PRODUCTION, grouped=True)
+    for raw, batch_ends in io.iter_grouped(_existing(input_dir / Raw.PRODUCTION), *rows):
         if len(raw):
             features_sink.write(prod.add(raw))
+        if batch_ends:
+            features_sink.end_group()
     if features_sink.rows:
         raw_labels = io.read_parquet(input_dir / Raw.LABELS)
         labels, quality = prod.finish(raw_labels if len(raw_labels) else None)
@@ -89,6 +100,17 @@ def _production(
     features_sink.close(empty_like=empty.drop(columns=[schema.target.column]))
     io.write_parquet(out / Interim.LABELS, labels)
     return quality
+
+
+def _repeated_ids(path: Path, id_column: str) -> Any:
+    """The keys of the ids that occur more than once in the file (the first pass)."""
+    import numpy as np
+
+    keys = [id_keys(piece[id_column]) for piece in io.iter_table(path, io.PIECE_ROWS, [id_column])]
+    repeated = repeated_keys(np.concatenate(keys) if keys else np.array([], dtype=np.uint64))
+    if len(repeated):
+        info(f"clean: {len(repeated):,} ids occur more than once (first pass, the id column)")
+    return repeated
 
 
 def _existing(path: Path) -> Path:

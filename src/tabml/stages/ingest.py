@@ -7,9 +7,10 @@ value reaches data/raw (a cached output that `dvc push` uploads) or anything aft
 config and the development row count can tell about monitoring is checked here too, before
 any training: a reference too small for enough chunks fails now, not after the model is built.
 
-Each file is streamed in batches of `batch_rows` rows: typed by the schema, checked, and
-appended to its output, so memory holds one batch (plus an id and a row hash per row for the
-duplicate check), not several copies of the data. Everything is checked before anything is
+Each file is streamed in pieces of a quarter batch (`io.iter_grouped`): typed by the schema,
+checked, and appended to its output, a row group per batch of `batch_rows` rows, so memory
+holds one piece (plus an id and a row hash per row for the duplicate check), not several
+copies of the data. Everything is checked before anything is
 published: outputs are written into a temporary folder that replaces data/raw only at the end.
 """
 
@@ -44,6 +45,7 @@ def _stream(
     key: bytes | None,
     pseudonymised: bool = False,
     ledger: frozenset[str] = frozenset(),
+    piece_rows: int = io.PIECE_ROWS,
 ) -> tuple[BatchChecks, pd.DataFrame]:
     """Type, check, drop erased subjects, pseudonymise and write one file batch by batch;
     raise once with every failure. `pseudonymised`: the file holds personal data pseudonymised
@@ -52,7 +54,7 @@ def _stream(
     checks = BatchChecks(schema, role)
     empty: pd.DataFrame | None = None
     dropped = 0
-    for frame in io.iter_table(path, batch_rows):
+    for frame, batch_ends in io.iter_grouped(path, batch_rows, piece_rows):
         typed = checks.add(frame)
         if ledger and schema.id in typed:
             gone = erasure.erased(typed[schema.id], ledger, key)
@@ -65,8 +67,10 @@ def _stream(
             empty = typed.iloc[:0]
         if len(typed):
             sink.write(typed)
-        if checks.rows > len(frame) or len(frame) == batch_rows:
-            info(f"ingest: {path.name}: {checks.rows:,} rows read")
+        if batch_ends:
+            sink.end_group()  # a row group per batch, as when a batch was read whole
+            if checks.rows >= batch_rows:
+                info(f"ingest: {path.name}: {checks.rows:,} rows read")
     if checks.rows == 0:
         raise DataError(f"{path}: file has a header but no rows")
     if dropped:
@@ -85,6 +89,7 @@ def run(
     output_dir: Path,
     batch_rows: int = io.BATCH_ROWS,
     ledger_file: Path | None = None,
+    piece_rows: int = io.PIECE_ROWS,
 ) -> None:
     params = IngestParams.load(params_file)
     sources, schema = params.sources, params.dataset_schema
@@ -103,7 +108,10 @@ def run(
     if key is not None:
         book.check_key(key, ledger_file)  # another key would let the erased back in
     check_chunking(params.chunking, params.min_reference_chunks, schema.timestamp)
-    stream = partial(_stream, schema=schema, batch_rows=batch_rows, key=key, ledger=ledger)
+    stream = partial(
+        _stream, schema=schema, batch_rows=batch_rows, key=key, ledger=ledger,
+        piece_rows=piece_rows,
+    )  # fmt: skip
 
     with io.atomic_dir(output_dir) as tmp:
         dev_rows, empty_dev = _development(sources, sources_dir, tmp / Raw.DEVELOPMENT, stream)
@@ -114,8 +122,8 @@ def run(
             params.min_reference_chunks,
             schema.timestamp,
         )
-        prod_sink = io.ParquetSink(tmp / Raw.PRODUCTION)
-        labels_sink = io.ParquetSink(tmp / Raw.LABELS)
+        prod_sink = io.ParquetSink(tmp / Raw.PRODUCTION, grouped=True)
+        labels_sink = io.ParquetSink(tmp / Raw.LABELS, grouped=True)
         if sources.production:
             _production(
                 sources.production, sources.production_labels, sources_dir, schema,
@@ -138,7 +146,7 @@ def _development(
     and an empty frame with the file's columns."""
     dev_path = datasets.resolve(sources.development, sources_dir)
     info(f"ingest: reading development data {dev_path.name}")
-    dev_sink = io.ParquetSink(output)
+    dev_sink = io.ParquetSink(output, grouped=True)
     dev, empty_dev = stream(dev_path, role="development", sink=dev_sink)
     info(f"ingest: {dev.rows:,} development rows meet the schema")
     dev_rows = dev.rows

@@ -1,0 +1,54 @@
+"""Repeated ids found through 64-bit keys: the same answer as pandas' own, collisions or not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tabml import repeats
+from tabml.clean import DevelopmentCleaner
+from tabml.config import SchemaConfig, parse
+from tests.conftest import make_frame, schema_dict
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        pd.Series([5, 3, 5, 9, 3, 3, 1], dtype="int64"),
+        pd.Series(["a", "b", None, "a", "c", None, "b"], dtype="string"),
+        pd.Series([1, None, 2, 1, None], dtype="Int64"),
+    ],
+)
+def test_candidates_hold_every_repeated_id(ids: pd.Series) -> None:
+    at = repeats.repeat_candidates(ids)
+    expected = np.flatnonzero((ids.duplicated(keep=False) & ids.notna()).to_numpy())
+    assert set(expected) <= set(at)
+    assert repeats.take([np.arange(3), np.arange(3, 7)], np.array([1, 4, 6])).tolist() == [1, 4, 6]
+
+
+def test_integer_ids_are_their_own_keys_and_others_hash_in_steps() -> None:
+    ints = pd.Series(np.arange(10, dtype=np.int64))
+    assert np.shares_memory(repeats.id_keys(ints), ints.to_numpy())
+    text = pd.Series([f"id{i}" for i in range(10)], dtype="string")
+    assert (repeats.id_keys(text, step=3) == repeats.id_keys(text, step=100)).all()
+
+
+def test_clean_tells_colliding_keys_apart_by_the_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every key equal (the worst collision): the ids still decide what is a duplicate."""
+    frame = make_frame(60)
+    frame = pd.concat([frame, frame.iloc[[2, 40]]], ignore_index=True)
+    schema = parse(SchemaConfig, schema_dict())
+    plain = DevelopmentCleaner(schema)
+    expected = [plain.add(part) for part in (frame.iloc[:30], frame.iloc[30:])]
+    monkeypatch.setattr(repeats, "id_keys", lambda ids, step=0: np.zeros(len(ids), np.uint64))
+    import tabml.clean
+
+    monkeypatch.setattr(tabml.clean, "id_keys", repeats.id_keys)
+    colliding = DevelopmentCleaner(schema, repeated=np.zeros(1, np.uint64))
+    got = [colliding.add(part) for part in (frame.iloc[:30], frame.iloc[30:])]
+    for (kept, rejected), (want_kept, want_rejected) in zip(got, expected, strict=True):
+        pd.testing.assert_frame_equal(kept, want_kept)
+        pd.testing.assert_frame_equal(rejected, want_rejected)
+    assert colliding.quality() == plain.quality()
+    assert colliding.quality()["rejected_by_reason"] == {"duplicate_id": 2}
