@@ -57,6 +57,12 @@ def _output_columns(schema: SchemaConfig, frame: pd.DataFrame, with_target: bool
     return cols
 
 
+def type_development(raw: pd.DataFrame, schema: SchemaConfig) -> pd.DataFrame:
+    """A batch of development rows typed by the schema: what cleaning a batch needs before
+    the ids seen earlier, so it can run anywhere, in any order."""
+    return coerce(raw, schema, "development").frame
+
+
 class DevelopmentCleaner:
     """`clean_development` for a file read in batches: `add` each batch in file order, then
     `quality`. An id seen in any earlier batch is a duplicate, as it would be in one read.
@@ -78,10 +84,14 @@ class DevelopmentCleaner:
 
     def add(self, raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(kept rows, quarantined rows with their reason) of one batch."""
+        return self.add_typed(type_development(raw, self.schema), len(raw))
+
+    def add_typed(self, typed: pd.DataFrame, rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """`add` of a batch of `rows` raw rows that `type_development` typed already (on a
+        Dask worker, say): the part that must see the batches in file order."""
         import pandas as pd
 
         schema = self.schema
-        typed = coerce(raw, schema, "development").frame
         reasons = pd.Series(pd.NA, index=typed.index, dtype="string")
         ids = typed[schema.id]
         reasons[ids.isna()] = "missing_id"
@@ -101,7 +111,7 @@ class DevelopmentCleaner:
         rejected = typed[reasons.notna()].assign(**{REASON_COLUMN: reasons[reasons.notna()]})
         rejected = rejected.reset_index(drop=True)
 
-        self.rows_read += len(raw)
+        self.rows_read += rows
         self.rows_kept += len(kept)
         for reason, n in rejected[REASON_COLUMN].value_counts().items():
             self._reasons[str(reason)] = self._reasons.get(str(reason), 0) + int(n)

@@ -85,7 +85,13 @@ def clean(
     report: Annotated[Path, typer.Option(help="The data-quality JSON report.")],
     params: Params = Path("params.yaml"),
 ) -> None:
-    """Type and dedupe; quarantine unusable rows with a reason."""
+    """Type and dedupe; quarantine unusable rows with a reason.
+
+    Streams the development rows a quarter batch at a time. With compute=dask in params.yaml
+    (conf/compute/dask.yaml), the workers of $DASK_SCHEDULER_ADDRESS (or a local cluster of
+    compute.workers processes) read and type them, a row range a task, and this process keeps
+    the file order: the files are byte for byte those of compute=local, for any worker count.
+    The workers must see data/raw at the same path (docs/scale.md)."""
     from tabml.io import guard_outputs
     from tabml.stages import clean as stage
 

@@ -605,6 +605,8 @@ class IngestParams(StageParams):
 
 class CleanParams(StageParams):
     dataset_schema: SchemaConfig = key("dataset.schema")
+    # compute=dask types the development rows on the cluster (the same files)
+    compute: ComputeConfig
 
 
 class SplitParams(StageParams):

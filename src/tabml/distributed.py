@@ -345,6 +345,85 @@ def score_files(model: Model, paths: dict[str, str], compute: DaskCompute) -> di
     return scores
 
 
+# --- data stages on the workers (clean) --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RowRange:
+    """Rows [start, stop) of a file, all in row group `group`, which starts at row `first`."""
+
+    group: int
+    first: int
+    start: int
+    stop: int
+
+
+def row_ranges(group_rows: list[int], batch_rows: int) -> list[RowRange]:
+    """The file's row groups, each cut where a batch of `batch_rows` rows ends: so a range
+    lies in one row group (a task reads that group alone) and in one of the stage's batches
+    (whose rows the stage writes as one row group). They come from the data, not the
+    workers: the same ranges on any cluster."""
+    ranges, first = [], 0
+    for group, rows in enumerate(group_rows):
+        start, end = first, first + rows
+        while start < end:
+            stop = min(end, (start // batch_rows + 1) * batch_rows)
+            ranges.append(RowRange(group, first, start, stop))
+            start = stop
+        first = end
+    return ranges
+
+
+def type_range(path: str, span: RowRange, schema: SchemaConfig) -> pd.DataFrame:
+    """One range's development rows, typed by the schema: read and typed by the worker."""
+    import pyarrow.parquet as pq
+
+    from tabml.clean import type_development
+
+    with _open(path) as handle:
+        table = pq.ParquetFile(handle).read_row_group(span.group)
+    rows = table.slice(span.start - span.first, span.stop - span.start).to_pandas()
+    return type_development(rows, schema)
+
+
+def typed_on_cluster(
+    path: str, schema: SchemaConfig, batch_rows: int, compute: DaskCompute
+) -> Iterator[tuple[pd.DataFrame, int, bool]]:
+    """Each range of a development file typed on the workers, in file order: (typed rows, raw
+    rows, whether a batch of `batch_rows` ends there). At most two ranges per worker are out
+    at a time, so neither the workers nor this process hold the file. A task whose worker
+    dies runs again on another (typing a range has no other effect)."""
+    from collections import deque
+    from itertools import islice
+
+    import pyarrow.parquet as pq
+
+    with _open(path) as handle:
+        meta = pq.ParquetFile(handle).metadata
+    spans = row_ranges([meta.row_group(g).num_rows for g in range(meta.num_row_groups)],
+                       batch_rows)  # fmt: skip
+    with client(compute, "clean") as dask_client:
+        window = 2 * max(len(workers(dask_client)), 1)
+        info(f"clean: typing {len(spans)} row range(s) on the cluster, {window} at a time")
+        todo = iter(spans)
+        out: deque[tuple[RowRange, Any]] = deque()
+
+        def submit(span: RowRange) -> None:
+            out.append((span, dask_client.submit(type_range, path, span, schema, pure=False)))
+
+        for span in islice(todo, window):
+            submit(span)
+        while out:
+            span, future = out.popleft()
+            [typed] = _gather(dask_client, [future], f"clean: typing rows {span.start:,} to "
+                              f"{span.stop:,} of {path} on the cluster")  # fmt: skip
+            del future
+            nxt = next(todo, None)
+            if nxt is not None:
+                submit(nxt)
+            yield typed, span.stop - span.start, span.stop % batch_rows == 0 or not out
+
+
 # --- the driver ---------------------------------------------------------------------------------
 
 

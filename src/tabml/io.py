@@ -373,6 +373,14 @@ _READ_BUFFER = 4 * 1024 * 1024
 PIECE_ROWS = 250_000
 
 
+def parquet_rows(path: Path) -> int:
+    """The rows of a Parquet file, from its footer."""
+    import pyarrow.parquet as pq
+
+    with _reading(path, ".parquet"):
+        return int(pq.ParquetFile(path).metadata.num_rows)
+
+
 def iter_grouped(
     path: Path, batch_rows: int = BATCH_ROWS, piece_rows: int = PIECE_ROWS
 ) -> Iterator[tuple[pd.DataFrame, bool]]:

@@ -280,12 +280,13 @@ def test_evaluate_scored_on_the_workers_writes_what_local_scoring_writes(
 
 class DieWhenScoring(WorkerPlugin):
     """A worker plugin: the worker at `victim` dies (as a killed process would) the moment it
-    starts to score a row group."""
+    starts a task of `task` (scoring a row group, by default)."""
 
     name = "die-when-scoring"
 
-    def __init__(self, victim: str) -> None:
+    def __init__(self, victim: str, task: str = "score_group") -> None:
         self.victim = victim
+        self.task = task
         self.worker: Any = None
 
     def setup(self, worker: Any) -> None:
@@ -296,7 +297,7 @@ class DieWhenScoring(WorkerPlugin):
 
     def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:
         mine = self.worker.address == self.victim
-        if mine and finish == "executing" and "score_group" in str(key):
+        if mine and finish == "executing" and self.task in str(key):
             os._exit(1)
 
 
@@ -341,3 +342,66 @@ def test_workers_that_cannot_see_the_files_fail_the_run_saying_where_data_must_b
         with pytest.raises(TabmlError, match="mount the workspace there") as err:
             _fit(splits, 2)
         assert splits["train"] in str(err.value)
+
+
+# --- clean: the development rows typed on the workers ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """data/raw as ingest writes it, in row groups of 500 rows: 2,400 development rows with
+    re-deliveries across row groups, missing targets, and a production batch."""
+    from tabml.stages import ingest
+
+    folder = tmp_path_factory.mktemp("raw")
+    frame = make_frame(2_400, seed=5).drop(columns=["email"])
+    frame = pd.concat([frame, frame.iloc[[7, 480, 1_333]]], ignore_index=True)
+    frame.loc[[30, 999, 2_000], "y"] = None
+    (folder / "ext").mkdir()
+    frame.to_csv(folder / "ext/dev.csv", index=False)
+    make_frame(300, seed=6).drop(columns=["email", "y"]).to_csv(folder / "ext/prod.csv",
+                                                                 index=False)  # fmt: skip
+    schema = schema_dict()
+    schema["pii"] = {}
+    params = write_params(folder / "params.yaml", schema=schema)
+    tree = yaml.safe_load(params.read_text())
+    tree["dataset"]["sources"]["production"] = "prod.csv"
+    params.write_text(yaml.safe_dump(tree, sort_keys=False))
+    ingest.run(params, folder / "ext", folder / "data", batch_rows=500)
+    return folder
+
+
+def _clean(raw: Path, out: Path, compute: dict[str, Any]) -> Path:
+    from tabml.stages import clean
+
+    tree = yaml.safe_load((raw / "params.yaml").read_text())
+    tree["compute"] = compute
+    params = out.with_suffix(".yaml")
+    params.write_text(yaml.safe_dump(tree, sort_keys=False))
+    # batches of 1,200 rows cut the 500-row groups: ranges end at both kinds of boundary
+    clean.run(params, raw / "data", out, out / "quality.json", batch_rows=1_200, piece_rows=300)
+    return out
+
+
+def test_clean_on_the_workers_writes_what_local_clean_writes_for_any_worker_count(
+    raw: Path, tmp_path: Path, scheduler: str
+) -> None:
+    local = _clean(raw, tmp_path / "local", {"backend": "local"})
+    for n in (1, 2, 4):
+        _same_files(local, _clean(raw, tmp_path / f"dask-{n}", {"backend": "dask", "workers": n}))
+    quality = json.loads((local / "quality.json").read_text())["development"]
+    assert quality["rejected_by_reason"] == {"duplicate_id": 3, "missing_target": 3}
+
+
+def test_a_worker_lost_while_cleaning_costs_time_not_the_run(
+    raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tabml.distributed import workers
+
+    local = _clean(raw, tmp_path / "local", {"backend": "local"})
+    with own_cluster(monkeypatch) as client:
+        victim = sorted(workers(client))[0]
+        client.register_plugin(DieWhenScoring(victim, task="type_range"))
+        dask = _clean(raw, tmp_path / "dask", {"backend": "dask", "workers": 1})
+        assert victim not in workers(client)
+    _same_files(local, dask)

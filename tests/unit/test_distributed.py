@@ -66,3 +66,17 @@ def test_one_rank_with_clip_bounds_is_allowed_it_is_single_machine_training() ->
     tree["model"]["clip_quantiles"] = [0.01, 0.99]
     tree["compute"] = {"backend": "dask", "workers": 1}
     assert TrainParams.from_tree(tree, "params.yaml").compute.workers == 1  # type: ignore[union-attr]
+
+
+def test_row_ranges_cut_row_groups_where_batches_end() -> None:
+    """Ranges come from the data alone: each lies in one row group and in one batch, and
+    together they tile the file in order."""
+    from tabml.distributed import RowRange, row_ranges
+
+    spans = row_ranges([500, 500, 500, 403], batch_rows=1_200)
+    assert [(s.group, s.start, s.stop) for s in spans] == [
+        (0, 0, 500), (1, 500, 1_000), (2, 1_000, 1_200), (2, 1_200, 1_500), (3, 1_500, 1_903),
+    ]  # fmt: skip
+    assert spans[3] == RowRange(group=2, first=1_000, start=1_200, stop=1_500)
+    assert row_ranges([], 10) == []
+    assert [(s.start, s.stop) for s in row_ranges([25], 10)] == [(0, 10), (10, 20), (20, 25)]

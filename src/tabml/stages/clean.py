@@ -14,13 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 from tabml import io
 from tabml.catalog import Interim, Raw
-from tabml.clean import DevelopmentCleaner, ProductionCleaner
-from tabml.config import CleanParams, SchemaConfig
+from tabml.clean import DevelopmentCleaner, ProductionCleaner, type_development
+from tabml.config import CleanParams, ComputeConfig, DaskCompute, SchemaConfig
 from tabml.errors import DataError
 from tabml.log import info
 from tabml.repeats import id_keys, repeated_keys
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import pandas as pd
 
 
@@ -35,17 +37,34 @@ def run(
     batch_rows: int = io.BATCH_ROWS,
     piece_rows: int = io.PIECE_ROWS,
 ) -> None:
-    schema = CleanParams.load(params_file).dataset_schema
+    params = CleanParams.load(params_file)
+    schema = params.dataset_schema
     rows = (batch_rows, piece_rows)
     with io.atomic_dir(output_dir) as tmp:
-        development, empty = _development(input_dir / Raw.DEVELOPMENT, tmp, schema, rows)
+        development, empty = _development(
+            input_dir / Raw.DEVELOPMENT, tmp, schema, rows, params.compute
+        )
         production = _production(input_dir, tmp, schema, rows, empty)
     io.write_json(report, {"development": development, "production": production})
     info(f"clean: wrote {output_dir}/ and {report}")
 
 
+def _typed(
+    path: Path, schema: SchemaConfig, rows: tuple[int, int], compute: ComputeConfig
+) -> Iterator[tuple[pd.DataFrame, int, bool]]:
+    """The development rows typed, in file order: (typed rows, raw rows, whether a batch ends
+    there), on this machine a piece at a time, or on the Dask cluster (compute=dask)."""
+    if isinstance(compute, DaskCompute) and io.parquet_rows(path):
+        from tabml.distributed import typed_on_cluster
+
+        yield from typed_on_cluster(str(path), schema, rows[0], compute)
+        return
+    for raw, batch_ends in io.iter_grouped(path, *rows):
+        yield type_development(raw, schema), len(raw), batch_ends
+
+
 def _development(
-    path: Path, out: Path, schema: SchemaConfig, rows: tuple[int, int]
+    path: Path, out: Path, schema: SchemaConfig, rows: tuple[int, int], compute: ComputeConfig
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Clean the development rows into clean and rejected files; their quality report, and an
     empty frame with the clean file's columns."""
@@ -54,8 +73,8 @@ def _development(
     rejected_sink = io.ParquetSink(out / Interim.REJECTED, grouped=True)
     empty_kept = empty_rejected = None
     batch_rows = rows[0]
-    for raw, batch_ends in io.iter_grouped(path, *rows):
-        kept, rejected = dev.add(raw)
+    for typed, raw_rows, batch_ends in _typed(path, schema, rows, compute):
+        kept, rejected = dev.add_typed(typed, raw_rows)
         if empty_kept is None:
             empty_kept, empty_rejected = kept.iloc[:0], rejected.iloc[:0]
         if len(kept):
