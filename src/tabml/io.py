@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -371,6 +371,21 @@ _READ_BUFFER = 4 * 1024 * 1024
 # rows a streaming stage holds at once: a quarter of a batch (BATCH_ROWS), whose row groups
 # they still write (iter_grouped)
 PIECE_ROWS = 250_000
+
+
+def map_row_groups(
+    path: Path, fn: Callable[[pd.DataFrame], Any], columns: list[str] | None = None
+) -> list[Any]:
+    """`fn` of each row group of a Parquet file in order (only `columns` when given): memory
+    holds one row group, not the file."""
+    import pyarrow.parquet as pq
+
+    with _reading(path, ".parquet"):
+        parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=_READ_BUFFER)
+        return [
+            fn(parquet.read_row_group(group, columns=columns).to_pandas())
+            for group in range(parquet.num_row_groups)
+        ]
 
 
 def parquet_rows(path: Path) -> int:

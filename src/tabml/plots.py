@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from tabml import io
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from tabml.monitor import Summary
     from tabml.tune import Trial
 
@@ -200,6 +202,19 @@ def overlay(
     _save(fig, path)
 
 
+def confusion_grid(rows: list[dict[str, Any]], classes: list[str]) -> np.ndarray:
+    """Counts by (actual, predicted) from confusion.json's rows: a row per cell with its
+    `count`, or, from a base written before counts, a row per sample."""
+    import numpy as np
+
+    grid = np.zeros((len(classes), len(classes)), dtype=int)
+    for r in rows:
+        grid[classes.index(str(r["actual"])), classes.index(str(r["predicted"]))] += int(
+            r.get("count", 1)
+        )
+    return grid
+
+
 def confusion_pair(series: dict[str, list[dict[str, Any]] | None], path: Path) -> None:
     """The confusion matrices of the base and of this change, side by side, with counts."""
     import numpy as np
@@ -211,9 +226,7 @@ def confusion_pair(series: dict[str, list[dict[str, Any]] | None], path: Path) -
     )
     fig, axes = plt.subplots(1, max(len(sides), 1), figsize=(4.2 * max(len(sides), 1), 3.8))
     for ax, (side, rows) in zip(np.atleast_1d(axes), sides, strict=False):
-        grid = np.zeros((len(classes), len(classes)), dtype=int)
-        for r in rows:
-            grid[classes.index(str(r["actual"])), classes.index(str(r["predicted"]))] += 1
+        grid = confusion_grid(rows, classes)
         ax.imshow(grid, cmap="Blues")
         for i in range(len(classes)):
             for j in range(len(classes)):

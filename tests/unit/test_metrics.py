@@ -63,7 +63,9 @@ def test_plot_data_is_small_and_spans_the_curve(scored: tuple[np.ndarray, np.nda
     assert len(roc) <= ev.PLOT_POINTS
     assert roc[0]["fpr"] == 0 and roc[-1]["fpr"] == 1 and roc[-1]["tpr"] == 1
     rows = ev.confusion_rows(y, p, 0.5)
-    assert len(rows) == len(y)
+    assert len(rows) == 4 and sum(r["count"] for r in rows) == len(y)
+    tp = sum(r["count"] for r in rows if r["actual"] == r["predicted"] == "1")
+    assert tp == int(((p >= 0.5) & (y == 1)).sum())
 
 
 def _cfg(rule: str, value: float = 0.5) -> dict:
@@ -89,3 +91,15 @@ def test_threshold_scores_are_matched_to_valid_by_id_and_refused_when_stale() ->
         held_out_valid(valid, stale, "id", "s.parquet")
     with pytest.raises(DataError, match="2 held-out scores"):
         held_out_valid(valid, scores.head(2), "id", "s.parquet")
+
+
+def test_the_confusion_chart_reads_counted_cells_and_a_base_with_a_row_per_sample() -> None:
+    from tabml.plots import confusion_grid
+
+    y = np.array([0, 0, 1, 1, 1])
+    p = np.array([0.1, 0.9, 0.8, 0.7, 0.2])
+    counted = confusion_grid(ev.confusion_rows(y, p, 0.5), ["0", "1"])
+    per_sample = [
+        {"actual": str(a), "predicted": str(int(s >= 0.5))} for a, s in zip(y, p, strict=True)
+    ]
+    assert counted.tolist() == confusion_grid(per_sample, ["0", "1"]).tolist() == [[1, 1], [1, 2]]

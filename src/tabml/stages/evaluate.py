@@ -1,14 +1,16 @@
 """evaluate: score test and the labelled production batch; metrics, slices and plot data.
 
 The logic is `tabml.evaluate.evaluate`; this shell reads the model and the frames and writes
-what it returns. With compute=dask, test and production are scored on the cluster's workers
-(`tabml.distributed.score_files`, the same scores), and this process reads only their id,
-target and segment columns.
+what it returns. Test and production are scored a row group at a time, here or, with
+compute=dask, on the cluster's workers (`tabml.distributed.score_files`, the same scores),
+and this process reads only their id, target and segment columns: memory holds the scores
+and those columns, not the features.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from tabml import io
 from tabml.catalog import Interim, Splits
@@ -38,21 +40,23 @@ def run(
     valid = io.read_parquet(splits_dir / Splits.VALID, [schema.id, schema.target.column])
     scores = io.read_parquet(valid_scores)
     test_file, production_file = splits_dir / Splits.TEST, production_dir / Interim.PRODUCTION
-    on_cluster = isinstance(params.compute, DaskCompute)
     measured = [*params.segments, *schema.protected]
-    # on the cluster, this process needs no feature but the segments
+    # scored apart, so this process needs no feature but the segments
     test = io.read_parquet(
-        test_file,
-        list(dict.fromkeys([schema.id, schema.target.column, *measured])) if on_cluster else None,
+        test_file, list(dict.fromkeys([schema.id, schema.target.column, *measured]))
     )
-    production = io.read_parquet(production_file, [schema.id] if on_cluster else None)
-    scored = None
+    production = io.read_parquet(production_file, [schema.id])
     if isinstance(params.compute, DaskCompute):
         from tabml.distributed import score_files
 
         # absolute: the workers read them (a shared volume mounts them at the same path)
         paths = {"test": str(test_file.resolve()), "production": str(production_file.resolve())}
         scored = score_files(model, paths, params.compute)
+    else:
+        scored = {
+            name: _scores(io.map_row_groups(path, model.predict, model.preprocessor.features))
+            for name, path in (("test", test_file), ("production", production_file))
+        }
     result = evaluate(
         model,
         valid,
@@ -72,3 +76,9 @@ def run(
     io.write_json(slices_file, result.slices)
     io.write_json(metrics_file, result.metrics)
     info(f"evaluate: wrote {metrics_file}, {slices_file}, {plots_dir}/, {predictions_dir}/")
+
+
+def _scores(parts: list[Any]) -> Any:
+    import numpy as np
+
+    return np.concatenate(parts) if parts else np.empty(0)
