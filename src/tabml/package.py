@@ -390,7 +390,7 @@ def _card_fairness(
         "",
         "## Fairness (test split, at the decision threshold)",
         "",
-        "Measured with fairlearn on each segment of `dataset.segments`; groups with too",
+        "fairlearn's measures on each segment of `dataset.segments`; groups with too",
         "few test rows are left out. 0 means the groups are treated alike by that measure",
         "(for the ratio: 1).",
         "",

@@ -111,3 +111,40 @@ def test_the_fairness_gates_fail_a_gap_over_the_limit_and_the_card_states_it() -
     assert "## Fairness" in card and "| group | 2 |" in card
     assert direction("fairness.group.equalized_odds_difference") == -1
     assert direction("fairness.group.demographic_parity_ratio") == 1
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_group_counts_give_fairlearns_figures(seed: int) -> None:
+    """fairness_metrics counts per group (fast on millions of rows); fairlearn is the oracle."""
+    from fairlearn.metrics import (
+        MetricFrame,
+        demographic_parity_difference,
+        demographic_parity_ratio,
+        equalized_odds_difference,
+        true_positive_rate,
+    )
+
+    rng = np.random.default_rng(seed)
+    n = 3_000
+    group = rng.choice(["a", "b", "c", "d", "rare"], n, p=[0.3, 0.3, 0.2, 0.19, 0.01])
+    group = np.where(rng.uniform(size=n) < 0.02, None, group)  # missing values are a group
+    y = (rng.uniform(size=n) < 0.3 + 0.1 * seed / 6).astype(float)
+    p = np.clip(0.4 * y + rng.uniform(size=n) * 0.6 + 0.05 * (group == "b"), 0, 1)
+    frame = pd.DataFrame({"group": group})
+    out = fairness_metrics(frame, y, p, ("group",), 0.5, 50)["group"]
+    g = frame["group"].astype("string").fillna("<missing>").to_numpy(dtype=object)
+    keep = np.isin(g, [v for v, c in zip(*np.unique(g, return_counts=True), strict=True)
+                       if c >= 50])  # fmt: skip
+    yt, yp, gk = y[keep].astype(int), (p[keep] >= 0.5).astype(int), g[keep]
+    assert out["left_out"] == ["rare"] and out["groups"] == 5  # a, b, c, d, <missing>
+    assert out["demographic_parity_difference"] == pytest.approx(
+        demographic_parity_difference(yt, yp, sensitive_features=gk), abs=1e-15
+    )
+    assert out["demographic_parity_ratio"] == pytest.approx(
+        demographic_parity_ratio(yt, yp, sensitive_features=gk), abs=1e-15
+    )
+    tpr = MetricFrame(metrics=true_positive_rate, y_true=yt, y_pred=yp, sensitive_features=gk)
+    assert out["equal_opportunity_difference"] == pytest.approx(tpr.difference(), abs=1e-15)
+    assert out["equalized_odds_difference"] == pytest.approx(
+        equalized_odds_difference(yt, yp, sensitive_features=gk), abs=1e-15
+    )
