@@ -1,0 +1,162 @@
+"""Benchmark: the clean stage with compute=dask against compute=local, on a synthetic set.
+
+Usage: uv run python benchmarks/dask_clean.py [--rows 10000000] [--workers 1,2,4] [--runs 3]
+       [--json PATH]
+
+In a temporary folder: `tabml synth` makes `--rows` development rows of car-loan's shape and
+`tabml ingest` writes data/raw (row groups of 1,000,000 rows). Then the clean stage
+(`tabml.stages.clean.run`, the command's call) runs in this process, `--runs` times with
+compute=local and `--runs` times for each worker count N on a LocalCluster of N worker
+processes (started before the clock). Times are medians. CPU seconds are summed over this
+process and the workers (their own getrusage), so their ratio to compute=local's is the work
+efficiency, which a 2-core machine shows where wall-clock speed-up cannot. Peak RSS: this
+process's and the largest worker's, each high-water mark reset before the runs.
+
+What must hold (issue 29): every run writes the same bytes as compute=local, for every N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _reset_peak() -> None:
+    """Start this process's peak RSS afresh (Linux: VmHWM)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def _peak_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            h.update(p.name.encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _median(xs: list[float]) -> float:
+    return sorted(xs)[len(xs) // 2]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=10_000_000, help="development rows")
+    parser.add_argument("--workers", default="1,2,4", help="worker counts N, comma-separated")
+    parser.add_argument("--runs", type=int, default=3, help="runs per mode")
+    parser.add_argument("--json", type=Path, help="write the figures here too")
+    args = parser.parse_args()
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    root = Path(__file__).resolve().parent.parent
+
+    import yaml
+    from dask.distributed import Client, LocalCluster
+
+    from tabml.stages import clean
+
+    with tempfile.TemporaryDirectory(prefix="tabml-dask-clean-") as tmp_name:
+        tmp = Path(tmp_name)
+        bin_dir = Path(sys.executable).parent
+        env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+        print(f"{args.rows:,} rows: synth and ingest...", file=sys.stderr)
+        synth = ["tabml", "synth", "--rows", str(args.rows), "--output", f"{tmp}/external/synth"]
+        subprocess.run(synth, check=True, env=env, capture_output=True)
+        tree = yaml.safe_load((root / "params.yaml").read_text())
+        tree["dataset"]["sources"]["development"] = "synth/development.parquet"
+        local_params = tmp / "params-local.yaml"
+        local_params.write_text(yaml.safe_dump(tree, sort_keys=False))
+        tree["compute"] = {**yaml.safe_load((root / "conf/compute/dask.yaml").read_text())}
+        subprocess.run(["tabml", "ingest", "--params", str(local_params), "--sources-dir",
+                        str(tmp / "external"), "--output-dir", str(tmp / "raw"),
+                        "--erasure-ledger", str(root / "data/erasure/ledger.txt")],
+                       check=True, env=env, capture_output=True)  # fmt: skip
+
+        def once(params: Path, out: Path) -> tuple[float, float]:
+            cpu0, t0 = _cpu(), time.perf_counter()
+            clean.run(params, tmp / "raw", out, out.with_suffix(".json"))
+            return time.perf_counter() - t0, _cpu() - cpu0
+
+        walls, cpus, peaks, digests = [], [], [], set()
+        for run in range(args.runs):
+            _reset_peak()
+            wall, cpu = once(local_params, tmp / f"local-{run}")
+            walls.append(wall)
+            cpus.append(cpu)
+            peaks.append(_peak_mib())
+            digests.add(_digest(tmp / f"local-{run}"))
+        base = {"wall_s": _median(walls), "cpu_s": _median(cpus), "peak_mib": _median(peaks)}
+        reference = digests.pop()
+        print(f"compute=local: {json.dumps(base)}", file=sys.stderr)
+        rows: list[dict[str, Any]] = []
+        for n in (int(x) for x in args.workers.split(",")):
+            tree["compute"]["workers"] = n
+            params = tmp / f"params-dask-{n}.yaml"
+            params.write_text(yaml.safe_dump(tree, sort_keys=False))
+            with (
+                LocalCluster(n_workers=n, threads_per_worker=1, host="127.0.0.1",
+                             dashboard_address=None) as cluster,
+                Client(cluster) as client,
+            ):  # fmt: skip
+                os.environ["DASK_SCHEDULER_ADDRESS"] = cluster.scheduler_address
+                walls, cpus, peaks, same = [], [], [], True
+                client.run(_reset_peak)
+                for run in range(args.runs):
+                    before = sum(client.run(_cpu).values())
+                    _reset_peak()
+                    wall, cpu = once(params, tmp / f"dask-{n}-{run}")
+                    walls.append(wall)
+                    cpus.append(cpu + sum(client.run(_cpu).values()) - before)
+                    peaks.append(_peak_mib())
+                    same &= _digest(tmp / f"dask-{n}-{run}") == reference
+                worker_peak = max(client.run(_peak_mib).values())
+                del os.environ["DASK_SCHEDULER_ADDRESS"]
+            row = {
+                "workers": n,
+                "same_bytes_as_local": same,
+                "wall_s": _median(walls),
+                "cpu_s": _median(cpus),
+                "cpu_vs_local": _median(cpus) / base["cpu_s"],
+                "driver_peak_mib": _median(peaks),
+                "worker_peak_mib": worker_peak,
+            }
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr)
+    print(f"\n<!-- benchmarks/dask_clean.py, {time.strftime('%Y-%m-%d')}, {args.rows:,} rows -->")
+    print("| compute | same bytes as local | wall s | CPU s | CPU vs local | peak RSS, this "
+          "process | peak RSS per worker |")  # fmt: skip
+    print("|---|---|---:|---:|---:|---:|---:|")
+    print(f"| local | | {base['wall_s']:.1f} | {base['cpu_s']:.1f} | 1.00x | "
+          f"{base['peak_mib']:,.0f} MiB | |")  # fmt: skip
+    for r in rows:
+        print(f"| dask, N={r['workers']} | {'yes' if r['same_bytes_as_local'] else 'NO'} | "
+              f"{r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['cpu_vs_local']:.2f}x | "
+              f"{r['driver_peak_mib']:,.0f} MiB | {r['worker_peak_mib']:,.0f} MiB |")  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps({"rows": args.rows, "local": base, "dask": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
