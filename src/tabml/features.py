@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from tabml.config import FeatureSpec, SchemaConfig
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import numpy as np
     import pandas as pd
 
@@ -126,6 +128,18 @@ def fit(
     clip_quantiles: tuple[float, float] | None,
 ) -> Preprocessor:
     """Learn medians, clip bounds, scaling and category vocabularies from train alone."""
+    return fit_columns(train.__getitem__, schema, impute, clip_quantiles)
+
+
+def fit_columns(
+    column: Callable[[str], pd.Series],
+    schema: SchemaConfig,
+    impute: bool,
+    clip_quantiles: tuple[float, float] | None,
+) -> Preprocessor:
+    """`fit`, given train one column at a time (`column(name)`): each statistic depends on its
+    column alone, so reading a file a column at a time gives the same preprocessor, byte for
+    byte, while holding one column."""
     import numpy as np
 
     kinds = _kinds(schema)
@@ -134,7 +148,7 @@ def fit(
     mean: dict[str, float] = {}
     std: dict[str, float] = {}
     for c in kinds["numeric"]:
-        col = train[c].to_numpy(dtype="float64", na_value=np.nan)
+        col = column(c).to_numpy(dtype="float64", na_value=np.nan)
         present = col[~np.isnan(col)]
         medians[c] = float(np.median(present)) if len(present) else 0.0
         if clip_quantiles is not None and len(present):
@@ -145,11 +159,11 @@ def fit(
         sd = float(present.std()) if len(present) else 0.0
         std[c] = sd if sd > 0 else 1.0
     for c in kinds["boolean"]:
-        col = train[c].astype("Float64").to_numpy(dtype="float64", na_value=np.nan)
+        col = column(c).astype("Float64").to_numpy(dtype="float64", na_value=np.nan)
         present = col[~np.isnan(col)]
         medians[c] = float(round(present.mean())) if len(present) else 0.0
     vocab = {
-        c: vocabulary(train[c].astype("string").value_counts(), schema.features[c])
+        c: vocabulary(column(c).astype("string").value_counts(), schema.features[c])
         for c in kinds["categorical"]
     }
     return _assemble(schema, vocab, medians, clip, mean, std, impute)

@@ -33,6 +33,8 @@ from tabml.monitor import SCORE, reference_frame
 PROGRESS_EVERY = 100
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import numpy as np
     import pandas as pd
 
@@ -260,7 +262,10 @@ def _fit_lightgbm(
     import numpy as np
 
     params = _lgb_params(cfg, seed)
-    booster, best, history = _early_stopped(prep, train, y_train, valid, y_valid, cfg, params)
+    booster, best, history = _early_stopped(
+        prep, prep.transform(train, "codes"), y_train, prep.transform(valid, "codes"), y_valid,
+        cfg, params,
+    )  # fmt: skip
     if not cfg.refit:
         return Model("lightgbm", prep, booster=booster, best_iteration=best), History(history, best)
     valid_scores = np.asarray(booster.predict(prep.transform(valid, "codes"), num_iteration=best))
@@ -272,25 +277,31 @@ def _fit_lightgbm(
 
 def _early_stopped(
     prep: Preprocessor,
-    train: pd.DataFrame,
+    x_train: np.ndarray,
     y_train: np.ndarray,
-    valid: pd.DataFrame,
+    x_valid: np.ndarray,
     y_valid: np.ndarray,
     cfg: LightGBMConfig,
     params: dict[str, Any],
 ) -> tuple[Any, int, dict[str, dict[str, list[float]]]]:
-    """LightGBM on train, early-stopped on valid: the booster, its best round, its curves."""
+    """LightGBM on train's encoded matrix, early-stopped on valid's: the booster, its best
+    round, its curves."""
     import lightgbm as lgb
 
     names, cats = _lgb_columns(prep)
     dtrain = lgb.Dataset(
-        prep.transform(train, "codes"),
-        y_train,
-        feature_name=names,
-        categorical_feature=cats,
-        free_raw_data=True,
+        x_train, y_train, feature_name=names, categorical_feature=cats, free_raw_data=True
     )
-    dvalid = lgb.Dataset(prep.transform(valid, "codes"), y_valid, reference=dtrain)
+    dvalid = lgb.Dataset(x_valid, y_valid, reference=dtrain)
+    return _train_early_stopped(dtrain, dvalid, cfg, params)
+
+
+def _train_early_stopped(
+    dtrain: Any, dvalid: Any, cfg: LightGBMConfig, params: dict[str, Any]
+) -> tuple[Any, int, dict[str, dict[str, list[float]]]]:
+    """`_early_stopped` on LightGBM datasets (constructed already, or not)."""
+    import lightgbm as lgb
+
     curves: dict[str, Any] = {}
     booster = lgb.train(
         params,
@@ -309,6 +320,54 @@ def _early_stopped(
         s: {m: [float(v) for v in vals] for m, vals in ms.items()} for s, ms in curves.items()
     }
     return booster, best, history
+
+
+def fit_lightgbm_matrix(
+    prep: Preprocessor,
+    encode: Callable[[], tuple[np.ndarray, np.ndarray]],
+    n_train: int,
+    cfg: LightGBMConfig,
+    seed: int,
+) -> tuple[Model, History]:
+    """`fit` for LightGBM without the frames: `encode()` gives train's rows then valid's,
+    encoded in one matrix, and their labels. The same model, byte for byte. LightGBM bins the
+    matrix into its datasets, then the matrix is let go before training (valid's rows kept,
+    for their held-out scores); the refit asks `encode()` again. So memory holds the matrix
+    or LightGBM's training state, not both, and never the frames nor a stacked copy. Valid's
+    held-out scores are the early-stopped booster's, with or without a refit."""
+    import lightgbm as lgb
+    import numpy as np
+
+    params = _lgb_params(cfg, seed)
+    names, cats = _lgb_columns(prep)
+    matrix, y = encode()
+    x_valid = matrix[n_train:].copy()
+    dtrain = lgb.Dataset(
+        matrix[:n_train], y[:n_train], feature_name=names, categorical_feature=cats,
+        free_raw_data=True, params=params,
+    ).construct()  # fmt: skip
+    # lgb.train bins valid with train's bins (a reference is constructed by the train set)
+    dvalid = lgb.Dataset(x_valid, y[n_train:].copy(), reference=dtrain)
+    rows = len(matrix)
+    del matrix, y
+    booster, best, history = _train_early_stopped(dtrain, dvalid, cfg, params)
+    del dtrain, dvalid
+    valid_scores = np.asarray(booster.predict(x_valid, num_iteration=best))
+    del x_valid
+    if not cfg.refit:
+        model = Model("lightgbm", prep, booster=booster, best_iteration=best)
+        return model, History(history, best, valid_scores=valid_scores)
+    del booster
+    refit = {**params, "metric": "none"}
+    matrix, y = encode()
+    data = lgb.Dataset(
+        matrix, y, feature_name=names, categorical_feature=cats, free_raw_data=True,
+        params=refit,
+    ).construct()  # fmt: skip
+    del matrix, y
+    booster = lgb.train(refit, data, num_boost_round=best)
+    model = Model("lightgbm", prep, booster=booster, best_iteration=best)
+    return model, History(history, best, rows, valid_scores)
 
 
 def fit_lightgbm_rank(
@@ -332,8 +391,9 @@ def fit_lightgbm_rank(
     params = _lgb_params(cfg, seed)
     y_train = labels(train)
     booster, best, history = _early_stopped(
-        prep, train, y_train, valid_sample, labels(valid_sample), cfg, {**params, **networks[0]}
-    )
+        prep, prep.transform(train, "codes"), y_train, prep.transform(valid_sample, "codes"),
+        labels(valid_sample), cfg, {**params, **networks[0]},
+    )  # fmt: skip
     booster.free_network()
     if not cfg.refit:
         return (

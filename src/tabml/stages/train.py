@@ -14,7 +14,7 @@ from tabml import io
 from tabml.catalog import Splits
 from tabml.config import DaskCompute, LightGBMConfig, SchemaConfig, TrainParams
 from tabml.log import info
-from tabml.model import History, save, train
+from tabml.model import History, Model, save, train
 from tabml.monitor import latest_rows
 
 if TYPE_CHECKING:
@@ -32,26 +32,34 @@ def run(
     valid_scores: Path,
 ) -> None:
     params = TrainParams.load(params_file)
+    schema = params.dataset_schema
     frames: dict[str, pd.DataFrame] = {}
     fitted = None
-    frames["valid"] = io.read_parquet(input_dir / Splits.VALID)
     if isinstance(params.compute, DaskCompute) and isinstance(params.model, LightGBMConfig):
         from tabml.distributed import fit_dask
 
+        frames["valid"] = io.read_parquet(input_dir / Splits.VALID)
         # train is read by the ranks, each only its own rows, never all in this process
         fitted = fit_dask(
             # absolute: the workers run elsewhere (a shared volume mounts it at the same path)
             str((input_dir / Splits.TRAIN).resolve()),
             str((input_dir / Splits.VALID).resolve()),
             frames["valid"],
-            params.dataset_schema,
+            schema,
             params.model,
             params.compute,
             params.seed,
         )
+    elif isinstance(params.model, LightGBMConfig):
+        # from the files, never as frames: valid gives only its ids (for its held-out scores)
+        frames["valid"] = io.read_parquet(input_dir / Splits.VALID, [schema.id])
+        fitted = _fit_lightgbm(input_dir, schema, params.model, params.seed)
     else:
+        frames["valid"] = io.read_parquet(input_dir / Splits.VALID)
         frames["train"] = io.read_parquet(input_dir / Splits.TRAIN)
-    latest = _latest_rows(input_dir, frames, params.dataset_schema, params.reference.max_rows)
+    # the splits held whole, which the reference may take its rows from
+    whole = {name: frame for name, frame in frames.items() if len(frame.columns) > 1}
+    latest = _latest_rows(input_dir, whole, schema, params.reference.max_rows)
     trained = train(frames.get("train"), frames["valid"], latest, params, fitted)
 
     with io.atomic_dir(model_dir) as tmp:
@@ -63,6 +71,44 @@ def run(
         f"train: wrote {model_dir}/, {reference} ({len(trained.reference):,} rows), "
         f"{valid_scores} and {live_dir}/"
     )
+
+
+def _fit_lightgbm(
+    input_dir: Path, schema: SchemaConfig, cfg: LightGBMConfig, seed: int
+) -> tuple[Model, History]:
+    """LightGBM on the train and valid files, as `tabml.model.fit` would fit it on their frames
+    (the same bytes): the preprocessor fitted a column of train at a time, then train's rows
+    and valid's encoded a row group at a time into one matrix (`fit_lightgbm_matrix`)."""
+    import numpy as np
+
+    from tabml.features import fit_columns
+    from tabml.model import fit_lightgbm_matrix
+
+    paths = [input_dir / Splits.TRAIN, input_dir / Splits.VALID]
+    prep = fit_columns(
+        lambda c: io.read_parquet(paths[0], [c])[c],
+        schema, cfg.impute == "median", cfg.clip_quantiles,
+    )  # fmt: skip
+    rows = [io.parquet_rows(p) for p in paths]
+    info(f"train: fitting lightgbm on {rows[0]:,} rows, early stopping on {rows[1]:,}")
+    columns = [*prep.features, schema.target.column]
+
+    def encode() -> tuple[np.ndarray, np.ndarray]:
+        matrix = np.empty((sum(rows), len(prep.names("codes"))), dtype="float64")
+        y = np.empty(sum(rows), dtype="float64")
+        at = 0
+
+        def fill(frame: pd.DataFrame) -> None:
+            nonlocal at
+            matrix[at : at + len(frame)] = prep.transform(frame, "codes")
+            y[at : at + len(frame)] = frame[schema.target.column].to_numpy(dtype="float64")
+            at += len(frame)
+
+        for path in paths:
+            io.map_row_groups(path, fill, columns)
+        return matrix, y
+
+    return fit_lightgbm_matrix(prep, encode, rows[0], cfg, seed)
 
 
 def _latest_rows(
