@@ -466,6 +466,61 @@ def record_json_schema(schema: SchemaConfig, title: str) -> dict[str, Any]:
     }
 
 
+class _Column:
+    """One value per row added, batch by batch, in as few arrays as it can: batches of one
+    numpy dtype go into one buffer that doubles when full (small arrays per batch fragment the
+    heap: 10M ids and row hashes in batches took about twice their 160 MB), anything else
+    (strings, nullable integers, a dtype that changes between CSV chunks) into a list."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self._buffer: Any = None
+        self._filled = 0
+        self._rest: list[Any] = []
+
+    def append(self, values: Any) -> None:
+        import numpy as np
+        import pandas as pd
+
+        plain = isinstance(values, np.ndarray) or (
+            isinstance(values.dtype, np.dtype) and values.dtype.kind in "iufMb"
+        )
+        array = np.asarray(values) if plain else None
+        self.rows += len(values)
+        if array is not None and not self._rest and (
+            self._buffer is None or self._buffer.dtype == array.dtype
+        ):
+            if self._buffer is None or self._filled + len(array) > len(self._buffer):
+                grown = np.empty(max(2 * self._filled, self._filled + len(array), 1024),
+                                 dtype=array.dtype)  # fmt: skip
+                if self._buffer is not None:
+                    grown[: self._filled] = self._buffer[: self._filled]
+                self._buffer = grown
+            self._buffer[self._filled : self._filled + len(array)] = array
+            self._filled += len(array)
+            return
+        if self._buffer is not None:  # another dtype: the buffer joins the list, in order
+            self._rest.append(pd.Series(self._buffer[: self._filled]))
+            self._buffer, self._filled = None, 0
+        self._rest.append(pd.Series(values).reset_index(drop=True))
+
+    def parts(self) -> list[Any]:
+        """The values as numpy arrays, in order."""
+        import numpy as np
+
+        head = [self._buffer[: self._filled]] if self._buffer is not None else []
+        return head + [np.asarray(p) for p in self._rest]
+
+    def series(self) -> pd.Series:
+        """The values as one Series, in order."""
+        import pandas as pd
+
+        if not self._rest:
+            data = self._buffer[: self._filled] if self._buffer is not None else []
+            return pd.Series(data)
+        return pd.concat(self._rest, ignore_index=True)
+
+
 class BatchChecks:
     """`coerce` over a file read batch by batch, as if it had been read whole.
 
@@ -482,8 +537,8 @@ class BatchChecks:
         self._failures: dict[tuple[str, str], Failure] = {}
         self._unseen: dict[str, dict[str, Any]] = {}
         self.out_of_range: dict[str, dict[str, int]] = {}
-        self._ids: list[pd.Series] = []
-        self._hashes: list[Any] = []
+        self._ids = _Column()
+        self._hashes = _Column()
         self._filled: dict[str, int] = {}
         self._columns: set[str] = set()
 
@@ -509,7 +564,7 @@ class BatchChecks:
                 self._filled[name] = self._filled.get(name, 0) + int(frame[name].notna().sum())
         typed = result.frame
         if self.track_ids and self.schema.id in typed.columns:
-            self._ids.append(typed[self.schema.id].reset_index(drop=True))
+            self._ids.append(typed[self.schema.id])
             # typed values hash the same in every batch, whatever each chunk of a CSV inferred
             self._hashes.append(pd.util.hash_pandas_object(typed, index=False).to_numpy())
         self.rows += len(frame)
@@ -528,9 +583,8 @@ class BatchChecks:
 
     def ids(self) -> pd.Series:
         """The typed ids of every row added, in file order."""
-        import pandas as pd
 
-        return pd.concat(self._ids, ignore_index=True) if self._ids else pd.Series([])
+        return self._ids.series()
 
     def _merge(self, f: Failure, offset: int) -> None:
         rows = tuple(r + offset for r in f.rows)
@@ -566,17 +620,16 @@ class BatchChecks:
                     ),
                     0,
                 )
-        if self._ids:
+        if self._ids.rows:
             from tabml.repeats import repeat_candidates, take
 
-            ids = pd.concat(self._ids, ignore_index=True)
-            self._ids = [ids]
+            ids = self._ids.series()
             # the exact checks run on the rows whose id key repeats, not on every id (a hash
             # table of 10M ids is about 400 MiB): every repeated id is among them
             at = repeat_candidates(ids)
             pairs = pd.DataFrame(
                 {"id": ids.iloc[at].reset_index(drop=True),
-                 "hash": take(self._hashes, at)}
+                 "hash": take(self._hashes.parts(), at)}
             )  # fmt: skip
             repeats = pairs["id"].duplicated(keep=False).to_numpy()
             pairs = pairs[repeats]
