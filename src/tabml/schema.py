@@ -472,8 +472,9 @@ class _Column:
     heap: 10M ids and row hashes in batches took about twice their 160 MB), anything else
     (strings, nullable integers, a dtype that changes between CSV chunks) into a list."""
 
-    def __init__(self) -> None:
+    def __init__(self, capacity: int = 1024) -> None:
         self.rows = 0
+        self._capacity = max(capacity, 1)
         self._buffer: Any = None
         self._filled = 0
         self._rest: list[Any] = []
@@ -487,12 +488,14 @@ class _Column:
         )
         array = np.asarray(values) if plain else None
         self.rows += len(values)
-        if array is not None and not self._rest and (
-            self._buffer is None or self._buffer.dtype == array.dtype
+        if (
+            array is not None
+            and not self._rest
+            and (self._buffer is None or self._buffer.dtype == array.dtype)
         ):
             if self._buffer is None or self._filled + len(array) > len(self._buffer):
-                grown = np.empty(max(2 * self._filled, self._filled + len(array), 1024),
-                                 dtype=array.dtype)  # fmt: skip
+                grown = np.empty(max(2 * self._filled, self._filled + len(array),
+                                     self._capacity), dtype=array.dtype)  # fmt: skip
                 if self._buffer is not None:
                     grown[: self._filled] = self._buffer[: self._filled]
                 self._buffer = grown
@@ -531,14 +534,17 @@ class BatchChecks:
     (`track_ids=False` keeps neither, for data whose ids were checked already).
     """
 
-    def __init__(self, schema: SchemaConfig, role: Role, track_ids: bool = True) -> None:
+    def __init__(
+        self, schema: SchemaConfig, role: Role, track_ids: bool = True, rows_hint: int = 0
+    ) -> None:
         self.schema, self.role, self.track_ids = schema, role, track_ids
         self.rows = 0
         self._failures: dict[tuple[str, str], Failure] = {}
         self._unseen: dict[str, dict[str, Any]] = {}
         self.out_of_range: dict[str, dict[str, int]] = {}
-        self._ids = _Column()
-        self._hashes = _Column()
+        # `rows_hint`: the file's rows when known (a Parquet footer), so the buffers never grow
+        self._ids = _Column(rows_hint)
+        self._hashes = _Column(rows_hint)
         self._filled: dict[str, int] = {}
         self._columns: set[str] = set()
 

@@ -51,7 +51,7 @@ def _stream(
     raise once with every failure. `pseudonymised`: the file holds personal data pseudonymised
     already (tabml's own prediction logs, through `tabml append`), so it is not hashed twice.
     `ledger`: the erasure ledger's entries, whose rows never go further."""
-    checks = BatchChecks(schema, role)
+    checks = BatchChecks(schema, role, rows_hint=io.rows_hint(path))
     empty: pd.DataFrame | None = None
     dropped = 0
     for frame, batch_ends in io.iter_grouped(path, batch_rows, piece_rows):
