@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -81,3 +82,23 @@ def run_stages_in_process(repo: Path, params: Path) -> None:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def cpu_seconds() -> float:
+    """This process's CPU seconds, user and system (run on Dask workers too: client.run)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def reset_peak() -> None:
+    """Start this process's peak RSS afresh (Linux: VmHWM; a worker forked from a big parent
+    would otherwise report the parent's peak)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_mib() -> float:
+    """This process's peak RSS since `reset_peak` (or its start), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")

@@ -21,7 +21,6 @@ import argparse
 import hashlib
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -31,22 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _reset_peak() -> None:
-    """Start this process's peak RSS afresh (Linux: VmHWM)."""
-    Path("/proc/self/clear_refs").write_text("5")
-
-
-def _peak_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+from benchmarks._common import ENV, cpu_seconds, median, peak_mib, reset_peak
 
 
 def _digest(folder: Path) -> str:
@@ -56,10 +40,6 @@ def _digest(folder: Path) -> str:
             h.update(p.name.encode())
             h.update(p.read_bytes())
     return h.hexdigest()
-
-
-def _median(xs: list[float]) -> float:
-    return sorted(xs)[len(xs) // 2]
 
 
 def main() -> None:
@@ -79,8 +59,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="tabml-dask-clean-") as tmp_name:
         tmp = Path(tmp_name)
-        bin_dir = Path(sys.executable).parent
-        env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+        env = ENV  # this virtualenv's tools first, telemetry off
         print(f"{args.rows:,} rows: synth and ingest...", file=sys.stderr)
         synth = ["tabml", "synth", "--rows", str(args.rows), "--output", f"{tmp}/external/synth"]
         subprocess.run(synth, check=True, env=env, capture_output=True)
@@ -95,19 +74,19 @@ def main() -> None:
                        check=True, env=env, capture_output=True)  # fmt: skip
 
         def once(params: Path, out: Path) -> tuple[float, float]:
-            cpu0, t0 = _cpu(), time.perf_counter()
+            cpu0, t0 = cpu_seconds(), time.perf_counter()
             clean.run(params, tmp / "raw", out, out.with_suffix(".json"))
-            return time.perf_counter() - t0, _cpu() - cpu0
+            return time.perf_counter() - t0, cpu_seconds() - cpu0
 
         walls, cpus, peaks, digests = [], [], [], set()
         for run in range(args.runs):
-            _reset_peak()
+            reset_peak()
             wall, cpu = once(local_params, tmp / f"local-{run}")
             walls.append(wall)
             cpus.append(cpu)
-            peaks.append(_peak_mib())
+            peaks.append(peak_mib())
             digests.add(_digest(tmp / f"local-{run}"))
-        base = {"wall_s": _median(walls), "cpu_s": _median(cpus), "peak_mib": _median(peaks)}
+        base = {"wall_s": median(walls), "cpu_s": median(cpus), "peak_mib": median(peaks)}
         reference = digests.pop()
         print(f"compute=local: {json.dumps(base)}", file=sys.stderr)
         rows: list[dict[str, Any]] = []
@@ -122,25 +101,25 @@ def main() -> None:
             ):  # fmt: skip
                 os.environ["DASK_SCHEDULER_ADDRESS"] = cluster.scheduler_address
                 walls, cpus, peaks, same = [], [], [], True
-                client.run(_reset_peak)
+                client.run(reset_peak)
                 for run in range(args.runs):
-                    before = sum(client.run(_cpu).values())
-                    _reset_peak()
+                    before = sum(client.run(cpu_seconds).values())
+                    reset_peak()
                     wall, cpu = once(params, tmp / f"dask-{n}-{run}")
                     walls.append(wall)
-                    cpus.append(cpu + sum(client.run(_cpu).values()) - before)
-                    peaks.append(_peak_mib())
+                    cpus.append(cpu + sum(client.run(cpu_seconds).values()) - before)
+                    peaks.append(peak_mib())
                     same &= _digest(tmp / f"dask-{n}-{run}") == reference
-                worker_peak = max(client.run(_peak_mib).values())
+                worker_peak = max(client.run(peak_mib).values())
                 del os.environ["DASK_SCHEDULER_ADDRESS"]
             row = {
                 "workers": n,
                 "same_bytes_as_local": same,
-                "wall_s": _median(walls),
-                "cpu_s": _median(cpus),
-                "cpu_vs_local": _median(cpus) / base["cpu_s"],
-                "driver_peak_mib": _median(peaks),
-                "worker_peak_mib": worker_peak,
+                "wall_s": median(walls),
+                "cpu_s": median(cpus),
+                "cpu_vs_local": median(cpus) / base["cpu_s"],
+                "driverpeak_mib": median(peaks),
+                "workerpeak_mib": worker_peak,
             }
             rows.append(row)
             print(json.dumps(row), file=sys.stderr)
@@ -153,7 +132,7 @@ def main() -> None:
     for r in rows:
         print(f"| dask, N={r['workers']} | {'yes' if r['same_bytes_as_local'] else 'NO'} | "
               f"{r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['cpu_vs_local']:.2f}x | "
-              f"{r['driver_peak_mib']:,.0f} MiB | {r['worker_peak_mib']:,.0f} MiB |")  # fmt: skip
+              f"{r['driverpeak_mib']:,.0f} MiB | {r['workerpeak_mib']:,.0f} MiB |")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps({"rows": args.rows, "local": base, "dask": rows}, indent=2))
 

@@ -24,7 +24,6 @@ import argparse
 import hashlib
 import json
 import os
-import resource
 import sys
 import time
 from pathlib import Path
@@ -32,23 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _reset_peak() -> None:
-    """Start this process's peak RSS afresh (Linux: VmHWM; a worker forked from a big parent
-    would otherwise report the parent's peak)."""
-    Path("/proc/self/clear_refs").write_text("5")
-
-
-def _peak_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+from benchmarks._common import cpu_seconds, peak_mib, reset_peak
 
 
 def main() -> None:
@@ -92,10 +75,10 @@ def main() -> None:
 
     walls, cpus = [], []
     for _ in range(args.runs):
-        cpu0, t0 = _cpu(), time.perf_counter()
+        cpu0, t0 = cpu_seconds(), time.perf_counter()
         local, local_history = fit(splits["train"], splits["valid"], schema, cfg, params.seed)
         walls.append(time.perf_counter() - t0)
-        cpus.append(_cpu() - cpu0)
+        cpus.append(cpu_seconds() - cpu0)
     base = {
         "wall_s": sorted(walls)[len(walls) // 2],
         "cpu_s": sorted(cpus)[len(cpus) // 2],
@@ -115,14 +98,10 @@ def main() -> None:
             os.environ["DASK_SCHEDULER_ADDRESS"] = cluster.scheduler_address
             compute = DaskCompute(backend="dask", workers=n)
             hashes, walls, cpus, first, rounds = [], [], [], None, 0
-            client.run(_reset_peak)
+            client.run(reset_peak)
             for _ in range(args.runs):
-
-                def worker_cpu() -> float:
-                    return _cpu()
-
-                before = sum(client.run(worker_cpu).values())
-                cpu0, t0 = _cpu(), time.perf_counter()
+                before = sum(client.run(cpu_seconds).values())
+                cpu0, t0 = cpu_seconds(), time.perf_counter()
                 model, history = fit_dask(
                     str((args.input_dir / "train.parquet").resolve()),
                     str((args.input_dir / "valid.parquet").resolve()),
@@ -133,10 +112,10 @@ def main() -> None:
                     params.seed,
                 )
                 walls.append(time.perf_counter() - t0)
-                cpus.append(sum(client.run(worker_cpu).values()) - before + _cpu() - cpu0)
+                cpus.append(sum(client.run(cpu_seconds).values()) - before + cpu_seconds() - cpu0)
                 hashes.append(hashlib.sha256(model.booster.model_to_string().encode()).hexdigest())
                 first, rounds = first or model, history.best_iteration
-            peak = max(client.run(_peak_mib).values())
+            peak = max(client.run(peak_mib).values())
         del os.environ["DASK_SCHEDULER_ADDRESS"]
         row = {
             "ranks": n,
