@@ -500,7 +500,7 @@ def fit_dask(
 
 
 WHERE_DATA = (
-    "; the workers read the split files at this same path: mount the workspace there on "
+    "; the workers read the stage's files at this same path: mount the workspace there on "
     "every worker (a shared volume, docs/scale.md), or run with compute=local"
 )
 

@@ -379,13 +379,16 @@ def _clean(raw: Path, out: Path, compute: dict[str, Any]) -> Path:
     params = out.with_suffix(".yaml")
     params.write_text(yaml.safe_dump(tree, sort_keys=False))
     # batches of 1,200 rows cut the 500-row groups: ranges end at both kinds of boundary
-    clean.run(params, raw / "data", out, out / "quality.json", batch_rows=1_200, piece_rows=300)
+    data = Path("data") if Path.cwd() == raw else raw / "data"
+    clean.run(params, data, out, out / "quality.json", batch_rows=1_200, piece_rows=300)
     return out
 
 
 def test_clean_on_the_workers_writes_what_local_clean_writes_for_any_worker_count(
-    raw: Path, tmp_path: Path, scheduler: str
+    raw: Path, tmp_path: Path, scheduler: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # relative paths, as dvc.yaml gives them, from a folder the workers did not start in
+    monkeypatch.chdir(raw)
     local = _clean(raw, tmp_path / "local", {"backend": "local"})
     for n in (1, 2, 4):
         _same_files(local, _clean(raw, tmp_path / f"dask-{n}", {"backend": "dask", "workers": n}))
