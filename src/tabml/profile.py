@@ -190,13 +190,22 @@ def _positive(values: pd.Series, target: str) -> tuple[Any, float]:
 
 
 def _id(frame: pd.DataFrame, given: str | None, target: str, stated: list[str]) -> str:
+    # identical re-deliveries of a row are one record: clean keeps the first of them
+    distinct = frame.drop_duplicates()
+    if len(distinct) < len(frame):
+        stated.append(
+            f"{len(frame) - len(distinct):,} rows repeat another row exactly (re-deliveries: "
+            "clean keeps the first, quarantines the rest as duplicate_id)"
+        )
+    frame = distinct
     if given is not None:
         _require(frame, given, "--id")
         col = frame[given]
         if col.isna().any() or col.duplicated().any():
             raise DataError(
                 f"--id {given}: not unique in every row ({int(col.duplicated().sum())} "
-                f"repeated, {int(col.isna().sum())} missing); an id names one row"
+                f"repeated with other values, {int(col.isna().sum())} missing); an id names "
+                "one record"
             )
         stated.append(f"id: {given} (given)")
         return given

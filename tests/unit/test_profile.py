@@ -139,3 +139,17 @@ def test_config_errors_name_the_file_the_user_edited(tmp_path: Path) -> None:
         "permitted: a misspelt or unknown key; remove it or check its spelling",
         "conf/monitor/fair.yaml: chunking.rows: Input should be greater than or equal to 2",
     ]
+
+
+def test_identical_redeliveries_do_not_stop_an_id_from_being_one() -> None:
+    """The pipeline keeps the first of rows that repeat another exactly (clean), so the id is
+    still an id; a repeated id with other values is refused, and says so."""
+    frame = survey(600)
+    frame = pd.concat([frame, frame.iloc[[3, 300, 500]]], ignore_index=True)
+    for given in (None, "person_id"):
+        proposal = propose(frame, target="high_income", id_column=given)
+        assert proposal.id == "person_id"
+        assert any("3 rows repeat another row exactly" in s for s in proposal.roles_stated)
+    frame.loc[len(frame) - 1, "age"] += 1  # a re-delivery that changed: not the same record
+    with pytest.raises(DataError, match=r"--id person_id: not unique .*1 repeated with other"):
+        propose(frame, target="high_income", id_column="person_id")
