@@ -391,13 +391,7 @@ def map_row_groups(
 def rows_hint(path: Path) -> int:
     """A table file's rows when its footer says (Parquet), 0 when only reading it can (CSV);
     the same checks and messages as reading it."""
-    import pyarrow.parquet as pq
-
-    suffix = _checked_suffix(path)
-    if suffix == ".csv":
-        return 0
-    with _reading(path, suffix):
-        return int(pq.ParquetFile(path).metadata.num_rows)
+    return 0 if _checked_suffix(path) == ".csv" else parquet_rows(path)
 
 
 def parquet_rows(path: Path) -> int:

@@ -86,10 +86,10 @@ class Model:
 class History:
     """What fitting leaves besides the model: curves by split and metric, and the refit.
 
-    With `model.refit`, the final booster is trained again on train + valid for
-    `best_iteration` rounds, so its own scores on valid are no longer held out;
-    `valid_scores` then keeps those of the early-stopped booster (the threshold is chosen on
-    them). It is None when the final model never saw valid.
+    `valid_scores`: valid's held-out scores, the early-stopped booster's (the threshold is
+    chosen on them). With `model.refit` the final booster is trained again on train + valid
+    for `best_iteration` rounds, so its own scores on valid are no longer held out. None
+    where the fit does not give them (the baseline: its model's own scores are held out).
     """
 
     curves: dict[str, dict[str, list[float]]]
@@ -261,18 +261,13 @@ def _fit_lightgbm(
 ) -> tuple[Model, History]:
     import numpy as np
 
-    params = _lgb_params(cfg, seed)
-    booster, best, history = _early_stopped(
-        prep, prep.transform(train, "codes"), y_train, prep.transform(valid, "codes"), y_valid,
-        cfg, params,
-    )  # fmt: skip
-    if not cfg.refit:
-        return Model("lightgbm", prep, booster=booster, best_iteration=best), History(history, best)
-    valid_scores = np.asarray(booster.predict(prep.transform(valid, "codes"), num_iteration=best))
-    del booster
-    booster = _refit(prep, [(train, y_train), (valid, y_valid)], params, best)
-    model = Model("lightgbm", prep, booster=booster, best_iteration=best)
-    return model, History(history, best, len(train) + len(valid), valid_scores)
+    def encode() -> tuple[np.ndarray, np.ndarray]:
+        return (
+            np.vstack([prep.transform(train, "codes"), prep.transform(valid, "codes")]),
+            np.concatenate([y_train, y_valid]),
+        )
+
+    return fit_lightgbm_matrix(prep, encode, len(train), cfg, seed)
 
 
 def _early_stopped(

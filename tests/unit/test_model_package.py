@@ -63,8 +63,9 @@ def test_refit_trains_on_train_and_valid_and_keeps_held_out_valid_scores() -> No
     assert history.refit_rows == len(train) + len(valid) and plain.refit_rows == 0
     assert refit.booster.num_trees() == history.best_iteration
     # the valid scores kept are the early-stopped model's, not the refit model's own
-    assert plain.valid_scores is None and history.valid_scores is not None
+    assert plain.valid_scores is not None and history.valid_scores is not None
     np.testing.assert_allclose(history.valid_scores, stopped.predict(valid), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(plain.valid_scores, stopped.predict(valid), rtol=0, atol=1e-12)
     assert not np.allclose(refit.predict(valid), stopped.predict(valid))
     # preprocessing stays fitted on train only
     assert refit.preprocessor == stopped.preprocessor

@@ -33,18 +33,19 @@ def run(
 ) -> None:
     params = TrainParams.load(params_file)
     schema = params.dataset_schema
-    frames: dict[str, pd.DataFrame] = {}
+    # the splits this process holds whole, which the reference may also take its rows from
+    whole: dict[str, pd.DataFrame] = {}
     fitted = None
     if isinstance(params.compute, DaskCompute) and isinstance(params.model, LightGBMConfig):
         from tabml.distributed import fit_dask
 
-        frames["valid"] = io.read_parquet(input_dir / Splits.VALID)
+        valid = whole["valid"] = io.read_parquet(input_dir / Splits.VALID)
         # train is read by the ranks, each only its own rows, never all in this process
         fitted = fit_dask(
             # absolute: the workers run elsewhere (a shared volume mounts it at the same path)
             str((input_dir / Splits.TRAIN).resolve()),
             str((input_dir / Splits.VALID).resolve()),
-            frames["valid"],
+            valid,
             schema,
             params.model,
             params.compute,
@@ -52,15 +53,13 @@ def run(
         )
     elif isinstance(params.model, LightGBMConfig):
         # from the files, never as frames: valid gives only its ids (for its held-out scores)
-        frames["valid"] = io.read_parquet(input_dir / Splits.VALID, [schema.id])
+        valid = io.read_parquet(input_dir / Splits.VALID, [schema.id])
         fitted = _fit_lightgbm(input_dir, schema, params.model, params.seed)
     else:
-        frames["valid"] = io.read_parquet(input_dir / Splits.VALID)
-        frames["train"] = io.read_parquet(input_dir / Splits.TRAIN)
-    # the splits held whole, which the reference may take its rows from
-    whole = {name: frame for name, frame in frames.items() if len(frame.columns) > 1}
+        valid = whole["valid"] = io.read_parquet(input_dir / Splits.VALID)
+        whole["train"] = io.read_parquet(input_dir / Splits.TRAIN)
     latest = _latest_rows(input_dir, whole, schema, params.reference.max_rows)
-    trained = train(frames.get("train"), frames["valid"], latest, params, fitted)
+    trained = train(whole.get("train"), valid, latest, params, fitted)
 
     with io.atomic_dir(model_dir) as tmp:
         save(trained.model, tmp)
