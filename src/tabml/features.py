@@ -61,12 +61,18 @@ class Preprocessor:
     def level_codes(self, column: str, values: pd.Series) -> np.ndarray:
         """Integer codes of `levels(column)`; -1 for missing (and unseen, unless open)."""
         import numpy as np
-        import pandas as pd
+        import pyarrow as pa
+        import pyarrow.compute as pc
 
-        text = values.astype("string")
-        codes = pd.Index(self.vocab[column], dtype="string").get_indexer(pd.Index(text))
+        # Arrow's hash lookup: pandas' Index.get_indexer on strings converts them to Python
+        # objects first, about ten times slower
+        text = pa.array(values.astype("string"), type=pa.large_string(), from_pandas=True)
+        vocab = pa.array(self.vocab[column], type=pa.large_string())
+        found = pc.index_in(text, value_set=vocab)
+        codes = found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
         if column in self.other:
-            codes = np.where((codes < 0) & text.notna().to_numpy(), len(self.vocab[column]), codes)
+            unseen = pc.and_(pc.is_null(found), pc.is_valid(text)).to_numpy(zero_copy_only=False)
+            codes = np.where(unseen, len(self.vocab[column]), codes)
         return codes
 
     def to_dict(self) -> dict[str, Any]:

@@ -131,6 +131,32 @@ def test_many_level_categories_keep_the_frequent_levels_and_share_one_other() ->
     assert "other" not in closed.to_dict()
 
 
+@pytest.mark.parametrize("open_vocabulary", [False, True], ids=["closed", "open"])
+def test_category_codes_are_the_exact_string_matches_pandas_finds(open_vocabulary: bool) -> None:
+    """Codes come from Arrow's hash lookup (pandas' get_indexer is the oracle): exact text,
+    whatever the column's dtype; missing is -1; unseen is -1, or OTHER's code when open."""
+    from tabml.features import Preprocessor
+
+    vocab = ["a", "b", "", "1", "é", "1.5"]
+    pre = Preprocessor(
+        [], [], ["x"], {"x": vocab}, {}, {}, {}, {}, False, ["x"] if open_vocabulary else []
+    )
+    rng = np.random.default_rng(3)
+    values = np.array(["a", "b", "", " a", "A", "1", "1.0", "é", None, np.nan, "zz"], object)
+    picked = pd.Series(rng.choice(values, 2_000))
+    for series in [
+        picked, picked.astype("string"), picked.astype("category"),
+        picked.astype(pd.StringDtype("pyarrow")), pd.Series(rng.integers(0, 3, 50)),
+        pd.Series([1.0, np.nan, 1.5]), pd.Series([True, False, None]), pd.Series([], dtype=object),
+    ]:  # fmt: skip
+        text = series.astype("string")
+        expected = pd.Index(vocab, dtype="string").get_indexer(pd.Index(text))
+        if open_vocabulary:
+            expected = np.where((expected < 0) & text.notna().to_numpy(), len(vocab), expected)
+        got = pre.level_codes("x", series)
+        assert got.dtype == expected.dtype and got.tolist() == expected.tolist(), series.dtype
+
+
 def test_max_levels_is_for_categorical_features_only() -> None:
     with pytest.raises(ConfigError, match="max_levels/min_frequency only apply to categorical"):
         parse(
