@@ -8,6 +8,7 @@ valid (DVC does not roll back a failed stage).
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import json
 import os
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from tabml.errors import DataError, WriteError
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
@@ -227,7 +229,9 @@ def read_parquet(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
 
     if not path.exists():
         raise DataError(f"{path}: not found. Run the stage that writes it first.")
-    return pd.read_parquet(path, columns=columns)
+    frame = pd.read_parquet(path, columns=columns)
+    release_unused()  # the Arrow buffers it was read into
+    return frame
 
 
 def _checked_suffix(path: Path) -> str:
@@ -386,6 +390,58 @@ def map_row_groups(
             fn(parquet.read_row_group(group, columns=columns).to_pandas())
             for group in range(parquet.num_row_groups)
         ]
+
+
+def row_group_sizes(path: Path) -> tuple[int, ...]:
+    """The rows of each row group of a Parquet file, from its footer."""
+    import pyarrow.parquet as pq
+
+    with _reading(path, ".parquet"):
+        meta = pq.ParquetFile(path).metadata
+        return tuple(meta.row_group(g).num_rows for g in range(meta.num_row_groups))
+
+
+def read_row_group(
+    path: Path, group: int, columns: list[str], rows: np.ndarray | None = None
+) -> pd.DataFrame:
+    """One row group of a Parquet file (only `columns`; only the positions `rows` within
+    it, when given)."""
+    import pyarrow.parquet as pq
+
+    with _reading(path, ".parquet"):
+        parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=_READ_BUFFER)
+        table = parquet.read_row_group(group, columns=columns)
+        frame = (table if rows is None else table.take(rows)).to_pandas()
+    del table
+    release_unused()  # a block's Arrow buffers, which the next block would not reuse whole
+    return frame
+
+
+def release_unused() -> None:
+    """Give back the memory pyarrow's pool keeps for reuse after its tables are gone (a whole
+    column read for a statistic leaves hundreds of MiB resident): between the phases of a stage
+    whose peak matters, so that the next phase's peak does not stand on it."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    _trim_malloc()
+
+
+@functools.cache
+def _libc_trim() -> Callable[[int], int] | None:
+    """glibc's `malloc_trim`, where the C library has it (not musl, macOS or Windows)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+
+
+def _trim_malloc() -> None:
+    """Hand the C heap's free pages back (numpy and LightGBM allocate there)."""
+    trim = _libc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def rows_hint(path: Path) -> int:

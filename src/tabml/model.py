@@ -33,10 +33,10 @@ from tabml.monitor import SCORE, reference_frame
 PROGRESS_EVERY = 100
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     import numpy as np
     import pandas as pd
+
+    from tabml.lgbm_data import Blocks
 
 MODEL_JSON = Files.SPEC
 BOOSTER_TXT = Files.BOOSTER
@@ -259,15 +259,16 @@ def _fit_lightgbm(
     cfg: LightGBMConfig,
     seed: int,
 ) -> tuple[Model, History]:
-    import numpy as np
+    from tabml.lgbm_data import in_blocks
 
-    def encode() -> tuple[np.ndarray, np.ndarray]:
-        return (
-            np.vstack([prep.transform(train, "codes"), prep.transform(valid, "codes")]),
-            np.concatenate([y_train, y_valid]),
-        )
+    def blocks(frame: pd.DataFrame, y: np.ndarray) -> Blocks:
+        def encode(start: int, stop: int, rows: np.ndarray | None) -> np.ndarray:
+            part = frame.iloc[start:stop]
+            return prep.transform(part if rows is None else part.iloc[rows], "codes")
 
-    return fit_lightgbm_matrix(prep, encode, len(train), cfg, seed)
+        return in_blocks(len(frame), io.BATCH_ROWS, encode, y.astype("float32"))
+
+    return fit_lightgbm_blocks(prep, blocks(train, y_train), blocks(valid, y_valid), cfg, seed)
 
 
 def _early_stopped(
@@ -317,52 +318,41 @@ def _train_early_stopped(
     return booster, best, history
 
 
-def fit_lightgbm_matrix(
-    prep: Preprocessor,
-    encode: Callable[[], tuple[np.ndarray, np.ndarray]],
-    n_train: int,
-    cfg: LightGBMConfig,
-    seed: int,
+def fit_lightgbm_blocks(
+    prep: Preprocessor, train: Blocks, valid: Blocks, cfg: LightGBMConfig, seed: int
 ) -> tuple[Model, History]:
-    """`fit` for LightGBM without the frames: `encode()` gives train's rows then valid's,
-    encoded in one matrix, and their labels. The same model, byte for byte. LightGBM bins the
-    matrix into its datasets, then the matrix is let go before training (valid's rows kept,
-    for their held-out scores); the refit asks `encode()` again. So memory holds the matrix
-    or LightGBM's training state, not both, and never the frames nor a stacked copy. Valid's
-    held-out scores are the early-stopped booster's, with or without a refit."""
+    """`fit` for LightGBM from rows in blocks (`tabml.lgbm_data`): the same model, byte for
+    byte, as from whole matrices, but memory holds a block's matrix beside LightGBM's binned
+    data, never every row encoded at once. The refit bins train + valid again the same way.
+    Valid's held-out scores are the early-stopped booster's, with or without a refit, scored
+    a block at a time."""
     import lightgbm as lgb
     import numpy as np
 
+    from tabml.lgbm_data import dataset
+
     params = _lgb_params(cfg, seed)
     names, cats = _lgb_columns(prep)
-    matrix, y = encode()
-    x_valid = matrix[n_train:].copy()
-    dtrain = lgb.Dataset(
-        matrix[:n_train], y[:n_train], feature_name=names, categorical_feature=cats,
-        free_raw_data=True, params=params,
-    ).construct()  # fmt: skip
-    # lgb.train bins valid with train's bins (a reference is constructed by the train set)
-    dvalid = lgb.Dataset(x_valid, y[n_train:].copy(), reference=dtrain)
-    rows = len(matrix)
-    del matrix, y
+    dtrain = dataset([train], params, names, cats).construct()
+    io.release_unused()  # what reading and encoding the blocks left on the heaps
+    # binned with train's bins, before training holds its state (gradients, scores, bags)
+    dvalid = dataset([valid], params, names, cats, reference=dtrain).construct()
+    io.release_unused()
     booster, best, history = _train_early_stopped(dtrain, dvalid, cfg, params)
     del dtrain, dvalid
-    valid_scores = np.asarray(booster.predict(x_valid, num_iteration=best))
-    del x_valid
+    valid_scores = np.concatenate(
+        [np.asarray(booster.predict(m, num_iteration=best)) for m in valid.matrices()]
+    )
     if not cfg.refit:
         model = Model("lightgbm", prep, booster=booster, best_iteration=best)
         return model, History(history, best, valid_scores=valid_scores)
     del booster
     refit = {**params, "metric": "none"}
-    matrix, y = encode()
-    data = lgb.Dataset(
-        matrix, y, feature_name=names, categorical_feature=cats, free_raw_data=True,
-        params=refit,
-    ).construct()  # fmt: skip
-    del matrix, y
+    data = dataset([train, valid], refit, names, cats).construct()
+    io.release_unused()
     booster = lgb.train(refit, data, num_boost_round=best)
     model = Model("lightgbm", prep, booster=booster, best_iteration=best)
-    return model, History(history, best, rows, valid_scores)
+    return model, History(history, best, len(train) + len(valid), valid_scores)
 
 
 def fit_lightgbm_rank(

@@ -18,7 +18,11 @@ from tabml.model import History, Model, save, train
 from tabml.monitor import latest_rows
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
+
+    from tabml.features import Preprocessor
+    from tabml.lgbm_data import Blocks
 
 PARAMS = TrainParams.param_keys()
 
@@ -76,38 +80,32 @@ def _fit_lightgbm(
     input_dir: Path, schema: SchemaConfig, cfg: LightGBMConfig, seed: int
 ) -> tuple[Model, History]:
     """LightGBM on the train and valid files, as `tabml.model.fit` would fit it on their frames
-    (the same bytes): the preprocessor fitted a column of train at a time, then train's rows
-    and valid's encoded a row group at a time into one matrix (`fit_lightgbm_matrix`)."""
-    import numpy as np
-
+    (the same bytes): the preprocessor fitted a column of train at a time, then LightGBM reads
+    the rows a row group at a time (`fit_lightgbm_blocks`)."""
     from tabml.features import fit_columns
-    from tabml.model import fit_lightgbm_matrix
+    from tabml.model import fit_lightgbm_blocks
 
     paths = [input_dir / Splits.TRAIN, input_dir / Splits.VALID]
     prep = fit_columns(
         lambda c: io.read_parquet(paths[0], [c])[c],
         schema, cfg.impute == "median", cfg.clip_quantiles,
     )  # fmt: skip
-    rows = [io.parquet_rows(p) for p in paths]
-    info(f"train: fitting lightgbm on {rows[0]:,} rows, early stopping on {rows[1]:,}")
-    columns = [*prep.features, schema.target.column]
+    train, valid = (_file_blocks(p, prep, schema.target.column) for p in paths)
+    info(f"train: fitting lightgbm on {len(train):,} rows, early stopping on {len(valid):,}")
+    return fit_lightgbm_blocks(prep, train, valid, cfg, seed)
 
-    def encode() -> tuple[np.ndarray, np.ndarray]:
-        matrix = np.empty((sum(rows), len(prep.names("codes"))), dtype="float64")
-        y = np.empty(sum(rows), dtype="float64")
-        at = 0
 
-        def fill(frame: pd.DataFrame) -> None:
-            nonlocal at
-            matrix[at : at + len(frame)] = prep.transform(frame, "codes")
-            y[at : at + len(frame)] = frame[schema.target.column].to_numpy(dtype="float64")
-            at += len(frame)
+def _file_blocks(path: Path, prep: Preprocessor, target: str) -> Blocks:
+    """A Parquet file's rows as LightGBM's blocks: its row groups, read and encoded when
+    LightGBM asks for them."""
+    from tabml.lgbm_data import Blocks
 
-        for path in paths:
-            io.map_row_groups(path, fill, columns)
-        return matrix, y
+    def encode(group: int, rows: np.ndarray | None) -> np.ndarray:
+        return prep.transform(io.read_row_group(path, group, prep.features, rows), "codes")
 
-    return fit_lightgbm_matrix(prep, encode, rows[0], cfg, seed)
+    # float32, LightGBM's own type for labels (0 and 1 exactly): it then keeps no copy
+    labels = io.read_parquet(path, [target])[target].to_numpy(dtype="float32")
+    return Blocks(io.row_group_sizes(path), encode, labels)
 
 
 def _latest_rows(
