@@ -52,3 +52,19 @@ def test_clean_tells_colliding_keys_apart_by_the_ids(monkeypatch: pytest.MonkeyP
         pd.testing.assert_frame_equal(rejected, want_rejected)
     assert colliding.quality() == plain.quality()
     assert colliding.quality()["rejected_by_reason"] == {"duplicate_id": 2}
+
+
+def test_repeated_keys_by_bucket_are_those_one_sort_finds() -> None:
+    """Past a million keys they are sorted a bucket at a time: the same keys come out."""
+    rng = np.random.default_rng(5)
+    keys = rng.integers(0, 2**64 - 1, 1_200_000, dtype=np.uint64, endpoint=True)
+    keys[[0, 1, 2]] = [0, 2**64 - 1, 7]
+    keys[rng.integers(0, len(keys), 5_000)] = keys[rng.integers(0, len(keys), 5_000)]
+    keys[-3:] = [0, 2**64 - 1, 7]  # the extremes repeat too
+    ordered = np.sort(keys)
+    expected = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+    before = keys.copy()
+    got = repeats.repeated_keys(keys)
+    assert got.dtype == np.uint64 and got.tolist() == expected.tolist()
+    assert {0, 2**64 - 1, 7} <= set(got.tolist()) and len(got) > 4_000
+    assert np.array_equal(keys, before)  # the caller's keys are left as they were
