@@ -613,6 +613,8 @@ class SplitParams(StageParams):
     seed: int
     dataset_schema: SchemaConfig = key("dataset.schema")
     split: SplitConfig
+    # compute=dask deals the rows to the split files on the cluster (the same files)
+    compute: ComputeConfig
 
 
 class TrainParams(StageParams):

@@ -378,54 +378,103 @@ def row_ranges(group_rows: list[int], batch_rows: int) -> list[RowRange]:
     return ranges
 
 
-def type_range(path: str, span: RowRange, schema: SchemaConfig) -> pd.DataFrame:
-    """One range's development rows, typed by the schema: read and typed by the worker."""
+def file_ranges(path: str, batch_rows: int | None) -> list[RowRange]:
+    """`row_ranges` of a Parquet file (a local path or a URL every worker can reach); with
+    `batch_rows` None, its row groups whole."""
     import pyarrow.parquet as pq
 
-    from tabml.clean import type_development
+    with _open(path) as handle:
+        meta = pq.ParquetFile(handle).metadata
+    groups = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+    return row_ranges(groups, batch_rows or max(sum(groups), 1))
+
+
+def read_range(path: str, span: RowRange) -> pd.DataFrame:
+    """One range's rows of a Parquet file, as pandas reads them (on a worker)."""
+    import pyarrow.parquet as pq
 
     with _open(path) as handle:
         table = pq.ParquetFile(handle).read_row_group(span.group)
-    rows = table.slice(span.start - span.first, span.stop - span.start).to_pandas()
-    return type_development(rows, schema)
+    return table.slice(span.start - span.first, span.stop - span.start).to_pandas()
+
+
+def type_range(path: str, span: RowRange, schema: SchemaConfig) -> pd.DataFrame:
+    """One range's development rows, typed by the schema: read and typed by the worker."""
+    from tabml.clean import type_development
+
+    return type_development(read_range(path, span), schema)
+
+
+def deal_range(path: str, span: RowRange, which: np.ndarray, parts: int) -> list[pd.DataFrame]:
+    """One range's rows dealt to `parts` files: part i gets the rows whose `which` is i (in
+    file order), read and dealt by the worker."""
+    rows = read_range(path, span)
+    return [rows[which == i].reset_index(drop=True) for i in range(parts)]
+
+
+def in_file_order(
+    compute: DaskCompute,
+    stage: str,
+    spans: list[RowRange],
+    task: Callable[[RowRange], tuple[Any, ...]],
+    doing: str,
+) -> Iterator[tuple[RowRange, Any]]:
+    """Each range's result, computed on the workers and taken in file order: `task(span)` is
+    the function to run and its arguments. At most two ranges per worker are out at a time, so
+    neither the workers nor this process hold the whole file. A task whose worker dies runs
+    again on another (a task only reads), so a lost worker costs time, not the run. `doing`
+    says what a task does, for progress and errors."""
+    from collections import deque
+    from itertools import islice
+
+    with client(compute, stage) as dask_client:
+        window = 2 * max(len(workers(dask_client)), 1)
+        info(f"{stage}: {doing} {len(spans)} row range(s) on the cluster, {window} at a time")
+        todo = iter(spans)
+        out: deque[tuple[RowRange, Any]] = deque()
+
+        def submit(span: RowRange) -> None:
+            fn, *args = task(span)
+            out.append((span, dask_client.submit(fn, *args, pure=False)))
+
+        for span in islice(todo, window):
+            submit(span)
+        while out:
+            span, future = out.popleft()
+            [result] = _gather(dask_client, [future], f"{stage}: {doing} rows {span.start:,} "
+                               f"to {span.stop:,} on the cluster")  # fmt: skip
+            del future
+            nxt = next(todo, None)
+            if nxt is not None:
+                submit(nxt)
+            yield span, result
 
 
 def typed_on_cluster(
     path: str, schema: SchemaConfig, batch_rows: int, compute: DaskCompute
 ) -> Iterator[tuple[pd.DataFrame, int, bool]]:
     """Each range of a development file typed on the workers, in file order: (typed rows, raw
-    rows, whether a batch of `batch_rows` ends there). At most two ranges per worker are out
-    at a time, so neither the workers nor this process hold the file. A task whose worker
-    dies runs again on another (typing a range has no other effect)."""
-    from collections import deque
-    from itertools import islice
+    rows, whether a batch of `batch_rows` ends there)."""
+    spans = file_ranges(path, batch_rows)
+    for span, typed in in_file_order(
+        compute, "clean", spans, lambda s: (type_range, path, s, schema), "typing"
+    ):
+        last = span is spans[-1]
+        yield typed, span.stop - span.start, span.stop % batch_rows == 0 or last
 
-    import pyarrow.parquet as pq
 
-    with _open(path) as handle:
-        meta = pq.ParquetFile(handle).metadata
-    spans = row_ranges([meta.row_group(g).num_rows for g in range(meta.num_row_groups)],
-                       batch_rows)  # fmt: skip
-    with client(compute, "clean") as dask_client:
-        window = 2 * max(len(workers(dask_client)), 1)
-        info(f"clean: typing {len(spans)} row range(s) on the cluster, {window} at a time")
-        todo = iter(spans)
-        out: deque[tuple[RowRange, Any]] = deque()
-
-        def submit(span: RowRange) -> None:
-            out.append((span, dask_client.submit(type_range, path, span, schema, pure=False)))
-
-        for span in islice(todo, window):
-            submit(span)
-        while out:
-            span, future = out.popleft()
-            [typed] = _gather(dask_client, [future], f"clean: typing rows {span.start:,} to "
-                              f"{span.stop:,} of {path} on the cluster")  # fmt: skip
-            del future
-            nxt = next(todo, None)
-            if nxt is not None:
-                submit(nxt)
-            yield typed, span.stop - span.start, span.stop % batch_rows == 0 or not out
+def dealt_on_cluster(
+    path: str, which: np.ndarray, parts: int, compute: DaskCompute
+) -> Iterator[tuple[int, list[pd.DataFrame]]]:
+    """Each row group of a file dealt to `parts` files by `which` (each row's part) on the
+    workers, in file order: the group's rows, and its rows of each part. A task carries its
+    group's slice of `which` (a byte a row), never the rows."""
+    spans = file_ranges(path, None)
+    for span, dealt in in_file_order(
+        compute, "split", spans,
+        lambda s: (deal_range, path, s, which[s.start : s.stop], parts), "dealing",
+    ):  # fmt: skip
+        yield span.stop - span.start, dealt
 
 
 # --- the driver ---------------------------------------------------------------------------------

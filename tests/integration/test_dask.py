@@ -396,6 +396,52 @@ def test_clean_on_the_workers_writes_what_local_clean_writes_for_any_worker_coun
     assert quality["rejected_by_reason"] == {"duplicate_id": 3, "missing_target": 3}
 
 
+def _split(clean_dir: Path, out: Path, compute: dict[str, Any], method: str) -> Path:
+    from tabml.stages import split
+
+    tree = yaml.safe_load(clean_dir.with_suffix(".yaml").read_text())
+    tree["compute"] = compute
+    tree["split"]["method"] = method
+    params = out.with_suffix(".yaml")
+    params.write_text(yaml.safe_dump(tree, sort_keys=False))
+    # clean's row groups are at most 1,200 rows; the files' own are 700, local reads 250
+    split.run(params, clean_dir / "clean.parquet", out, out / "split.json", batch_rows=250,
+              row_group_rows=700)  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize("method", ["time", "stratified"])
+def test_split_on_the_workers_writes_what_local_split_writes_for_any_worker_count(
+    raw: Path, tmp_path: Path, scheduler: str, method: str
+) -> None:
+    """Workers read and deal the rows a row group at a time; this process writes them in file
+    order. With the time method the first row groups hold no test row at all."""
+    import pyarrow.parquet as pq
+
+    cleaned = _clean(raw, tmp_path / "clean", {"backend": "local"})
+    local = _split(cleaned, tmp_path / "local", {"backend": "local"}, method)
+    assert pq.ParquetFile(cleaned / "clean.parquet").metadata.num_row_groups > 1
+    assert pq.ParquetFile(local / "train.parquet").metadata.num_row_groups > 1
+    for n in (1, 2, 4):
+        dask = _split(cleaned, tmp_path / f"dask-{n}", {"backend": "dask", "workers": n}, method)
+        _same_files(local, dask)
+
+
+def test_a_worker_lost_while_splitting_costs_time_not_the_run(
+    raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tabml.distributed import workers
+
+    cleaned = _clean(raw, tmp_path / "clean", {"backend": "local"})
+    local = _split(cleaned, tmp_path / "local", {"backend": "local"}, "time")
+    with own_cluster(monkeypatch) as client:
+        victim = sorted(workers(client))[0]
+        client.register_plugin(DieWhenScoring(victim, task="deal_range"))
+        dask = _split(cleaned, tmp_path / "dask", {"backend": "dask", "workers": 1}, "time")
+        assert victim not in workers(client)
+    _same_files(local, dask)
+
+
 def test_a_worker_lost_while_cleaning_costs_time_not_the_run(
     raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

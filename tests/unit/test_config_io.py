@@ -37,7 +37,7 @@ def test_bad_values_name_the_key() -> None:
 
 def test_a_stage_reads_exactly_the_keys_its_model_declares(tmp_path: Path) -> None:
     params = SplitParams.load(ROOT / "params.yaml")
-    assert SplitParams.param_keys() == ("seed", "dataset.schema", "split")
+    assert SplitParams.param_keys() == ("seed", "dataset.schema", "split", "compute")
     assert (
         params.split.method == yaml.safe_load((ROOT / "params.yaml").read_text())["split"]["method"]
     )

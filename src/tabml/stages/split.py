@@ -9,13 +9,19 @@ split whole would write them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tabml import io
 from tabml.catalog import Splits
-from tabml.config import SplitParams
+from tabml.config import ComputeConfig, DaskCompute, SplitParams
 from tabml.log import info
 from tabml.split import key_columns, plan
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 PARAMS = SplitParams.param_keys()
 # rows read at a time: a quarter of ingest's and clean's batch, because up to a row group of
@@ -39,16 +45,35 @@ def run(
     del keys
     with io.atomic_dir(output_dir) as tmp:
         sinks = [io.ParquetSink(tmp / Splits.file(n), row_group_rows) for n in Splits.NAMES]
-        start = 0
-        for batch in io.iter_table(input_file, batch_rows):
-            mine = which[start : start + len(batch)]
-            for i, sink in enumerate(sinks):
-                sink.write(batch[mine == i].reset_index(drop=True))
-            start += len(batch)
-            if len(batch) == batch_rows:
-                info(f"split: {start:,} of {len(which):,} rows written")
+        done = 0
+        for read, dealt in _dealt(input_file, which, len(sinks), params.compute, batch_rows):
+            for sink, rows in zip(sinks, dealt, strict=True):
+                sink.write(rows)
+            done += read
+            if done < len(which):
+                info(f"split: {done:,} of {len(which):,} rows written")
         for sink in sinks:
             sink.close()
     io.write_json(report, decided.summary)
     sizes = ", ".join(f"{n} {decided.summary[n]['rows']:,}" for n in Splits.NAMES)
     info(f"split ({decided.summary['method']}): {sizes}; wrote {output_dir}/ and {report}")
+
+
+def _dealt(
+    input_file: Path, which: np.ndarray, parts: int, compute: ComputeConfig, batch_rows: int
+) -> Iterator[tuple[int, list[pd.DataFrame]]]:
+    """The input's rows dealt to the `parts` files by `which`, in file order (with the rows
+    read for them): read here
+    `batch_rows` at a time, or a row group at a time on the Dask cluster (compute=dask).
+    The files are the same bytes either way: the sinks cut their own row groups."""
+    if isinstance(compute, DaskCompute) and len(which):
+        from tabml.distributed import dealt_on_cluster
+
+        # absolute: the workers run elsewhere (a shared volume mounts it at the same path)
+        yield from dealt_on_cluster(str(input_file.resolve()), which, parts, compute)
+        return
+    start = 0
+    for batch in io.iter_table(input_file, batch_rows):
+        mine = which[start : start + len(batch)]
+        yield len(batch), [batch[mine == i].reset_index(drop=True) for i in range(parts)]
+        start += len(batch)
