@@ -601,6 +601,8 @@ class IngestParams(StageParams):
     chunking: ChunkingConfig = key("monitor.chunking")
     min_reference_chunks: MinReferenceChunks = key("monitor.min_reference_chunks")
     reference_rows: ReferenceRows = key("monitor.reference.max_rows")
+    # compute=dask types and checks Parquet sources on the cluster (the same files)
+    compute: ComputeConfig
 
 
 class CleanParams(StageParams):

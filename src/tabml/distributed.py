@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
     from tabml.features import Preprocessor
     from tabml.model import History, Model
+    from tabml.schema import CheckedBatch, Role
 
 # Dask's own variable for the scheduler (dask.config's `scheduler-address`): where, not what
 SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
@@ -412,6 +413,14 @@ def deal_range(path: str, span: RowRange, which: np.ndarray, parts: int) -> list
     return [rows[which == i].reset_index(drop=True) for i in range(parts)]
 
 
+def check_range(path: str, span: RowRange, schema: SchemaConfig, role: Role) -> CheckedBatch:
+    """One range of a source file typed and checked by the schema (`check_batch`): read and
+    checked by the worker."""
+    from tabml.schema import check_batch
+
+    return check_batch(read_range(path, span), schema, role)
+
+
 def in_file_order(
     compute: DaskCompute,
     stage: str,
@@ -461,6 +470,18 @@ def typed_on_cluster(
     ):
         last = span is spans[-1]
         yield typed, span.stop - span.start, span.stop % batch_rows == 0 or last
+
+
+def checked_on_cluster(
+    path: str, schema: SchemaConfig, role: Role, batch_rows: int, compute: DaskCompute
+) -> Iterator[tuple[CheckedBatch, bool]]:
+    """Each range of a Parquet source typed and checked on the workers, in file order, and
+    whether a batch of `batch_rows` ends there (the stage writes a row group per batch)."""
+    spans = file_ranges(path, batch_rows)
+    for span, checked in in_file_order(
+        compute, "ingest", spans, lambda s: (check_range, path, s, schema, role), "checking"
+    ):
+        yield checked, span.stop % batch_rows == 0 or span is spans[-1]
 
 
 def dealt_on_cluster(

@@ -14,6 +14,7 @@ from tabml.config import FeatureSpec, SchemaConfig
 from tabml.errors import DataError
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 Role = Literal["development", "production", "labels"]
@@ -524,6 +525,35 @@ class _Column:
         return pd.concat(self._rest, ignore_index=True)
 
 
+@dataclass
+class CheckedBatch:
+    """One batch typed by `check_batch`, with what `BatchChecks` needs of the raw batch."""
+
+    coerced: Coerced
+    rows: int
+    columns: frozenset[str]
+    # per feature, its values present in the raw batch
+    filled: dict[str, int]
+    # a hash of each typed row, when ids are tracked
+    hashes: np.ndarray | None
+
+
+def check_batch(
+    frame: pd.DataFrame, schema: SchemaConfig, role: Role, track_ids: bool = True
+) -> CheckedBatch:
+    """`coerce` one batch, and what the whole-file checks need of it: pure, so it can run
+    where the batch was read (a Dask worker) and be taken in file order by `BatchChecks`."""
+    import pandas as pd
+
+    result = coerce(frame, schema, role)
+    filled = {n: int(frame[n].notna().sum()) for n in schema.features if n in frame.columns}
+    hashes = None
+    if track_ids and schema.id in result.frame.columns:
+        # typed values hash the same in every batch, whatever each chunk of a CSV inferred
+        hashes = pd.util.hash_pandas_object(result.frame, index=False).to_numpy()
+    return CheckedBatch(result, len(frame), frozenset(frame.columns), filled, hashes)
+
+
 class BatchChecks:
     """`coerce` over a file read batch by batch, as if it had been read whole.
 
@@ -550,9 +580,12 @@ class BatchChecks:
 
     def add(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Type one batch; remember what the whole-file checks need."""
-        import pandas as pd
+        return self.take(check_batch(frame, self.schema, self.role, self.track_ids))
 
-        result = coerce(frame, self.schema, self.role)
+    def take(self, checked: CheckedBatch) -> pd.DataFrame:
+        """Remember one batch `check_batch` typed (here or on a Dask worker), batches taken
+        in file order; its typed rows."""
+        result = checked.coerced
         for f in result.failures:
             self._merge(f, self.rows)
         for name, d in result.unseen_categories.items():
@@ -564,17 +597,14 @@ class BatchChecks:
             now = self.out_of_range.setdefault(name, {"below": 0, "above": 0})
             now["below"] += d["below"]
             now["above"] += d["above"]
-        self._columns |= set(frame.columns)
-        for name in self.schema.features:
-            if name in frame.columns:
-                self._filled[name] = self._filled.get(name, 0) + int(frame[name].notna().sum())
-        typed = result.frame
-        if self.track_ids and self.schema.id in typed.columns:
-            self._ids.append(typed[self.schema.id])
-            # typed values hash the same in every batch, whatever each chunk of a CSV inferred
-            self._hashes.append(pd.util.hash_pandas_object(typed, index=False).to_numpy())
-        self.rows += len(frame)
-        return typed
+        self._columns |= checked.columns
+        for name, n in checked.filled.items():
+            self._filled[name] = self._filled.get(name, 0) + n
+        if self.track_ids and checked.hashes is not None:
+            self._ids.append(result.frame[self.schema.id])
+            self._hashes.append(checked.hashes)
+        self.rows += checked.rows
+        return result.frame
 
     def unseen(self) -> dict[str, dict[str, Any]]:
         """Per column, production values never seen in development: their count and the 20

@@ -396,6 +396,92 @@ def test_clean_on_the_workers_writes_what_local_clean_writes_for_any_worker_coun
     assert quality["rejected_by_reason"] == {"duplicate_id": 3, "missing_target": 3}
 
 
+KEY = "k" * 40  # the pseudonymisation key (TABML_PII_KEY) of the ingest tests
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Parquet sources in row groups of 500 (development, with e-mail addresses to pseudonymise
+    and re-deliveries across row groups) and 128 (production), and their params."""
+    folder = tmp_path_factory.mktemp("sources")
+    frame = make_frame(2_400, seed=5)
+    frame = pd.concat([frame, frame.iloc[[7, 480, 1_333]]], ignore_index=True)
+    (folder / "ext").mkdir()
+    write_groups(frame, folder / "ext/dev.parquet", 500)
+    write_groups(make_frame(300, seed=6).drop(columns=["y"]), folder / "ext/prod.parquet", 128)
+    params = write_params(folder / "params.yaml", schema=schema_dict(), source="dev.parquet")
+    tree = yaml.safe_load(params.read_text())
+    tree["dataset"]["sources"]["production"] = "prod.parquet"
+    params.write_text(yaml.safe_dump(tree, sort_keys=False))
+    return folder
+
+
+def _ingest(sources: Path, out: Path, compute: dict[str, Any], ext: str = "ext") -> Path:
+    from tabml.stages import ingest
+
+    tree = yaml.safe_load((sources / "params.yaml").read_text())
+    tree["compute"] = compute
+    params = out.with_suffix(".yaml")
+    params.write_text(yaml.safe_dump(tree, sort_keys=False))
+    # batches of 1,200 rows cut the 500-row groups: ranges end at both kinds of boundary
+    ingest.run(params, sources / ext, out, batch_rows=1_200, piece_rows=300)
+    return out
+
+
+def test_ingest_on_the_workers_writes_what_local_ingest_writes_for_any_worker_count(
+    sources: Path, tmp_path: Path, scheduler: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow.parquet as pq
+
+    monkeypatch.setenv("TABML_PII_KEY", KEY)
+    local = _ingest(sources, tmp_path / "local", {"backend": "local"})
+    assert pq.ParquetFile(local / "development.parquet").metadata.num_row_groups == 3
+    assert "user7@example.com" not in (local / "development.parquet").read_bytes().decode("latin-1")
+    for n in (1, 2, 4):
+        dask = _ingest(sources, tmp_path / f"dask-{n}", {"backend": "dask", "workers": n})
+        _same_files(local, dask)
+
+
+def test_a_bad_source_is_refused_on_the_workers_as_it_is_here(
+    sources: Path, tmp_path: Path, scheduler: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same failures, counts, examples and file row numbers, whichever reads the rows:
+    bad values in two row groups, and an id repeated with different values."""
+    from tabml.schema import ValidationError
+
+    monkeypatch.setenv("TABML_PII_KEY", KEY)
+    frame = pd.read_parquet(sources / "ext/dev.parquet")
+    frame["amount"] = frame["amount"].astype(str)
+    frame.loc[[3, 1_700], "amount"] = "lots"
+    frame.loc[2_000, "ratio"] = 7.0  # above its max of 1
+    frame.loc[2_100, "id"] = frame.loc[12, "id"]
+    (tmp_path / "bad").mkdir()
+    write_groups(frame, tmp_path / "bad/dev.parquet", 500)
+    (tmp_path / "bad/prod.parquet").write_bytes((sources / "ext/prod.parquet").read_bytes())
+    errors = []
+    for compute in ({"backend": "local"}, {"backend": "dask", "workers": 2}):
+        with pytest.raises(ValidationError) as caught:
+            _ingest(sources, tmp_path / compute["backend"], compute, ext=str(tmp_path / "bad"))
+        errors.append(str(caught.value))
+    assert errors[0] == errors[1]
+    assert "lots" in errors[0] and "duplicate id with different values" in errors[0]
+
+
+def test_a_worker_lost_while_ingesting_costs_time_not_the_run(
+    sources: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tabml.distributed import workers
+
+    monkeypatch.setenv("TABML_PII_KEY", KEY)
+    local = _ingest(sources, tmp_path / "local", {"backend": "local"})
+    with own_cluster(monkeypatch) as client:
+        victim = sorted(workers(client))[0]
+        client.register_plugin(DieWhenScoring(victim, task="check_range"))
+        dask = _ingest(sources, tmp_path / "dask", {"backend": "dask", "workers": 1})
+        assert victim not in workers(client)
+    _same_files(local, dask)
+
+
 def _split(clean_dir: Path, out: Path, compute: dict[str, Any], method: str) -> Path:
     from tabml.stages import split
 

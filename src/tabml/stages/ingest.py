@@ -17,18 +17,26 @@ published: outputs are written into a temporary folder that replaces data/raw on
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tabml import datasets, erasure, io, privacy
 from tabml.catalog import Raw
-from tabml.config import IngestParams, SchemaConfig, SourcesConfig
+from tabml.config import ComputeConfig, DaskCompute, IngestParams, SchemaConfig, SourcesConfig
 from tabml.errors import DataError
 from tabml.log import info
 from tabml.monitor import check_chunking, check_reference_rows
-from tabml.schema import BatchChecks, Failure, Role, ValidationError, shorten
+from tabml.schema import (
+    BatchChecks,
+    CheckedBatch,
+    Failure,
+    Role,
+    ValidationError,
+    check_batch,
+    shorten,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,6 +54,7 @@ def _stream(
     pseudonymised: bool = False,
     ledger: frozenset[str] = frozenset(),
     piece_rows: int = io.PIECE_ROWS,
+    compute: ComputeConfig | None = None,
 ) -> tuple[BatchChecks, pd.DataFrame]:
     """Type, check, drop erased subjects, pseudonymise and write one file batch by batch;
     raise once with every failure. `pseudonymised`: the file holds personal data pseudonymised
@@ -54,8 +63,8 @@ def _stream(
     checks = BatchChecks(schema, role, rows_hint=io.rows_hint(path))
     empty: pd.DataFrame | None = None
     dropped = 0
-    for frame, batch_ends in io.iter_grouped(path, batch_rows, piece_rows):
-        typed = checks.add(frame)
+    for checked, batch_ends in _checked(path, schema, role, batch_rows, piece_rows, compute):
+        typed = checks.take(checked)
         if ledger and schema.id in typed:
             gone = erasure.erased(typed[schema.id], ledger, key)
             if gone.any():
@@ -110,7 +119,7 @@ def run(
     check_chunking(params.chunking, params.min_reference_chunks, schema.timestamp)
     stream = partial(
         _stream, schema=schema, batch_rows=batch_rows, key=key, ledger=ledger,
-        piece_rows=piece_rows,
+        piece_rows=piece_rows, compute=params.compute,
     )  # fmt: skip
 
     with io.atomic_dir(output_dir) as tmp:
@@ -133,6 +142,29 @@ def run(
         prod_sink.close(empty_like=empty_dev.drop(columns=[schema.target.column]))
         labels_sink.close(empty_like=empty_dev[[schema.id, schema.target.column]])
     info(f"ingest: wrote {output_dir}/")
+
+
+def _checked(
+    path: Path,
+    schema: SchemaConfig,
+    role: Role,
+    batch_rows: int,
+    piece_rows: int,
+    compute: ComputeConfig | None,
+) -> Iterator[tuple[CheckedBatch, bool]]:
+    """The file's rows typed and checked in file order, and whether a batch ends with them:
+    here a piece at a time, or on the Dask cluster a range at a time (compute=dask, a Parquet
+    file: a CSV cannot be cut into parts a worker reads alone, so it is read here)."""
+    if isinstance(compute, DaskCompute) and io.rows_hint(path):  # a Parquet file with rows
+        from tabml.distributed import checked_on_cluster
+
+        # absolute: the workers run elsewhere (a shared volume mounts it at the same path)
+        yield from checked_on_cluster(str(path.resolve()), schema, role, batch_rows, compute)
+        return
+    if isinstance(compute, DaskCompute) and path.suffix == ".csv":
+        info(f"ingest: {path.name} is read here: a CSV is not cut into parts for the workers")
+    for frame, batch_ends in io.iter_grouped(path, batch_rows, piece_rows):
+        yield check_batch(frame, schema, role), batch_ends
 
 
 # `_stream` with the schema, batch size, key and ledger bound (see `run`)
