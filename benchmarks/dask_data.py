@@ -1,17 +1,17 @@
-"""Benchmark: the data stages (clean, split) with compute=dask against compute=local.
+"""Benchmark: the data stages (ingest, clean, split) with compute=dask against compute=local.
 
 Usage: uv run python benchmarks/dask_data.py [--rows 10000000] [--workers 1,2,4] [--runs 3]
-       [--stages clean,split] [--json PATH]
+       [--stages ingest,clean,split] [--json PATH]
 
 In a temporary folder: `tabml synth` makes `--rows` development rows of car-loan's shape and
-`tabml ingest` writes data/raw (row groups of 1,000,000 rows); clean's local output is split's
-input. Then each stage's call (`tabml.stages.<stage>.run`, the command's) runs in this
-process, `--runs` times with compute=local and `--runs` times for each worker count N on a
-LocalCluster of N worker processes (started before the clock). Times are medians. CPU seconds
-are summed over this process and the workers (their own getrusage), so their ratio to
-compute=local's is the work efficiency, which a 2-core machine shows where wall-clock
-speed-up cannot. Peak RSS: this process's and the largest worker's, each high-water mark reset
-before the runs.
+`tabml ingest` writes data/raw (row groups of 1,000,000 rows); ingest reads synth's Parquet
+file, clean data/raw, and split clean's local output. Then each stage's call
+(`tabml.stages.<stage>.run`, the command's) runs in this process, `--runs` times with
+compute=local and `--runs` times for each worker count N on a LocalCluster of N worker
+processes (started before the clock). Times are medians. CPU seconds are summed over this
+process and the workers (their own getrusage), so their ratio to compute=local's is the work
+efficiency, which a 2-core machine shows where wall-clock speed-up cannot. Peak RSS: this
+process's and the largest worker's, each high-water mark reset before the runs.
 
 What must hold (issue 29): every run writes the same bytes as compute=local, for every N.
 """
@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000, help="development rows")
     parser.add_argument("--workers", default="1,2,4", help="worker counts N, comma-separated")
     parser.add_argument("--runs", type=int, default=3, help="runs per mode")
-    parser.add_argument("--stages", default="clean,split", help="clean, split or both")
+    parser.add_argument("--stages", default="ingest,clean,split", help="comma-separated")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -77,7 +77,7 @@ def main() -> None:
     import yaml
     from dask.distributed import Client, LocalCluster
 
-    from tabml.stages import clean, split
+    from tabml.stages import clean, ingest, split
 
     with tempfile.TemporaryDirectory(prefix="tabml-dask-data-") as tmp_name:
         tmp = Path(tmp_name)
@@ -95,7 +95,9 @@ def main() -> None:
                         "--erasure-ledger", str(root / "data/erasure/ledger.txt")],
                        check=True, env=env, capture_output=True)  # fmt: skip
         clean.run(local_params, tmp / "raw", tmp / "interim", tmp / "quality.json")
+        ledger = root / "data/erasure/ledger.txt"
         stages: dict[str, Callable[[Path, Path], None]] = {
+            "ingest": lambda p, out: ingest.run(p, tmp / "external", out, ledger_file=ledger),
             "clean": lambda p, out: clean.run(p, tmp / "raw", out, out.with_suffix(".json")),
             "split": lambda p, out: split.run(
                 p, tmp / "interim/clean.parquet", out, out.with_suffix(".json")
