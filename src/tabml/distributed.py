@@ -594,6 +594,22 @@ def _gather(dask_client: Any, futures: list[Any], what: str) -> list[Any]:
         raise _failed(what, err) from None
 
 
+def encrypted_or_local(address: str) -> bool:
+    """Whether what crosses to the scheduler's cluster at `address` stays private: TLS, or a
+    loopback host (the workers on this machine)."""
+    import ipaddress
+
+    if address.startswith("tls://"):
+        return True
+    host = _host(address) if "://" in address else address.rsplit(":", 1)[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it could be anywhere
+        return False
+
+
 def _host(address: str) -> str:
     """The host of a Dask address, e.g. tcp://10.0.0.5:38491 -> 10.0.0.5."""
     from distributed.comm import get_address_host

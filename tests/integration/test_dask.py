@@ -467,6 +467,20 @@ def test_a_bad_source_is_refused_on_the_workers_as_it_is_here(
     assert "lots" in errors[0] and "duplicate id with different values" in errors[0]
 
 
+def test_raw_personal_data_never_crosses_an_unencrypted_network(
+    sources: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workers send the rows they read before ingest pseudonymises them: a remote
+    scheduler must be tls://. Refused before anything is read or written (no connection)."""
+    from tabml.errors import ConfigError
+
+    monkeypatch.setenv("TABML_PII_KEY", KEY)
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://10.0.0.5:8786")
+    with pytest.raises(ConfigError, match=r"\(email\).*tcp://10\.0\.0\.5:8786.*tls://"):
+        _ingest(sources, tmp_path / "out", {"backend": "dask", "workers": 2})
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_worker_lost_while_ingesting_costs_time_not_the_run(
     sources: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -80,3 +80,24 @@ def test_row_ranges_cut_row_groups_where_batches_end() -> None:
     assert spans[3] == RowRange(group=2, first=1_000, start=1_200, stop=1_500)
     assert row_ranges([], 10) == []
     assert [(s.start, s.stop) for s in row_ranges([25], 10)] == [(0, 10), (10, 20), (20, 25)]
+
+
+@pytest.mark.parametrize(
+    ("address", "private"),
+    [
+        ("tls://scheduler:8786", True),
+        ("tcp://127.0.0.1:8786", True),
+        ("tcp://localhost:8786", True),
+        ("tcp://[::1]:8786", True),
+        ("127.0.0.1:8786", True),
+        ("tcp://10.0.0.5:8786", False),
+        ("tcp://scheduler:8786", False),
+        ("10.1.1.1:8786", False),
+    ],
+)
+def test_only_tls_or_this_machine_counts_as_private(address: str, private: bool) -> None:
+    """Where ingest may send raw personal data from the workers (a host name could be
+    anywhere, so only TLS makes it private)."""
+    from tabml.distributed import encrypted_or_local
+
+    assert encrypted_or_local(address) is private

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from tabml import datasets, erasure, io, privacy
 from tabml.catalog import Raw
 from tabml.config import ComputeConfig, DaskCompute, IngestParams, SchemaConfig, SourcesConfig
-from tabml.errors import DataError
+from tabml.errors import ConfigError, DataError
 from tabml.log import info
 from tabml.monitor import check_chunking, check_reference_rows
 from tabml.schema import (
@@ -156,8 +156,24 @@ def _checked(
     here a piece at a time, or on the Dask cluster a range at a time (compute=dask, a Parquet
     file: a CSV cannot be cut into parts a worker reads alone, so it is read here)."""
     if isinstance(compute, DaskCompute) and io.rows_hint(path):  # a Parquet file with rows
-        from tabml.distributed import checked_on_cluster
+        from tabml.distributed import (
+            SCHEDULER_ENV,
+            checked_on_cluster,
+            encrypted_or_local,
+            scheduler_address,
+        )
 
+        address = scheduler_address()
+        if schema.pii and address and not encrypted_or_local(address):
+            # fail closed: the raw values would cross the network before pseudonymisation
+            raise ConfigError(
+                f"ingest with compute=dask sends the rows the workers read, personal data "
+                f"({', '.join(sorted(schema.pii))}) still raw, from the workers to this "
+                f"process, and {SCHEDULER_ENV} is {address}, which is not encrypted. Use a "
+                "tls:// scheduler address with Dask's TLS settings (distributed.comm.tls, "
+                "https://distributed.dask.org/en/stable/tls.html), or unset it to run on a "
+                "local cluster on this machine"
+            )
         # absolute: the workers run elsewhere (a shared volume mounts it at the same path)
         yield from checked_on_cluster(str(path.resolve()), schema, role, batch_rows, compute)
         return
