@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -481,21 +481,6 @@ def test_raw_personal_data_never_crosses_an_unencrypted_network(
     assert not (tmp_path / "out").exists()
 
 
-def test_a_worker_lost_while_ingesting_costs_time_not_the_run(
-    sources: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from tabml.distributed import workers
-
-    monkeypatch.setenv("TABML_PII_KEY", KEY)
-    local = _ingest(sources, tmp_path / "local", {"backend": "local"})
-    with own_cluster(monkeypatch) as client:
-        victim = sorted(workers(client))[0]
-        client.register_plugin(DieWhenScoring(victim, task="check_range"))
-        dask = _ingest(sources, tmp_path / "dask", {"backend": "dask", "workers": 1})
-        assert victim not in workers(client)
-    _same_files(local, dask)
-
-
 def _split(clean_dir: Path, out: Path, compute: dict[str, Any], method: str) -> Path:
     from tabml.stages import split
 
@@ -527,30 +512,38 @@ def test_split_on_the_workers_writes_what_local_split_writes_for_any_worker_coun
         _same_files(local, dask)
 
 
-def test_a_worker_lost_while_splitting_costs_time_not_the_run(
-    raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from tabml.distributed import workers
-
+def _data_stage(
+    stage: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Callable[[Path, dict[str, Any]], Path]:
+    """The stage on the tests' data, as `run(out, compute)`."""
+    if stage == "ingest":
+        sources = request.getfixturevalue("sources")
+        return lambda out, compute: _ingest(sources, out, compute)
+    raw = request.getfixturevalue("raw")
+    if stage == "clean":
+        return lambda out, compute: _clean(raw, out, compute)
     cleaned = _clean(raw, tmp_path / "clean", {"backend": "local"})
-    local = _split(cleaned, tmp_path / "local", {"backend": "local"}, "time")
-    with own_cluster(monkeypatch) as client:
-        victim = sorted(workers(client))[0]
-        client.register_plugin(DieWhenScoring(victim, task="deal_range"))
-        dask = _split(cleaned, tmp_path / "dask", {"backend": "dask", "workers": 1}, "time")
-        assert victim not in workers(client)
-    _same_files(local, dask)
+    return lambda out, compute: _split(cleaned, out, compute, "time")
 
 
-def test_a_worker_lost_while_cleaning_costs_time_not_the_run(
-    raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.parametrize(
+    ("stage", "task"),
+    [("ingest", "check_range"), ("clean", "type_range"), ("split", "deal_range")],
+)
+def test_a_worker_lost_mid_task_in_a_data_stage_costs_time_not_the_run(
+    stage: str, task: str, request: pytest.FixtureRequest, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The worker dies as it starts the stage's task; Dask runs the task again elsewhere and
+    the files are those of one machine."""
     from tabml.distributed import workers
 
-    local = _clean(raw, tmp_path / "local", {"backend": "local"})
+    monkeypatch.setenv("TABML_PII_KEY", KEY)
+    run = _data_stage(stage, request, tmp_path)
+    local = run(tmp_path / "local", {"backend": "local"})
     with own_cluster(monkeypatch) as client:
         victim = sorted(workers(client))[0]
-        client.register_plugin(DieWhenScoring(victim, task="type_range"))
-        dask = _clean(raw, tmp_path / "dask", {"backend": "dask", "workers": 1})
+        client.register_plugin(DieWhenScoring(victim, task=task))
+        dask = run(tmp_path / "dask", {"backend": "dask", "workers": 1})
         assert victim not in workers(client)
     _same_files(local, dask)
