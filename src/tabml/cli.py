@@ -70,7 +70,15 @@ def ingest(
     ] = None,
 ) -> None:
     """Read the dataset's sources, validate them (every failure at once), drop erased subjects,
-    pseudonymise personal data, write Parquet."""
+    pseudonymise personal data, write Parquet.
+
+    Streams each source a quarter batch at a time. With compute=dask in params.yaml
+    (conf/compute/dask.yaml), the workers of $DASK_SCHEDULER_ADDRESS (or a local cluster)
+    type and check a Parquet source, a row range a task, and this process takes the ranges in
+    file order, pseudonymises and writes: the same files and the same failures as
+    compute=local. A CSV source is read here. With schema.pii the scheduler must be tls:// or
+    on this machine (the workers send the rows back before pseudonymisation). The workers must
+    see the sources at the same path (docs/scale.md)."""
     from tabml.io import guard_outputs
     from tabml.stages import ingest as stage
 
@@ -106,7 +114,11 @@ def split(
     report: Annotated[Path, typer.Option(help="The split summary JSON.")],
     params: Params = Path("params.yaml"),
 ) -> None:
-    """Split development data into train, valid and test (by time or stratified)."""
+    """Split development data into train, valid and test (by time or stratified).
+
+    Decided from the id, timestamp and target columns; the rows follow a batch at a time.
+    With compute=dask in params.yaml, the Dask workers read the input a row group a task and
+    deal its rows, and this process writes them in file order: the same files."""
     from tabml.io import guard_outputs
     from tabml.stages import split as stage
 
