@@ -269,6 +269,7 @@ def run_rank(job: RankJob) -> RankResult:
         job.cfg,
         job.seed,
         [_network(network, machines, job.rank) for machines in job.machines],
+        progress=job.rank == 0,  # the ranks train in step: one prints the rounds
     )
     return RankResult(model, history, early, _missing_categories(job.prep, train))
 

@@ -279,9 +279,10 @@ def _early_stopped(
     y_valid: np.ndarray,
     cfg: LightGBMConfig,
     params: dict[str, Any],
+    progress: bool = True,
 ) -> tuple[Any, int, dict[str, dict[str, list[float]]]]:
     """LightGBM on train's encoded matrix, early-stopped on valid's: the booster, its best
-    round, its curves."""
+    round, its curves (`progress`: a line every PROGRESS_EVERY rounds)."""
     import lightgbm as lgb
 
     names, cats = _lgb_columns(prep)
@@ -289,11 +290,11 @@ def _early_stopped(
         x_train, y_train, feature_name=names, categorical_feature=cats, free_raw_data=True
     )
     dvalid = lgb.Dataset(x_valid, y_valid, reference=dtrain)
-    return _train_early_stopped(dtrain, dvalid, cfg, params)
+    return _train_early_stopped(dtrain, dvalid, cfg, params, progress)
 
 
 def _train_early_stopped(
-    dtrain: Any, dvalid: Any, cfg: LightGBMConfig, params: dict[str, Any]
+    dtrain: Any, dvalid: Any, cfg: LightGBMConfig, params: dict[str, Any], progress: bool = True
 ) -> tuple[Any, int, dict[str, dict[str, list[float]]]]:
     """`_early_stopped` on LightGBM datasets (constructed already, or not)."""
     import lightgbm as lgb
@@ -308,7 +309,7 @@ def _train_early_stopped(
         callbacks=[
             lgb.early_stopping(cfg.early_stopping_rounds, verbose=False),
             lgb.record_evaluation(curves),
-            _progress(PROGRESS_EVERY),
+            *([_progress(PROGRESS_EVERY)] if progress else []),
         ],
     )
     best = int(booster.best_iteration or booster.current_iteration())
@@ -364,11 +365,13 @@ def fit_lightgbm_rank(
     cfg: LightGBMConfig,
     seed: int,
     networks: list[dict[str, Any]],
+    progress: bool = True,
 ) -> tuple[Model, History, str | None]:
     """One rank of data-parallel LightGBM (tabml.distributed): early-stopped on the valid
     sample every rank holds, then, with `refit`, trained again on this rank's shares of train
     and valid. `networks`: LightGBM's network settings for the fit and for the refit.
-    Returns the model, its history and, with a refit, the early-stopped booster's text."""
+    Returns the model, its history and, with a refit, the early-stopped booster's text.
+    `progress`: this rank prints the rounds (one rank does: they train in step)."""
 
     def labels(frame: pd.DataFrame) -> np.ndarray:
         return frame[target].to_numpy(dtype="float64")
@@ -377,7 +380,7 @@ def fit_lightgbm_rank(
     y_train = labels(train)
     booster, best, history = _early_stopped(
         prep, prep.transform(train, "codes"), y_train, prep.transform(valid_sample, "codes"),
-        labels(valid_sample), cfg, {**params, **networks[0]},
+        labels(valid_sample), cfg, {**params, **networks[0]}, progress,
     )  # fmt: skip
     booster.free_network()
     if not cfg.refit:

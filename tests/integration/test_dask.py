@@ -99,6 +99,17 @@ def scheduler(cluster: Any, monkeypatch: pytest.MonkeyPatch) -> str:
     return str(cluster.scheduler_address)
 
 
+def test_the_ranks_train_in_step_and_one_of_them_prints_the_rounds(
+    splits: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Every rank would print the same progress line (interleaved on a shared terminal)."""
+    slow = CFG.model_copy(update={"learning_rate": 0.02, "early_stopping_rounds": 300})
+    with own_cluster(monkeypatch):  # started here, its workers write to the captured stderr
+        _fit(splits, 2, slow)
+    lines = [line for line in capfd.readouterr().err.splitlines() if "round 100 of" in line]
+    assert len(lines) == 1, lines
+
+
 def test_one_rank_is_single_machine_training_byte_for_byte(
     splits: dict[str, Any], scheduler: str
 ) -> None:
