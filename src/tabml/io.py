@@ -539,6 +539,7 @@ class ParquetSink:
             # contiguous, as one frame's table is (see _flush)
             self._writer.write_table(pa.concat_tables(self._pending).combine_chunks())
         self._pending, self._pending_rows = [], 0
+        release_unused()  # the group's buffers, before the next group's rows come in
 
     def _flush(self, final: bool) -> None:
         import pyarrow as pa
@@ -554,6 +555,9 @@ class ParquetSink:
             del rows
         rest = buffered.slice(full)
         self._pending, self._pending_rows = ([rest], len(rest)) if len(rest) else ([], 0)
+        if full:
+            del buffered
+            release_unused()  # the written groups' buffers
 
     def close(self, empty_like: pd.DataFrame | None = None) -> None:
         """Finish the file; with no frame written, write `empty_like`'s columns and no rows."""
