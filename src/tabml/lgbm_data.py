@@ -29,12 +29,12 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Blocks:
     """Rows in blocks: block i holds `sizes[i]` rows; `encode(i, rows)` is its float64 matrix,
-    only the positions `rows` within it (sorted) when given; `labels`: every row's, in order
-    (float32, LightGBM's type for them, makes no copy)."""
+    only the positions `rows` within it (sorted) when given; `labels()`: every row's label, in
+    order, read when a dataset is built (so that nothing holds them while LightGBM trains)."""
 
     sizes: tuple[int, ...]
     encode: Callable[[int, np.ndarray | None], np.ndarray]
-    labels: np.ndarray
+    labels: Callable[[], np.ndarray]
 
     def __len__(self) -> int:
         return sum(self.sizes)
@@ -47,7 +47,7 @@ class Blocks:
 
 def in_blocks(
     rows: int, block_rows: int, encode: Callable[[int, int, np.ndarray | None], np.ndarray],
-    labels: np.ndarray,
+    labels: Callable[[], np.ndarray],
 ) -> Blocks:  # fmt: skip
     """`rows` rows cut into blocks of `block_rows`; `encode(start, stop, rows)` encodes the
     rows start:stop (only the positions `rows` within them when given)."""
@@ -70,7 +70,7 @@ def dataset(
     dataset_type, rows_type = _types()
     last: list[Any] = [None]  # the block holding a whole-block sample (without a plan)
     seqs = [rows_type(part, i, last) for part in parts for i in range(len(part.sizes))]
-    labels = parts[0].labels if len(parts) == 1 else np.concatenate([p.labels for p in parts])
+    labels = np.concatenate([part.labels() for part in parts])
     data = dataset_type(
         seqs,
         labels,
@@ -81,6 +81,14 @@ def dataset(
         free_raw_data=True,
     )
     data.blocks = seqs
+    return data
+
+
+def constructed(data: Any) -> Any:
+    """`data.construct()`, then the Python side's copy of its labels let go: LightGBM keeps
+    its own (`get_label()` reads them back when asked), and training never reads them here."""
+    data.construct()
+    data.label = None
     return data
 
 

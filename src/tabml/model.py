@@ -266,7 +266,7 @@ def _fit_lightgbm(
             part = frame.iloc[start:stop]
             return prep.transform(part if rows is None else part.iloc[rows], "codes")
 
-        return in_blocks(len(frame), io.BATCH_ROWS, encode, y.astype("float32"))
+        return in_blocks(len(frame), io.BATCH_ROWS, encode, lambda: y.astype("float32"))
 
     return fit_lightgbm_blocks(prep, blocks(train, y_train), blocks(valid, y_valid), cfg, seed)
 
@@ -330,14 +330,14 @@ def fit_lightgbm_blocks(
     import lightgbm as lgb
     import numpy as np
 
-    from tabml.lgbm_data import dataset
+    from tabml.lgbm_data import constructed, dataset
 
     params = _lgb_params(cfg, seed)
     names, cats = _lgb_columns(prep)
-    dtrain = dataset([train], params, names, cats).construct()
+    dtrain = constructed(dataset([train], params, names, cats))
     io.release_unused()  # what reading and encoding the blocks left on the heaps
     # binned with train's bins, before training holds its state (gradients, scores, bags)
-    dvalid = dataset([valid], params, names, cats, reference=dtrain).construct()
+    dvalid = constructed(dataset([valid], params, names, cats, reference=dtrain))
     io.release_unused()
     booster, best, history = _train_early_stopped(dtrain, dvalid, cfg, params)
     del dtrain, dvalid
@@ -349,7 +349,7 @@ def fit_lightgbm_blocks(
         return model, History(history, best, valid_scores=valid_scores)
     del booster
     refit = {**params, "metric": "none"}
-    data = dataset([train, valid], refit, names, cats).construct()
+    data = constructed(dataset([train, valid], refit, names, cats))
     io.release_unused()
     booster = lgb.train(refit, data, num_boost_round=best)
     model = Model("lightgbm", prep, booster=booster, best_iteration=best)

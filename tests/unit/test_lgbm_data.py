@@ -45,7 +45,7 @@ def _blocks(x: np.ndarray, y: np.ndarray, block_rows: int, calls: list[Any]) -> 
         calls.append((start, stop, None if rows is None else rows.copy()))
         return x[start:stop] if rows is None else x[start:stop][rows]
 
-    return in_blocks(len(x), block_rows, encode, y)
+    return in_blocks(len(x), block_rows, encode, lambda: y)
 
 
 def _fit(train: Any, valid: Any) -> tuple[str, dict[str, Any]]:
@@ -107,8 +107,17 @@ def test_without_the_sample_plan_the_model_is_the_same_and_one_block_is_held(
         held.append(sum(b.sample is not None for b in train.blocks))
         return blocks.encode(i, rows)
 
-    train = dataset([Blocks(blocks.sizes, encode, y)], PARAMS, NAMES, CATS)
+    train = dataset([Blocks(blocks.sizes, encode, lambda: y)], PARAMS, NAMES, CATS)
     valid = dataset([_blocks(xv, yv, 300, [])], reference=train)
     assert _fit(train, valid) == _by_matrix(x, y, xv, yv)
     assert all(c[2] is None for c in calls)
     assert max(held) <= 1
+
+
+def test_a_constructed_dataset_lets_go_of_its_labels_and_reads_them_back() -> None:
+    from tabml.lgbm_data import constructed
+
+    x, y = _data(ROWS, 0)
+    data = constructed(dataset([_blocks(x, y, 700, [])], PARAMS, NAMES, CATS))
+    assert data.label is None
+    assert data.get_label().tolist() == y.astype("float32").tolist()

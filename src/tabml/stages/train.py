@@ -103,8 +103,10 @@ def _file_blocks(path: Path, prep: Preprocessor, target: str) -> Blocks:
     def encode(group: int, rows: np.ndarray | None) -> np.ndarray:
         return prep.transform(io.read_row_group(path, group, prep.features, rows), "codes")
 
-    # float32, LightGBM's own type for labels (0 and 1 exactly): it then keeps no copy
-    labels = io.read_parquet(path, [target])[target].to_numpy(dtype="float32")
+    def labels() -> np.ndarray:
+        # float32, LightGBM's own type for labels (0 and 1 exactly): no conversion copy
+        return io.read_parquet(path, [target])[target].to_numpy(dtype="float32")
+
     return Blocks(io.row_group_sizes(path), encode, labels)
 
 
