@@ -431,10 +431,12 @@ def release_unused() -> None:
 def _libc_trim() -> Callable[[int], int] | None:
     """glibc's `malloc_trim`, where the C library has it (not musl, macOS or Windows)."""
     import ctypes
-    import ctypes.util
 
-    name = ctypes.util.find_library("c")
-    return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    try:
+        linked = ctypes.CDLL(None)  # the symbols this process has loaded, the C library's too
+    except (OSError, TypeError):  # Windows has no such handle
+        return None
+    return getattr(linked, "malloc_trim", None)
 
 
 def _trim_malloc() -> None:
