@@ -10,8 +10,9 @@ go after. Memory holds one block's matrix beside the binned data.
 The bins are the matrix's, byte for byte. LightGBM's `Sequence` input reads its parameters
 through `Dataset.get_params`, which keeps only the dataset's own: it would sample with the
 default seed (not the one `seed` derives) and filter bins with the default
-`min_data_in_leaf`. The dataset here gives it every parameter, as the matrix input does. A
-test holds the two models equal above 200,000 rows, where the sample is a sample.
+`min_data_in_leaf`. The dataset here gives it every parameter, as the matrix input does.
+tests/unit/test_lgbm_data.py holds the two models equal where the sample is a real one
+(`bin_construct_sample_cnt` 500 of 3,000 rows; by default that is past 200,000 rows).
 """
 
 from __future__ import annotations
