@@ -289,6 +289,116 @@ def _quiet_and_explained() -> Iterator[None]:
         ) from err
 
 
+@dataclass(frozen=True)
+class PlannedChunk:
+    """One chunk of the batch: its rows `start`..`end` (inclusive) in the batch's time order."""
+
+    index: int
+    key: str
+    start: int
+    end: int
+    start_datetime: Any = None
+    end_datetime: Any = None
+
+
+def plan_chunks(
+    reference: pd.DataFrame, spec: Spec, rows: int, stamps: pd.Series | None = None
+) -> list[PlannedChunk]:
+    """The chunks the configured chunker cuts a batch of `rows` rows into, planned from the
+    batch's time stamps alone (`stamps`, in the batch's time order; needed with a timestamp
+    column). The plan is made once for the whole batch, so a part of it can be monitored
+    apart (`calculate`) and its chunks are the ones the whole batch has.
+
+    The batch must already be in time order: the chunks are runs of consecutive rows. (NannyML
+    sorts by the timestamp itself, with an unstable sort; rows that share a time stamp then
+    fell into chunks by chance. Here they keep the batch's order, which breaks ties by id.)
+    """
+    import pandas as pd
+
+    with _quiet_and_explained():
+        chunker = _chunker(_nannyml(), spec, reference)
+        if spec.timestamp is None:
+            frame = pd.DataFrame(index=pd.RangeIndex(rows))
+        else:
+            if stamps is None or len(stamps) != rows:
+                raise ValueError("plan_chunks needs one time stamp for each row")
+            frame = pd.DataFrame({spec.timestamp: stamps.to_numpy()})
+        return [
+            PlannedChunk(
+                c.chunk_index,
+                str(c.key),
+                int(c.start_index),
+                int(c.end_index),
+                c.start_datetime,
+                c.end_datetime,
+            )
+            for c in chunker.split(frame)
+        ]
+
+
+def _planned_chunker(plan: list[PlannedChunk], timestamp: str | None) -> Any:
+    """A `PlannedChunker` (a module-level name, so a result holding one can be pickled)."""
+    return _planned_chunker_class()(plan, timestamp)
+
+
+@functools.cache
+def _planned_chunker_class() -> type:
+    """A NannyML Chunker that cuts a part of the batch into its planned chunks (defined on first
+    use: NannyML is imported lazily)."""
+    from nannyml.chunk import Chunk, Chunker
+
+    class PlannedChunker(Chunker):
+        def __init__(self, plan: list[PlannedChunk], timestamp: str | None) -> None:
+            super().__init__(timestamp)
+            self.plan = plan
+
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (_planned_chunker, (self.plan, self.timestamp_column_name))
+
+        def split(self, data: pd.DataFrame, columns: Any = None) -> list[Any]:
+            # `data` holds exactly the plan's rows, in time order (NannyML's own `split` would
+            # sort them again, without a stable sort)
+            first = self.plan[0].start
+            if len(data) != self.plan[-1].end - first + 1:
+                raise ValueError(
+                    f"{len(data)} rows for planned chunks of {self.plan[-1].end - first + 1} rows"
+                )
+            chunks = []
+            for p in self.plan:
+                rows = data.iloc[p.start - first : p.end - first + 1]
+                chunk = Chunk(
+                    key=p.key,
+                    data=rows if columns is None else rows[columns],
+                    start_datetime=p.start_datetime,
+                    end_datetime=p.end_datetime,
+                    start_index=p.start,
+                    end_index=p.end,
+                )
+                chunk.chunk_index = p.index
+                chunks.append(chunk)
+            return chunks
+
+        def _split(self, data: pd.DataFrame) -> list[Any]:
+            raise NotImplementedError("a planned chunker only splits through `split`")
+
+    return PlannedChunker
+
+
+@dataclass
+class Fitted:
+    """The calculators fitted on the reference, by name in report order (a calculator's
+    `calculate` changes it: give each run its own copy); how the reference was cut; and the
+    drift thresholds no chunk can cross (`_blind`; when any, nothing else is fitted)."""
+
+    calculators: dict[str, Any]
+    reference_chunk_rows: list[int]
+    blind: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def labelled(self) -> bool:
+        return "realized" in self.calculators
+
+
 def run(
     reference: pd.DataFrame,
     analysis: pd.DataFrame,
@@ -302,7 +412,8 @@ def run(
 
     Args:
         reference: development rows with features, out-of-fold score, prediction and target.
-        analysis: the production batch with features, score and prediction (target if labelled).
+        analysis: the production batch with features, score and prediction (target if
+            labelled), in time order.
         analysis_for_drift: `analysis` with values never seen in the reference blanked, so one
             new category shows as a data-quality alert instead of drift in every chunk.
         spec: columns and config.
@@ -310,44 +421,159 @@ def run(
         charts: also collect NannyML's interactive charts (for the HTML report), undrawn.
         on_chart: called with each chart as soon as its result exists, so that drawing it
             can overlap the calculators that follow.
+
+    This is `fit`, `plan_chunks`, `calculate` and `Collector` on the whole batch; a cluster
+    runs `calculate` on parts of it and joins the parts' results (`join`) for the collector.
     """
+    fitted = fit(reference, spec, labelled)
+    if fitted.blind:
+        return Results(
+            chunks=[], blind=fitted.blind, reference_chunk_rows=fitted.reference_chunk_rows
+        )
+    stamps = analysis[spec.timestamp] if spec.timestamp else None
+    plan = plan_chunks(reference, spec, len(analysis), stamps)
+    collector = Collector(fitted, spec, charts, on_chart)
+    calculate(fitted, plan, analysis, analysis_for_drift, spec, collector.add)
+    return collector.results
+
+
+def fit(reference: pd.DataFrame, spec: Spec, labelled: bool) -> Fitted:
+    """Every configured calculator fitted on the reference (`labelled`: the batch has targets,
+    so realized performance is measured too); only univariate drift when its thresholds are
+    blind."""
     with _quiet_and_explained():
         nml = _nannyml()
-        reference, analysis = _plain(reference), _plain(analysis)
-        drift_batch = _plain(analysis_for_drift)
+        reference = _plain(reference)
         chunker = _chunker(nml, spec, reference)
         kw = {"chunker": chunker, "timestamp_column_name": spec.timestamp}
         reference_chunk_rows = [len(c) for c in chunker.split(reference)]
-        # each family of calculators fills its part of `out` and hands its charts to `sink`
-        sink = _ChartSink(on_chart) if charts else None
-        out = _univariate(nml, reference, drift_batch, spec, kw, sink, min(reference_chunk_rows))
-        out.reference_chunk_rows = reference_chunk_rows
-        if out.blind:
-            return out  # thresholds that cannot alert: the caller refuses the run
-        fit = _Fitting(nml, reference, spec, kw, out, sink)
-        _multivariate(fit, drift_batch)
-        _performance(fit, analysis, labelled)
-        _data_quality(fit, analysis)
-        if sink is not None:
-            out.charts = sink.made
-        return out
+        univariate = _univariate(nml, spec, kw).fit(reference)
+        blind = _blind(univariate, reference, spec, min(reference_chunk_rows))
+        fitted = Fitted({"univariate": univariate}, reference_chunk_rows, blind)
+        if blind:
+            return fitted  # thresholds that cannot alert: the caller refuses the run
+        for name, calc in _calculators(nml, spec, kw, len(reference), labelled):
+            fitted.calculators[name] = calc.fit(reference)
+        return fitted
 
 
-@dataclass(frozen=True)
-class _Fitting:
-    """What every family of calculators shares: NannyML, the reference, the spec and chunker,
-    the results it fills in and where its charts go."""
+def calculate(
+    fitted: Fitted,
+    plan: list[PlannedChunk],
+    analysis: pd.DataFrame,
+    analysis_for_drift: pd.DataFrame,
+    spec: Spec,
+    each: Callable[[str, Any], None],
+) -> None:
+    """Run each fitted calculator on the rows of the planned chunks `plan` (consecutive chunks
+    of the batch; `analysis` and `analysis_for_drift` hold exactly their rows, in time order),
+    and hand `each` its name and result (the reference's chunks and these) as soon as it
+    exists. Each chunk's values depend on its rows and the reference alone, so any cut of the
+    batch into parts gives the same chunks."""
+    import pandas as pd
 
-    nml: Any
-    reference: pd.DataFrame
-    spec: Spec
-    kw: dict[str, Any]
-    out: Results
-    sink: _ChartSink | None
+    positions = pd.RangeIndex(plan[0].start, plan[-1].end + 1)
+    with _quiet_and_explained():
+        chunker = _planned_chunker(plan, spec.timestamp)
+        analysis = _plain(analysis).set_axis(positions)
+        drift_batch = _plain(analysis_for_drift).set_axis(positions)
+        for name, calc in fitted.calculators.items():
+            calc.chunker = chunker
+            if name == "cbpe":
+                # without the targets: CBPE would otherwise also compute realized performance,
+                # which the performance calculator does once
+                result = calc.estimate(analysis.drop(columns=[spec.target], errors="ignore"))
+            else:
+                result = calc.calculate(drift_batch if name in _ON_DRIFT_BATCH else analysis)
+            each(name, result)
 
-    def chart(self, title: str, result: Any) -> None:
+
+# the calculators that see the batch with unseen categories blanked
+_ON_DRIFT_BATCH = ("univariate", *MULTIVARIATE)
+
+
+def join(parts: list[Any]) -> Any:
+    """One calculator's results on consecutive parts of the batch, in order, as one result: the
+    reference's chunks once, then each part's chunks."""
+    import pandas as pd
+
+    whole = copy.copy(parts[0])
+    frames = [parts[0].filter(period="reference").data]
+    frames += [part.filter(period="analysis").data for part in parts]
+    whole.data = pd.concat(frames, ignore_index=True)
+    return whole
+
+
+def without_rows(result: Any) -> Any:
+    """A result without the data frames it was computed on (for charts, and to send back
+    from a worker): only its per-chunk values."""
+    return _without_rows(result)
+
+
+class Collector:
+    """Turns each calculator's result into `Results` records and a chart, in report order."""
+
+    def __init__(
+        self,
+        fitted: Fitted,
+        spec: Spec,
+        charts: bool = True,
+        on_chart: Callable[[Chart], None] | None = None,
+    ) -> None:
+        self.fitted = fitted
+        self.spec = spec
+        self.sink = _ChartSink(on_chart) if charts else None
+        self.results = Results(chunks=[], reference_chunk_rows=fitted.reference_chunk_rows)
+        self.estimated: Any = None
+
+    def add(self, name: str, result: Any) -> None:
+        with _quiet_and_explained():
+            self._add(name, result)
         if self.sink is not None:
-            self.sink.chart(title, result)
+            self.results.charts = self.sink.made
+
+    def _add(self, name: str, result: Any) -> None:
+        out, spec = self.results, self.spec
+        analysed = result.filter(period="analysis").to_df()
+        if name == "univariate":
+            out.chunks = _chunk_records(analysed)
+            for col in [*spec.features, spec.score]:
+                methods = (
+                    spec.drift.categorical_methods
+                    if col in spec.categorical
+                    else spec.drift.continuous_methods
+                )
+                out.drift[col] = {m: _cells(analysed, (col, m)) for m in methods}
+            self._chart("Univariate drift", result, "drift")
+        elif name in MULTIVARIATE:
+            out.multivariate[name] = _cells(analysed, (MULTIVARIATE[name],))
+            self._chart(f"Multivariate drift: {name}", result)
+        elif name == "cbpe":
+            metrics = list(spec.performance.metrics)
+            out.estimated = {m: _cells(analysed, (m,)) for m in metrics}
+            needed = bool(self.fitted.calculators["cbpe"].needs_calibration)
+            out.calibration = {
+                "needed": needed,
+                "method": "isotonic" if needed else "none",
+                "fitted_on": "reference (out-of-fold scores of the development set)",
+            }
+            self.estimated = result
+            if not self.fitted.labelled:
+                self._chart("Estimated performance (CBPE)", result)
+        elif name == "realized":
+            metrics = list(spec.performance.metrics)
+            out.realized = {m: _cells(analysed, (m,)) for m in metrics}
+            for m in metrics:
+                both = self.estimated.filter(metrics=[m]).compare(result.filter(metrics=[m]))
+                self._chart(f"{m}: estimated (CBPE) against realized", both)
+        else:
+            title, columns = _DATA_QUALITY[name]
+            getattr(out, name).update({c: _cells(analysed, (c,)) for c in columns(spec)})
+            self._chart(f"Data quality: {title}", result)
+
+    def _chart(self, title: str, result: Any, kind: str | None = None) -> None:
+        if self.sink is not None:
+            self.sink.chart(title, result, kind)
 
 
 class _ChartSink:
@@ -364,45 +590,77 @@ class _ChartSink:
             self.on_chart(made)
 
 
-def _univariate(
-    nml: Any,
-    reference: pd.DataFrame,
-    analysis: pd.DataFrame,
-    spec: Spec,
-    kw: dict[str, Any],
-    sink: _ChartSink | None,
-    probe_rows: int,
-) -> Results:
-    """Univariate drift of every feature and the score: the chunks, and their drift cells; or,
-    when some threshold cannot alert, only what `_blind` found."""
-    features = spec.features
-    calc = nml.UnivariateDriftCalculator(
-        column_names=[*features, spec.score],
+def _univariate(nml: Any, spec: Spec, kw: dict[str, Any]) -> Any:
+    """Univariate drift of every feature and the score."""
+    return nml.UnivariateDriftCalculator(
+        column_names=[*spec.features, spec.score],
         treat_as_numerical=[*spec.numeric, spec.score],
         treat_as_categorical=spec.categorical or None,
         continuous_methods=list(spec.drift.continuous_methods),
         categorical_methods=list(spec.drift.categorical_methods),
         **kw,
     )
-    calc.fit(reference)
-    blind = _blind(calc, reference, spec, probe_rows)
-    if blind:
-        return Results(chunks=[], blind=blind)
-    # the charts show the reference chunks beside the batch's (NannyML shades the reference)
-    both_periods = calc.calculate(analysis)
-    uni = both_periods.filter(period="analysis")
-    uni_df = uni.to_df()
-    out = Results(chunks=_chunk_records(uni_df))
-    for col in [*features, spec.score]:
-        methods = (
-            spec.drift.categorical_methods
-            if col in spec.categorical
-            else spec.drift.continuous_methods
+
+
+def _calculators(
+    nml: Any, spec: Spec, kw: dict[str, Any], reference_rows: int, labelled: bool
+) -> Iterator[tuple[str, Any]]:
+    """The calculators after univariate drift, unfitted, in report order: multivariate drift
+    as configured; performance estimated by CBPE (no labels needed) and realized where there
+    are labels; missing values (against the reference's band), unseen categories and numbers
+    out of the reference's range (against the configured maximum rates)."""
+    from nannyml.thresholds import ConstantThreshold
+
+    if spec.drift.data_reconstruction:
+        yield (
+            "data_reconstruction",
+            nml.DataReconstructionDriftCalculator(column_names=spec.features, **kw),
         )
-        out.drift[col] = {m: _cells(uni_df, (col, m)) for m in methods}
-    if sink is not None:
-        sink.chart("Univariate drift", both_periods, "drift")
-    return out
+    if spec.drift.domain_classifier:
+        yield (
+            "domain_classifier",
+            nml.DomainClassifierCalculator(
+                feature_column_names=spec.features,
+                treat_as_categorical=spec.categorical or None,
+                hyperparameters=_domain_classifier_params(reference_rows),
+                **kw,
+            ),
+        )
+    # CBPE (estimated) and the performance calculator (realized) score the same columns
+    scored = {
+        "metrics": list(spec.performance.metrics),
+        "y_pred_proba": spec.score,
+        "y_pred": spec.prediction,
+        "y_true": spec.target,
+        "problem_type": "classification_binary",
+        **kw,
+    }
+    yield "cbpe", nml.CBPE(**scored)
+    if labelled:
+        yield "realized", nml.PerformanceCalculator(**scored)
+    dq = spec.data_quality
+    if spec.features:
+        yield "missing", nml.MissingValuesCalculator(column_names=spec.features, **kw)
+    if spec.categorical:
+        threshold = ConstantThreshold(lower=None, upper=dq.unseen_max_rate)
+        yield (
+            "unseen",
+            nml.UnseenValuesCalculator(column_names=spec.categorical, threshold=threshold, **kw),
+        )
+    if spec.numeric:
+        threshold = ConstantThreshold(lower=None, upper=dq.out_of_range_max_rate)
+        yield (
+            "out_of_range",
+            nml.NumericalRangeCalculator(column_names=spec.numeric, threshold=threshold, **kw),
+        )
+
+
+# data quality: result name -> (chart title, its columns)
+_DATA_QUALITY: dict[str, tuple[str, Callable[[Spec], list[str]]]] = {
+    "missing": ("Missing values", lambda s: s.features),
+    "unseen": ("Values never seen in the reference", lambda s: s.categorical),
+    "out_of_range": ("Values outside the reference range", lambda s: s.numeric),
+}
 
 
 def _typical(values: pd.Series, numeric: bool) -> Any:
@@ -461,69 +719,6 @@ def _blind(calc: Any, reference: pd.DataFrame, spec: Spec, rows: int) -> list[di
     return found
 
 
-def _multivariate(fit: _Fitting, analysis: pd.DataFrame) -> None:
-    """PCA data reconstruction and the domain classifier, as configured."""
-    nml, reference, spec, kw = fit.nml, fit.reference, fit.spec, fit.kw
-    calculators: list[tuple[str, Any]] = []
-    if spec.drift.data_reconstruction:
-        calc = nml.DataReconstructionDriftCalculator(column_names=spec.features, **kw)
-        calculators.append(("data_reconstruction", calc))
-    if spec.drift.domain_classifier:
-        calc = nml.DomainClassifierCalculator(
-            feature_column_names=spec.features,
-            treat_as_categorical=spec.categorical or None,
-            hyperparameters=_domain_classifier_params(len(reference)),
-            **kw,
-        )
-        calculators.append(("domain_classifier", calc))
-    for name, calc in calculators:
-        both_periods = calc.fit(reference).calculate(analysis)
-        analysed = both_periods.filter(period="analysis")
-        fit.out.multivariate[name] = _cells(analysed.to_df(), (MULTIVARIATE[name],))
-        fit.chart(f"Multivariate drift: {name}", both_periods)
-
-
-def _performance(fit: _Fitting, analysis: pd.DataFrame, labelled: bool) -> None:
-    """Performance estimated by CBPE (no labels needed) and realized where there are labels."""
-    nml, reference, spec, out = fit.nml, fit.reference, fit.spec, fit.out
-    metrics = list(spec.performance.metrics)
-    # CBPE (estimated) and the performance calculator (realized) score the same columns
-    scored = {
-        "metrics": metrics,
-        "y_pred_proba": spec.score,
-        "y_pred": spec.prediction,
-        "y_true": spec.target,
-        "problem_type": "classification_binary",
-        **fit.kw,
-    }
-    cbpe = nml.CBPE(**scored)
-    cbpe.fit(reference)
-    # without the targets: CBPE would otherwise also compute realized performance, which the
-    # performance calculator below does once
-    estimated = cbpe.estimate(analysis.drop(columns=[spec.target], errors="ignore"))
-    est_df = estimated.filter(period="analysis").to_df()
-    out.estimated = {m: _cells(est_df, (m,)) for m in metrics}
-    out.calibration = {
-        "needed": bool(cbpe.needs_calibration),
-        "method": "isotonic" if cbpe.needs_calibration else "none",
-        "fitted_on": "reference (out-of-fold scores of the development set)",
-    }
-    realized = None
-    if labelled:
-        perf = nml.PerformanceCalculator(**scored)
-        realized = perf.fit(reference).calculate(analysis)
-        real_df = realized.filter(period="analysis").to_df()
-        out.realized = {m: _cells(real_df, (m,)) for m in metrics}
-    if fit.sink is None:
-        return
-    if realized is not None:
-        for m in metrics:
-            both = estimated.filter(metrics=[m]).compare(realized.filter(metrics=[m]))
-            fit.chart(f"{m}: estimated (CBPE) against realized", both)
-    else:
-        fit.chart("Estimated performance (CBPE)", estimated)
-
-
 # below this many reference rows the domain classifier trains on one thread (see below)
 DOMAIN_CLASSIFIER_ONE_THREAD_BELOW = 10_000
 
@@ -547,39 +742,3 @@ def _domain_classifier_params(reference_rows: int) -> dict[str, Any]:
     params = {k: v for k, v in DEFAULT_LGBM_HYPERPARAMS.items() if k != "silent"}
     threads = 1 if reference_rows < DOMAIN_CLASSIFIER_ONE_THREAD_BELOW else params["n_jobs"]
     return {**params, "verbosity": -1, "n_jobs": threads}
-
-
-def _data_quality(fit: _Fitting, analysis: pd.DataFrame) -> None:
-    """Missing values (against the reference's band), unseen categories and numbers out of the
-    reference's range (against the configured maximum rates)."""
-    from nannyml.thresholds import ConstantThreshold
-
-    nml, spec = fit.nml, fit.spec
-    dq = spec.data_quality
-    # (result name, chart title, calculator, its columns, its threshold: None = NannyML's band)
-    checks = [
-        ("missing", "Missing values", nml.MissingValuesCalculator, spec.features, None),
-        (
-            "unseen",
-            "Values never seen in the reference",
-            nml.UnseenValuesCalculator,
-            spec.categorical,
-            ConstantThreshold(lower=None, upper=dq.unseen_max_rate),
-        ),
-        (
-            "out_of_range",
-            "Values outside the reference range",
-            nml.NumericalRangeCalculator,
-            spec.numeric,
-            ConstantThreshold(lower=None, upper=dq.out_of_range_max_rate),
-        ),
-    ]
-    for name, title, calculator, cols, threshold in checks:
-        if not cols:
-            continue
-        extra = {} if threshold is None else {"threshold": threshold}
-        calc = calculator(column_names=cols, **extra, **fit.kw)
-        both_periods = calc.fit(fit.reference).calculate(analysis)
-        analysed = both_periods.filter(period="analysis")
-        getattr(fit.out, name).update({c: _cells(analysed.to_df(), (c,)) for c in cols})
-        fit.chart(f"Data quality: {title}", both_periods)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -356,3 +357,134 @@ def test_the_domain_classifier_is_quiet_and_uses_threads_only_where_they_pay() -
     assert small["n_jobs"] == 1 and large["n_jobs"] == -1  # NannyML's default: every core
     for params in (small, large):
         assert "silent" not in params and params["verbosity"] == -1
+
+
+def half_hourly(frame: pd.DataFrame, start: str) -> pd.DataFrame:
+    """`frame` with a row every half hour from `start`: weeks of rows, for period chunking."""
+    return frame.assign(ts=pd.date_range(start, periods=len(frame), freq="30min"))
+
+
+def _in_parts(reference, analysis, spec, cuts):  # type: ignore[no-untyped-def]
+    """What a cluster does: fit once, plan the whole batch, run each part's chunks on a fresh
+    copy of the fitted calculators (as a worker unpickles them), and join the parts."""
+    import pickle
+
+    from tabml.nannyml_adapter import (
+        Collector,
+        calculate,
+        fit,
+        join,
+        plan_chunks,
+        without_rows,
+    )
+
+    fitted = fit(reference, spec, labelled=True)
+    plan = plan_chunks(reference, spec, len(analysis), analysis[spec.timestamp])
+    blob = pickle.dumps(fitted)
+    parts: list[dict[str, object]] = []
+    for a, b in itertools.pairwise(cuts):
+        chunks = plan[a:b]
+        rows = analysis.iloc[chunks[0].start : chunks[-1].end + 1]
+        got: dict[str, object] = {}
+
+        def sent_back(name: str, result: object, got: dict[str, object] = got) -> None:
+            got[name] = pickle.loads(pickle.dumps(without_rows(result)))
+
+        calculate(pickle.loads(blob), chunks, rows, rows, spec, sent_back)
+        parts.append(got)
+    collector = Collector(fitted, spec)
+    for name in fitted.calculators:
+        collector.add(name, join([part[name] for part in parts]))
+    return collector.results
+
+
+FAMILIES = (
+    "chunks", "drift", "multivariate", "estimated", "realized", "missing", "unseen",
+    "out_of_range", "calibration", "reference_chunk_rows",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("chunking", "every_calculator"),
+    [
+        (ChunkingConfig(method="count", count=6), True),
+        # 470-row chunks: the last (380 rows) is merged into the one before
+        (ChunkingConfig(method="rows", rows=470), False),
+        (ChunkingConfig(method="period", period="W", min_rows=100), False),
+    ],
+    ids=["count", "rows-merged", "period"],
+)
+def test_a_batch_monitored_in_parts_gives_what_the_whole_batch_gives(
+    chunking: ChunkingConfig, every_calculator: bool
+) -> None:
+    """Monitor's chunks on a cluster: any cut of the batch into consecutive chunks, each part
+    run apart and the results joined, gives the summary and the charts of the whole batch
+    (and a part with no labels at all). The domain classifier (a LightGBM model per chunk,
+    the slow one) runs in one case only."""
+    from tabml.nannyml_adapter import render, run
+
+    cfg = DriftConfig(
+        continuous_methods=("jensen_shannon",),
+        categorical_methods=("chi2",),
+        data_reconstruction=True,
+        domain_classifier=every_calculator,
+    )
+    spec = synthetic_spec(chunking, cfg, ("roc_auc",))
+    reference = half_hourly(synthetic(3_000, None, seed=1), "2023-10-01")
+    analysis = half_hourly(synthetic(3_000, shift_from=1_500, seed=2), "2024-01-01")
+    analysis.loc[600:1400, "y"] = np.nan  # chunk 2 (of 6) has no label
+    analysis["y"] = analysis["y"].astype("float64")
+    whole = run(reference, analysis, analysis, spec, labelled=True)
+    n = len(whole.chunks)
+    assert n >= 5
+    # two cuts; one with the domain classifier (the parts' calculators still run twice)
+    for cuts in [[0, 2, 3, n], [0, 1, n - 1, n]][: 1 if every_calculator else 2]:
+        parts = _in_parts(reference, analysis, spec, cuts)
+        for family in FAMILIES:
+            assert getattr(parts, family) == getattr(whole, family), (family, cuts)
+        assert [c.title for c in parts.charts] == [c.title for c in whole.charts]
+        for mine, theirs in zip(parts.charts, whole.charts, strict=True):
+            assert render(mine, "c", False) == render(theirs, "c", False), mine.title
+
+
+def test_chunks_are_planned_as_nannyml_cuts_them() -> None:
+    """`plan_chunks` cuts from the time stamps alone where NannyML's chunker cut the whole
+    frame: the same keys, rows and times, for every chunking method and short-chunk rule."""
+    from tabml.nannyml_adapter import _chunker, _nannyml, plan_chunks
+
+    reference = half_hourly(synthetic(2_000, None, seed=1), "2023-10-01")
+    analysis = half_hourly(synthetic(1_234, None, seed=2), "2024-01-01")
+    cfg = DriftConfig(continuous_methods=("jensen_shannon",), categorical_methods=("chi2",))
+    for chunking in (
+        ChunkingConfig(method="rows", rows=200),
+        ChunkingConfig(method="rows", rows=200, short_chunks="keep"),
+        ChunkingConfig(method="count", count=5),
+        ChunkingConfig(method="period", period="D", min_rows=50),
+        ChunkingConfig(method="period", period="W"),
+        ChunkingConfig(method="period", period="D", short_chunks="keep"),
+    ):
+        spec = synthetic_spec(chunking, cfg)
+        theirs = _chunker(_nannyml(), spec, reference).split(analysis)
+        mine = plan_chunks(reference, spec, len(analysis), analysis["ts"])
+        assert [(p.index, p.key, p.start, p.end, p.start_datetime, p.end_datetime)
+                for p in mine] == [
+            (c.chunk_index, c.key, c.start_index, c.end_index, c.start_datetime,
+             c.end_datetime) for c in theirs
+        ], chunking  # fmt: skip
+
+
+def test_rows_that_share_a_time_stamp_keep_the_batch_order_in_chunks() -> None:
+    """NannyML sorts a batch by time stamp without a stable sort: rows sharing one were
+    scattered over the chunks by chance (298 of 300 moved in this batch). The planned chunks
+    keep the batch's own order (time, then id), on any machine and in any part."""
+    from tabml.nannyml_adapter import run
+
+    cfg = DriftConfig(continuous_methods=("jensen_shannon",), categorical_methods=("chi2",))
+    spec = synthetic_spec(ChunkingConfig(method="rows", rows=100), cfg)
+    reference = synthetic(1_000, None, seed=1)
+    analysis = synthetic(300, None, seed=2).assign(
+        ts=pd.to_datetime(["2024-01-01"] * 150 + ["2024-01-02"] * 150)
+    )
+    analysis.loc[:99, "x1"] = np.nan  # the first chunk's rows, as the batch orders them
+    out = run(reference, analysis, analysis, spec, labelled=False, charts=False)
+    assert [c["value"] for c in out.missing["x1"]] == [1.0, 0.0, 0.0]
