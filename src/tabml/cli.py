@@ -395,6 +395,15 @@ def monitor(
             max=36_500,
         ),
     ] = None,
+    params: Annotated[
+        Path | None,
+        typer.Option(
+            help="A params.yaml whose `compute:` says where to run (the pipeline's stage "
+            "passes its own). With compute=dask the workers of $DASK_SCHEDULER_ADDRESS (or a "
+            "local cluster of compute.workers processes) score the batch and monitor its "
+            "chunks; the outputs are the same. Without it, everything runs here."
+        ),
+    ] = None,
 ) -> None:
     """Drift, data quality and estimated performance of a batch, with NannyML.
 
@@ -406,13 +415,18 @@ def monitor(
     --since / --last-days window a folder of prediction logs by its date= partitions, so that
     a daily run looks at the new days only and old drift does not alert again.
 
+    A batch past this machine's memory: --params with compute=dask (docs/scale.md). Each
+    worker reads, checks and scores a piece of the batch, and monitors a run of its chunks
+    against the package's reference; this process holds only the ids, time stamps and
+    results. The workers read the batch at the same path (a shared volume).
+
     Exit codes: 0 no alert; 10 alerts fired (see summary.json); 12 the batch has no rows, or
     the window holds no partition (nothing was monitored: not the same as no alert); 2 bad
     config; 3 bad input (missing or unrelated columns, unreadable files); 4 a package that
     fails verification.
     """
     from tabml import monitor as mon
-    from tabml.config import ChunkingConfig, parse
+    from tabml.config import ChunkingConfig, MonitorParams, parse
     from tabml.stages import monitor as stage
 
     chosen = {"rows": chunk_rows, "count": chunk_count, "period": chunk_period}
@@ -437,8 +451,11 @@ def monitor(
         first_day = retention.window_start(today, last_days, "--last-days") + timedelta(days=1)
     if since is not None:
         first_day = retention.parse_day(since, "--since")
-    guard_outputs([input, labels, package], dirs=[output_dir])
-    summary = stage.run(package, input, labels, output_dir, chunking, allow_empty, first_day)
+    guard_outputs([input, labels, package, params], dirs=[output_dir])
+    compute = MonitorParams.load(params).compute if params is not None else None
+    summary = stage.run(
+        package, input, labels, output_dir, chunking, allow_empty, first_day, compute
+    )
     alerts = summary.totals.alerts.total
     if alerts and fail_on_alerts:
         print(

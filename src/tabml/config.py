@@ -654,6 +654,13 @@ class EvaluateParams(StageParams):
     compute: ComputeConfig
 
 
+class MonitorParams(StageParams):
+    """The monitor stage's own keys: its config and reference come from the package."""
+
+    # compute=dask scores and monitors the batch on the cluster (the same outputs)
+    compute: ComputeConfig
+
+
 class PackageParams(StageParams):
     """Everything a package records of how it was made (metadata.json's `params`)."""
 
@@ -709,6 +716,7 @@ ALL_PARAMS: tuple[type[StageParams], ...] = (
     SplitParams,
     TrainParams,
     EvaluateParams,
+    MonitorParams,
     PackageParams,
     DatasetParams,
     ReleaseParams,

@@ -591,6 +591,8 @@ def _gather(dask_client: Any, futures: list[Any], what: str) -> list[Any]:
     """The futures' results (Dask retries a lost worker's tasks), or an error for people."""
     try:
         return list(dask_client.gather(futures))
+    except TabmlError:
+        raise  # tabml's own error from the task (bad data, say): already written for people
     except Exception as err:
         raise _failed(what, err) from None
 

@@ -614,14 +614,23 @@ def read_batch(path: Path, allow_empty: bool = False, since: date | None = None)
 
     if not path.is_dir():
         return read_table(path, allow_empty)
+    files = batch_files(path, since)
+    if not files:
+        return pd.DataFrame()
+    return pd.concat([read_table(f, allow_empty=True) for f in files], ignore_index=True)
+
+
+def batch_files(path: Path, since: date | None = None) -> list[Path]:
+    """The table files `read_batch` reads, in its order: `path` itself, or the folder's files
+    (from `since` on: none when the window holds no partition)."""
+    if not path.is_dir():
+        return [path]
     files = table_files(path)
     if since is not None:
-        files = [f for f in files if (_partition_day(f) or date.max) >= since]
-        if not files:
-            return pd.DataFrame()
+        return [f for f in files if (_partition_day(f) or date.max) >= since]
     if not files:
         raise DataError(
             f"{path}: folder has no {', '.join(TABLE_SUFFIXES)} files "
             "(hidden files, which are still being written, are skipped)"
         )
-    return pd.concat([read_table(f, allow_empty=True) for f in files], ignore_index=True)
+    return files

@@ -22,6 +22,7 @@ also has `count`, the chunk's rows with such a value.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -45,8 +46,7 @@ ALERTS_EXIT_CODE = 10
 
 def _time_order(frame: pd.DataFrame, schema: SchemaConfig) -> pd.DataFrame:
     # chunks follow time: by timestamp when there is one, by id otherwise (as split does)
-    keys = [schema.timestamp, schema.id] if schema.timestamp else [schema.id]
-    return frame.sort_values(keys, kind="stable").reset_index(drop=True)
+    return frame.sort_values(time_keys(schema), kind="stable").reset_index(drop=True)
 
 
 def latest_rows(development: pd.DataFrame, schema: SchemaConfig, max_rows: int) -> pd.DataFrame:
@@ -67,17 +67,35 @@ def analysis_frame(
     schema: SchemaConfig,
     labels: pd.DataFrame | None,
 ) -> pd.DataFrame:
-    """The monitored batch: its features and score, with targets joined on id where known.
+    """The monitored batch: its features and score, with targets joined on id where known,
+    in time order (`time_keys`).
 
     Without labels the frame has no target column at all, so nothing is mistaken for a label.
     """
+    return _time_order(analysis_rows(typed, scores, schema, labels), schema)
+
+
+def analysis_rows(
+    typed: pd.DataFrame,
+    scores: np.ndarray,
+    schema: SchemaConfig,
+    labels: pd.DataFrame | None,
+) -> pd.DataFrame:
+    """`analysis_frame` in the batch's own row order: a part of the batch, prepared where it
+    was read (a Dask worker), before the whole batch is put in time order."""
     cols = [schema.id, *([schema.timestamp] if schema.timestamp else []), *schema.features]
     frame = typed[cols].assign(**{SCORE: scores})
     target = schema.target.column
     if labels is not None and len(labels):
         known = labels[[schema.id, target]].drop_duplicates(subset=schema.id, keep="last")
         frame = frame.merge(known, on=schema.id, how="left", validate="many_to_one")
-    return _time_order(frame, schema)
+    return frame
+
+
+def time_keys(schema: SchemaConfig) -> list[str]:
+    """The columns that put rows in time order: the timestamp and then the id, or the id alone
+    (as split does); ties keep the rows' order."""
+    return [schema.timestamp, schema.id] if schema.timestamp else [schema.id]
 
 
 def with_predictions(frame: pd.DataFrame, threshold: float) -> pd.DataFrame:
@@ -97,10 +115,13 @@ def collapse_levels(frame: pd.DataFrame, vocab: dict[str, list[str]], other: str
     return frame.assign(**collapsed)
 
 
-def blank_unseen(frame: pd.DataFrame, reference: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+def blank_unseen(
+    frame: pd.DataFrame, reference: Mapping[str, pd.Series] | pd.DataFrame, columns: list[str]
+) -> pd.DataFrame:
     """Blank categories the reference never had, for drift only (data quality counts them).
 
-    Returns `frame` itself when there is nothing to blank; never changes it.
+    `reference` is the reference, or its columns' values (`known_values`). Returns `frame`
+    itself when there is nothing to blank; never changes it.
     """
     blanked = {}
     for col in columns:
@@ -109,6 +130,13 @@ def blank_unseen(frame: pd.DataFrame, reference: pd.DataFrame, columns: list[str
         if not known.all():
             blanked[col] = values.where(known)
     return frame.assign(**blanked) if blanked else frame
+
+
+def known_values(reference: pd.DataFrame, columns: list[str]) -> dict[str, pd.Series]:
+    """Each column's distinct values in the reference: what `blank_unseen` needs of it."""
+    import pandas as pd
+
+    return {c: pd.Series(reference[c].dropna().unique()) for c in columns}
 
 
 HOW_TO_SET = (
@@ -136,15 +164,27 @@ def prepare(
     Both get the predictions at the package's threshold; a many-level categorical (an open
     vocabulary) is monitored as the model encodes it: its learnt levels, and OTHER for the rest.
     """
+    analysis = as_monitored(
+        analysis_frame(typed, scores, schema, labels), threshold, open_vocabularies
+    )
+    reference = as_monitored(reference, threshold, open_vocabularies)
+    return analysis, reference, labelled_rows(analysis, schema)
+
+
+def as_monitored(
+    frame: pd.DataFrame, threshold: float, open_vocabularies: dict[str, list[str]]
+) -> pd.DataFrame:
+    """A scored frame (the reference, or the batch or a part of it) as monitoring reads it:
+    the predictions at the package's threshold, and open vocabularies collapsed."""
     from tabml.features import OTHER
 
-    analysis = with_predictions(analysis_frame(typed, scores, schema, labels), threshold)
-    reference = with_predictions(reference, threshold)
-    analysis = collapse_levels(analysis, open_vocabularies, OTHER)
-    reference = collapse_levels(reference, open_vocabularies, OTHER)
+    return collapse_levels(with_predictions(frame, threshold), open_vocabularies, OTHER)
+
+
+def labelled_rows(analysis: pd.DataFrame, schema: SchemaConfig) -> int:
+    """The rows of the batch (or a part of it) that have a target."""
     target = schema.target.column
-    labelled = int(analysis[target].notna().sum()) if target in analysis else 0
-    return analysis, reference, labelled
+    return int(analysis[target].notna().sum()) if target in analysis else 0
 
 
 def check_chunking(chunking: ChunkingConfig, min_chunks: int, timestamp: str | None) -> None:

@@ -362,3 +362,135 @@ def test_an_empty_or_unrelated_batch_is_never_all_clear(project: Path, tmp_path:
     allowed = monitor(project, header_only, tmp_path / "b", "--allow-empty")
     assert allowed.returncode == 0, allowed.stderr
     assert summary_of(tmp_path / "b")["chunks"] == []
+
+
+# --- compute=dask: the batch scored and monitored on the workers --------------------------------
+
+
+@pytest.fixture(scope="module")
+def scattered(project: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """20,000 production rows out of time order, many sharing a time stamp (to the hour), in
+    a folder of two Parquet files (several row groups) and a CSV; labels for 15,000 of them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path_factory.mktemp("scattered")
+    rows = pd.read_parquet(project / "data/raw/production.parquet").iloc[:20_000]
+    rows["timestamp"] = pd.to_datetime(rows["timestamp"]).dt.floor("h")
+    rows = rows.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    batch = folder / "batch"
+    batch.mkdir()
+    pq.write_table(
+        pa.Table.from_pandas(rows.iloc[:8_000]), batch / "a.parquet", row_group_size=1_000
+    )
+    rows.iloc[8_000:13_000].to_csv(batch / "b.csv", index=False)
+    pq.write_table(
+        pa.Table.from_pandas(rows.iloc[13_000:]), batch / "c.parquet", row_group_size=2_500
+    )
+    labels = pd.read_parquet(project / "data/raw/production_labels.parquet")
+    labels = labels[labels["id"].isin(rows["id"].iloc[:15_000])]
+    labels.to_parquet(folder / "labels.parquet")
+    return batch, folder / "labels.parquet"
+
+
+def _monitored(project: Path, batch: Path, labels: Path | None, out: Path, workers: int) -> Path:
+    """The monitor stage in this process: here (`workers` 0), or on a local cluster."""
+    from tabml.config import DaskCompute
+    from tabml.stages import monitor as stage
+
+    compute = DaskCompute(backend="dask", workers=workers) if workers else None
+    stage.run(project / "models/package", batch, labels, out, allow_empty=True, compute=compute)
+    return out
+
+
+def _same_files(a: Path, b: Path) -> None:
+    names = sorted(p.name for p in a.iterdir())
+    assert names and names == sorted(p.name for p in b.iterdir())
+    for name in names:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+@pytest.fixture
+def small_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pieces of 3,000 rows, so that they straddle the chunks; no scheduler: a local cluster."""
+    from tabml import monitor_cluster
+
+    monkeypatch.setattr(monitor_cluster, "PIECE_ROWS", 3_000)
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+
+
+@pytest.mark.usefixtures("small_pieces")
+def test_monitor_on_the_workers_writes_what_local_monitor_writes_for_any_worker_count(
+    project: Path, scattered: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Every output (summary, metrics, the HTML report and the PNGs), byte for byte, with the
+    batch in pieces that straddle chunks and rows that share time stamps."""
+    batch, labels = scattered
+    local = _monitored(project, batch, labels, tmp_path / "local", 0)
+    summary = summary_of(local)
+    assert summary["analysis"] == {"rows": 20_000, "labelled_rows": 15_000}
+    for n in (1, 3):
+        _same_files(local, _monitored(project, batch, labels, tmp_path / f"dask-{n}", n))
+
+
+@pytest.mark.usefixtures("small_pieces")
+def test_a_bad_or_empty_batch_is_refused_on_the_workers_as_it_is_here(
+    project: Path, scattered: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from tabml.errors import DataError, EmptyBatchError
+
+    batch, _ = scattered
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in batch.iterdir():
+        (bad / f.name).write_bytes(f.read_bytes())
+    csv = pd.read_csv(bad / "b.csv")
+    csv["car_value"] = csv["car_value"].astype(object)
+    csv.loc[[7, 4_000], "car_value"] = "lots"
+    csv.to_csv(bad / "b.csv", index=False)
+    refusals = []
+    for n in (0, 2):
+        with pytest.raises(DataError) as err:
+            _monitored(project, bad, None, tmp_path / f"bad-{n}", n)
+        refusals.append(str(err.value))
+    assert refusals[0] == refusals[1] and "car_value" in refusals[0]
+    # the batch's row numbers (from 1), as when it is read whole
+    assert "(rows 8008, 12001)" in refusals[0], refusals[0]
+    # a batch with the right columns and no rows: the same empty report
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    pd.read_parquet(batch / "a.parquet").iloc[:0].to_parquet(empty / "a.parquet")
+    _same_files(
+        _monitored(project, empty, None, tmp_path / "empty-0", 0),
+        _monitored(project, empty, None, tmp_path / "empty-2", 2),
+    )
+    from tabml.config import DaskCompute
+    from tabml.stages import monitor as stage
+
+    with pytest.raises(EmptyBatchError, match="no rows"):
+        stage.run(
+            project / "models/package", empty, None, tmp_path / "x",
+            compute=DaskCompute(backend="dask", workers=1),
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("task", ["prepare_piece", "monitor_part"])
+def test_a_worker_lost_while_monitoring_costs_time_not_the_run(
+    project: Path, scattered: tuple[Path, Path], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, task: str,
+) -> None:  # fmt: skip
+    """The worker dies as it starts reading a piece, or monitoring a part (it holds pieces
+    then): Dask computes what it held again elsewhere, and the outputs are one machine's."""
+    from tabml import monitor_cluster
+    from tabml.distributed import workers
+    from tests.integration.test_dask import DieWhenScoring, own_cluster
+
+    monkeypatch.setattr(monitor_cluster, "PIECE_ROWS", 3_000)
+    batch, labels = scattered
+    local = _monitored(project, batch, labels, tmp_path / "local", 0)
+    with own_cluster(monkeypatch) as client:
+        victim = sorted(workers(client))[0]
+        client.register_plugin(DieWhenScoring(victim, task=task))
+        dask = _monitored(project, batch, labels, tmp_path / "dask", 1)
+        assert victim not in workers(client)
+    _same_files(local, dask)

@@ -16,15 +16,23 @@ from tabml import monitor as mon
 from tabml import package as pkg
 from tabml.catalog import Monitoring
 from tabml.chunking import floor as chunk_floor
-from tabml.config import ChunkingConfig, MonitorConfig, SchemaConfig, parse
+from tabml.config import (
+    ChunkingConfig,
+    ComputeConfig,
+    DaskCompute,
+    MonitorConfig,
+    MonitorParams,
+    SchemaConfig,
+    parse,
+)
 from tabml.errors import DataError, EmptyBatchError, PackageError
 from tabml.log import info
 from tabml.predlog import with_received_time
 from tabml.report_process import HtmlPage
 from tabml.schema import validate
 
-# the monitoring stage reads its config from the package, not from params.yaml
-PARAMS: tuple[str, ...] = ()
+# the monitoring config comes from the package; params.yaml says only where to run
+PARAMS = MonitorParams.param_keys()
 
 
 def _config(loaded: pkg.Package) -> MonitorConfig:
@@ -74,6 +82,7 @@ def run(
     chunking: ChunkingConfig | None = None,
     allow_empty: bool = False,
     since: date | None = None,
+    compute: ComputeConfig | None = None,
 ) -> mon.Summary:
     """Monitor one batch; write summary, metrics, HTML report and PNG charts; return summary.
 
@@ -81,11 +90,16 @@ def run(
     batch with no rows is an `EmptyBatchError` (exit 12), or with `allow_empty` an empty
     report (the pipeline's stage, for a dataset with no production batch yet). `since`
     (YYYY-MM-DD) keeps only the `date=` partitions of a folder of logs from that day on.
+    With `compute` a `DaskCompute`, the batch is scored and monitored on the Dask cluster
+    (`tabml.monitor_cluster`): the same outputs.
     """
     with pkg.unpacked(package_dir) as folder:
-        return _monitor(
-            pkg.load(folder), input_path, labels_path, output_dir, chunking, allow_empty, since
-        )
+        loaded = pkg.load(folder)
+        if isinstance(compute, DaskCompute):
+            return _on_cluster(
+                loaded, input_path, labels_path, output_dir, chunking, allow_empty, since, compute
+            )
+        return _monitor(loaded, input_path, labels_path, output_dir, chunking, allow_empty, since)
 
 
 def _monitor(
@@ -104,34 +118,13 @@ def _monitor(
     reference = io.read_parquet(loaded.reference)
     batch = io.read_batch(input_path, allow_empty=True, since=since)
     if since is not None and not len(batch.columns):
-        raise EmptyBatchError(
-            f"{input_path}: no prediction logs from {since} on (no date= partition in the "
-            "window): nothing was monitored, which is not the same as no drift"
-        )
+        raise _nothing_in_window(input_path, since)
     batch, received = with_received_time(batch, schema.timestamp)
-    if received:
-        info(
-            f"monitor: {received:,} logged rows came without '{schema.timestamp}': the time the "
-            "service received them (logged_at, UTC) stands in for it"
-        )
-    model_info = {"name": loaded.name, "kind": loaded.model.kind, "threshold": loaded.threshold}
+    _said_received(received, schema)
     # the columns first: an unrelated file is an error even when it has no rows
     typed = validate(batch, schema, "production", str(input_path)).frame
     if not len(batch):
-        if not allow_empty:
-            raise EmptyBatchError(
-                f"{input_path}: the batch has the right columns but no rows, so nothing was "
-                "monitored (this is not 'no alerts'). Check the export that wrote it."
-            )
-        # a dataset with no production batch yet (the pipeline's stage): an empty report
-        info(f"monitor: {input_path} has no rows; nothing to monitor (--allow-empty)")
-        summary = mon.summarize(
-            _empty_results(), cfg, chunking, model_info, len(reference), [], 0, 0
-        )
-        output_dir.mkdir(parents=True, exist_ok=True)
-        with HtmlPage(output_dir / Monitoring.REPORT, _title(loaded), in_process=True) as page:
-            _write(summary, page, output_dir)
-        return summary
+        return _empty(loaded, cfg, chunking, reference, input_path, output_dir, allow_empty)
 
     n_chunks = mon.check_reference(reference, cfg, chunking, schema.timestamp)
     info(f"monitor: scoring {len(typed):,} rows from {input_path}")
@@ -152,10 +145,7 @@ def _monitor(
     # NannyML (and plotly) imported before the page's drawing process forks, so both have them
     nannyml_adapter.load()
     output_dir.mkdir(parents=True, exist_ok=True)
-    info(
-        f"monitor: NannyML on {len(analysis):,} rows ({labelled:,} labelled) against a "
-        f"reference of {len(reference):,} rows in {n_chunks} chunks; chunking {chunking.method}"
-    )
+    _said_nannyml(len(analysis), labelled, reference, n_chunks, chunking)
     with HtmlPage(output_dir / Monitoring.REPORT, _title(loaded)) as page:
         # each chart is drawn (in the page's process) while the next calculator runs
         results = nannyml_adapter.run(
@@ -168,28 +158,162 @@ def _monitor(
         )
         if results.blind:
             raise mon.blind_error(results.blind, chunking, results.reference_chunk_rows)
-        flat = mon.performance_blind(results)
-        if flat:
-            raise DataError(
-                f"monitoring is blind: the alert band of {', '.join(flat)} spans the whole "
-                "range 0..1, so no value can alert. The reference chunks disagree too much: "
-                f"use fewer, larger chunks under `chunking:` {mon.HOW_TO_SET}. Nothing was "
-                "written."
-            )
-        summary = mon.summarize(
-            results,
-            cfg,
-            chunking,
-            model_info,
-            len(reference),
-            results.reference_chunk_rows,
-            len(analysis),
-            labelled,
-            min_chunk_rows=chunk_floor(
-                chunking, len(analysis), reference.get(schema.timestamp or "")
-            ),
+        stamps = reference.get(schema.timestamp or "")
+        return _finish(
+            loaded, cfg, chunking, results, len(reference), stamps, len(analysis), labelled,
+            page, output_dir,
+        )  # fmt: skip
+
+
+def _on_cluster(
+    loaded: pkg.Package,
+    input_path: Path,
+    labels_path: Path | None,
+    output_dir: Path,
+    chunking: ChunkingConfig | None,
+    allow_empty: bool,
+    since: date | None,
+    compute: DaskCompute,
+) -> mon.Summary:
+    """`_monitor`, with the batch scored and monitored on the Dask cluster's workers: this
+    process holds the reference, the batch's ids and time stamps, and the results."""
+    from tabml import nannyml_adapter
+    from tabml.monitor_cluster import Scoring, monitor_on_cluster
+
+    schema = loaded.schema
+    cfg = _config(loaded)
+    chunking = chunking or cfg.chunking
+    reference = io.read_parquet(loaded.reference)
+    files = io.batch_files(input_path, since)
+    if since is not None and not files:
+        raise _nothing_in_window(input_path, since)
+    pre = loaded.model.preprocessor
+    vocab = {c: pre.vocab[c] for c in pre.other}
+    scoring = Scoring(schema, loaded.model, _labels(labels_path, schema), loaded.threshold, vocab)
+    prepared = mon.as_monitored(reference, loaded.threshold, vocab)
+    spec = _spec(schema, cfg, chunking)
+    n_chunks = 0
+
+    def fit(labelled: bool) -> nannyml_adapter.Fitted:
+        nonlocal n_chunks
+        n_chunks = mon.check_reference(reference, cfg, chunking, schema.timestamp)
+        fitted = nannyml_adapter.fit(prepared, spec, labelled)
+        if fitted.blind:
+            raise mon.blind_error(fitted.blind, chunking, fitted.reference_chunk_rows)
+        return fitted
+
+    done = monitor_on_cluster(
+        files,
+        str(input_path),
+        scoring,
+        prepared,
+        spec,
+        fit,
+        compute,
+    )
+    if done is None:
+        return _empty(loaded, cfg, chunking, reference, input_path, output_dir, allow_empty)
+    _said_received(done.received, schema)
+    nannyml_adapter.load()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    _said_nannyml(done.rows, done.labelled, prepared, n_chunks, chunking)
+    with HtmlPage(output_dir / Monitoring.REPORT, _title(loaded)) as page:
+        collector = nannyml_adapter.Collector(done.fitted, spec, on_chart=page.add)
+        for name, result in done.results.items():
+            collector.add(name, result)
+        stamps = prepared.get(schema.timestamp or "")
+        return _finish(
+            loaded, cfg, chunking, collector.results, len(prepared), stamps, done.rows,
+            done.labelled, page, output_dir,
+        )  # fmt: skip
+
+
+def _nothing_in_window(input_path: Path, since: date) -> EmptyBatchError:
+    return EmptyBatchError(
+        f"{input_path}: no prediction logs from {since} on (no date= partition in the "
+        "window): nothing was monitored, which is not the same as no drift"
+    )
+
+
+def _said_received(received: int, schema: SchemaConfig) -> None:
+    if received:
+        info(
+            f"monitor: {received:,} logged rows came without '{schema.timestamp}': the time the "
+            "service received them (logged_at, UTC) stands in for it"
         )
+
+
+def _said_nannyml(
+    rows: int, labelled: int, reference: Any, n_chunks: int, chunking: ChunkingConfig
+) -> None:
+    info(
+        f"monitor: NannyML on {rows:,} rows ({labelled:,} labelled) against a "
+        f"reference of {len(reference):,} rows in {n_chunks} chunks; chunking {chunking.method}"
+    )
+
+
+def _empty(
+    loaded: pkg.Package,
+    cfg: MonitorConfig,
+    chunking: ChunkingConfig,
+    reference: Any,
+    input_path: Path,
+    output_dir: Path,
+    allow_empty: bool,
+) -> mon.Summary:
+    """A batch with the right columns and no rows: an error, or with `allow_empty` (the
+    pipeline's stage, for a dataset with no production batch yet) an empty report."""
+    if not allow_empty:
+        raise EmptyBatchError(
+            f"{input_path}: the batch has the right columns but no rows, so nothing was "
+            "monitored (this is not 'no alerts'). Check the export that wrote it."
+        )
+    info(f"monitor: {input_path} has no rows; nothing to monitor (--allow-empty)")
+    model_info = _model_info(loaded)
+    summary = mon.summarize(_empty_results(), cfg, chunking, model_info, len(reference), [], 0, 0)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with HtmlPage(output_dir / Monitoring.REPORT, _title(loaded), in_process=True) as page:
         _write(summary, page, output_dir)
+    return summary
+
+
+def _model_info(loaded: pkg.Package) -> dict[str, Any]:
+    return {"name": loaded.name, "kind": loaded.model.kind, "threshold": loaded.threshold}
+
+
+def _finish(
+    loaded: pkg.Package,
+    cfg: MonitorConfig,
+    chunking: ChunkingConfig,
+    results: Any,
+    reference_rows: int,
+    reference_stamps: Any,
+    rows: int,
+    labelled: int,
+    page: HtmlPage,
+    output_dir: Path,
+) -> mon.Summary:
+    """Refuse blind performance bands; summarize the results and write every output."""
+    flat = mon.performance_blind(results)
+    if flat:
+        raise DataError(
+            f"monitoring is blind: the alert band of {', '.join(flat)} spans the whole "
+            "range 0..1, so no value can alert. The reference chunks disagree too much: "
+            f"use fewer, larger chunks under `chunking:` {mon.HOW_TO_SET}. Nothing was "
+            "written."
+        )
+    summary = mon.summarize(
+        results,
+        cfg,
+        chunking,
+        _model_info(loaded),
+        reference_rows,
+        results.reference_chunk_rows,
+        rows,
+        labelled,
+        min_chunk_rows=chunk_floor(chunking, rows, reference_stamps),
+    )
+    _write(summary, page, output_dir)
     alerts = summary.totals.alerts
     for chunk in summary.chunks:
         if chunk.note:
