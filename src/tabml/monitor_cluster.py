@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from tabml.config import DaskCompute, SchemaConfig
 from tabml.distributed import RowRange, _gather, client, file_ranges, read_range, workers
+from tabml.io import release_unused
 from tabml.log import info
 
 if TYPE_CHECKING:
@@ -258,24 +259,30 @@ def monitor_on_cluster(
         Coerced(keys, checks.finish(), checks.unseen(), dict(checks.out_of_range)).raise_if_failed(
             input_name
         )
-        if not len(keys):
-            return None
+        # from here on, this process holds a time position a row (and the plan's time stamps)
+        sizes = [len(r.checked.coerced.frame) for r in reports]
         labelled = sum(r.labelled for r in reports)
+        received = sum(r.received for r in reports)
+        rows = len(keys)
+        del reports, checks
+        release_unused()
+        if not rows:
+            return None
         fitted = fit(labelled > 0)
         positions = time_positions(keys, schema)
-        in_time_order = np.argsort(positions, kind="stable")
-        stamps = (
-            pd.Series(keys[schema.timestamp].to_numpy()[in_time_order])
-            if schema.timestamp
-            else None
-        )
-        plan = plan_chunks(reference, spec, len(keys), stamps)
+        stamps = None
+        if schema.timestamp:
+            stamps = pd.Series(keys[schema.timestamp].to_numpy()[np.argsort(positions)])
+        del keys
+        release_unused()
+        plan = plan_chunks(reference, spec, rows, stamps)
+        del stamps
         # about two parts a worker, for balance (the results do not depend on the cut)
-        per_part = -(-len(keys) // (2 * len(workers(dask_client))))
+        per_part = -(-rows // (2 * len(workers(dask_client))))
         parts = parts_of(plan, min(PART_ROWS, per_part))
         bounds = np.array([p[0].start for p in parts], dtype=np.int64)
         info(
-            f"monitor: {len(keys):,} rows in {len(plan)} chunks; monitoring them on the "
+            f"monitor: {rows:,} rows in {len(plan)} chunks; monitoring them on the "
             f"cluster in {len(parts)} part(s)"
         )
         [shared_fit] = dask_client.scatter([fitted], broadcast=True)
@@ -283,8 +290,7 @@ def monitor_on_cluster(
         # each piece's rows dealt to the parts they fall in; a part gathers its rows
         part_rows: list[list[Any]] = [[] for _ in parts]
         start = 0
-        for future, piece_report in zip(prepared, reports, strict=True):
-            n = len(piece_report.checked.coerced.frame)
+        for future, n in zip(prepared, sizes, strict=True):
             if not n:
                 continue
             mine = positions[start : start + n]
@@ -299,4 +305,4 @@ def monitor_on_cluster(
         ]
         results = _gather(dask_client, monitored, "monitor: monitoring chunks on the cluster")
     joined = {name: join([r[name] for r in results]) for name in fitted.calculators}
-    return Monitored(fitted, joined, len(keys), labelled, sum(r.received for r in reports))
+    return Monitored(fitted, joined, rows, labelled, received)
