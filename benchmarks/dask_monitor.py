@@ -5,18 +5,18 @@ Usage: uv run python benchmarks/dask_monitor.py [--rows 2000000] [--workers 1,2,
 
 Needs the project's package (models/package: `make repro` first). In a temporary folder, the
 production batch (data/raw/production.parquet) is repeated, each copy with new ids and
-later time stamps, up to `--rows` rows, in one Parquet file of 250,000-row row groups
-(written by a child process, so that its frames do not count in this process's peak). The
-monitor stage's call (`tabml.stages.monitor.run`, the command's) then runs in this process,
-`--runs` times with compute=local and `--runs` times for each worker count N on a
-LocalCluster of N worker processes (started before the clock), with `--chunks` chunks
+later time stamps, up to `--rows` rows, in one Parquet file of 250,000-row row groups. Then
+`tabml monitor` runs in a fresh process each time, as a user runs it: `--runs` times with
+compute=local and `--runs` times for each worker count N on a LocalCluster of N worker
+processes (started in this process, before the clock), with `--chunks` chunks
 (`--chunk-count`; the package's 5,000-row chunks would make hundreds). Times are medians.
-CPU seconds are summed over this process and the workers, so their ratio to compute=local's
-is the work efficiency, which a 2-core machine shows where wall-clock speed-up cannot. Peak
-RSS: this process's and the largest worker's, each high-water mark reset before the runs.
+CPU seconds are the command's (with the child that draws the report) plus the workers', so
+their ratio to compute=local's is the work efficiency, which a 2-core machine shows where
+wall-clock speed-up cannot. Peak RSS: the command's, and the largest worker's (its
+high-water mark reset before the runs).
 
 What must hold (issue 29): every run writes the same bytes as compute=local, for every N; and
-this process's peak falls well below compute=local's (it never holds the batch).
+the command's peak falls well below compute=local's (it never holds the batch).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import ROOT, cpu_seconds, median, peak_mib, reset_peak
+from benchmarks._common import ENV, ROOT, cpu_seconds, median, peak_mib, reset_peak
 from benchmarks.dask_data import _digest
 
 
@@ -80,12 +80,10 @@ def main() -> None:
     if not (package / "metadata.json").exists():
         sys.exit(f"{package} is missing: run 'make repro' first")
 
+    import yaml
     from dask.distributed import Client, LocalCluster
 
-    from tabml.config import ChunkingConfig, DaskCompute
-    from tabml.stages import monitor
-
-    chunking = ChunkingConfig(method="count", count=args.chunks)
+    env = dict(ENV)  # this virtualenv's tools first, telemetry off
     with tempfile.TemporaryDirectory(prefix="tabml-dask-monitor-") as tmp_name:
         tmp = Path(tmp_name)
         batch = tmp / "batch.parquet"
@@ -93,18 +91,24 @@ def main() -> None:
         write = [sys.executable, __file__, "--rows", str(args.rows), "--write-batch", str(batch)]
         subprocess.run(write, check=True)
 
-        def measure(compute: Any, name: str, client: Any = None) -> dict[str, Any]:
+        def measure(params: Path, name: str, client: Any = None) -> dict[str, Any]:
             walls, cpus, peaks, digests = [], [], [], set()
             for i in range(args.runs):
                 out = tmp / f"{name}-{i}"
                 before = sum(client.run(cpu_seconds).values()) if client else 0.0
-                reset_peak()
-                cpu0, t0 = cpu_seconds(), time.perf_counter()
-                monitor.run(package, batch, None, out, chunking, compute=compute)
+                cmd = ["tabml", "monitor", "--package", str(package), "--input", str(batch),
+                       "--output-dir", str(out), "--chunk-count", str(args.chunks),
+                       "--no-fail-on-alerts", "--params", str(params)]  # fmt: skip
+                t0 = time.perf_counter()
+                child = subprocess.Popen(cmd, env=env, stderr=subprocess.DEVNULL)
+                _, status, usage = os.wait4(child.pid, 0)
                 walls.append(time.perf_counter() - t0)
+                if status:
+                    sys.exit(f"{' '.join(cmd)} failed ({status})")
                 workers = sum(client.run(cpu_seconds).values()) - before if client else 0.0
-                cpus.append(cpu_seconds() - cpu0 + workers)
-                peaks.append(peak_mib())
+                # the command's own CPU (with its report-drawing child) and the workers'
+                cpus.append(usage.ru_utime + usage.ru_stime + workers)
+                peaks.append(usage.ru_maxrss / 1024)
                 digests.add(_digest(out))
             return {
                 "wall_s": median(walls),
@@ -113,21 +117,27 @@ def main() -> None:
                 "digests": digests,
             }
 
-        base = measure(None, "local")
+        tree = yaml.safe_load((ROOT / "params.yaml").read_text())
+        local_params = tmp / "params-local.yaml"
+        local_params.write_text(yaml.safe_dump(tree, sort_keys=False))
+        base = measure(local_params, "local")
         reference = base.pop("digests")
         print(f"compute=local: {json.dumps(base)}", file=sys.stderr)
         rows: list[dict[str, Any]] = []
         for n in (int(x) for x in args.workers.split(",")):
+            tree["compute"] = {"backend": "dask", "workers": n}
+            params = tmp / f"params-dask-{n}.yaml"
+            params.write_text(yaml.safe_dump(tree, sort_keys=False))
             with (
                 LocalCluster(n_workers=n, threads_per_worker=1, host="127.0.0.1",
                              dashboard_address=None) as cluster,
                 Client(cluster) as client,
             ):  # fmt: skip
-                os.environ["DASK_SCHEDULER_ADDRESS"] = cluster.scheduler_address
+                env["DASK_SCHEDULER_ADDRESS"] = cluster.scheduler_address
                 client.run(reset_peak)
-                got = measure(DaskCompute(backend="dask", workers=n), f"dask-{n}", client)
+                got = measure(params, f"dask-{n}", client)
                 worker_peak = max(client.run(peak_mib).values())
-                del os.environ["DASK_SCHEDULER_ADDRESS"]
+                del env["DASK_SCHEDULER_ADDRESS"]
             row = {
                 "workers": n,
                 "same_bytes_as_local": got.pop("digests") == reference,
@@ -139,8 +149,8 @@ def main() -> None:
             print(json.dumps(row), file=sys.stderr)
     print(f"\n<!-- benchmarks/dask_monitor.py, {time.strftime('%Y-%m-%d')}, {args.rows:,} rows, "
           f"{args.chunks} chunks -->")  # fmt: skip
-    print("| compute | same bytes as local | wall s | CPU s | CPU vs local | peak RSS, this "
-          "process | peak RSS per worker |")  # fmt: skip
+    print("| compute | same bytes as local | wall s | CPU s | CPU vs local | peak RSS, the "
+          "command | peak RSS per worker |")  # fmt: skip
     print("|---|---|---:|---:|---:|---:|---:|")
     print(f"| local | | {base['wall_s']:.1f} | {base['cpu_s']:.1f} | 1.00x | "
           f"{base['peak_mib']:,.0f} MiB | |")  # fmt: skip
