@@ -155,29 +155,6 @@ def positives(frame: pd.DataFrame, target: str) -> np.ndarray:
     return frame[target].to_numpy(dtype="float64") > 0.5
 
 
-def read_rows(
-    path: str,
-    keepers: list[Callable[[pd.DataFrame, int], np.ndarray]],
-    columns: list[str] | None = None,
-) -> list[pd.DataFrame]:
-    """One pass over a Parquet file a row group at a time: for each keeper (frame, first row
-    number -> boolean mask), the rows it keeps, in file order; only `columns` when given."""
-    import pandas as pd
-    import pyarrow.parquet as pq
-
-    kept: list[list[pd.DataFrame]] = [[] for _ in keepers]
-    with _open(path) as handle:
-        file = pq.ParquetFile(handle)
-        start = 0
-        for group in range(file.num_row_groups):
-            frame = file.read_row_group(group, columns=columns).to_pandas()
-            for out, keep in zip(kept, keepers, strict=True):
-                out.append(frame[keep(frame, start)])
-            start += len(frame)
-            del frame
-    return [pd.concat(parts, ignore_index=True) for parts in kept]
-
-
 @contextlib.contextmanager
 def _open(path: str) -> Iterator[Any]:
     """A local path, or a URL fsspec knows (s3:// with s3fs) that every worker can reach."""
@@ -250,10 +227,13 @@ def run_rank(job: RankJob) -> RankResult:
 
         return np.isin(np.arange(start, start + len(frame)), sample)
 
-    # a rank holds only what it trains on: the features and the target
-    columns = [*job.schema.features, target]
-    (train,) = read_rows(job.train_path, [mine(seen_train)], columns)
-    valid_sample, valid_mine = read_rows(job.valid_path, [sampled, mine(seen_valid)], columns)
+    # which rows this rank keeps, in one pass over the target (and the categorical columns,
+    # for the categories it never sees); LightGBM then reads them a row group at a time
+    categorical = list(job.prep.categorical)
+    (train_rows,), present = rows_kept(job.train_path, [mine(seen_train)], target, categorical)
+    (sample_rows, valid_rows), _ = rows_kept(
+        job.valid_path, [sampled, mine(seen_valid)], target, []
+    )
     network = {
         "tree_learner": "data",
         "pre_partition": True,
@@ -262,32 +242,84 @@ def run_rank(job: RankJob) -> RankResult:
     }
     model, history, early = fit_lightgbm_rank(
         job.prep,
-        target,
-        train,
-        valid_sample,
-        valid_mine,
+        rank_blocks(job.train_path, train_rows, job.prep, target),
+        rank_blocks(job.valid_path, sample_rows, job.prep, target),
+        rank_blocks(job.valid_path, valid_rows, job.prep, target),
         job.cfg,
         job.seed,
         [_network(network, machines, job.rank) for machines in job.machines],
         progress=job.rank == 0,  # the ranks train in step: one prints the rounds
     )
-    return RankResult(model, history, early, _missing_categories(job.prep, train))
+    missing = {
+        column: absent
+        for column in categorical
+        if (absent := [v for v in job.prep.vocab[column] if v not in present[column]])
+    }
+    return RankResult(model, history, early, missing)
+
+
+def rows_kept(
+    path: str,
+    keepers: list[Callable[[pd.DataFrame, int], np.ndarray]],
+    target: str,
+    categorical: list[str],
+) -> tuple[list[dict[int, np.ndarray]], dict[str, set[str]]]:
+    """One pass over a Parquet file's target (and `categorical`) columns, a row group at a
+    time: for each keeper (frame, first row number -> boolean mask), the positions it keeps
+    in each row group (groups where it keeps none left out); and the values each categorical
+    column takes in the first keeper's rows."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    kept: list[dict[int, np.ndarray]] = [{} for _ in keepers]
+    present: dict[str, set[str]] = {c: set() for c in categorical}
+    with _open(path) as handle:
+        file = pq.ParquetFile(handle)
+        start = 0
+        for group in range(file.num_row_groups):
+            frame = file.read_row_group(group, columns=[target, *categorical]).to_pandas()
+            for out, keep in zip(kept, keepers, strict=True):
+                at = np.flatnonzero(keep(frame, start))
+                if len(at):
+                    out[group] = at
+            for column in categorical:
+                mine = frame[column].iloc[kept[0].get(group, [])]
+                present[column].update(mine.dropna().astype("string"))
+            start += len(frame)
+    return kept, present
+
+
+def rank_blocks(path: str, rows: dict[int, np.ndarray], prep: Preprocessor, target: str) -> Any:
+    """A rank's rows of a Parquet file (`rows`: its positions in each row group) as LightGBM's
+    blocks (`tabml.lgbm_data`): a row group's rows read and encoded when LightGBM asks for
+    them, so the rank never holds its rows as a frame or a whole matrix."""
+    import numpy as np
+
+    from tabml.lgbm_data import Blocks
+
+    groups = sorted(rows)
+
+    def read(i: int, columns: list[str], at: np.ndarray | None = None) -> pd.DataFrame:
+        import pyarrow.parquet as pq
+
+        mine = rows[groups[i]] if at is None else rows[groups[i]][at]
+        with _open(path) as handle:
+            table = pq.ParquetFile(handle).read_row_group(groups[i], columns=columns)
+        return table.take(mine).to_pandas()
+
+    def encode(i: int, at: np.ndarray | None) -> np.ndarray:
+        return prep.transform(read(i, prep.features, at), "codes")
+
+    def labels() -> np.ndarray:
+        parts = [read(i, [target])[target].to_numpy(dtype="float32") for i in range(len(groups))]
+        return np.concatenate(parts) if parts else np.empty(0, dtype="float32")
+
+    return Blocks(tuple(len(rows[g]) for g in groups), encode, labels)
 
 
 def _network(base: dict[str, Any], machines: str, rank: int) -> dict[str, Any]:
     port = int(machines.split(",")[rank].rsplit(":", 1)[1])
     return {**base, "machines": machines, "local_listen_port": port}
-
-
-def _missing_categories(prep: Preprocessor, frame: pd.DataFrame) -> dict[str, list[str]]:
-    """Each categorical column's vocabulary levels with no row on this rank."""
-    missing = {}
-    for column in prep.categorical:
-        present = set(frame[column].dropna().astype("string"))
-        absent = [v for v in prep.vocab[column] if v not in present]
-        if absent:
-            missing[column] = absent
-    return missing
 
 
 def free_ports(count: int) -> list[int]:

@@ -271,32 +271,11 @@ def _fit_lightgbm(
     return fit_lightgbm_blocks(prep, blocks(train, y_train), blocks(valid, y_valid), cfg, seed)
 
 
-def _early_stopped(
-    prep: Preprocessor,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_valid: np.ndarray,
-    y_valid: np.ndarray,
-    cfg: LightGBMConfig,
-    params: dict[str, Any],
-    progress: bool = True,
-) -> tuple[Any, int, dict[str, dict[str, list[float]]]]:
-    """LightGBM on train's encoded matrix, early-stopped on valid's: the booster, its best
-    round, its curves (`progress`: a line every PROGRESS_EVERY rounds)."""
-    import lightgbm as lgb
-
-    names, cats = _lgb_columns(prep)
-    dtrain = lgb.Dataset(
-        x_train, y_train, feature_name=names, categorical_feature=cats, free_raw_data=True
-    )
-    dvalid = lgb.Dataset(x_valid, y_valid, reference=dtrain)
-    return _train_early_stopped(dtrain, dvalid, cfg, params, progress)
-
-
 def _train_early_stopped(
     dtrain: Any, dvalid: Any, cfg: LightGBMConfig, params: dict[str, Any], progress: bool = True
 ) -> tuple[Any, int, dict[str, dict[str, list[float]]]]:
-    """`_early_stopped` on LightGBM datasets (constructed already, or not)."""
+    """LightGBM on train, early-stopped on valid (datasets constructed already, or not): the
+    booster, its best round, its curves (`progress`: a line every PROGRESS_EVERY rounds)."""
     import lightgbm as lgb
 
     curves: dict[str, Any] = {}
@@ -358,10 +337,9 @@ def fit_lightgbm_blocks(
 
 def fit_lightgbm_rank(
     prep: Preprocessor,
-    target: str,
-    train: pd.DataFrame,
-    valid_sample: pd.DataFrame,
-    valid_share: pd.DataFrame,
+    train: Blocks,
+    valid_sample: Blocks,
+    valid_share: Blocks,
     cfg: LightGBMConfig,
     seed: int,
     networks: list[dict[str, Any]],
@@ -369,20 +347,26 @@ def fit_lightgbm_rank(
 ) -> tuple[Model, History, str | None]:
     """One rank of data-parallel LightGBM (tabml.distributed): early-stopped on the valid
     sample every rank holds, then, with `refit`, trained again on this rank's shares of train
-    and valid. `networks`: LightGBM's network settings for the fit and for the refit.
-    Returns the model, its history and, with a refit, the early-stopped booster's text.
-    `progress`: this rank prints the rounds (one rank does: they train in step)."""
+    and valid. The rows come in blocks (`tabml.lgbm_data`), read when LightGBM bins them.
+    `networks`: LightGBM's network settings for the fit and for the refit. Returns the model,
+    its history and, with a refit, the early-stopped booster's text. `progress`: this rank
+    prints the rounds (one rank does: they train in step).
 
-    def labels(frame: pd.DataFrame) -> np.ndarray:
-        return frame[target].to_numpy(dtype="float64")
+    The datasets are constructed inside `lgb.train`, after the booster has joined LightGBM's
+    network: the ranks then find each feature's bins together (constructed before, each rank
+    would bin alone, and the ranks' bins would disagree)."""
+    import lightgbm as lgb
+
+    from tabml.lgbm_data import dataset
 
     params = _lgb_params(cfg, seed)
-    y_train = labels(train)
-    booster, best, history = _early_stopped(
-        prep, prep.transform(train, "codes"), y_train, prep.transform(valid_sample, "codes"),
-        labels(valid_sample), cfg, {**params, **networks[0]}, progress,
-    )  # fmt: skip
+    names, cats = _lgb_columns(prep)
+    fit_params = {**params, **networks[0]}
+    dtrain = dataset([train], fit_params, names, cats)
+    dvalid = dataset([valid_sample], fit_params, names, cats, reference=dtrain)
+    booster, best, history = _train_early_stopped(dtrain, dvalid, cfg, fit_params, progress)
     booster.free_network()
+    del dtrain, dvalid
     if not cfg.refit:
         return (
             Model("lightgbm", prep, booster=booster, best_iteration=best),
@@ -391,8 +375,10 @@ def fit_lightgbm_rank(
         )
     early = booster.model_to_string()
     del booster
-    parts = [(train, y_train), (valid_share, labels(valid_share))]
-    booster = _refit(prep, parts, {**params, **networks[1]}, best)
+    io.release_unused()
+    refit = {**params, **networks[1], "metric": "none"}
+    data = dataset([train, valid_share], refit, names, cats)
+    booster = lgb.train(refit, data, num_boost_round=best)
     booster.free_network()
     model = Model("lightgbm", prep, booster=booster, best_iteration=best)
     return model, History(history, best, len(train) + len(valid_share)), early
@@ -409,33 +395,6 @@ def booster_from_text(text: str, drop: tuple[str, ...] = ()) -> Any:
             line for line in lines if not any(line.startswith(f"[{p}: ") for p in drop)
         )
     return lgb.Booster(model_str=text)
-
-
-def _refit(
-    prep: Preprocessor, parts: list[tuple[pd.DataFrame, np.ndarray]], params: Any, rounds: int
-) -> Any:
-    """LightGBM on all `parts` stacked, for a fixed number of rounds (no early-stopping set).
-
-    The preprocessing stays the one fitted on train. The matrix is filled part by part, so
-    the peak is the stacked matrix plus the largest part's matrix, not every part twice.
-    """
-    import lightgbm as lgb
-    import numpy as np
-
-    names, cats = _lgb_columns(prep)
-    matrix = np.empty((sum(len(f) for f, _ in parts), len(names)), dtype="float64")
-    start = 0
-    for frame, _ in parts:
-        matrix[start : start + len(frame)] = prep.transform(frame, "codes")
-        start += len(frame)
-    data = lgb.Dataset(
-        matrix,
-        np.concatenate([y for _, y in parts]),
-        feature_name=names,
-        categorical_feature=cats,
-        free_raw_data=True,
-    )
-    return lgb.train({**params, "metric": "none"}, data, num_boost_round=rounds)
 
 
 def _fit_logreg(

@@ -101,3 +101,42 @@ def test_only_tls_or_this_machine_counts_as_private(address: str, private: bool)
     from tabml.distributed import encrypted_or_local
 
     assert encrypted_or_local(address) is private
+
+
+def test_a_rank_reads_its_rows_in_blocks_as_the_dealt_frame_holds_them(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A rank's train rows reach LightGBM a row group at a time (`rank_blocks`), never as a
+    frame: the blocks are the rows `deal` gives the rank, in file order, encoded and
+    labelled as the whole dealt frame would be; and the categories it never sees are named."""
+    import numpy as np
+
+    from tabml import features
+    from tabml.config import SchemaConfig, parse
+    from tabml.distributed import deal, positives, rank_blocks, rows_kept
+    from tests.conftest import make_frame, schema_dict, write_groups
+
+    schema = parse(SchemaConfig, schema_dict(), "dataset.schema")
+    frame = make_frame(1_000, seed=5).drop(columns=["email"])
+    path = write_groups(frame, tmp_path / "train.parquet", 128)
+    prep = features.fit(frame, schema, impute=True, clip_quantiles=None)
+    target = schema.target.column
+    for rank in range(3):
+        seen = [0, 0]
+
+        def mine(part, _start, rank=rank, seen=seen):  # type: ignore[no-untyped-def]
+            return deal(positives(part, target), 3, seen) == rank
+
+        (kept,), present = rows_kept(path, [mine], target, list(prep.categorical))
+        blocks = rank_blocks(path, kept, prep, target)
+        whole = deal(positives(frame, target), 3, [0, 0]) == rank
+        expected = frame[whole]
+        assert len(blocks) == int(whole.sum())
+        encoded = np.concatenate(list(blocks.matrices()))
+        assert np.array_equal(encoded, prep.transform(expected, "codes"), equal_nan=True)
+        assert np.array_equal(blocks.labels(), expected[target].to_numpy(dtype="float32"))
+        # the sample LightGBM bins from: only those rows, encoded alone
+        some = np.array([0, 3, 7])
+        assert np.array_equal(
+            blocks.encode(1, some), prep.transform(expected.iloc[blocks.sizes[0] + some], "codes"),
+            equal_nan=True,
+        )  # fmt: skip
+        assert present["income"] == set(expected["income"].dropna().astype("string"))
