@@ -361,6 +361,25 @@ def score_group(path: str, group: int, model: Model) -> np.ndarray:
     return model.predict(table.to_pandas())
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
+def shared(dask_client: Any, value: Any) -> Any:
+    """A future of `value` for every task to use, that Dask can make again when the worker
+    holding it is lost: the result of a task that returns it (the scheduler keeps the task).
+
+    Not `scatter(broadcast=True)`: Dask's memory manager keeps one copy of what it sends
+    (dask/dask#11148), and scattered data lost with its worker cannot be made again
+    (dask/distributed#3149), so a lost worker failed the run ("lost scattered data")."""
+    import warnings
+
+    with warnings.catch_warnings():
+        # a model or fitted calculators are megabytes: sent once, as this one task
+        warnings.filterwarnings("ignore", message="Sending large graph")
+        return dask_client.submit(_same, value, pure=False)
+
+
 def score_files(model: Model, paths: dict[str, str], compute: DaskCompute) -> dict[str, Any]:
     """Each Parquet file's scores, in its row order, computed on the cluster's workers a row
     group a task. A task whose worker dies is run again on another (scoring a row group has
@@ -370,12 +389,12 @@ def score_files(model: Model, paths: dict[str, str], compute: DaskCompute) -> di
 
     scores: dict[str, Any] = {}
     with client(compute, "evaluate") as dask_client:
-        [shared] = dask_client.scatter([model], broadcast=True)
+        held = shared(dask_client, model)
         for name, path in paths.items():
             with _open(path) as handle:
                 groups = pq.ParquetFile(handle).num_row_groups
             futures = dask_client.map(
-                score_group, [path] * groups, range(groups), model=shared, pure=False
+                score_group, [path] * groups, range(groups), model=held, pure=False
             )
             parts = _gather(dask_client, futures, f"evaluate: scoring {path} on the cluster")
             scores[name] = np.concatenate(parts) if parts else np.empty(0)

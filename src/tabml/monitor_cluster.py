@@ -32,7 +32,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tabml.config import DaskCompute, SchemaConfig
-from tabml.distributed import RowRange, _gather, client, file_ranges, read_range, workers
+from tabml.distributed import (
+    RowRange,
+    _gather,
+    client,
+    file_ranges,
+    read_range,
+    shared,
+    workers,
+)
 from tabml.io import release_unused
 from tabml.log import info
 
@@ -246,8 +254,9 @@ def monitor_on_cluster(
             f"monitor: scoring {len(todo)} piece(s) of the batch on {len(workers(dask_client))} "
             "worker(s)"
         )
-        [shared] = dask_client.scatter([scoring], broadcast=True)
-        prepared = dask_client.map(prepare_piece, todo, scoring=shared, pure=False)
+        prepared = dask_client.map(
+            prepare_piece, todo, scoring=shared(dask_client, scoring), pure=False
+        )
         reports = _gather(
             dask_client,
             dask_client.map(report, prepared, schema=schema, pure=False),
@@ -285,7 +294,7 @@ def monitor_on_cluster(
             f"monitor: {rows:,} rows in {len(plan)} chunks; monitoring them on the "
             f"cluster in {len(parts)} part(s)"
         )
-        [shared_fit] = dask_client.scatter([fitted], broadcast=True)
+        shared_fit = shared(dask_client, fitted)
         known = mon.known_values(reference, spec.categorical)
         # each piece's rows dealt to the parts they fall in; a part gathers its rows
         part_rows: list[list[Any]] = [[] for _ in parts]

@@ -558,3 +558,43 @@ def test_a_worker_lost_mid_task_in_a_data_stage_costs_time_not_the_run(
         dask = run(tmp_path / "dask", {"backend": "dask", "workers": 1})
         assert victim not in workers(client)
     _same_files(local, dask)
+
+
+def _die() -> None:
+    os._exit(1)
+
+
+@pytest.mark.parametrize("held_by", ["shared", "scatter"])
+def test_what_every_task_shares_outlives_the_worker_that_holds_it(
+    monkeypatch: pytest.MonkeyPatch, held_by: str
+) -> None:
+    """The model (evaluate) and the scoring context and fitted calculators (monitor) reach the
+    workers through `shared`: when the worker holding them dies, Dask makes them again. What
+    `scatter(broadcast=True)` sends is kept in one copy by Dask's memory manager and is lost
+    with it (dask/dask#11148), which failed a monitor run in make test; this shows both."""
+    from tabml.distributed import shared, workers
+
+    with own_cluster(monkeypatch) as client:
+        if held_by == "shared":
+            held = shared(client, {"rows": 41})
+        else:
+            [held] = client.scatter([{"rows": 41}], broadcast=True)
+        client.gather(held)
+        time.sleep(2.5)  # the memory manager's round (every 2 s) drops the extra copies
+        holders = client.who_has([held])[held.key]
+        with contextlib.suppress(Exception):
+            client.run(_die, workers=list(holders))
+        deadline = time.monotonic() + 20
+        while set(holders) & set(workers(client)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        client.wait_for_workers(2, timeout=20)  # the nannies start new workers
+
+        def use(value: dict[str, int]) -> int:
+            return value["rows"] + 1
+
+        future = client.submit(use, held, pure=False)
+        if held_by == "shared":
+            assert future.result(timeout=30) == 42
+        else:
+            with pytest.raises(Exception):  # noqa: B017 (Dask's own cancellation types)
+                future.result(timeout=30)
