@@ -65,6 +65,10 @@ def client(cfg: DaskCompute, stage: str = "train") -> Iterator[Any]:
 
     address = scheduler_address()
     if not address:
+        # the workers share this machine's cores: LightGBM's OpenMP threads would spin after
+        # each parallel region and starve the other ranks (two ranks on 2 cores: 0.55 s a
+        # round spinning, for the default data). The workers inherit it; no result changes.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         with (
             LocalCluster(
                 n_workers=cfg.workers,
