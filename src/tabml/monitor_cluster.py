@@ -309,8 +309,8 @@ def monitor_on_cluster(
                 part_rows[p].append(dask_client.submit(operator.getitem, dealt, int(p)))
         del prepared
         monitored = [
-            dask_client.submit(monitor_part, part, rows, shared_fit, spec, known, pure=False)
-            for part, rows in zip(parts, part_rows, strict=True)
+            dask_client.submit(monitor_part, part, its_rows, shared_fit, spec, known, pure=False)
+            for part, its_rows in zip(parts, part_rows, strict=True)
         ]
         results = _gather(dask_client, monitored, "monitor: monitoring chunks on the cluster")
     joined = {name: join([r[name] for r in results]) for name in fitted.calculators}

@@ -410,6 +410,15 @@ def _same_files(a: Path, b: Path) -> None:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
+@pytest.fixture(scope="module")
+def monitored_here(
+    project: Path, scattered: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The scattered batch monitored on this machine: what every cluster run must write."""
+    batch, labels = scattered
+    return _monitored(project, batch, labels, tmp_path_factory.mktemp("here") / "out", 0)
+
+
 @pytest.fixture
 def small_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
     """Pieces of 3,000 rows, so that they straddle the chunks; no scheduler: a local cluster."""
@@ -421,16 +430,15 @@ def small_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("small_pieces")
 def test_monitor_on_the_workers_writes_what_local_monitor_writes_for_any_worker_count(
-    project: Path, scattered: tuple[Path, Path], tmp_path: Path
+    project: Path, scattered: tuple[Path, Path], monitored_here: Path, tmp_path: Path
 ) -> None:
     """Every output (summary, metrics, the HTML report and the PNGs), byte for byte, with the
-    batch in pieces that straddle chunks and rows that share time stamps."""
+    batch in pieces that straddle chunks and rows that share time stamps: three workers here,
+    one and two in the lost-worker tests below."""
     batch, labels = scattered
-    local = _monitored(project, batch, labels, tmp_path / "local", 0)
-    summary = summary_of(local)
+    summary = summary_of(monitored_here)
     assert summary["analysis"] == {"rows": 20_000, "labelled_rows": 15_000}
-    for n in (1, 3):
-        _same_files(local, _monitored(project, batch, labels, tmp_path / f"dask-{n}", n))
+    _same_files(monitored_here, _monitored(project, batch, labels, tmp_path / "dask", 3))
 
 
 @pytest.mark.usefixtures("small_pieces")
@@ -476,7 +484,7 @@ def test_a_bad_or_empty_batch_is_refused_on_the_workers_as_it_is_here(
 
 @pytest.mark.parametrize("task", ["prepare_piece", "monitor_part"])
 def test_a_worker_lost_while_monitoring_costs_time_not_the_run(
-    project: Path, scattered: tuple[Path, Path], tmp_path: Path,
+    project: Path, scattered: tuple[Path, Path], monitored_here: Path, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch, task: str,
 ) -> None:  # fmt: skip
     """The worker dies as it starts reading a piece, or monitoring a part (it holds pieces
@@ -487,10 +495,9 @@ def test_a_worker_lost_while_monitoring_costs_time_not_the_run(
 
     monkeypatch.setattr(monitor_cluster, "PIECE_ROWS", 3_000)
     batch, labels = scattered
-    local = _monitored(project, batch, labels, tmp_path / "local", 0)
     with own_cluster(monkeypatch) as client:
         victim = sorted(workers(client))[0]
         client.register_plugin(DieWhenScoring(victim, task=task))
         dask = _monitored(project, batch, labels, tmp_path / "dask", 1)
         assert victim not in workers(client)
-    _same_files(local, dask)
+    _same_files(monitored_here, dask)
