@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import subprocess
@@ -379,7 +380,8 @@ def _in_parts(reference, analysis, spec, cuts):  # type: ignore[no-untyped-def]
     )
 
     fitted = fit(reference, spec, labelled=True)
-    plan = plan_chunks(reference, spec, len(analysis), analysis[spec.timestamp])
+    stamps = analysis[spec.timestamp] if spec.timestamp else None
+    plan = plan_chunks(reference, spec, len(analysis), stamps)
     blob = pickle.dumps(fitted)
     parts: list[dict[str, object]] = []
     for a, b in itertools.pairwise(cuts):
@@ -411,11 +413,13 @@ FAMILIES = (
         # 470-row chunks: the last (380 rows) is merged into the one before
         (ChunkingConfig(method="rows", rows=470), False),
         (ChunkingConfig(method="period", period="W", min_rows=100), False),
+        # no timestamp: chunks of rows in id order
+        (ChunkingConfig(method="rows", rows=500), None),
     ],
-    ids=["count", "rows-merged", "period"],
+    ids=["count", "rows-merged", "period", "no-timestamp"],
 )
 def test_a_batch_monitored_in_parts_gives_what_the_whole_batch_gives(
-    chunking: ChunkingConfig, every_calculator: bool
+    chunking: ChunkingConfig, every_calculator: bool | None
 ) -> None:
     """Monitor's chunks on a cluster: any cut of the batch into consecutive chunks, each part
     run apart and the results joined, gives the summary and the charts of the whole batch
@@ -427,9 +431,11 @@ def test_a_batch_monitored_in_parts_gives_what_the_whole_batch_gives(
         continuous_methods=("jensen_shannon",),
         categorical_methods=("chi2",),
         data_reconstruction=True,
-        domain_classifier=every_calculator,
+        domain_classifier=bool(every_calculator),
     )
     spec = synthetic_spec(chunking, cfg, ("roc_auc",))
+    if every_calculator is None:  # the data set has no timestamp
+        spec = dataclasses.replace(spec, timestamp=None)
     reference = half_hourly(synthetic(3_000, None, seed=1), "2023-10-01")
     analysis = half_hourly(synthetic(3_000, shift_from=1_500, seed=2), "2024-01-01")
     analysis.loc[600:1400, "y"] = np.nan  # chunk 2 (of 6) has no label
@@ -488,3 +494,39 @@ def test_rows_that_share_a_time_stamp_keep_the_batch_order_in_chunks() -> None:
     analysis.loc[:99, "x1"] = np.nan  # the first chunk's rows, as the batch orders them
     out = run(reference, analysis, analysis, spec, labelled=False, charts=False)
     assert [c["value"] for c in out.missing["x1"]] == [1.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("timestamp", [True, False], ids=["timestamp", "no-timestamp"])
+def test_the_cluster_orders_rows_as_local_monitoring_does(timestamp: bool) -> None:
+    """Monitor on a cluster puts the batch in time order from its keys alone: a stable sort
+    by timestamp then id (by id alone without a timestamp), the order `analysis_frame` gives
+    the whole batch here; and with no timestamp the chunks are planned from the row count."""
+    from tabml.monitor_cluster import parts_of, time_positions
+    from tabml.nannyml_adapter import plan_chunks
+
+    raw = schema_dict()
+    if not timestamp:
+        raw.pop("timestamp")
+    schema = parse(SchemaConfig, raw)
+    rng = np.random.default_rng(4)
+    n = 1_000
+    keys = pd.DataFrame(
+        {
+            "id": rng.permutation(n) // 2,  # ids shared by two rows: ties keep batch order
+            "ts": pd.to_datetime("2024-01-01") + pd.to_timedelta(rng.integers(0, 50, n), "D"),
+        }
+    )[["id", *(["ts"] if timestamp else [])]]
+    positions = time_positions(keys, schema)
+    # the batch's features do not matter here: the keys, as `analysis_frame` sorts them
+    ordered = keys.assign(row=np.arange(n)).sort_values(mon.time_keys(schema), kind="stable")
+    assert np.array_equal(np.argsort(positions), ordered["row"].to_numpy())
+    cfg = DriftConfig(continuous_methods=("jensen_shannon",), categorical_methods=("chi2",))
+    spec = synthetic_spec(ChunkingConfig(method="rows", rows=150), cfg)
+    if not timestamp:
+        spec = dataclasses.replace(spec, timestamp=None)
+    stamps = ordered["ts"] if timestamp else None
+    plan = plan_chunks(synthetic(1_000, None, seed=1), spec, n, stamps)
+    # 150-row chunks, the 100 left over merged into the last
+    assert [(p.start, p.end) for p in plan][-1] == (750, 999) and len(plan) == 6
+    parts = parts_of(plan, 400)
+    assert [[p.index for p in part] for part in parts] == [[0, 1], [2, 3], [4, 5]]  # 400 rows each
