@@ -417,8 +417,9 @@ def monitor(
 
     A batch past this machine's memory: --params with compute=dask (docs/scale.md). Each
     worker reads, checks and scores a piece of the batch, and monitors a run of its chunks
-    against the package's reference; this process holds only the ids, time stamps and
-    results. The workers read the batch at the same path (a shared volume).
+    against the package's reference; this process holds the reference and, of the batch,
+    only its ids, time stamps and row hashes (for the whole-batch checks) and the results.
+    The workers read the batch at the same path (a shared volume).
 
     Exit codes: 0 no alert; 10 alerts fired (see summary.json); 12 the batch has no rows, or
     the window holds no partition (nothing was monitored: not the same as no alert); 2 bad
