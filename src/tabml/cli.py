@@ -152,8 +152,9 @@ def train(
 
     With compute=dask, the LightGBM fit runs as compute.workers ranks on the Dask cluster at
     $DASK_SCHEDULER_ADDRESS (without it, on a local cluster of that many processes). The
-    workers read the split files themselves, so --input-dir must be where they can read it
-    too (a shared volume, or the same path on one machine). docs/scale.md.
+    workers read the split files themselves: at the same path (a shared volume, or one
+    machine), or from the object store at $TABML_CLUSTER_STORAGE, where this command copies
+    them first. docs/scale.md.
     """
     from tabml.model import import_lightgbm_without_sklearn
     from tabml.stages import train as stage
@@ -419,7 +420,8 @@ def monitor(
     worker reads, checks and scores a piece of the batch, and monitors a run of its chunks
     against the package's reference; this process holds the reference and, of the batch,
     only its ids, time stamps and row hashes (for the whole-batch checks) and the results.
-    The workers read the batch at the same path (a shared volume).
+    The workers read the batch at the same path (a shared volume), or from the object store
+    at $TABML_CLUSTER_STORAGE, where this command copies it first.
 
     Exit codes: 0 no alert; 10 alerts fired (see summary.json); 12 the batch has no rows, or
     the window holds no partition (nothing was monitored: not the same as no alert); 2 bad
@@ -1112,7 +1114,8 @@ def forget(
 
     DVC keeps every version of the data, so older commits still point at objects holding the
     rows: --purge deletes those objects from the local cache and the remote, and lists the
-    commits that can then no longer be checked out whole (docs/privacy.md).
+    commits that can then no longer be checked out whole (docs/privacy.md). With
+    $TABML_CLUSTER_STORAGE set, it also removes the copies a killed cluster run left there.
     """
     from tabml.stages import forget as stage
 
@@ -1143,6 +1146,11 @@ def forget(
             f"forget: purged {out.purged_local} object(s) from the local cache and "
             f"{out.purged_remote} from the remote"
         )
+        if out.purged_cluster_copies:
+            print(
+                f"forget: removed {out.purged_cluster_copies} folder(s) of copies a killed "
+                "cluster run had left in $TABML_CLUSTER_STORAGE"
+            )
         if out.broken_commits:
             print(
                 f"forget: {len(out.broken_commits)} commit(s) can no longer be checked out "

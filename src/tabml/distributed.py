@@ -29,9 +29,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tabml.config import DaskCompute, LightGBMConfig, SchemaConfig
@@ -48,6 +50,9 @@ if TYPE_CHECKING:
 
 # Dask's own variable for the scheduler (dask.config's `scheduler-address`): where, not what
 SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
+# where the workers read a stage's files when they cannot see this workspace (no shared
+# volume): a URL prefix fsspec knows, e.g. s3://bucket/tabml-cluster. Where, not what.
+STORAGE_ENV = "TABML_CLUSTER_STORAGE"
 # model-file parameters that name the run's hosts and ports, left out of the saved model
 RUN_PARAMS = ("machines", "local_listen_port")
 
@@ -166,6 +171,114 @@ def _open(path: str) -> Iterator[Any]:
 
     with fsspec.open(path, "rb") as handle:
         yield handle
+
+
+def storage_url() -> str:
+    return os.environ.get(STORAGE_ENV, "").strip().rstrip("/")
+
+
+def is_url(path: str) -> bool:
+    return "://" in path
+
+
+@contextlib.contextmanager
+def for_workers(stage: str, paths: list[str]) -> Iterator[list[str]]:
+    """The stage's input files as the workers open them.
+
+    With $TABML_CLUSTER_STORAGE unset: their absolute paths, which a shared volume mounts at
+    the same place on every worker. With it set: copies under `<storage>/<stage>-<random>/`,
+    put there from this process and removed when the stage's work on the cluster ends (also
+    on an error), so the workers need no shared volume, only read access to the store. The
+    stage's outputs are still written here, into the workspace, as DVC's outputs."""
+    base = storage_url()
+    if not base:
+        yield [p if is_url(p) else str(Path(p).resolve()) for p in paths]
+        return
+    import uuid
+
+    fs, root = _store()
+    run = f"{root}/{stage}-{uuid.uuid4().hex[:12]}"
+    urls: list[str] = []
+    try:
+        for i, path in enumerate(paths):
+            target = f"{run}/{i}-{Path(path).name}"
+            try:
+                fs.makedirs(run, exist_ok=True)  # a folder on a disk; nothing on S3
+                fs.put_file(path, target)
+            except Exception as err:
+                raise ConfigError(
+                    f"{stage}: could not copy {path} to {base} ({STORAGE_ENV}), where the "
+                    f"workers read it: {type(err).__name__}: {err}. Check the URL and this "
+                    "process's credentials for it, or unset it where the workers share this "
+                    "workspace's volume"
+                ) from None
+            urls.append(fs.unstrip_protocol(target))
+        size = sum(Path(p).stat().st_size for p in paths) / 2**20
+        info(
+            f"{stage}: copied {len(paths)} file(s), {size:,.1f} MiB, to "
+            f"{fs.unstrip_protocol(run)}/ for the workers ({STORAGE_ENV})"
+        )
+        yield urls
+    finally:
+        if urls or fs.exists(run):
+            try:
+                fs.rm(run, recursive=True)
+            except Exception as err:  # the outputs are good; the copies are not gone
+                info(
+                    f"warning: {stage}: could not remove the workers' copies at "
+                    f"{fs.unstrip_protocol(run)}/ ({type(err).__name__}: {err}); remove them, "
+                    "or let the store's lifecycle rule expire them (docs/scale.md)"
+                )
+
+
+def _store() -> tuple[Any, str]:
+    """The filesystem and root of $TABML_CLUSTER_STORAGE (set)."""
+    import fsspec
+
+    base = storage_url()
+    # S3 objects encrypted at rest, as the DVC remote's (.dvc/config: sse = AES256)
+    options = {"s3_additional_kwargs": {"ServerSideEncryption": "AES256"}}
+    protocol = fsspec.core.split_protocol(base)[0]
+    return fsspec.core.url_to_fs(base, **(options if protocol in ("s3", "s3a") else {}))
+
+
+# a stage's folder of copies: `<stage>-<12 hex digits>` (for_workers)
+COPIES = re.compile(r"[a-z]+-[0-9a-f]{12}")
+
+
+def remove_copies() -> int:
+    """Remove every folder of copies a stage left in $TABML_CLUSTER_STORAGE (a run killed
+    mid-stage; `tabml forget --purge`: they hold pseudonymised rows), and count them. 0 when it
+    is unset. A stage running meanwhile loses its copies and fails, naming the file."""
+    if not storage_url():
+        return 0
+    fs, root = _store()
+    if not fs.exists(root):
+        return 0
+    folders = [
+        p for p in fs.ls(root, detail=False) if COPIES.fullmatch(p.rstrip("/").rsplit("/", 1)[-1])
+    ]
+    for folder in folders:
+        fs.rm(folder, recursive=True)
+    return len(folders)
+
+
+@contextlib.contextmanager
+def local_file(path: str) -> Iterator[str]:
+    """A local path for `path`: itself, or a URL's file copied into a temporary folder (a
+    reader that needs a file name, on a worker); the copy is removed afterwards."""
+    if not is_url(path):
+        yield path
+        return
+    import tempfile
+
+    import fsspec
+
+    fs, remote = fsspec.core.url_to_fs(path)
+    with tempfile.TemporaryDirectory(prefix="tabml-") as tmp:
+        local = str(Path(tmp) / Path(remote).name)
+        fs.get_file(remote, local)
+        yield local
 
 
 def _rows_of(path: str) -> int:
@@ -392,13 +505,16 @@ def score_files(model: Model, paths: dict[str, str], compute: DaskCompute) -> di
     import pyarrow.parquet as pq
 
     scores: dict[str, Any] = {}
-    with client(compute, "evaluate") as dask_client:
+    with (
+        for_workers("evaluate", list(paths.values())) as there,
+        client(compute, "evaluate") as dask_client,
+    ):
         held = shared(dask_client, model)
-        for name, path in paths.items():
+        for (name, path), url in zip(paths.items(), there, strict=True):
             with _open(path) as handle:
                 groups = pq.ParquetFile(handle).num_row_groups
             futures = dask_client.map(
-                score_group, [path] * groups, range(groups), model=held, pure=False
+                score_group, [url] * groups, range(groups), model=held, pure=False
             )
             parts = _gather(dask_client, futures, f"evaluate: scoring {path} on the cluster")
             scores[name] = np.concatenate(parts) if parts else np.empty(0)
@@ -521,11 +637,12 @@ def typed_on_cluster(
     """Each range of a development file typed on the workers, in file order: (typed rows, raw
     rows, whether a batch of `batch_rows` ends there)."""
     spans = file_ranges(path, batch_rows)
-    for span, typed in in_file_order(
-        compute, "clean", spans, lambda s: (type_range, path, s, schema), "typing"
-    ):
-        last = span is spans[-1]
-        yield typed, span.stop - span.start, span.stop % batch_rows == 0 or last
+    with for_workers("clean", [path]) as [there]:
+        for span, typed in in_file_order(
+            compute, "clean", spans, lambda s: (type_range, there, s, schema), "typing"
+        ):
+            last = span is spans[-1]
+            yield typed, span.stop - span.start, span.stop % batch_rows == 0 or last
 
 
 def checked_on_cluster(
@@ -534,10 +651,11 @@ def checked_on_cluster(
     """Each range of a Parquet source typed and checked on the workers, in file order, and
     whether a batch of `batch_rows` ends there (the stage writes a row group per batch)."""
     spans = file_ranges(path, batch_rows)
-    for span, checked in in_file_order(
-        compute, "ingest", spans, lambda s: (check_range, path, s, schema, role), "checking"
-    ):
-        yield checked, span.stop % batch_rows == 0 or span is spans[-1]
+    with for_workers("ingest", [path]) as [there]:
+        for span, checked in in_file_order(
+            compute, "ingest", spans, lambda s: (check_range, there, s, schema, role), "checking"
+        ):
+            yield checked, span.stop % batch_rows == 0 or span is spans[-1]
 
 
 def dealt_on_cluster(
@@ -547,11 +665,12 @@ def dealt_on_cluster(
     workers, in file order: the group's rows, and its rows of each part. A task carries its
     group's slice of `which` (a byte a row), never the rows."""
     spans = file_ranges(path, None)
-    for span, dealt in in_file_order(
-        compute, "split", spans,
-        lambda s: (deal_range, path, s, which[s.start : s.stop], parts), "dealing",
-    ):  # fmt: skip
-        yield span.stop - span.start, dealt
+    with for_workers("split", [path]) as [there]:
+        for span, dealt in in_file_order(
+            compute, "split", spans,
+            lambda s: (deal_range, there, s, which[s.start : s.stop], parts), "dealing",
+        ):  # fmt: skip
+            yield span.stop - span.start, dealt
 
 
 # --- the driver ---------------------------------------------------------------------------------
@@ -577,7 +696,10 @@ def fit_dask(
     from tabml.model import booster_from_text
 
     n = compute.workers
-    with client(compute) as dask_client:
+    with (
+        for_workers("train", [train_path, valid_path]) as [train_path, valid_path],
+        client(compute) as dask_client,
+    ):
         ranks = rank_workers(dask_client, n)
         info(f"train: LightGBM on {n} Dask worker(s) as ranks 0..{n - 1}: {', '.join(ranks)}")
         job = RankJob(0, n, train_path, valid_path, schema, cfg, seed)
@@ -631,7 +753,8 @@ def fit_dask(
 
 WHERE_DATA = (
     "; the workers read the stage's files at this same path: mount the workspace there on "
-    "every worker (a shared volume, docs/scale.md), or run with compute=local"
+    f"every worker (a shared volume), or set {STORAGE_ENV} to an object store they can read "
+    "(docs/scale.md), or run with compute=local"
 )
 
 

@@ -37,6 +37,8 @@ from tabml.distributed import (
     _gather,
     client,
     file_ranges,
+    for_workers,
+    local_file,
     read_range,
     shared,
     workers,
@@ -110,13 +112,14 @@ class Monitored:
     received: int
 
 
-def pieces(files: list[Path]) -> list[Piece]:
+def pieces(files: list[Path], there: list[str]) -> list[Piece]:
     """The batch's pieces, in `read_batch`'s row order: Parquet files a row range at a time,
-    other files whole. A Parquet file with no rows is one piece, so its columns are checked."""
+    other files whole. A Parquet file with no rows is one piece, so its columns are checked.
+    `there` is each file as the workers open it (`for_workers`)."""
     out = []
-    for file in files:
-        path = str(file.resolve())  # the workers read it at this path (a shared volume)
-        spans = file_ranges(path, PIECE_ROWS) if file.suffix.lower() in (".parquet", ".pq") else []
+    for file, path in zip(files, there, strict=True):
+        parquet = file.suffix.lower() in (".parquet", ".pq")
+        spans = file_ranges(str(file), PIECE_ROWS) if parquet else []
         out += [Piece(path, span) for span in spans] or [Piece(path, None)]
     return out
 
@@ -132,11 +135,11 @@ def prepare_piece(piece: Piece, scoring: Scoring) -> Prepared:
     from tabml.schema import check_batch
 
     schema = scoring.schema
-    raw = (
-        io.read_table(Path(piece.path), allow_empty=True)
-        if piece.span is None
-        else read_range(piece.path, piece.span)
-    )
+    if piece.span is None:
+        with local_file(piece.path) as path:
+            raw = io.read_table(Path(path), allow_empty=True)
+    else:
+        raw = read_range(piece.path, piece.span)
     raw, received = with_received_time(raw, schema.timestamp)
     checked = check_batch(raw, schema, "production")
     typed = checked.coerced.frame
@@ -248,8 +251,11 @@ def monitor_on_cluster(
     from tabml.schema import BatchChecks, Coerced
 
     schema = scoring.schema
-    todo = pieces(files)
-    with client(compute, "monitor") as dask_client:
+    with (
+        for_workers("monitor", [str(f) for f in files]) as there,
+        client(compute, "monitor") as dask_client,
+    ):
+        todo = pieces(files, there)
         info(
             f"monitor: scoring {len(todo)} piece(s) of the batch on {len(workers(dask_client))} "
             "worker(s)"

@@ -24,7 +24,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from tabml.config import DaskCompute, LightGBMConfig, SchemaConfig, parse
 from tabml.errors import ConfigError, TabmlError
-from tests.conftest import make_frame, schema_dict, train_cli, write_groups, write_params
+from tests.conftest import make_frame, schema_dict, write_groups, write_params
 
 CFG = LightGBMConfig(
     name="lightgbm",
@@ -201,34 +201,6 @@ def test_a_rank_that_dies_fails_the_run_naming_it(
     assert victim in str(err.value)
 
 
-def test_the_train_stage_on_a_local_cluster_writes_what_single_machine_training_writes(
-    tmp_path: Path, splits: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
-    inputs = tmp_path / "processed"
-    inputs.mkdir()
-    frame = pd.concat([splits["train_frame"], splits["valid_frame"]]).assign(email="x@example.com")
-    for name, part in (
-        ("train", frame.iloc[:6_000]),
-        ("valid", frame.iloc[6_000:]),
-        ("test", frame.iloc[6_000:]),
-    ):
-        write_groups(part.drop(columns=["email"]), inputs / f"{name}.parquet", 1_000)
-    params = write_params(tmp_path / "params.yaml")
-    tree = yaml.safe_load(params.read_text())
-    tree["compute"] = {"backend": "dask", "workers": 2}
-    tree["monitor"]["reference"]["max_rows"] = 2_000
-    params.write_text(yaml.safe_dump(tree, sort_keys=False))
-    out = tmp_path / "out"
-    proc = train_cli(params, inputs, out, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert "DASK_SCHEDULER_ADDRESS is not set: started a local Dask cluster of 2" in proc.stderr
-    assert "ranks 0..1" in proc.stderr
-    assert sorted(p.name for p in (out / "model").iterdir()) == ["model.json", "model.txt"]
-    assert json.loads((out / "live/metrics.json").read_text())["dask_workers"] == 2
-    assert len(pd.read_parquet(out / "valid_scores.parquet")) == 1_500
-
-
 def _evaluate_stage(tmp: Path, splits: dict[str, Any], compute: dict[str, Any]) -> Path:
     """Train once on the small splits (locally), then run the evaluate stage with `compute`."""
     from tabml.stages import evaluate as evaluate_stage
@@ -293,9 +265,8 @@ class DieWhenScoring(WorkerPlugin):
     """A worker plugin: the worker at `victim` dies (as a killed process would) the moment it
     starts a task of `task` (scoring a row group, by default)."""
 
-    name = "die-when-scoring"
-
     def __init__(self, victim: str, task: str = "score_group") -> None:
+        self.name = f"die-when-{task}"  # one plugin per task: two can be registered
         self.victim = victim
         self.task = task
         self.worker: Any = None
@@ -490,6 +461,27 @@ def test_raw_personal_data_never_crosses_an_unencrypted_network(
     with pytest.raises(ConfigError, match=r"\(email\).*tcp://10\.0\.0\.5:8786.*tls://"):
         _ingest(sources, tmp_path / "out", {"backend": "dask", "workers": 2})
     assert not (tmp_path / "out").exists()
+
+
+def test_raw_personal_data_is_never_copied_to_the_object_store(
+    sources: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """With TABML_CLUSTER_STORAGE set, a source with personal data still raw is read by ingest
+    itself: a copy in the store would be beyond `tabml forget`'s reach. The files are those of
+    compute=local, and nothing reaches the store (nor the scheduler, which does not exist)."""
+    monkeypatch.setenv("TABML_PII_KEY", KEY)
+    store = tmp_path / "store"
+    store.mkdir()
+    monkeypatch.setenv("TABML_CLUSTER_STORAGE", store.as_uri())
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://10.0.0.5:8786")
+    dask = _ingest(sources, tmp_path / "dask", {"backend": "dask", "workers": 2})
+    assert "holds personal data (email) not yet pseudonymised" in capsys.readouterr().err
+    assert list(store.iterdir()) == []
+    monkeypatch.delenv("TABML_CLUSTER_STORAGE")
+    _same_files(_ingest(sources, tmp_path / "local", {"backend": "local"}), dask)
 
 
 def _split(clean_dir: Path, out: Path, compute: dict[str, Any], method: str) -> Path:

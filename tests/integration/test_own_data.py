@@ -353,8 +353,16 @@ def test_forget_purge_leaves_no_trace_in_the_cache_or_on_the_remote(
     # and must still purge every object that held the subject or a row linked to them
     out = sh(path, "tabml", "forget", "--id", "17", TABML_PII_KEY=KEY, **aws)
     assert "1 row(s) removed from 1 file(s)" in out, out
-    out = sh(path, "tabml", "forget", "--id", "17", "--purge", TABML_PII_KEY=KEY, **aws)
+    # a cluster run killed mid-stage left its workers' copy of data/raw in the store
+    leftover = "own-cluster/clean-0123456789ab/0-development.parquet"
+    server.s3().put_object(  # type: ignore[attr-defined]
+        Bucket="tabml-test", Key=leftover, Body=(path / "data/raw/development.parquet").read_bytes()
+    )
+    cluster = {"TABML_CLUSTER_STORAGE": "s3://tabml-test/own-cluster",
+               "AWS_ENDPOINT_URL": server.endpoint}  # fmt: skip
+    out = sh(path, "tabml", "forget", "--id", "17", "--purge", TABML_PII_KEY=KEY, **aws, **cluster)
     assert "0 row(s) removed" in out, out
+    assert "removed 1 folder(s) of copies a killed cluster run had left" in out, out
     assert re.search(r"purged [1-9]\d* object\(s\) from the local cache and [1-9]", out), out
     assert re.search(r"[1-9]\d* commit\(s\) can no longer be checked out whole", out), out
     # nothing in the local cache, nothing on the remote
@@ -371,6 +379,13 @@ def test_forget_purge_leaves_no_trace_in_the_cache_or_on_the_remote(
         if _holds(s3.get_object(Bucket="tabml-test", Key=k)["Body"].read(), needles)  # type: ignore[attr-defined]
     ]  # fmt: skip
     assert keys and not held, held
+    assert (
+        not server.s3()
+        .list_objects_v2(Bucket="tabml-test", Prefix="own-cluster/")
+        .get(  # type: ignore[attr-defined]
+            "Contents"
+        )
+    )
     # the ledger holds the keyed hash, not the id; the pipeline reproduces without the subject
     ledger = (path / "data/erasure/ledger.txt").read_text()
     entry = hmac.new(KEY.encode(), b"17", hashlib.sha256).hexdigest()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
@@ -140,3 +141,85 @@ def test_a_rank_reads_its_rows_in_blocks_as_the_dealt_frame_holds_them(tmp_path)
             equal_nan=True,
         )  # fmt: skip
         assert present["income"] == set(expected["income"].dropna().astype("string"))
+
+
+def test_without_a_store_the_workers_get_the_files_absolute_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tabml.distributed import for_workers
+
+    monkeypatch.delenv("TABML_CLUSTER_STORAGE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.parquet").write_bytes(b"x")
+    with for_workers("clean", ["a.parquet", "s3://bucket/b.parquet"]) as there:
+        assert there == [str(tmp_path / "a.parquet"), "s3://bucket/b.parquet"]
+
+
+def test_the_store_holds_the_workers_copies_only_while_the_stage_works_on_the_cluster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Copies under <store>/<stage>-<random>/, readable by the URL the workers get, and gone
+    afterwards: when the work ends, and when it fails."""
+    from tabml.distributed import for_workers, local_file
+
+    store = tmp_path / "store"
+    store.mkdir()
+    monkeypatch.setenv("TABML_CLUSTER_STORAGE", store.as_uri() + "/")
+    files = []
+    for name, body in (("train.parquet", b"rows"), ("batch.csv", b"a,b\n1,2\n")):
+        (tmp_path / name).write_bytes(body)
+        files.append(str(tmp_path / name))
+    with for_workers("train", files) as there:
+        assert all(url.startswith(store.as_uri() + "/train-") for url in there)
+        (run,) = store.iterdir()
+        assert sorted(p.name for p in run.iterdir()) == ["0-train.parquet", "1-batch.csv"]
+        # a reader that needs a file name (a CSV on a worker) gets a local copy, with its suffix
+        with local_file(there[1]) as local:
+            assert Path(local).suffix == ".csv" and Path(local).read_bytes() == b"a,b\n1,2\n"
+        assert not Path(local).exists()
+    assert list(store.iterdir()) == []
+    assert "train: copied 2 file(s)" in capsys.readouterr().err
+    with pytest.raises(RuntimeError, match="a task failed"), for_workers("split", files[:1]):
+        assert len(list(store.iterdir())) == 1
+        raise RuntimeError("a task failed")
+    assert list(store.iterdir()) == []
+
+
+def test_a_store_that_cannot_be_written_is_an_error_naming_it_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tabml.distributed import for_workers
+
+    (tmp_path / "train.parquet").write_bytes(b"rows")
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the store's folder should be")
+    monkeypatch.setenv("TABML_CLUSTER_STORAGE", blocked.as_uri())
+    named = r"could not copy .*train\.parquet to file://.*not-a-folder \(TABML_CLUSTER_STORAGE\)"
+    with (
+        pytest.raises(ConfigError, match=named),
+        for_workers("train", [str(tmp_path / "train.parquet")]),
+    ):
+        pytest.fail("the stage went on without its files in the store")
+    assert blocked.read_text() == "a file where the store's folder should be"
+
+
+def test_forget_purge_removes_the_copies_a_killed_run_left_and_nothing_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run killed mid-stage leaves its copies (pseudonymised rows): `tabml forget --purge`
+    removes every such folder from the store, and leaves what else the prefix holds."""
+    from tabml.distributed import for_workers, remove_copies
+
+    store = tmp_path / "store"
+    monkeypatch.delenv("TABML_CLUSTER_STORAGE", raising=False)
+    assert remove_copies() == 0
+    monkeypatch.setenv("TABML_CLUSTER_STORAGE", store.as_uri())
+    assert remove_copies() == 0  # nothing there yet
+    (tmp_path / "raw.parquet").write_bytes(b"rows")
+    killed = [for_workers(stage, [str(tmp_path / "raw.parquet")]) for stage in ("clean", "monitor")]
+    for run in killed:
+        run.__enter__()  # and never left: the process was killed
+    (store / "notes.txt").write_text("not tabml's")
+    (store / "clean-not-a-run").mkdir()
+    assert remove_copies() == 2
+    assert sorted(p.name for p in store.iterdir()) == ["clean-not-a-run", "notes.txt"]

@@ -57,8 +57,7 @@ def _typed(
     if isinstance(compute, DaskCompute) and io.parquet_rows(path):
         from tabml.distributed import typed_on_cluster
 
-        # absolute: the workers run elsewhere (a shared volume mounts it at the same path)
-        yield from typed_on_cluster(str(path.resolve()), schema, rows[0], compute)
+        yield from typed_on_cluster(str(path), schema, rows[0], compute)
         return
     for raw, batch_ends in io.iter_grouped(path, *rows):
         yield type_development(raw, schema), len(raw), batch_ends

@@ -49,8 +49,8 @@ def run(
     if isinstance(params.compute, DaskCompute):
         from tabml.distributed import score_files
 
-        # absolute: the workers read them (a shared volume mounts them at the same path)
-        paths = {"test": str(test_file.resolve()), "production": str(production_file.resolve())}
+        # the workers read them (a shared volume, or copies in the object store: for_workers)
+        paths = {"test": str(test_file), "production": str(production_file)}
         scored = score_files(model, paths, params.compute)
     else:
         scored = {

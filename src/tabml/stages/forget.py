@@ -14,7 +14,7 @@
 4. Rebuilds (`dvc repro`), so every output is computed without them.
 5. With `purge`: pushes the new state, then deletes every object in the DVC cache and on the
    remote that still holds a subject, and names the commits that can no longer be checked out
-   whole because of it.
+   whole because of it; and every copy a killed cluster run left in $TABML_CLUSTER_STORAGE.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tabml import datasets, erasure, io, privacy
+from tabml import datasets, distributed, erasure, io, privacy
 from tabml.config import DatasetParams, SchemaConfig, SourcesConfig
 from tabml.errors import DataError
 from tabml.log import info
@@ -39,6 +39,7 @@ class Outcome:
     ledger_added: int = 0
     purged_local: int = 0
     purged_remote: int = 0
+    purged_cluster_copies: int = 0  # folders a killed run left in $TABML_CLUSTER_STORAGE
     broken_commits: list[str] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)  # given ids that matched no row
     resumed: bool = False  # this run finished an interrupted one
@@ -218,6 +219,7 @@ def run(
         purged = dvc_adapter.purge(root, subjects, schema.id, remote, book.objects)
         out.purged_local, out.purged_remote = purged.local, purged.remote
         out.broken_commits = purged.commits
+        out.purged_cluster_copies = distributed.remove_copies()
     journal.unlink()
     out.resumed = bool(pending)
     return out

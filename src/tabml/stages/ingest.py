@@ -158,12 +158,23 @@ def _checked(
     if isinstance(compute, DaskCompute) and io.rows_hint(path):  # a Parquet file with rows
         from tabml.distributed import (
             SCHEDULER_ENV,
+            STORAGE_ENV,
             checked_on_cluster,
             encrypted_or_local,
             scheduler_address,
+            storage_url,
         )
 
         address = scheduler_address()
+        if schema.pii and storage_url():
+            # a copy of the raw source in the store would outlive `tabml forget`'s reach
+            info(
+                f"ingest: {path.name} is read here: it holds personal data "
+                f"({', '.join(sorted(schema.pii))}) not yet pseudonymised, which is never "
+                f"copied to {STORAGE_ENV}"
+            )
+            yield from _checked(path, schema, role, batch_rows, piece_rows, None)
+            return
         if schema.pii and address and not encrypted_or_local(address):
             # fail closed: the raw values would cross the network before pseudonymisation
             raise ConfigError(
@@ -174,8 +185,7 @@ def _checked(
                 "https://distributed.dask.org/en/stable/tls.html), or unset it to run on a "
                 "local cluster on this machine"
             )
-        # absolute: the workers run elsewhere (a shared volume mounts it at the same path)
-        yield from checked_on_cluster(str(path.resolve()), schema, role, batch_rows, compute)
+        yield from checked_on_cluster(str(path), schema, role, batch_rows, compute)
         return
     if isinstance(compute, DaskCompute) and path.suffix == ".csv":
         info(f"ingest: {path.name} is read here: a CSV is not cut into parts for the workers")

@@ -69,8 +69,7 @@ def _dealt(
     if isinstance(compute, DaskCompute) and len(which):
         from tabml.distributed import dealt_on_cluster
 
-        # absolute: the workers run elsewhere (a shared volume mounts it at the same path)
-        yield from dealt_on_cluster(str(input_file.resolve()), which, parts, compute)
+        yield from dealt_on_cluster(str(input_file), which, parts, compute)
         return
     start = 0
     for batch in io.iter_table(input_file, batch_rows):

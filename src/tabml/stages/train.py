@@ -46,9 +46,9 @@ def run(
         valid = whole["valid"] = io.read_parquet(input_dir / Splits.VALID)
         # train is read by the ranks, each only its own rows, never all in this process
         fitted = fit_dask(
-            # absolute: the workers run elsewhere (a shared volume mounts it at the same path)
-            str((input_dir / Splits.TRAIN).resolve()),
-            str((input_dir / Splits.VALID).resolve()),
+            # the ranks read them (a shared volume, or copies in the object store: for_workers)
+            str(input_dir / Splits.TRAIN),
+            str(input_dir / Splits.VALID),
             valid,
             schema,
             params.model,
