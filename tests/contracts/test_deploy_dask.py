@@ -1,6 +1,6 @@
 """deploy/k8s/dask, checked offline: the operator's CRD schemas, the Kubernetes schemas, checkov,
-and what the manifests promise (enough workers for the ranks, one workspace path, S3 through
-a role, locked-down pods).
+and what the manifests promise (enough workers for the ranks, no volume shared with the
+workers: they read the object store; S3 through a role, locked-down pods).
 
 The DaskCluster and DaskAutoscaler are validated against the CRDs the dask-kubernetes package
 ships (its Helm chart's crds/), strictly: a field the CRD does not declare is an error here,
@@ -93,7 +93,6 @@ def test_the_other_resources_validate_against_the_kubernetes_schemas(
     plain = [d for k, d in docs.items() if k not in OPERATOR_KINDS]
     assert {d["kind"] for d in plain} == {
         "ServiceAccount",
-        "PersistentVolumeClaim",
         "Job",
         "NetworkPolicy",
     }
@@ -140,7 +139,7 @@ def _env(container: dict[str, Any]) -> dict[str, str]:
     return {e["name"]: e.get("value", "") for e in container.get("env", [])}
 
 
-def test_the_cluster_has_the_ranks_the_job_trains_with_and_one_workspace_path(
+def test_the_cluster_has_the_ranks_the_job_trains_with_and_shares_no_volume_with_it(
     docs: dict[str, dict[str, Any]],
 ) -> None:
     job = docs["Job"]["spec"]["template"]["spec"]
@@ -156,25 +155,21 @@ def test_the_cluster_has_the_ranks_the_job_trains_with_and_one_workspace_path(
     assert ranks <= scaler["minimum"] <= scaler["maximum"]
     assert '"compute.workers=$TABML_RANKS"' in repro["args"][0]
     assert "compute=dask" in repro["args"][0]
-    # the job's checkout and the workers' reads are one volume at one path
-    (worker,) = cluster["spec"]["worker"]["spec"]["containers"]
-
-    def workspace(pod: dict[str, Any], container: dict[str, Any]) -> tuple[str, str]:
-        claims = {
-            v["name"]: v["persistentVolumeClaim"]["claimName"]
-            for v in pod["volumes"]
-            if "persistentVolumeClaim" in v
-        }
-        (mount,) = [m for m in container["volumeMounts"] if m["name"] in claims]
-        return claims[mount["name"]], mount["mountPath"]
-
-    assert workspace(job, repro) == workspace(cluster["spec"]["worker"]["spec"], worker)
-    assert docs["PersistentVolumeClaim"]["spec"]["accessModes"] == ["ReadWriteMany"]
+    # the workers read a stage's files from the object store, never from a volume of the job:
+    # no ReadWriteMany class needed; the job's checkout is a volume of its own pod
+    assert env["TABML_CLUSTER_STORAGE"].startswith("s3://")
+    worker_pod = cluster["spec"]["worker"]["spec"]
+    assert all("persistentVolumeClaim" not in v for v in worker_pod["volumes"])
+    assert "PersistentVolumeClaim" not in docs
+    (workspace,) = [v for v in job["volumes"] if v["name"] == "workspace"]
+    claim = workspace["ephemeral"]["volumeClaimTemplate"]["spec"]
+    assert claim["accessModes"] == ["ReadWriteOnce"]
+    (mount,) = [m for m in repro["volumeMounts"] if m["name"] == "workspace"]
+    assert repro["args"][0].count(f"{mount['mountPath']}/$HOSTNAME") >= 2
     # the ranks' ports are open to this namespace only
     policy = docs["NetworkPolicy"]["spec"]
     assert policy["podSelector"]["matchLabels"]["dask.org/cluster-name"] == "tabml"
     assert policy["ingress"] == [{"from": [{"podSelector": {}}]}]
-    assert "/work/$HOSTNAME" in repro["args"][0]
 
 
 def test_every_pod_is_limited_locked_down_reaches_s3_through_a_role_and_sends_no_telemetry(
