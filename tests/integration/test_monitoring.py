@@ -434,7 +434,7 @@ def test_monitor_on_the_workers_writes_what_local_monitor_writes_for_any_worker_
 ) -> None:
     """Every output (summary, metrics, the HTML report and the PNGs), byte for byte, with the
     batch in pieces that straddle chunks and rows that share time stamps: three workers here,
-    one and two in the lost-worker tests below."""
+    and a cluster of three that loses two in the test below."""
     batch, labels = scattered
     summary = summary_of(monitored_here)
     assert summary["analysis"] == {"rows": 20_000, "labelled_rows": 15_000}
@@ -482,22 +482,23 @@ def test_a_bad_or_empty_batch_is_refused_on_the_workers_as_it_is_here(
         )  # fmt: skip
 
 
-@pytest.mark.parametrize("task", ["prepare_piece", "monitor_part"])
-def test_a_worker_lost_while_monitoring_costs_time_not_the_run(
+def test_workers_lost_while_monitoring_cost_time_not_the_run(
     project: Path, scattered: tuple[Path, Path], monitored_here: Path, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, task: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    """The worker dies as it starts reading a piece, or monitoring a part (it holds pieces
-    then): Dask computes what it held again elsewhere, and the outputs are one machine's."""
+    """One worker dies as it starts reading a piece, another as it starts monitoring a part
+    (it holds pieces then): Dask computes what they held again on the third, and the outputs
+    are one machine's."""
     from tabml import monitor_cluster
     from tabml.distributed import workers
     from tests.integration.test_dask import DieWhenScoring, own_cluster
 
     monkeypatch.setattr(monitor_cluster, "PIECE_ROWS", 3_000)
     batch, labels = scattered
-    with own_cluster(monkeypatch) as client:
-        victim = sorted(workers(client))[0]
-        client.register_plugin(DieWhenScoring(victim, task=task))
+    with own_cluster(monkeypatch, n=3) as client:
+        victims = sorted(workers(client))[:2]
+        for victim, task in zip(victims, ("prepare_piece", "monitor_part"), strict=True):
+            client.register_plugin(DieWhenScoring(victim, task=task))
         dask = _monitored(project, batch, labels, tmp_path / "dask", 1)
-        assert victim not in workers(client)
+        assert not set(victims) & set(workers(client))
     _same_files(monitored_here, dask)

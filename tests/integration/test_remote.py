@@ -34,16 +34,16 @@ def free_port() -> int:
 
 
 class S3Server:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, host: str = "127.0.0.1") -> None:
         self.port = free_port()
         # an empty AWS config: never the machine's own profiles or credentials
         self.aws_config = tmp / "aws-config"
         self.aws_config.write_text("")
-        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.endpoint = f"http://{host}:{self.port}"
         env = {**tool_env(), "INITIAL_NO_AUTH_ACTION_COUNT": "4"}
         self.log = (tmp / "moto.log").open("w")
         self.proc = subprocess.Popen(
-            [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
+            [str(BIN / "moto_server"), "-H", host, "-p", str(self.port)],
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -51,7 +51,7 @@ class S3Server:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                socket.create_connection((host, self.port), timeout=0.5).close()
                 break
             except OSError:
                 time.sleep(0.1)
