@@ -1,7 +1,7 @@
 """Benchmark: the data stages (ingest, clean, split) with compute=dask against compute=local.
 
 Usage: uv run python benchmarks/dask_data.py [--rows 10000000] [--workers 1,2,4] [--runs 3]
-       [--stages ingest,clean,split] [--json PATH]
+       [--stages ingest,clean,split] [--moto] [--json PATH]
 
 In a temporary folder: `tabml synth` makes `--rows` development rows of car-loan's shape and
 `tabml ingest` writes data/raw (row groups of 1,000,000 rows); ingest reads synth's Parquet
@@ -12,6 +12,12 @@ processes (started before the clock). Times are medians. CPU seconds are summed 
 process and the workers (their own getrusage), so their ratio to compute=local's is the work
 efficiency, which a 2-core machine shows where wall-clock speed-up cannot. Peak RSS: this
 process's and the largest worker's, each high-water mark reset before the runs.
+
+With `--moto`, the workers read each stage's files from an object store instead of this
+machine's disk (TABML_CLUSTER_STORAGE): a moto S3 server on 127.0.0.1, started here, whose CPU
+seconds are counted with the workers'. moto keeps objects in its own Python process, so this
+measures what the copies and the workers' reads through S3 cost on top of the work, not a
+real store's speed.
 
 What must hold (issue 29): every run writes the same bytes as compute=local, for every N.
 """
@@ -63,12 +69,59 @@ def _measure(
     return walls, cpus, peaks, digests
 
 
+class Moto:
+    """A moto S3 server on 127.0.0.1 with bucket `bench`, and the variables that reach it."""
+
+    def __init__(self) -> None:
+        import socket
+
+        import boto3
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        self.env = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+                    "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": self.endpoint,
+                    "TABML_CLUSTER_STORAGE": "s3://bench/cluster"}  # fmt: skip
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
+                     aws_access_key_id="bench", aws_secret_access_key="bench",
+                     ).create_bucket(Bucket="bench")  # fmt: skip
+
+    def cpu_seconds(self) -> float:
+        import psutil
+
+        times = psutil.Process(self.proc.pid).cpu_times()
+        return float(times.user + times.system)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=10_000_000, help="development rows")
     parser.add_argument("--workers", default="1,2,4", help="worker counts N, comma-separated")
     parser.add_argument("--runs", type=int, default=3, help="runs per mode")
     parser.add_argument("--stages", default="ingest,clean,split", help="comma-separated")
+    parser.add_argument(
+        "--moto", action="store_true",
+        help="the workers read through a moto S3 server (TABML_CLUSTER_STORAGE), not the disk",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -79,6 +132,9 @@ def main() -> None:
 
     from tabml.stages import clean, ingest, split
 
+    moto = Moto() if args.moto else None
+    if moto:  # this process copies; the workers (started below) inherit the variables
+        os.environ.update(moto.env)
     with tempfile.TemporaryDirectory(prefix="tabml-dask-data-") as tmp_name:
         tmp = Path(tmp_name)
         env = ENV  # this virtualenv's tools first, telemetry off
@@ -123,9 +179,13 @@ def main() -> None:
                 ):  # fmt: skip
                     os.environ["DASK_SCHEDULER_ADDRESS"] = cluster.scheduler_address
                     client.run(reset_peak)
+                    moto_cpu, store_cpu = (moto.cpu_seconds() if moto else 0.0), 0.0
                     walls, cpus, peaks, digests = _measure(
                         run, params, tmp / f"{stage}-dask-{n}", args.runs, client
                     )
+                    if moto:  # the store's work, spread over the runs
+                        store_cpu = (moto.cpu_seconds() - moto_cpu) / args.runs
+                        cpus = [c + store_cpu for c in cpus]
                     worker_peak = max(client.run(peak_mib).values())
                     del os.environ["DASK_SCHEDULER_ADDRESS"]
                 row = {
@@ -136,14 +196,18 @@ def main() -> None:
                     "cpu_vs_local": median(cpus) / base["cpu_s"],
                     "driverpeak_mib": median(peaks),
                     "workerpeak_mib": worker_peak,
+                    "store_cpu_s": store_cpu,  # moto's share of cpu_s (--moto)
                 }
                 rows.append(row)
                 print(f"{stage}: {json.dumps(row)}", file=sys.stderr)
             results[stage] = {"local": base, "dask": rows}
+    if moto:
+        moto.stop()
+    where = "read through a moto S3 server" if moto else "read this machine's disk"
     for stage, result in results.items():
         base = result["local"]
         print(f"\n<!-- benchmarks/dask_data.py, {stage}, {time.strftime('%Y-%m-%d')}, "
-              f"{args.rows:,} rows -->")  # fmt: skip
+              f"{args.rows:,} rows, the workers {where} -->")  # fmt: skip
         print("| compute | same bytes as local | wall s | CPU s | CPU vs local | peak RSS, this "
               "process | peak RSS per worker |")  # fmt: skip
         print("|---|---|---:|---:|---:|---:|---:|")
