@@ -189,9 +189,10 @@ def for_workers(stage: str, paths: list[str]) -> Iterator[list[str]]:
     the same place on every worker. With it set: copies under `<storage>/<stage>-<random>/`,
     put there from this process and removed when the stage's work on the cluster ends (also
     on an error), so the workers need no shared volume, only read access to the store. The
-    stage's outputs are still written here, into the workspace, as DVC's outputs."""
+    stage's outputs are still written here, into the workspace, as DVC's outputs. A local
+    cluster (no $DASK_SCHEDULER_ADDRESS) reads this machine's files: nothing is copied."""
     base = storage_url()
-    if not base:
+    if not base or not scheduler_address():
         yield [p if is_url(p) else str(Path(p).resolve()) for p in paths]
         return
     import uuid

@@ -165,6 +165,12 @@ def test_the_store_holds_the_workers_copies_only_while_the_stage_works_on_the_cl
     store = tmp_path / "store"
     store.mkdir()
     monkeypatch.setenv("TABML_CLUSTER_STORAGE", store.as_uri() + "/")
+    # a local cluster's workers read this machine's files: nothing to copy
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    with for_workers("train", [str(tmp_path)]) as there:
+        assert there == [str(tmp_path)] and list(store.iterdir()) == []
+    # a cluster elsewhere (nothing connects to it here)
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://10.0.0.5:8786")
     files = []
     for name, body in (("train.parquet", b"rows"), ("batch.csv", b"a,b\n1,2\n")):
         (tmp_path / name).write_bytes(body)
@@ -194,6 +200,7 @@ def test_a_store_that_cannot_be_written_is_an_error_naming_it_and_leaves_nothing
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("a file where the store's folder should be")
     monkeypatch.setenv("TABML_CLUSTER_STORAGE", blocked.as_uri())
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://10.0.0.5:8786")
     named = r"could not copy .*train\.parquet to file://.*not-a-folder \(TABML_CLUSTER_STORAGE\)"
     with (
         pytest.raises(ConfigError, match=named),
@@ -215,6 +222,7 @@ def test_forget_purge_removes_the_copies_a_killed_run_left_and_nothing_else(
     assert remove_copies() == 0
     monkeypatch.setenv("TABML_CLUSTER_STORAGE", store.as_uri())
     assert remove_copies() == 0  # nothing there yet
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://10.0.0.5:8786")
     (tmp_path / "raw.parquet").write_bytes(b"rows")
     killed = [for_workers(stage, [str(tmp_path / "raw.parquet")]) for stage in ("clean", "monitor")]
     for run in killed:

@@ -166,7 +166,7 @@ def _checked(
         )
 
         address = scheduler_address()
-        if schema.pii and storage_url():
+        if schema.pii and storage_url() and address:  # for_workers would copy it there
             # a copy of the raw source in the store would outlive `tabml forget`'s reach
             info(
                 f"ingest: {path.name} is read here: it holds personal data "
