@@ -62,18 +62,23 @@ def scheduler_address() -> str:
 
 
 @contextlib.contextmanager
-def client(cfg: DaskCompute, stage: str = "train") -> Iterator[Any]:
+def client(cfg: DaskCompute, stage: str = "train", threads: int | None = None) -> Iterator[Any]:
     """A client of $DASK_SCHEDULER_ADDRESS's scheduler with at least `cfg.workers` workers,
     or of a LocalCluster of `cfg.workers` processes on 127.0.0.1 when it is unset. `stage`
-    names the stage in what it prints."""
+    names the stage in what it prints; `threads` is each task's OpenMP threads (None:
+    OpenMP's default, every core, as LightGBM's predict uses)."""
     from dask.distributed import Client, LocalCluster
 
     address = scheduler_address()
     if not address:
-        # the workers share this machine's cores: LightGBM's OpenMP threads would spin after
-        # each parallel region and starve the other ranks (two ranks on 2 cores: 0.55 s a
-        # round spinning, for the default data). The workers inherit it; no result changes.
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        cores = os.cpu_count() or 1
+        if cfg.workers * (threads or cores) > cores:
+            # more threads than cores: LightGBM's OpenMP threads would spin after each
+            # parallel region and starve the other ranks (two ranks of two threads on 2
+            # cores: 0.55 s a round, for the default data). The workers inherit it; no
+            # result changes. Not otherwise: waiting passively makes each wake a futex call
+            # (one rank of two threads on 2 cores: 25 s for train's fit, against 15 s).
+            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         with (
             LocalCluster(
                 n_workers=cfg.workers,
@@ -699,7 +704,7 @@ def fit_dask(
     n = compute.workers
     with (
         for_workers("train", [train_path, valid_path]) as [train_path, valid_path],
-        client(compute) as dask_client,
+        client(compute, threads=cfg.num_threads) as dask_client,
     ):
         ranks = rank_workers(dask_client, n)
         info(f"train: LightGBM on {n} Dask worker(s) as ranks 0..{n - 1}: {', '.join(ranks)}")
