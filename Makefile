@@ -125,16 +125,15 @@ typecheck: sync ## mypy
 	@echo ">> mypy"
 	$(RUN) mypy
 
-# Two tiers: the unit and contract tests in one process, then the integration tests on both
-# cores (pytest-xdist, one module per worker). OpenMP threads wait passively there: two
-# LightGBM trainings at once with spinning threads starve each other (4 minutes, not 10 s).
-# PYTEST_ARGS=... runs just what it names, in one process.
+# Every test in one pass on both cores (pytest-xdist, one module per worker): the integration
+# tests first, the unit and contract tests (60 s each at most, tests/conftest.py) filling the
+# workers' tails. OpenMP threads wait passively: two LightGBM trainings at once with spinning
+# threads starve each other (4 minutes, not 10 s). PYTEST_ARGS=... runs just what it names,
+# in one process.
 pytest: sync .tools/checkov/bin/checkov ## pytest only (PYTEST_ARGS="tests/unit -k x" for a part)
 ifeq ($(strip $(PYTEST_ARGS)),)
-	@echo ">> pytest: the fast tier (unit and contract tests)"
-	OMP_WAIT_POLICY=PASSIVE $(RUN) pytest -n 2 -m "not slow" --timeout 60
-	@echo ">> pytest: the slow tier (integration tests), 2 workers"
-	OMP_WAIT_POLICY=PASSIVE $(RUN) pytest -m slow -n 2 --dist loadfile
+	@echo ">> pytest: every test (the integration tests first), 2 workers"
+	OMP_WAIT_POLICY=PASSIVE $(RUN) pytest -n 2 --dist loadfile
 else
 	@echo ">> pytest $(PYTEST_ARGS)"
 	$(RUN) pytest $(PYTEST_ARGS)
