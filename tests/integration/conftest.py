@@ -22,11 +22,34 @@ def ran(output: str) -> list[str]:
     ]  # fmt: skip
 
 
-@pytest.fixture(scope="session")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    repo = copy_project(tmp_path_factory.mktemp("project"))
+def _build(dest: Path) -> Path:
+    repo = copy_project(dest)
     proc = run_dvc("repro", cwd=repo)
     assert ran(proc.stdout) == STAGES
+    return repo
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """The project after `dvc repro` on its bundled data. Built once per run: the first
+    pytest-xdist worker to need it builds it, and each worker takes a copy of its own (tests
+    run stages in it)."""
+    if worker_id == "master":  # one process: no one to share with
+        return _build(tmp_path_factory.mktemp("project"))
+    import fcntl
+    import shutil
+
+    shared = tmp_path_factory.getbasetemp().parent  # this run's folder, the workers' parent
+    built = shared / "project-built"
+    with (shared / "project-built.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other worker waits while one builds
+        if not (built / ".tabml-built").exists():
+            shutil.rmtree(built, ignore_errors=True)  # a build that failed half-way
+            built.mkdir()
+            _build(built)
+            (built / ".tabml-built").touch()
+    repo = tmp_path_factory.mktemp("project") / "repo"
+    shutil.copytree(built, repo, symlinks=True, ignore=shutil.ignore_patterns(".tabml-built"))
     return repo
 
 
