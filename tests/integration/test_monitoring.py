@@ -160,8 +160,7 @@ def test_monitor_exits_10_on_alerts_and_0_when_calm(project: Path, tmp_path: Pat
     assert alerts.returncode == 10, alerts.stderr
     assert "alerts; see" in alerts.stderr
     assert summary_of(tmp_path / "a")["totals"]["alerts"]["total"] > 0
-    kept = monitor(project, batch, tmp_path / "b", "--no-fail-on-alerts")
-    assert kept.returncode == 0
+    # (--no-fail-on-alerts on this batch exits 0: test_monitor_opens_no_network_connection)
 
     # a batch drawn from the development data itself: nothing to alert on
     calm = tmp_path / "calm.csv"
@@ -274,6 +273,7 @@ def test_network_guard_sees_a_connection_attempt(tmp_path: Path) -> None:
 def test_monitor_opens_no_network_connection(project: Path, tmp_path: Path) -> None:
 
     env, log = guarded_env(tmp_path)
+    # the batch raises alerts (test_monitor_exits_10_on_alerts...): kept, the exit is 0
     subprocess.run(
         [
             str(BIN / "tabml"),
