@@ -226,14 +226,15 @@ def for_workers(stage: str, paths: list[str]) -> Iterator[list[str]]:
         )
         yield urls
     finally:
-        if urls or fs.exists(run):
-            try:
+        try:  # never in place of the error that brought us here
+            if urls or fs.exists(run):
                 fs.rm(run, recursive=True)
-            except Exception as err:  # the outputs are good; the copies are not gone
+        except Exception as err:
+            if urls:  # the outputs are good; the copies are not gone
                 info(
                     f"warning: {stage}: could not remove the workers' copies at "
-                    f"{fs.unstrip_protocol(run)}/ ({type(err).__name__}: {err}); remove them, "
-                    "or let the store's lifecycle rule expire them (docs/scale.md)"
+                    f"{fs.unstrip_protocol(run)}/ ({type(err).__name__}: {err}); remove "
+                    "them, or let the store's lifecycle rule expire them (docs/scale.md)"
                 )
 
 

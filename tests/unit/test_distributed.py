@@ -208,6 +208,20 @@ def test_a_store_that_cannot_be_written_is_an_error_naming_it_and_leaves_nothing
     ):
         pytest.fail("the stage went on without its files in the store")
     assert blocked.read_text() == "a file where the store's folder should be"
+    # a store that refuses every call (no credentials, say): the same error, not the clean-up's
+    import fsspec.implementations.local as local
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise PermissionError("access denied")
+
+    for method in ("makedirs", "exists", "rm"):
+        monkeypatch.setattr(local.LocalFileSystem, method, refused)
+    monkeypatch.setenv("TABML_CLUSTER_STORAGE", (tmp_path / "store").as_uri())
+    with (
+        pytest.raises(ConfigError, match=r"could not copy .*PermissionError: access denied"),
+        for_workers("train", [str(tmp_path / "train.parquet")]),
+    ):
+        pytest.fail("the stage went on without its files in the store")
 
 
 def test_forget_purge_removes_the_copies_a_killed_run_left_and_nothing_else(
