@@ -114,6 +114,29 @@ def test_init_dataset_writes_three_files_that_compose_and_validate(tmp_path: Pat
     assert params["dataset"]["schema"]["pii"] == {"contact": "drop"}
 
 
+def test_production_files_are_named_like_the_development_file(tmp_path: Path) -> None:
+    """--production and --production-labels, given from the project's root as the development
+    file is (or by their name in data/external), are named from data/external in params; one
+    outside it is refused, naming the fix."""
+    shutil.copytree(ROOT / "conf", tmp_path / "conf")
+    (tmp_path / "data/external").mkdir(parents=True)
+    survey(4_400).to_csv(tmp_path / "data/external/fair.csv", index=False)
+    survey(100).to_parquet(tmp_path / "data/external/later.parquet")
+    out = run_cli("init-dataset", "data/external/fair.csv", "--target", "high_income",
+                  "--production", "data/external/later.parquet",
+                  "--production-labels", "later_labels.parquet", cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert run_cli("params", cwd=tmp_path).returncode == 0
+    sources = yaml.safe_load((tmp_path / "params.yaml").read_text())["dataset"]["sources"]
+    assert sources["production"] == "later.parquet"
+    assert sources["production_labels"] == "later_labels.parquet"  # may come later
+    elsewhere = run_cli("init-dataset", "data/external/fair.csv", "--target", "high_income",
+                        "--production", str(tmp_path / "later.parquet"), "--force",
+                        cwd=tmp_path)  # fmt: skip
+    assert elsewhere.returncode == 2
+    assert "ingest reads production files from data/external/" in elsewhere.stderr
+
+
 def test_config_errors_name_the_file_the_user_edited(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "conf", tmp_path / "conf")
     (tmp_path / "data/external").mkdir(parents=True)

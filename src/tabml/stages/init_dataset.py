@@ -59,14 +59,8 @@ def run(
             f"{', '.join(existing)} already exist; choose another --name, or --force to "
             "overwrite them"
         )
-    given = Path(source)
-    path = given if not is_bundled(source) and given.exists() else resolve(source, sources_dir)
-    if not is_bundled(source) and not _within(path, sources_dir):
-        raise ConfigError(
-            f"{source}: ingest reads development files from {sources_dir}/, so put it there "
-            f"first (cp {source} {sources_dir}/ && dvc add {sources_dir}/{Path(source).name}) "
-            "and name it from there"
-        )
+    named = _source(source, sources_dir, "development")
+    path = resolve(named, sources_dir)
     info(f"init-dataset: reading {path}")
     frame = io.read_table(path)
     defaults = _defaults(config_dir)
@@ -81,11 +75,10 @@ def run(
         default_chunk_rows=defaults["chunk_rows"],
     )
     sources = {
-        "development": source
-        if is_bundled(source)
-        else path.resolve().relative_to(sources_dir.resolve()).as_posix(),
-        "production": production,
-        "production_labels": production_labels,
+        "development": named,
+        "production": production and _source(production, sources_dir, "production"),
+        "production_labels": production_labels
+        and _source(production_labels, sources_dir, "production labels"),
         "additions": "additions.parquet",
     }
     texts = {
@@ -99,6 +92,23 @@ def run(
     was = set_default(config_dir / "config.yaml", name) if make_default else None
     _report(name, files, proposal, was, make_default)
     return proposal
+
+
+def _source(source: str, sources_dir: Path, what: str) -> str:
+    """How params name a source file: a bundled one as given; the team's own by its path
+    under `sources_dir`, whether given from the project's root (data/external/x.csv) or by
+    its name there (x.csv). One that lies elsewhere is refused, naming the fix."""
+    if is_bundled(source):
+        return source
+    given = Path(source)
+    path = given if given.exists() or _within(given, sources_dir) else sources_dir / source
+    if not _within(path, sources_dir):
+        raise ConfigError(
+            f"{source}: ingest reads {what} files from {sources_dir}/, so put it there "
+            f"first (cp {source} {sources_dir}/ && dvc add {sources_dir}/{given.name}) "
+            "and name it from there"
+        )
+    return path.resolve().relative_to(sources_dir.resolve()).as_posix()
 
 
 def _within(path: Path, folder: Path) -> bool:
