@@ -167,7 +167,8 @@ def _checked(
 
         address = scheduler_address()
         if schema.pii and storage_url() and address:  # for_workers would copy it there
-            # a copy of the raw source in the store would outlive `tabml forget`'s reach
+            # raw personal data goes nowhere new: a copy in the store, outside DVC's remote and
+            # the ledger's rebuild, would sit there raw until removed or expired
             info(
                 f"ingest: {path.name} is read here: it holds personal data "
                 f"({', '.join(sorted(schema.pii))}) not yet pseudonymised, which is never "
