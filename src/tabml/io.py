@@ -483,6 +483,36 @@ def iter_grouped(
 ROW_GROUP_ROWS = 1024 * 1024
 
 
+def encode_parquet(table: Any, schema: Any) -> bytes:
+    """A whole Parquet file of `table` (None: no rows) with `schema`, as every tabml Parquet
+    output is written (zstd, statistics): the unit `ParquetSink` joins, and what a Dask worker
+    sends back for its part of an output (`tabml.parquet_join`)."""
+    import io as bytes_io
+
+    import pyarrow.parquet as pq
+
+    buffer = bytes_io.BytesIO()
+    with pq.ParquetWriter(buffer, schema, compression="zstd", write_statistics=True) as writer:
+        if table is not None:
+            writer.write_table(table)
+    return buffer.getvalue()
+
+
+def frame_table(frame: pd.DataFrame, schema: Any = None) -> Any:
+    """A frame as the Arrow table a tabml Parquet output stores: no pandas index or metadata;
+    with `schema` (a later frame of the same file), its columns and types, a column the frame
+    lacks (an optional one: appended rows carry no personal data) all null."""
+    import pyarrow as pa
+
+    if schema is None:
+        return pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata()
+    missing = [c for c in schema.names if c not in frame.columns]
+    if missing:
+        frame = frame.assign(**dict.fromkeys(missing))
+    table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+    return table.replace_schema_metadata()
+
+
 class ParquetSink:
     """Frames appended to one Parquet file as they come, with the first frame's columns and
     types, written as `write_parquet` writes (zstd, statistics, no pandas metadata).
@@ -491,45 +521,70 @@ class ParquetSink:
     shorter), so the file is byte for byte what `write_parquet` writes of all the frames
     concatenated (with ROW_GROUP_ROWS). `grouped`: buffer the rows and write them as one row
     group at each `end_group` (and at `close`), byte for byte what writing each group's frames
-    joined would give. Without either, each frame is a row group of its own."""
+    joined would give. Without either, each frame is a row group of its own.
+
+    Each row group is encoded on its own (`encode_parquet`) and joined into the file
+    (`tabml.parquet_join`), so a row group a Dask worker encoded (`add_part`) lands as the
+    same bytes as one written here."""
 
     def __init__(
         self, path: Path, row_group_rows: int | None = None, grouped: bool = False
     ) -> None:
         self.path = path
         self.rows = 0
-        self._writer: Any = None
+        self._file: Any = None
+        self._joiner: Any = None
         self._schema: Any = None
         self._group = row_group_rows
         self._grouped = grouped
         self._pending: list[Any] = []
         self._pending_rows = 0
 
-    def write(self, frame: pd.DataFrame) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+    def _start(self, schema: Any) -> None:
+        from tabml.parquet_join import Joiner
 
+        self._schema = schema
+        self._file = self.path.open("wb")
+        self._joiner = Joiner(self._file, encode_parquet(None, schema))
+
+    def _put(self, table: Any) -> None:
+        self._joiner.add(encode_parquet(table, self._schema))
+
+    def write(self, frame: pd.DataFrame) -> None:
+        table = frame_table(frame, self._schema)
         if self._schema is None:
-            table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata()
-            self._schema = table.schema
-            self._writer = pq.ParquetWriter(
-                self.path, self._schema, compression="zstd", write_statistics=True
-            )
-        else:
-            # a later frame may lack an optional column (appended rows carry no personal data)
-            missing = [c for c in self._schema.names if c not in frame.columns]
-            if missing:
-                frame = frame.assign(**dict.fromkeys(missing))
-            table = pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False)
-            table = table.replace_schema_metadata()
+            self._start(table.schema)
         self.rows += len(frame)
         if self._group is None and not self._grouped:
-            self._writer.write_table(table)
+            self._put(table)
             return
         self._pending.append(table)
         self._pending_rows += len(table)
         if self._group is not None and self._pending_rows >= self._group:
             self._flush(final=False)
+
+    def add_part(self, data: bytes, schema: Any) -> None:
+        """Append a row group encoded elsewhere: `data` is `encode_parquet` of its rows with
+        `schema`, the types they had there. Only between groups (nothing buffered). A part
+        whose types differ from the file's (a column all null in the first frame, say) is
+        decoded and written as `write` would write its rows."""
+        if self._pending_rows:
+            raise ValueError("ParquetSink.add_part with rows buffered: end the group first")
+        if self._schema is None:
+            self._start(schema)
+        if schema.equals(self._schema):
+            self.rows += self._joiner.add(data)
+            return
+        import io as bytes_io
+
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(bytes_io.BytesIO(data)).to_pandas()
+        self.write(rows)
+        if self._grouped:
+            self.end_group()
+        elif self._group is not None:
+            raise ValueError("ParquetSink.add_part is for grouped sinks or one group a frame")
 
     def end_group(self) -> None:
         """Write the rows buffered since the last group as one row group (`grouped`)."""
@@ -539,7 +594,7 @@ class ParquetSink:
             raise ValueError("end_group is for a ParquetSink made with grouped=True")
         if self._pending_rows:
             # contiguous, as one frame's table is (see _flush)
-            self._writer.write_table(pa.concat_tables(self._pending).combine_chunks())
+            self._put(pa.concat_tables(self._pending).combine_chunks())
         self._pending, self._pending_rows = [], 0
         release_unused()  # the group's buffers, before the next group's rows come in
 
@@ -553,7 +608,7 @@ class ParquetSink:
             # contiguous, as a whole table's row group is: where the writer cuts pages can
             # depend on where the chunks of its input end
             rows = buffered.slice(start, min(group, full - start)).combine_chunks()
-            self._writer.write_table(rows)
+            self._put(rows)
             del rows
         rest = buffered.slice(full)
         self._pending, self._pending_rows = ([rest], len(rest)) if len(rest) else ([], 0)
@@ -563,14 +618,17 @@ class ParquetSink:
 
     def close(self, empty_like: pd.DataFrame | None = None) -> None:
         """Finish the file; with no frame written, write `empty_like`'s columns and no rows."""
-        if self._writer is None:
+        if self._joiner is None:
             write_parquet(self.path, empty_like if empty_like is not None else _empty())
             return
-        if self._grouped:
-            self.end_group()
-        elif self._pending:
-            self._flush(final=True)
-        self._writer.close()
+        try:
+            if self._grouped:
+                self.end_group()
+            elif self._pending:
+                self._flush(final=True)
+            self._joiner.close()
+        finally:
+            self._file.close()
 
 
 def _empty() -> pd.DataFrame:
