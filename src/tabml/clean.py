@@ -7,11 +7,12 @@ pseudonymised or dropped already: ingest, the first stage that writes, handles i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tabml.config import SchemaConfig
-from tabml.repeats import id_keys, member
+from tabml.repeats import id_keys, member, repeated_keys
 from tabml.schema import coerce
 
 if TYPE_CHECKING:
@@ -63,71 +64,149 @@ def type_development(raw: pd.DataFrame, schema: SchemaConfig) -> pd.DataFrame:
     return coerce(raw, schema, "development").frame
 
 
+@dataclass(frozen=True)
+class Repeats:
+    """The ids that can repeat in a development file, and where each occurs first.
+
+    `keys`: the id keys (`tabml.repeats.id_keys`) seen more than once, sorted; `first`: for
+    every non-missing id whose key is among them, the file row of its first occurrence
+    (indexed by the id). A row is an identical re-delivery when an earlier row has its id, so
+    with these any batch is sorted alone, in any order (`sort_development`, on a Dask worker
+    too). Only those ids are held, not every id (a set of 10M ids is about 600 MiB); equal keys
+    of different ids (a hash collision) are told apart by the ids themselves."""
+
+    keys: np.ndarray
+    first: pd.Series
+
+
+def find_repeats(id_pieces: Callable[[], Iterable[pd.Series]]) -> Repeats:
+    """`Repeats` of an id column read in pieces, in file order; `id_pieces()` reads them
+    (twice when some key repeats: the keys first, then the ids holding a repeated key)."""
+    import numpy as np
+    import pandas as pd
+
+    keys = [id_keys(piece) for piece in id_pieces()]
+    every = np.concatenate(keys) if keys else np.array([], dtype=np.uint64)
+    del keys
+    repeated = repeated_keys(every)
+    if not len(repeated):
+        return Repeats(repeated, pd.Series([], dtype="int64"))
+    candidate = member(every, repeated)
+    del every
+    ids, rows, start = [], [], 0
+    for piece in id_pieces():
+        here = candidate[start : start + len(piece)] & piece.notna().to_numpy()
+        ids.append(piece[here].reset_index(drop=True))
+        rows.append(start + np.flatnonzero(here))
+        start += len(piece)
+    at = pd.Series(np.concatenate(rows), index=pd.Index(pd.concat(ids, ignore_index=True)))
+    return Repeats(repeated, at[~at.index.duplicated(keep="first")])
+
+
+def sort_development(
+    typed: pd.DataFrame, schema: SchemaConfig, start: int, repeats: Repeats
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(kept rows, quarantined rows with their reason) of a typed batch whose first row is
+    file row `start`: pure, so a batch is sorted anywhere, in any order."""
+    import numpy as np
+    import pandas as pd
+
+    reasons = pd.Series(pd.NA, index=typed.index, dtype="string")
+    ids = typed[schema.id]
+    reasons[ids.isna()] = "missing_id"
+    # identical re-deliveries of a record: keep the first (ingest refuses conflicting ones)
+    maybe = ids.notna().to_numpy() & member(id_keys(ids), repeats.keys)
+    dup = np.zeros(len(ids), dtype=bool)
+    if maybe.any():
+        first = ids[maybe].map(repeats.first)
+        rows = start + np.flatnonzero(maybe)
+        dup[maybe] = first.notna().to_numpy() & (first.to_numpy(dtype=float, na_value=-1) != rows)
+    reasons[dup & reasons.isna().to_numpy()] = "duplicate_id"
+    reasons[typed[schema.target.column].isna() & reasons.isna()] = "missing_target"
+
+    typed = typed[_output_columns(schema, typed, with_target=True)]
+    kept = typed[reasons.isna()].reset_index(drop=True)
+    rejected = typed[reasons.notna()].assign(**{REASON_COLUMN: reasons[reasons.notna()]})
+    return kept, rejected.reset_index(drop=True)
+
+
+@dataclass
+class Tally:
+    """What the data-quality report counts of sorted batches, summed with `+`."""
+
+    rows_read: int = 0
+    rows_kept: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    missing: dict[str, int] = field(default_factory=dict)
+    positives: float = 0.0
+
+    @classmethod
+    def of(
+        cls, kept: pd.DataFrame, rejected: pd.DataFrame, rows: int, schema: SchemaConfig
+    ) -> Tally:
+        reasons = {str(r): int(n) for r, n in rejected[REASON_COLUMN].value_counts().items()}
+        missing: dict[str, int] = {}
+        _count_missing(missing, kept, list(schema.features))
+        return cls(rows, len(kept), reasons, missing, float(kept[schema.target.column].sum()))
+
+    def __add__(self, other: Tally) -> Tally:
+        def summed(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+            return {k: a.get(k, 0) + b.get(k, 0) for k in {**a, **b}}
+
+        return Tally(
+            self.rows_read + other.rows_read,
+            self.rows_kept + other.rows_kept,
+            summed(self.reasons, other.reasons),
+            summed(self.missing, other.missing),
+            self.positives + other.positives,
+        )
+
+
 class DevelopmentCleaner:
-    """`clean_development` for a file read in batches: `add` each batch in file order, then
-    `quality`. An id seen in any earlier batch is a duplicate, as it would be in one read.
+    """`clean_development` for a file read in batches: `add` each batch in file order (or
+    `take` the tally of a batch sorted elsewhere), then `quality`.
 
-    `repeated`: the keys (`tabml.repeats.id_keys`) of the ids that occur more than once in the
-    whole file, from a first pass over its id column (`repeated_keys`). Only those ids are
-    remembered, so memory holds the repeated ids, not every id (a set of 10M ids is about
-    600 MiB); without it, every id is. Keys only pick the candidates: an equal key with a
-    different id (a hash collision) is still told apart by the ids themselves."""
+    `repeats`: the file's `Repeats` (`find_repeats`, a first pass over its id column); without
+    it, the cleaner takes one batch, the whole file."""
 
-    def __init__(self, schema: SchemaConfig, repeated: np.ndarray | None = None) -> None:
+    def __init__(self, schema: SchemaConfig, repeats: Repeats | None = None) -> None:
         self.schema = schema
-        self._repeated = repeated
-        self._seen: set[Any] = set()
-        self.rows_read = self.rows_kept = 0
-        self._reasons: dict[str, int] = {}
-        self._missing: dict[str, int] = {}
-        self._positives = 0.0
+        self._repeats = repeats
+        self.tally = Tally()
+
+    @property
+    def rows_read(self) -> int:
+        return self.tally.rows_read
 
     def add(self, raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(kept rows, quarantined rows with their reason) of one batch."""
         return self.add_typed(type_development(raw, self.schema), len(raw))
 
     def add_typed(self, typed: pd.DataFrame, rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """`add` of a batch of `rows` raw rows that `type_development` typed already (on a
-        Dask worker, say): the part that must see the batches in file order."""
-        import pandas as pd
-
-        schema = self.schema
-        reasons = pd.Series(pd.NA, index=typed.index, dtype="string")
-        ids = typed[schema.id]
-        reasons[ids.isna()] = "missing_id"
-        # identical re-deliveries of a record: keep the first (ingest refuses conflicting ones)
-        maybe = ids.notna().to_numpy()
-        if self._repeated is not None:
-            maybe = maybe & member(id_keys(ids), self._repeated)
-        candidates = ids[maybe]
-        dup = pd.Series(False, index=ids.index)
-        dup[maybe] = (candidates.duplicated(keep="first") | candidates.isin(self._seen)).to_numpy()
-        reasons[dup & reasons.isna()] = "duplicate_id"
-        reasons[typed[schema.target.column].isna() & reasons.isna()] = "missing_target"
-        self._seen.update(candidates.tolist())
-
-        typed = typed[_output_columns(schema, typed, with_target=True)]
-        kept = typed[reasons.isna()].reset_index(drop=True)
-        rejected = typed[reasons.notna()].assign(**{REASON_COLUMN: reasons[reasons.notna()]})
-        rejected = rejected.reset_index(drop=True)
-
-        self.rows_read += rows
-        self.rows_kept += len(kept)
-        for reason, n in rejected[REASON_COLUMN].value_counts().items():
-            self._reasons[str(reason)] = self._reasons.get(str(reason), 0) + int(n)
-        _count_missing(self._missing, kept, list(schema.features))
-        self._positives += float(kept[schema.target.column].sum())
+        """`add` of a batch of `rows` raw rows that `type_development` typed already."""
+        repeats = self._repeats
+        if repeats is None:
+            if self.rows_read:
+                raise ValueError("DevelopmentCleaner: several batches need the file's Repeats")
+            repeats = find_repeats(lambda: [typed[self.schema.id]])
+        kept, rejected = sort_development(typed, self.schema, self.rows_read, repeats)
+        self.take(Tally.of(kept, rejected, rows, self.schema))
         return kept, rejected
 
+    def take(self, tally: Tally) -> None:
+        """Count a batch sorted elsewhere (a Dask worker), batches taken in file order."""
+        self.tally = self.tally + tally
+
     def quality(self) -> dict[str, Any]:
-        kept = self.rows_kept
+        t = self.tally
+        kept = t.rows_kept
         return {
-            "rows_read": self.rows_read,
+            "rows_read": t.rows_read,
             "rows_kept": kept,
-            "rows_rejected": self.rows_read - kept,
-            "rejected_by_reason": dict(sorted(self._reasons.items())),
-            "missing": _missing_report(self._missing, kept),
-            "positive_rate": self._positives / kept if kept else None,
+            "rows_rejected": t.rows_read - kept,
+            "rejected_by_reason": dict(sorted(t.reasons.items())),
+            "missing": _missing_report(t.missing, kept),
+            "positive_rate": t.positives / kept if kept else None,
         }
 
 

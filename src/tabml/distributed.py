@@ -44,7 +44,9 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from tabml.clean import Repeats, Tally
     from tabml.features import Preprocessor
+    from tabml.io import Encoded
     from tabml.model import History, Model
     from tabml.schema import CheckedBatch, Role
 
@@ -578,18 +580,78 @@ def read_range(path: str, span: RowRange) -> pd.DataFrame:
     return table.slice(span.start - span.first, span.stop - span.start).to_pandas()
 
 
-def type_range(path: str, span: RowRange, schema: SchemaConfig) -> pd.DataFrame:
-    """One range's development rows, typed by the schema: read and typed by the worker."""
-    from tabml.clean import type_development
+def read_rows(path: str, spans: list[RowRange]) -> Iterator[tuple[RowRange, pd.DataFrame]]:
+    """Each range's rows of a Parquet file, as `read_range` reads them (on a worker)."""
+    import pyarrow.parquet as pq
 
-    return type_development(read_range(path, span), schema)
+    with _open(path) as handle:
+        parquet = pq.ParquetFile(handle)
+        for span in spans:
+            table = parquet.read_row_group(span.group)
+            yield span, table.slice(span.start - span.first, span.stop - span.start).to_pandas()
+            del table
 
 
-def deal_range(path: str, span: RowRange, which: np.ndarray, parts: int) -> list[pd.DataFrame]:
-    """One range's rows dealt to `parts` files: part i gets the rows whose `which` is i (in
-    file order), read and dealt by the worker."""
-    rows = read_range(path, span)
-    return [rows[which == i].reset_index(drop=True) for i in range(parts)]
+def batches_of(spans: list[RowRange], batch_rows: int) -> list[list[RowRange]]:
+    """The ranges grouped by the batch of `batch_rows` rows they lie in (`row_ranges` cuts
+    them there): a batch is one row group of the stage's output."""
+    out: list[list[RowRange]] = []
+    for span in spans:
+        if out and out[-1][0].start // batch_rows == span.start // batch_rows:
+            out[-1].append(span)
+        else:
+            out.append([span])
+    return out
+
+
+@dataclass(frozen=True)
+class CleanedBatch:
+    """One batch cleaned on a worker: its row group of the clean and rejected files, encoded
+    there (`io.Encoded`), the report's counts, and both files' columns with no rows."""
+
+    kept: Encoded
+    rejected: Encoded
+    tally: Tally
+    empty_kept: pd.DataFrame
+    empty_rejected: pd.DataFrame
+
+
+def clean_batch(
+    path: str, spans: list[RowRange], schema: SchemaConfig, repeats: Repeats, types: Any
+) -> CleanedBatch:
+    """One batch of a development file typed, sorted and encoded by the worker, range by
+    range as the stage sorts pieces (`tabml.clean`); `types`: the two files' Arrow types,
+    where the stage knows them."""
+    from tabml.clean import Tally, sort_development, type_development
+    from tabml.io import encode_frames
+
+    kept, rejected, tally = [], [], Tally()
+    for span, raw in read_rows(path, spans):
+        good, bad = sort_development(type_development(raw, schema), schema, span.start, repeats)
+        tally = tally + Tally.of(good, bad, len(raw), schema)
+        kept.append(good)
+        rejected.append(bad)
+    return CleanedBatch(
+        encode_frames([k for k in kept if len(k)], types[0]),
+        encode_frames([r for r in rejected if len(r)], types[1]),
+        tally,
+        kept[0].iloc[:0],
+        rejected[0].iloc[:0],
+    )
+
+
+def deal_group(
+    path: str, span: RowRange, which: np.ndarray, parts: int, types: list[Any]
+) -> list[Encoded]:
+    """One row group of a file dealt to `parts` files by `which` (each row's part), each
+    part's rows encoded as that file's row group (`types`: the files' Arrow types, where the
+    stage knows them): read, dealt and encoded by the worker."""
+    from tabml.io import encode_frames
+
+    [(_, rows)] = read_rows(path, [span])
+    return [
+        encode_frames([rows[which == i].reset_index(drop=True)], types[i]) for i in range(parts)
+    ]
 
 
 def check_range(path: str, span: RowRange, schema: SchemaConfig, role: Role) -> CheckedBatch:
@@ -603,53 +665,60 @@ def check_range(path: str, span: RowRange, schema: SchemaConfig, role: Role) -> 
 def in_file_order(
     compute: DaskCompute,
     stage: str,
-    spans: list[RowRange],
-    task: Callable[[RowRange], tuple[Any, ...]],
+    batches: list[list[RowRange]],
+    task: Callable[[list[RowRange]], tuple[Any, ...]],
     doing: str,
-) -> Iterator[tuple[RowRange, Any]]:
-    """Each range's result, computed on the workers and taken in file order: `task(span)` is
-    the function to run and its arguments. At most two ranges per worker are out at a time, so
-    neither the workers nor this process hold the whole file. A task whose worker dies runs
-    again on another (a task only reads), so a lost worker costs time, not the run. `doing`
-    says what a task does, for progress and errors."""
+) -> Iterator[tuple[list[RowRange], Any]]:
+    """Each batch's result, computed on the workers and taken in file order: `task(batch)`
+    is the function to run and its arguments, made as the batch is sent (so it can carry what
+    earlier results taught). At most two batches per worker are out at a time, so neither the
+    workers nor this process hold the whole file. A task whose worker dies runs again on
+    another (a task only reads), so a lost worker costs time, not the run. `doing` says what a
+    task does, for progress and errors."""
     from collections import deque
     from itertools import islice
 
     with client(compute, stage) as dask_client:
         window = 2 * max(len(workers(dask_client)), 1)
-        info(f"{stage}: {doing} {len(spans)} row range(s) on the cluster, {window} at a time")
-        todo = iter(spans)
-        out: deque[tuple[RowRange, Any]] = deque()
+        info(f"{stage}: {doing} {len(batches)} batch(es) on the cluster, {window} at a time")
+        todo = iter(batches)
+        out: deque[tuple[list[RowRange], Any]] = deque()
 
-        def submit(span: RowRange) -> None:
-            fn, *args = task(span)
-            out.append((span, dask_client.submit(fn, *args, pure=False)))
+        def submit(batch: list[RowRange]) -> None:
+            fn, *args = task(batch)
+            out.append((batch, dask_client.submit(fn, *args, pure=False)))
 
-        for span in islice(todo, window):
-            submit(span)
+        for batch in islice(todo, window):
+            submit(batch)
         while out:
-            span, future = out.popleft()
-            [result] = _gather(dask_client, [future], f"{stage}: {doing} rows {span.start:,} "
-                               f"to {span.stop:,} on the cluster")  # fmt: skip
+            batch, future = out.popleft()
+            where = f"rows {batch[0].start:,} to {batch[-1].stop:,}"
+            [result] = _gather(dask_client, [future], f"{stage}: {doing} {where} on the cluster")
             del future
             nxt = next(todo, None)
             if nxt is not None:
                 submit(nxt)
-            yield span, result
+            yield batch, result
 
 
-def typed_on_cluster(
-    path: str, schema: SchemaConfig, batch_rows: int, compute: DaskCompute
-) -> Iterator[tuple[pd.DataFrame, int, bool]]:
-    """Each range of a development file typed on the workers, in file order: (typed rows, raw
-    rows, whether a batch of `batch_rows` ends there)."""
+def cleaned_on_cluster(
+    path: str,
+    schema: SchemaConfig,
+    repeats: Repeats,
+    batch_rows: int,
+    compute: DaskCompute,
+    types: Callable[[], tuple[Any, Any]],
+) -> Iterator[CleanedBatch]:
+    """Each batch of `batch_rows` rows of a development file cleaned on the workers, in file
+    order (`clean_batch`); `types()`: the clean and rejected files' Arrow types as known so
+    far, sent with each task."""
     spans = file_ranges(path, batch_rows)
     with for_workers("clean", [path]) as [there]:
-        for span, typed in in_file_order(
-            compute, "clean", spans, lambda s: (type_range, there, s, schema), "typing"
-        ):
-            last = span is spans[-1]
-            yield typed, span.stop - span.start, span.stop % batch_rows == 0 or last
+        for _, cleaned in in_file_order(
+            compute, "clean", batches_of(spans, batch_rows),
+            lambda b: (clean_batch, there, b, schema, repeats, types()), "cleaning",
+        ):  # fmt: skip
+            yield cleaned
 
 
 def checked_on_cluster(
@@ -659,23 +728,27 @@ def checked_on_cluster(
     whether a batch of `batch_rows` ends there (the stage writes a row group per batch)."""
     spans = file_ranges(path, batch_rows)
     with for_workers("ingest", [path]) as [there]:
-        for span, checked in in_file_order(
-            compute, "ingest", spans, lambda s: (check_range, there, s, schema, role), "checking"
-        ):
+        for [span], checked in in_file_order(
+            compute, "ingest", [[s] for s in spans],
+            lambda b: (check_range, there, b[0], schema, role), "checking",
+        ):  # fmt: skip
             yield checked, span.stop % batch_rows == 0 or span is spans[-1]
 
 
 def dealt_on_cluster(
-    path: str, which: np.ndarray, parts: int, compute: DaskCompute
-) -> Iterator[tuple[int, list[pd.DataFrame]]]:
+    path: str, which: np.ndarray, parts: int, compute: DaskCompute, types: Callable[[], list[Any]]
+) -> Iterator[tuple[int, list[Encoded]]]:
     """Each row group of a file dealt to `parts` files by `which` (each row's part) on the
-    workers, in file order: the group's rows, and its rows of each part. A task carries its
-    group's slice of `which` (a byte a row), never the rows."""
+    workers, in file order: the group's rows, and its row group of each file, encoded there
+    (`deal_group`; `types()`: the files' Arrow types as known so far). A task carries its
+    group's slice of `which` (a byte a row), never the rows, and sends back compressed
+    Parquet."""
     spans = file_ranges(path, None)
     with for_workers("split", [path]) as [there]:
-        for span, dealt in in_file_order(
-            compute, "split", spans,
-            lambda s: (deal_range, there, s, which[s.start : s.stop], parts), "dealing",
+        for [span], dealt in in_file_order(
+            compute, "split", [[s] for s in spans],
+            lambda b: (deal_group, there, b[0], which[b[0].start : b[0].stop], parts, types()),
+            "dealing",
         ):  # fmt: skip
             yield span.stop - span.start, dealt
 

@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -392,6 +393,22 @@ def map_row_groups(
         ]
 
 
+def iter_row_groups(path: Path) -> Iterator[pd.DataFrame]:
+    """Each row group of a Parquet file, in order; a file with none yields one empty frame
+    with its columns."""
+    import pyarrow.parquet as pq
+
+    with _reading(path, ".parquet"):
+        parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=_READ_BUFFER)
+        if parquet.num_row_groups == 0:
+            yield parquet.schema_arrow.empty_table().to_pandas()
+        for group in range(parquet.num_row_groups):
+            table = parquet.read_row_group(group)
+            yield table.to_pandas()
+            del table
+            release_unused()
+
+
 def row_group_sizes(path: Path) -> tuple[int, ...]:
     """The rows of each row group of a Parquet file, from its footer."""
     import pyarrow.parquet as pq
@@ -513,6 +530,33 @@ def frame_table(frame: pd.DataFrame, schema: Any = None) -> Any:
     return table.replace_schema_metadata()
 
 
+@dataclass(frozen=True)
+class Encoded:
+    """Frames encoded as one row group elsewhere (a Dask worker), for `ParquetSink.add_part`:
+    the Parquet file's bytes (None: no rows), the frames' Arrow types (None: no frame) and
+    their rows."""
+
+    data: bytes | None
+    schema: Any
+    rows: int
+
+
+def encode_frames(frames: list[pd.DataFrame], schema: Any = None) -> Encoded:
+    """`frames` as a grouped `ParquetSink` writes them between two `end_group`s: typed as
+    `schema` (the file's, when known) or else as the first frame."""
+    import pyarrow as pa
+
+    tables = []
+    for frame in frames:
+        tables.append(frame_table(frame, schema))
+        schema = tables[0].schema
+    rows = sum(len(t) for t in tables)
+    if not rows:
+        return Encoded(None, schema, 0)
+    # contiguous, as ParquetSink.end_group's
+    return Encoded(encode_parquet(pa.concat_tables(tables).combine_chunks(), schema), schema, rows)
+
+
 class ParquetSink:
     """Frames appended to one Parquet file as they come, with the first frame's columns and
     types, written as `write_parquet` writes (zstd, statistics, no pandas metadata).
@@ -563,15 +607,25 @@ class ParquetSink:
         if self._group is not None and self._pending_rows >= self._group:
             self._flush(final=False)
 
-    def add_part(self, data: bytes, schema: Any) -> None:
+    @property
+    def schema(self) -> Any:
+        """The file's Arrow types: the first frame's (None before it)."""
+        return self._schema
+
+    def add_part(self, data: bytes | None, schema: Any) -> None:
         """Append a row group encoded elsewhere: `data` is `encode_parquet` of its rows with
-        `schema`, the types they had there. Only between groups (nothing buffered). A part
-        whose types differ from the file's (a column all null in the first frame, say) is
-        decoded and written as `write` would write its rows."""
+        `schema`, the types they had there (`Encoded`; None and None: no frame; None and a
+        schema: frames with no rows, which type the file as a first frame does). Only between
+        groups (nothing buffered). A part whose types differ from the file's (a column all
+        null in the first frame, say) is decoded and written as `write` would write it."""
         if self._pending_rows:
             raise ValueError("ParquetSink.add_part with rows buffered: end the group first")
+        if schema is None:
+            return
         if self._schema is None:
             self._start(schema)
+        if data is None:
+            return
         if schema.equals(self._schema):
             self.rows += self._joiner.add(data)
             return

@@ -492,9 +492,7 @@ def _split(clean_dir: Path, out: Path, compute: dict[str, Any], method: str) -> 
     tree["split"]["method"] = method
     params = out.with_suffix(".yaml")
     params.write_text(yaml.safe_dump(tree, sort_keys=False))
-    # clean's row groups are at most 1,200 rows; the files' own are 700, local reads 250
-    split.run(params, clean_dir / "clean.parquet", out, out / "split.json", batch_rows=250,
-              row_group_rows=700)  # fmt: skip
+    split.run(params, clean_dir / "clean.parquet", out, out / "split.json")
     return out
 
 
@@ -531,7 +529,7 @@ def _data_stage(
 
 @pytest.mark.parametrize(
     ("stage", "task"),
-    [("ingest", "check_range"), ("clean", "type_range"), ("split", "deal_range")],
+    [("ingest", "check_range"), ("clean", "clean_batch"), ("split", "deal_group")],
 )
 def test_a_worker_lost_mid_task_in_a_data_stage_costs_time_not_the_run(
     stage: str, task: str, request: pytest.FixtureRequest, tmp_path: Path,

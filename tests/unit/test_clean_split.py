@@ -166,12 +166,12 @@ def test_max_levels_is_for_categorical_features_only() -> None:
 
 
 @pytest.mark.parametrize("method", ["time", "stratified"])
-def test_the_split_stage_streams_the_files_writing_them_whole_would_write(
+def test_the_split_stage_streams_the_rows_a_row_group_at_a_time(
     method: str, tmp_path: Path
 ) -> None:
-    """Batches of 700 rows and row groups of 1,000 that never line up: the stage's files are
-    still byte for byte the in-memory split's, written whole (as the stage wrote them before
-    it streamed)."""
+    """The stage streams the clean file a row group at a time: its files hold the in-memory
+    split's rows, in order, and each input row group's rows of a file are one row group of it
+    (none where it has none), a layout that comes from the data, not from how it was read."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -190,20 +190,19 @@ def test_the_split_stage_streams_the_files_writing_them_whole_would_write(
     schema = schema_dict(pii={})
     cfg = {"method": method, "valid_fraction": 0.15, "test_fraction": 0.2}
     params = write_params(tmp_path / "params.yaml", schema=schema, split=cfg)
-    stage.run(params, source, tmp_path / "out", tmp_path / "split.json", 700, 1_000)
+    stage.run(params, source, tmp_path / "out", tmp_path / "split.json")
 
     expected = split(
         pd.read_parquet(source), parse(SchemaConfig, schema), parse(SplitConfig, cfg), 42
     )
+    groups = [(start, min(start + 500, len(frame))) for start in range(0, len(frame), 500)]
     for name in ("train", "valid", "test"):
-        whole = pa.Table.from_pandas(getattr(expected, name), preserve_index=False)
-        pq.write_table(
-            whole.replace_schema_metadata(None),
-            tmp_path / f"{name}.parquet",
-            compression="zstd",
-            write_statistics=True,
-            row_group_size=1_000,
-        )
-        written = (tmp_path / "out" / f"{name}.parquet").read_bytes()
-        assert written == (tmp_path / f"{name}.parquet").read_bytes(), name
+        written = tmp_path / "out" / f"{name}.parquet"
+        want = getattr(expected, name).reset_index(drop=True)
+        pd.testing.assert_frame_equal(pd.read_parquet(written), want, check_dtype=False)
+        ids = set(want["id"])
+        sizes = [int(frame["id"].iloc[a:b].isin(ids).sum()) for a, b in groups]
+        meta = pq.ParquetFile(written).metadata
+        got = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+        assert got == [n for n in sizes if n], name
     assert pq.ParquetFile(tmp_path / "out/train.parquet").metadata.num_row_groups > 1

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from tabml import repeats
-from tabml.clean import DevelopmentCleaner
+from tabml.clean import DevelopmentCleaner, find_repeats, sort_development, type_development
 from tabml.config import SchemaConfig, parse
 from tests.conftest import make_frame, schema_dict
 
@@ -35,18 +35,36 @@ def test_integer_ids_are_their_own_keys_and_others_hash_in_steps() -> None:
 
 
 def test_clean_tells_colliding_keys_apart_by_the_ids(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every key equal (the worst collision): the ids still decide what is a duplicate."""
+    """Every key equal (the worst collision): the ids still decide what is a duplicate, in
+    batches as in one, whichever order the batches are sorted in."""
     frame = make_frame(60)
     frame = pd.concat([frame, frame.iloc[[2, 40]]], ignore_index=True)
     schema = parse(SchemaConfig, schema_dict())
-    plain = DevelopmentCleaner(schema)
+    whole = DevelopmentCleaner(schema)
+    one_read = whole.add(frame)
+    plain = DevelopmentCleaner(schema, find_repeats(lambda: [frame["id"]]))
     expected = [plain.add(part) for part in (frame.iloc[:30], frame.iloc[30:])]
+    assert plain.quality() == whole.quality()
+    pd.testing.assert_frame_equal(
+        pd.concat([kept for kept, _ in expected], ignore_index=True), one_read[0]
+    )
     monkeypatch.setattr(repeats, "id_keys", lambda ids, step=0: np.zeros(len(ids), np.uint64))
     import tabml.clean
 
     monkeypatch.setattr(tabml.clean, "id_keys", repeats.id_keys)
-    colliding = DevelopmentCleaner(schema, repeated=np.zeros(1, np.uint64))
+    found = find_repeats(lambda: [frame.iloc[:30]["id"], frame.iloc[30:]["id"]])
+    assert len(found.first) == 60  # every id is a candidate
+    colliding = DevelopmentCleaner(schema, found)
     got = [colliding.add(part) for part in (frame.iloc[:30], frame.iloc[30:])]
+    typed = type_development(frame, schema)
+    later, earlier = (sort_development(part, schema, start, found)
+                      for part, start in ((typed.iloc[30:], 30), (typed.iloc[:30], 0)))  # fmt: skip
+    for (kept, rejected), (want_kept, want_rejected) in (
+        (earlier, expected[0]),
+        (later, expected[1]),
+    ):
+        pd.testing.assert_frame_equal(kept, want_kept)
+        pd.testing.assert_frame_equal(rejected, want_rejected)
     for (kept, rejected), (want_kept, want_rejected) in zip(got, expected, strict=True):
         pd.testing.assert_frame_equal(kept, want_kept)
         pd.testing.assert_frame_equal(rejected, want_rejected)

@@ -14,15 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from tabml import io
 from tabml.catalog import Interim, Raw
-from tabml.clean import DevelopmentCleaner, ProductionCleaner, type_development
+from tabml.clean import DevelopmentCleaner, ProductionCleaner, Repeats, find_repeats
 from tabml.config import CleanParams, ComputeConfig, DaskCompute, SchemaConfig
 from tabml.errors import DataError
 from tabml.log import info
-from tabml.repeats import id_keys, repeated_keys
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     import pandas as pd
 
 
@@ -49,43 +46,43 @@ def run(
     info(f"clean: wrote {output_dir}/ and {report}")
 
 
-def _typed(
-    path: Path, schema: SchemaConfig, rows: tuple[int, int], compute: ComputeConfig
-) -> Iterator[tuple[pd.DataFrame, int, bool]]:
-    """The development rows typed, in file order: (typed rows, raw rows, whether a batch ends
-    there), on this machine a piece at a time, or on the Dask cluster (compute=dask)."""
-    if isinstance(compute, DaskCompute) and io.parquet_rows(path):
-        from tabml.distributed import typed_on_cluster
-
-        yield from typed_on_cluster(str(path), schema, rows[0], compute)
-        return
-    for raw, batch_ends in io.iter_grouped(path, *rows):
-        yield type_development(raw, schema), len(raw), batch_ends
-
-
 def _development(
     path: Path, out: Path, schema: SchemaConfig, rows: tuple[int, int], compute: ComputeConfig
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Clean the development rows into clean and rejected files; their quality report, and an
-    empty frame with the clean file's columns."""
-    dev = DevelopmentCleaner(schema, _repeated_ids(_existing(path), schema.id))
+    empty frame with the clean file's columns. On this machine a piece at a time; on the Dask
+    cluster (compute=dask) a batch a task, each worker encoding its batch's row group of both
+    files, which land here unchanged (`io.ParquetSink.add_part`): the same bytes."""
+    repeats = _repeats(_existing(path), schema.id)
+    dev = DevelopmentCleaner(schema, repeats)
     kept_sink = io.ParquetSink(out / Interim.CLEAN, grouped=True)
     rejected_sink = io.ParquetSink(out / Interim.REJECTED, grouped=True)
     empty_kept = empty_rejected = None
     batch_rows = rows[0]
-    for typed, raw_rows, batch_ends in _typed(path, schema, rows, compute):
-        kept, rejected = dev.add_typed(typed, raw_rows)
-        if empty_kept is None:
-            empty_kept, empty_rejected = kept.iloc[:0], rejected.iloc[:0]
-        if len(kept):
-            kept_sink.write(kept)
-        if len(rejected):
-            rejected_sink.write(rejected)
-        if batch_ends:
-            kept_sink.end_group()
-            rejected_sink.end_group()
-            if dev.rows_read % batch_rows == 0:
-                info(f"clean: {dev.rows_read:,} development rows cleaned")
+    if isinstance(compute, DaskCompute) and io.parquet_rows(path):
+        from tabml.distributed import cleaned_on_cluster
+
+        schemas = lambda: (kept_sink.schema, rejected_sink.schema)  # noqa: E731
+        for batch in cleaned_on_cluster(str(path), schema, repeats, batch_rows, compute, schemas):
+            dev.take(batch.tally)
+            if empty_kept is None:
+                empty_kept, empty_rejected = batch.empty_kept, batch.empty_rejected
+            kept_sink.add_part(batch.kept.data, batch.kept.schema)
+            rejected_sink.add_part(batch.rejected.data, batch.rejected.schema)
+            _progress(dev.rows_read, batch_rows)
+    else:
+        for raw, batch_ends in io.iter_grouped(path, *rows):
+            kept, rejected = dev.add(raw)
+            if empty_kept is None:
+                empty_kept, empty_rejected = kept.iloc[:0], rejected.iloc[:0]
+            if len(kept):
+                kept_sink.write(kept)
+            if len(rejected):
+                rejected_sink.write(rejected)
+            if batch_ends:
+                kept_sink.end_group()
+                rejected_sink.end_group()
+                _progress(dev.rows_read, batch_rows)
     if empty_kept is None:  # iter_table yields at least one (empty) frame
         raise DataError(f"{path}: no table could be read")
     kept_sink.close(empty_like=empty_kept)
@@ -96,6 +93,11 @@ def _development(
         f"{q['rows_rejected']:,} quarantined {q['rejected_by_reason'] or ''}"
     )
     return q, empty_kept
+
+
+def _progress(rows_read: int, batch_rows: int) -> None:
+    if rows_read % batch_rows == 0:
+        info(f"clean: {rows_read:,} development rows cleaned")
 
 
 def _production(
@@ -121,15 +123,17 @@ def _production(
     return quality
 
 
-def _repeated_ids(path: Path, id_column: str) -> Any:
-    """The keys of the ids that occur more than once in the file (the first pass)."""
-    import numpy as np
-
-    keys = [id_keys(piece[id_column]) for piece in io.iter_table(path, io.PIECE_ROWS, [id_column])]
-    repeated = repeated_keys(np.concatenate(keys) if keys else np.array([], dtype=np.uint64))
-    if len(repeated):
-        info(f"clean: {len(repeated):,} ids occur more than once (first pass, the id column)")
-    return repeated
+def _repeats(path: Path, id_column: str) -> Repeats:
+    """The ids that repeat in the file, and where each occurs first (a first pass over the id
+    column, twice when some id repeats)."""
+    repeats = find_repeats(
+        lambda: (piece[id_column] for piece in io.iter_table(path, io.PIECE_ROWS, [id_column]))
+    )
+    if len(repeats.first):
+        info(
+            f"clean: {len(repeats.first):,} ids may occur more than once (first pass, the ids)"
+        )
+    return repeats
 
 
 def _existing(path: Path) -> Path:
