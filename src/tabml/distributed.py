@@ -654,6 +654,45 @@ def deal_group(
     ]
 
 
+@dataclass(frozen=True)
+class IngestedBatch:
+    """One batch of a source ingested on a worker: each range's checks (`check_batch`, its
+    typed frame cut to the id column, all `BatchChecks` keeps), the batch's row group of the
+    output encoded there (`io.Encoded`), and the output's columns with no rows."""
+
+    checked: list[CheckedBatch]
+    part: Encoded
+    empty: pd.DataFrame
+
+
+def ingest_batch(
+    path: str,
+    spans: list[RowRange],
+    schema: SchemaConfig,
+    role: Role,
+    pseudonymised: bool,
+    types: Any,
+) -> IngestedBatch:
+    """One batch of a source typed, checked, stripped of personal data (`privacy.apply`
+    with no key: columns dropped; pseudonymising needs the key, which stays with the stage)
+    and encoded by the worker, range by range as the stage takes pieces."""
+    from dataclasses import replace
+
+    from tabml import privacy
+    from tabml.io import encode_frames
+    from tabml.schema import check_batch
+
+    checked, frames = [], []
+    for _, raw in read_rows(path, spans):
+        batch = check_batch(raw, schema, role)
+        typed = batch.coerced.frame
+        ids = typed[[schema.id]] if schema.id in typed.columns else typed.iloc[:, :0]
+        checked.append(replace(batch, coerced=replace(batch.coerced, frame=ids)))
+        frames.append(typed if pseudonymised else privacy.apply(typed, schema.pii, None))
+    part = encode_frames([f for f in frames if len(f)], types)
+    return IngestedBatch(checked, part, frames[0].iloc[:0])
+
+
 def check_range(path: str, span: RowRange, schema: SchemaConfig, role: Role) -> CheckedBatch:
     """One range of a source file typed and checked by the schema (`check_batch`): read and
     checked by the worker."""
@@ -719,6 +758,26 @@ def cleaned_on_cluster(
             lambda b: (clean_batch, there, b, schema, repeats, types()), "cleaning",
         ):  # fmt: skip
             yield cleaned
+
+
+def ingested_on_cluster(
+    path: str,
+    schema: SchemaConfig,
+    role: Role,
+    pseudonymised: bool,
+    batch_rows: int,
+    compute: DaskCompute,
+    types: Callable[[], Any],
+) -> Iterator[IngestedBatch]:
+    """Each batch of `batch_rows` rows of a Parquet source ingested on the workers, in file
+    order (`ingest_batch`); `types()`: the output's Arrow types as known so far."""
+    spans = file_ranges(path, batch_rows)
+    with for_workers("ingest", [path]) as [there]:
+        for _, batch in in_file_order(
+            compute, "ingest", batches_of(spans, batch_rows),
+            lambda b: (ingest_batch, there, b, schema, role, pseudonymised, types()), "ingesting",
+        ):  # fmt: skip
+            yield batch
 
 
 def checked_on_cluster(

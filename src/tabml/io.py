@@ -500,19 +500,18 @@ def iter_grouped(
 ROW_GROUP_ROWS = 1024 * 1024
 
 
-def encode_parquet(table: Any, schema: Any) -> bytes:
+def encode_parquet(table: Any, schema: Any) -> memoryview:
     """A whole Parquet file of `table` (None: no rows) with `schema`, as every tabml Parquet
     output is written (zstd, statistics): the unit `ParquetSink` joins, and what a Dask worker
     sends back for its part of an output (`tabml.parquet_join`)."""
-    import io as bytes_io
-
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    buffer = bytes_io.BytesIO()
+    buffer = pa.BufferOutputStream()  # in Arrow's memory: no Python call per page
     with pq.ParquetWriter(buffer, schema, compression="zstd", write_statistics=True) as writer:
         if table is not None:
             writer.write_table(table)
-    return buffer.getvalue()
+    return memoryview(buffer.getvalue())
 
 
 def frame_table(frame: pd.DataFrame, schema: Any = None) -> Any:
@@ -554,7 +553,8 @@ def encode_frames(frames: list[pd.DataFrame], schema: Any = None) -> Encoded:
     if not rows:
         return Encoded(None, schema, 0)
     # contiguous, as ParquetSink.end_group's
-    return Encoded(encode_parquet(pa.concat_tables(tables).combine_chunks(), schema), schema, rows)
+    data = encode_parquet(pa.concat_tables(tables).combine_chunks(), schema)
+    return Encoded(bytes(data), schema, rows)  # bytes: it travels
 
 
 class ParquetSink:
@@ -612,7 +612,7 @@ class ParquetSink:
         """The file's Arrow types: the first frame's (None before it)."""
         return self._schema
 
-    def add_part(self, data: bytes | None, schema: Any) -> None:
+    def add_part(self, data: bytes | memoryview | None, schema: Any) -> None:
         """Append a row group encoded elsewhere: `data` is `encode_parquet` of its rows with
         `schema`, the types they had there (`Encoded`; None and None: no frame; None and a
         schema: frames with no rows, which type the file as a first frame does). Only between

@@ -216,7 +216,7 @@ def _set(fields: list[Field], fid: int, kind: int, value: Any) -> list[Field]:
 class Part:
     """One Parquet file taken apart: its row groups' bytes and its footer."""
 
-    pages: bytes
+    pages: memoryview  # a view of the file's bytes: no copy
     footer: list[Field]
 
     @property
@@ -233,7 +233,7 @@ class Part:
         return [f for f in self.footer if f[0] not in (_FILE_NUM_ROWS, _FILE_ROW_GROUPS)]
 
 
-def split(data: bytes) -> Part:
+def split(data: bytes | memoryview) -> Part:
     """A whole Parquet file (as bytes) taken apart; its row groups' pages must lie end to end
     from the magic to the footer, as pyarrow writes them without page indexes or bloom
     filters."""
@@ -241,7 +241,7 @@ def split(data: bytes) -> Part:
         raise ValueError("not a Parquet file (no PAR1 at both ends)")
     (size,) = struct.unpack("<I", data[-8:-4])
     start = len(data) - 8 - size
-    part = Part(data[4:start], decode(data[start:-8]))
+    part = Part(memoryview(data)[4:start], decode(bytes(data[start:-8])))
     at = 4
     for group in part.groups():
         for chunk in _get(group, _RG_COLUMNS).items:
@@ -297,7 +297,7 @@ class Joiner:
     closed with nothing written): a part whose footer differs from it in anything but its row
     groups has another schema, and is refused."""
 
-    def __init__(self, out: IO[bytes], template: bytes) -> None:
+    def __init__(self, out: IO[bytes], template: bytes | memoryview) -> None:
         self._out = out
         self._template = split(template).template()
         self._groups: list[list[Field]] = []
@@ -305,7 +305,7 @@ class Joiner:
         self._at = len(MAGIC)
         out.write(MAGIC)
 
-    def add(self, data: bytes) -> int:
+    def add(self, data: bytes | memoryview) -> int:
         """Append a part's row groups; its row count."""
         part = split(data)
         if part.template() != self._template:

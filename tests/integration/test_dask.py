@@ -398,11 +398,15 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _ingest(sources: Path, out: Path, compute: dict[str, Any], ext: str = "ext") -> Path:
+def _ingest(
+    sources: Path, out: Path, compute: dict[str, Any], ext: str = "ext", email: str = "pseudonymise"
+) -> Path:
+    """ingest.run on the sources; `email`: what schema.pii does with the e-mail column."""
     from tabml.stages import ingest
 
     tree = yaml.safe_load((sources / "params.yaml").read_text())
     tree["compute"] = compute
+    tree["dataset"]["schema"]["pii"] = {"email": email}
     params = out.with_suffix(".yaml")
     params.write_text(yaml.safe_dump(tree, sort_keys=False))
     # batches of 1,200 rows cut the 500-row groups: ranges end at both kinds of boundary
@@ -410,28 +414,37 @@ def _ingest(sources: Path, out: Path, compute: dict[str, Any], ext: str = "ext")
     return out
 
 
+# pseudonymise: the key stays here, so the rows come back to be hashed and written; drop: no
+# key, so each worker drops the column and encodes its batch's row group itself
+BY_KEY = pytest.mark.parametrize("email", ["pseudonymise", "drop"])
+
+
+@BY_KEY
 def test_ingest_on_the_workers_writes_what_local_ingest_writes_for_any_worker_count(
-    sources: Path, tmp_path: Path, scheduler: str, monkeypatch: pytest.MonkeyPatch
+    sources: Path, tmp_path: Path, scheduler: str, monkeypatch: pytest.MonkeyPatch, email: str
 ) -> None:
     import pyarrow.parquet as pq
 
-    monkeypatch.setenv("TABML_PII_KEY", KEY)
-    local = _ingest(sources, tmp_path / "local", {"backend": "local"})
+    if email == "pseudonymise":
+        monkeypatch.setenv("TABML_PII_KEY", KEY)
+    local = _ingest(sources, tmp_path / "local", {"backend": "local"}, email=email)
     assert pq.ParquetFile(local / "development.parquet").metadata.num_row_groups == 3
     assert "user7@example.com" not in (local / "development.parquet").read_bytes().decode("latin-1")
     for n in (1, 2, 4):
-        dask = _ingest(sources, tmp_path / f"dask-{n}", {"backend": "dask", "workers": n})
-        _same_files(local, dask)
+        compute = {"backend": "dask", "workers": n}
+        _same_files(local, _ingest(sources, tmp_path / f"dask-{n}", compute, email=email))
 
 
+@BY_KEY
 def test_a_bad_source_is_refused_on_the_workers_as_it_is_here(
-    sources: Path, tmp_path: Path, scheduler: str, monkeypatch: pytest.MonkeyPatch
+    sources: Path, tmp_path: Path, scheduler: str, monkeypatch: pytest.MonkeyPatch, email: str
 ) -> None:
     """The same failures, counts, examples and file row numbers, whichever reads the rows:
     bad values in two row groups, and an id repeated with different values."""
     from tabml.schema import ValidationError
 
-    monkeypatch.setenv("TABML_PII_KEY", KEY)
+    if email == "pseudonymise":
+        monkeypatch.setenv("TABML_PII_KEY", KEY)
     frame = pd.read_parquet(sources / "ext/dev.parquet")
     frame["amount"] = frame["amount"].astype(str)
     frame.loc[[3, 1_700], "amount"] = "lots"
@@ -443,7 +456,8 @@ def test_a_bad_source_is_refused_on_the_workers_as_it_is_here(
     errors = []
     for compute in ({"backend": "local"}, {"backend": "dask", "workers": 2}):
         with pytest.raises(ValidationError) as caught:
-            _ingest(sources, tmp_path / compute["backend"], compute, ext=str(tmp_path / "bad"))
+            out = tmp_path / compute["backend"]
+            _ingest(sources, out, compute, ext=str(tmp_path / "bad"), email=email)
         errors.append(str(caught.value))
     assert errors[0] == errors[1]
     assert "lots" in errors[0] and "duplicate id with different values" in errors[0]

@@ -52,7 +52,8 @@ def _one_writer(schema: Any, tables: list[Any]) -> bytes:
     return buffer.getvalue()
 
 
-def _footer(data: bytes) -> bytes:
+def _footer(data: bytes | memoryview) -> bytes:
+    data = bytes(data)
     (size,) = struct.unpack("<I", data[-8:-4])
     return data[-8 - size : -8]
 

@@ -130,9 +130,7 @@ def _repeats(path: Path, id_column: str) -> Repeats:
         lambda: (piece[id_column] for piece in io.iter_table(path, io.PIECE_ROWS, [id_column]))
     )
     if len(repeats.first):
-        info(
-            f"clean: {len(repeats.first):,} ids may occur more than once (first pass, the ids)"
-        )
+        info(f"clean: {len(repeats.first):,} ids may occur more than once (first pass, the ids)")
     return repeats
 
 

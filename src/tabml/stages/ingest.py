@@ -63,23 +63,39 @@ def _stream(
     checks = BatchChecks(schema, role, rows_hint=io.rows_hint(path))
     empty: pd.DataFrame | None = None
     dropped = 0
-    for checked, batch_ends in _checked(path, schema, role, batch_rows, piece_rows, compute):
-        typed = checks.take(checked)
-        if ledger and schema.id in typed:
-            gone = erasure.erased(typed[schema.id], ledger, key)
-            if gone.any():
-                dropped += int(gone.sum())
-                typed = typed[~gone.to_numpy()]
-        if not pseudonymised:
-            typed = privacy.apply(typed, schema.pii, key)
-        if empty is None:
-            empty = typed.iloc[:0]
-        if len(typed):
-            sink.write(typed)
-        if batch_ends:
-            sink.end_group()  # a row group per batch, as when a batch was read whole
-            if checks.rows >= batch_rows:
-                info(f"ingest: {path.name}: {checks.rows:,} rows read")
+    cluster = compute if isinstance(compute, DaskCompute) and _on_cluster(path, schema) else None
+    if cluster is not None and key is None:
+        # no key, so no erased ids to find (a ledger needs one) and nothing to pseudonymise:
+        # the workers apply the privacy rules and encode each batch's row group themselves
+        from tabml.distributed import ingested_on_cluster
+
+        for batch in ingested_on_cluster(
+            str(path), schema, role, pseudonymised, batch_rows, cluster, lambda: sink.schema
+        ):
+            for checked in batch.checked:
+                checks.take(checked)
+            if empty is None:
+                empty = batch.empty
+            sink.add_part(batch.part.data, batch.part.schema)
+            _progress(path, checks.rows, batch_rows)
+    else:
+        rows = _checked(path, schema, role, batch_rows, piece_rows, cluster)
+        for checked, batch_ends in rows:
+            typed = checks.take(checked)
+            if ledger and schema.id in typed:
+                gone = erasure.erased(typed[schema.id], ledger, key)
+                if gone.any():
+                    dropped += int(gone.sum())
+                    typed = typed[~gone.to_numpy()]
+            if not pseudonymised:
+                typed = privacy.apply(typed, schema.pii, key)
+            if empty is None:
+                empty = typed.iloc[:0]
+            if len(typed):
+                sink.write(typed)
+            if batch_ends:
+                sink.end_group()  # a row group per batch, as when a batch was read whole
+                _progress(path, checks.rows, batch_rows)
     if checks.rows == 0:
         raise DataError(f"{path}: file has a header but no rows")
     if dropped:
@@ -144,52 +160,67 @@ def run(
     info(f"ingest: wrote {output_dir}/")
 
 
+def _progress(path: Path, rows: int, batch_rows: int) -> None:
+    if rows >= batch_rows:
+        info(f"ingest: {path.name}: {rows:,} rows read")
+
+
+def _on_cluster(path: Path, schema: SchemaConfig) -> bool:
+    """With compute=dask, whether the file's rows are typed and checked on the cluster (a
+    Parquet file with rows: a CSV cannot be cut into parts a worker reads alone, so it is
+    read here). Raw personal data goes nowhere new: not into the store, nor unencrypted
+    across the network."""
+    if not io.rows_hint(path):  # not a Parquet file with rows
+        if path.suffix == ".csv":
+            info(f"ingest: {path.name} is read here: a CSV is not cut into parts for the workers")
+        return False
+    from tabml.distributed import (
+        SCHEDULER_ENV,
+        STORAGE_ENV,
+        encrypted_or_local,
+        scheduler_address,
+        storage_url,
+    )
+
+    address = scheduler_address()
+    if schema.pii and storage_url() and address:  # for_workers would copy it there
+        # a copy in the store, outside DVC's remote and the ledger's rebuild, would sit there
+        # raw until removed or expired
+        info(
+            f"ingest: {path.name} is read here: it holds personal data "
+            f"({', '.join(sorted(schema.pii))}) not yet pseudonymised, which is never "
+            f"copied to {STORAGE_ENV}"
+        )
+        return False
+    if schema.pii and address and not encrypted_or_local(address):
+        # fail closed: the raw values would cross the network before pseudonymisation
+        raise ConfigError(
+            f"ingest with compute=dask sends the rows the workers read, personal data "
+            f"({', '.join(sorted(schema.pii))}) still raw, from the workers to this "
+            f"process, and {SCHEDULER_ENV} is {address}, which is not encrypted. Use a "
+            "tls:// scheduler address with Dask's TLS settings (distributed.comm.tls, "
+            "https://distributed.dask.org/en/stable/tls.html), or unset it to run on a "
+            "local cluster on this machine"
+        )
+    return True
+
+
 def _checked(
     path: Path,
     schema: SchemaConfig,
     role: Role,
     batch_rows: int,
     piece_rows: int,
-    compute: ComputeConfig | None,
+    cluster: DaskCompute | None,
 ) -> Iterator[tuple[CheckedBatch, bool]]:
     """The file's rows typed and checked in file order, and whether a batch ends with them:
-    here a piece at a time, or on the Dask cluster a range at a time (compute=dask, a Parquet
-    file: a CSV cannot be cut into parts a worker reads alone, so it is read here)."""
-    if isinstance(compute, DaskCompute) and io.rows_hint(path):  # a Parquet file with rows
-        from tabml.distributed import (
-            SCHEDULER_ENV,
-            STORAGE_ENV,
-            checked_on_cluster,
-            encrypted_or_local,
-            scheduler_address,
-            storage_url,
-        )
+    here a piece at a time, or on the Dask cluster a range at a time, the rows sent back here
+    (where the key that pseudonymises them and finds erased ids stays)."""
+    if cluster is not None:
+        from tabml.distributed import checked_on_cluster
 
-        address = scheduler_address()
-        if schema.pii and storage_url() and address:  # for_workers would copy it there
-            # raw personal data goes nowhere new: a copy in the store, outside DVC's remote and
-            # the ledger's rebuild, would sit there raw until removed or expired
-            info(
-                f"ingest: {path.name} is read here: it holds personal data "
-                f"({', '.join(sorted(schema.pii))}) not yet pseudonymised, which is never "
-                f"copied to {STORAGE_ENV}"
-            )
-            yield from _checked(path, schema, role, batch_rows, piece_rows, None)
-            return
-        if schema.pii and address and not encrypted_or_local(address):
-            # fail closed: the raw values would cross the network before pseudonymisation
-            raise ConfigError(
-                f"ingest with compute=dask sends the rows the workers read, personal data "
-                f"({', '.join(sorted(schema.pii))}) still raw, from the workers to this "
-                f"process, and {SCHEDULER_ENV} is {address}, which is not encrypted. Use a "
-                "tls:// scheduler address with Dask's TLS settings (distributed.comm.tls, "
-                "https://distributed.dask.org/en/stable/tls.html), or unset it to run on a "
-                "local cluster on this machine"
-            )
-        yield from checked_on_cluster(str(path), schema, role, batch_rows, compute)
+        yield from checked_on_cluster(str(path), schema, role, batch_rows, cluster)
         return
-    if isinstance(compute, DaskCompute) and path.suffix == ".csv":
-        info(f"ingest: {path.name} is read here: a CSV is not cut into parts for the workers")
     for frame, batch_ends in io.iter_grouped(path, batch_rows, piece_rows):
         yield check_batch(frame, schema, role), batch_ends
 
