@@ -2,9 +2,11 @@
 
 Streams data/raw in pieces of a quarter batch (`io.iter_grouped`): each piece is cleaned and
 appended to the clean and quarantine files, a row group per batch of `batch_rows` raw rows,
-and the report's counts are summed. A first pass reads only the id column and keeps the keys
-of the ids that repeat, so memory holds a piece, 16 bytes a row during that pass, and the
-repeated ids, not the whole data several times over nor every id.
+and the report's counts are summed. A first pass reads only the id column and finds the ids
+that repeat and the row where each first occurs (`tabml.clean.Repeats`), so any piece is
+sorted alone, and memory holds a piece, 8 bytes a row during that pass, and the repeated
+ids, not the whole data several times over nor every id. With compute=dask the workers clean
+and encode a batch each, and this process appends their row groups.
 """
 
 from __future__ import annotations
