@@ -329,14 +329,11 @@ class RankResult:
 
 def run_rank(job: RankJob) -> RankResult:
     """One LightGBM rank: read this rank's rows, fit with early stopping, then refit."""
-    import pandas as pd
 
-    from tabml.model import fit, fit_lightgbm_rank
+    from tabml.model import fit_lightgbm_rank
 
     if job.n == 1:
-        train = pd.read_parquet(job.train_path)
-        valid = pd.read_parquet(job.valid_path)
-        model, history = fit(train, valid, job.schema, job.cfg, job.seed)
+        model, history = _fit_alone(job)
         return RankResult(model, history, None, {})
     if job.prep is None:
         raise ValueError("run_rank: N > 1 needs the preprocessor fitted from global statistics")
@@ -382,6 +379,36 @@ def run_rank(job: RankJob) -> RankResult:
         if (absent := [v for v in job.prep.vocab[column] if v not in present[column]])
     }
     return RankResult(model, history, early, missing)
+
+
+def _fit_alone(job: RankJob) -> tuple[Model, History]:
+    """N=1: single-machine training on the files, as the train stage's compute=local fits
+    them (the same bytes): the preprocessor fitted a column of train at a time, then LightGBM
+    reads every row a row group at a time, so the worker never holds the splits as frames."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from tabml.features import fit_columns
+    from tabml.model import fit_lightgbm_blocks
+
+    def column(name: str) -> pd.Series:
+        with _open(job.train_path) as handle:
+            return pd.read_parquet(handle, columns=[name])[name]
+
+    def every_row(path: str) -> dict[int, np.ndarray]:
+        with _open(path) as handle:
+            meta = pq.ParquetFile(handle).metadata
+        sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+        return {g: np.arange(n) for g, n in enumerate(sizes) if n}
+
+    cfg, target = job.cfg, job.schema.target.column
+    prep = fit_columns(column, job.schema, cfg.impute == "median", cfg.clip_quantiles)
+    train, valid = (
+        rank_blocks(path, every_row(path), prep, target)
+        for path in (job.train_path, job.valid_path)
+    )
+    return fit_lightgbm_blocks(prep, train, valid, cfg, job.seed)
 
 
 def rows_kept(
@@ -431,7 +458,9 @@ def rank_blocks(path: str, rows: dict[int, np.ndarray], prep: Preprocessor, targ
         mine = rows[groups[i]] if at is None else rows[groups[i]][at]
         with _open(path) as handle:
             table = pq.ParquetFile(handle).read_row_group(groups[i], columns=columns)
-        return table.take(mine).to_pandas()
+        # a rank's positions are distinct and ascending: as many as the rows are all of them
+        whole = at is None and len(mine) == table.num_rows
+        return (table if whole else table.take(mine)).to_pandas()
 
     def encode(i: int, at: np.ndarray | None) -> np.ndarray:
         return prep.transform(read(i, prep.features, at), "codes")
