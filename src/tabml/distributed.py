@@ -16,8 +16,8 @@ has no early stopping. This driver decides everything itself:
 - **Preprocessing** is fitted from exact global statistics reduced in row-group order:
   category counts, and medians selected exactly from histograms of the values' bits
   (`tabml.stats`). Clip bounds (`model.clip_quantiles`) are not supported for N > 1.
-- **N=1** runs exactly single-machine training (`tabml.model.fit`) on the one worker: the
-  model is byte-identical to `compute=local`.
+- **N=1** runs exactly single-machine training on the one worker, from the files a row group
+  at a time as the train stage does: the model is byte-identical to `compute=local`.
 
 LightGBM cannot give the same model for different N: each feature's bins are built on the
 rank that owns the feature, from that rank's rows (LightGBM #5798, #3835). Production ROC AUC
