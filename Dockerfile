@@ -73,7 +73,7 @@ RUN cd /opt/tabml/lib/python3*/site-packages \
  && find . \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' -o -name '*.h' -o -name '*.cpp' \) -delete \
  && find . -name '*.so*' -type f -not -path '*.libs/*' -exec strip --strip-unneeded {} + \
  && /opt/tabml/bin/python -m compileall -q -j 0 . \
- && /opt/tabml/bin/python -c "import lightgbm, scipy.sparse, pyarrow.parquet, pyarrow.dataset, pyarrow._s3fs, pandas, tabml.server, tabml.predict, tabml.logship" \
+ && /opt/tabml/bin/python -c "import lightgbm, scipy.sparse, pyarrow.parquet, pyarrow.dataset, pyarrow._s3fs, pandas, tabml.service.server, tabml.learning.predict, tabml.service.logship" \
  && du -sm /opt/tabml
 # the release: checksum, then manifest, then unpacked (safely) into /opt/model
 ARG RELEASE

@@ -5,9 +5,10 @@ Usage: uv run python benchmarks/dask_ranks.py [--ranks 1,2,4] [--runs 2] [--inpu
        [--json PATH]
 
 For each N: a LocalCluster of N worker processes on 127.0.0.1 (started before the clock), the
-driver run `--runs` times (tabml.distributed.fit_dask, the train stage's call), each run's
+driver run `--runs` times (tabml.compute.distributed.fit_dask, the train stage's call), each run's
 model text hashed, and the first run's model scored on test and on the labelled production
-batch. Single-machine training (tabml.model.fit) runs in this process, `--runs` times, for the
+batch. Single-machine training (tabml.learning.model.fit) runs in this process, `--runs` times, for
+the
 baseline; times are medians. CPU
 seconds are summed over the workers (their own getrusage) and this process, so the ratio
 against single-machine CPU seconds, per boosting round (each N early-stops at its own round),
@@ -47,10 +48,10 @@ def main() -> None:
     import pandas as pd
     from dask.distributed import Client, LocalCluster
 
-    from tabml.config import DaskCompute, LightGBMConfig, TrainParams
-    from tabml.distributed import fit_dask
-    from tabml.evaluate import roc_auc
-    from tabml.model import fit
+    from tabml.compute.distributed import fit_dask
+    from tabml.core.config import DaskCompute, LightGBMConfig, TrainParams
+    from tabml.learning.evaluate import roc_auc
+    from tabml.learning.model import fit
 
     params = TrainParams.load(args.params)
     schema, cfg = params.dataset_schema, params.model

@@ -99,7 +99,7 @@ def bare_start(env: dict[str, str], image: str) -> float:
 def in_process_load(package: Path) -> float:
     code = (
         "import time; t = time.perf_counter(); "
-        "from tabml.server import Settings, create_app; "
+        "from tabml.service.server import Settings, create_app; "
         f"create_app(Settings(package={str(package)!r}, no_auth=True)); "
         "print(time.perf_counter() - t)"
     )
@@ -113,8 +113,8 @@ def same_scores(env: dict[str, str], image: str, package: Path) -> tuple[int, in
     import httpx
     import pandas as pd
 
-    from tabml import package as pkg
-    from tabml.predict import score
+    from tabml.learning import package as pkg
+    from tabml.learning.predict import score
 
     batch = pd.read_parquet(ROOT / "data/raw/production.parquet").iloc[:1000]
     batch = batch.drop(columns=["y_pred_proba", "y_pred"], errors="ignore")
@@ -132,8 +132,8 @@ def main() -> None:
     parser.add_argument("--package", type=Path, default=ROOT / "models/package")
     parser.add_argument("--starts", type=int, default=5)
     args = parser.parse_args()
-    from tabml import package as pkg
-    from tabml import release as rel
+    from tabml.governance import release as rel
+    from tabml.learning import package as pkg
 
     env = podman_env()
     stem = f"tabml-model-{VERSION}"

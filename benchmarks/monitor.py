@@ -124,10 +124,10 @@ def scored_frames(repo: Path, batch: Path, labels: Path, out: Path) -> tuple[Pat
     import numpy as np
     import pandas as pd
 
-    from tabml import io
-    from tabml import monitor as mon
-    from tabml import package as pkg
-    from tabml.schema import validate
+    from tabml.core import io
+    from tabml.core.schema import validate
+    from tabml.learning import package as pkg
+    from tabml.monitoring import monitor as mon
 
     loaded = pkg.load(repo / "models/package")
     typed = validate(io.read_table(batch), loaded.schema, "production", str(batch)).frame
@@ -135,7 +135,7 @@ def scored_frames(repo: Path, batch: Path, labels: Path, out: Path) -> tuple[Pat
     ana = mon.analysis_frame(typed, loaded.model.predict(typed), loaded.schema, lab)
     ana = mon.with_predictions(ana, loaded.threshold)
     ref = mon.with_predictions(io.read_parquet(loaded.reference), loaded.threshold)
-    from tabml.nannyml_adapter import _plain
+    from tabml.adapters.nannyml_adapter import _plain
 
     ref_path, ana_path = out / f"ref_{batch.stem}.parquet", out / f"ana_{batch.stem}.parquet"
     _plain(ref).to_parquet(ref_path)
@@ -150,7 +150,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="repetitions (median is quoted)")
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the large batch")
     args = parser.parse_args()
-    from tabml import package as pkg
+    from tabml.learning import package as pkg
 
     with tempfile.TemporaryDirectory() as tmp:
         repo = clone(Path(tmp) / "repo")

@@ -35,9 +35,9 @@ def quantiles(samples: list[float]) -> tuple[float, float]:
 def one_run(package: Path, repeats: int) -> dict[int, tuple[float, float, float, float]]:
     import pandas as pd
 
-    from tabml import package as pkg
-    from tabml import serving
-    from tabml.predlog import PredictionLog, now_iso
+    from tabml.learning import package as pkg
+    from tabml.service import serving
+    from tabml.service.predlog import PredictionLog, now_iso
 
     loaded = pkg.load(package)
     scorer = serving.Scorer(loaded)

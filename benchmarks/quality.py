@@ -39,8 +39,8 @@ TARGETS = {"car_loan": 0.964, "employment": 0.905}
 def shipped_auc(name: str) -> float:
     import pandas as pd
 
-    from tabml.datasets import bundled_dir
-    from tabml.evaluate import roc_auc
+    from tabml.data.datasets import bundled_dir
+    from tabml.learning.evaluate import roc_auc
 
     feats, score, labels, target = SHIPPED[name]
     read = pd.read_csv if feats.endswith(".csv") else pd.read_parquet
@@ -52,10 +52,10 @@ def per_year(repo: Path) -> list[tuple[int, float, float, int]]:
     """Employment's production batch by year: our package's ROC AUC and the shipped one's."""
     import pandas as pd
 
-    from tabml import package as pkg
-    from tabml.datasets import bundled_dir
-    from tabml.evaluate import roc_auc
-    from tabml.schema import validate
+    from tabml.core.schema import validate
+    from tabml.data.datasets import bundled_dir
+    from tabml.learning import package as pkg
+    from tabml.learning.evaluate import roc_auc
 
     feats, score, labels, target = SHIPPED["employment"]
     batch = pd.read_parquet(bundled_dir() / feats).merge(
@@ -84,7 +84,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     years: list[tuple[int, float, float, int]] = []
-    from tabml.dvc_adapter import compose_params
+    from tabml.adapters.dvc_adapter import compose_params
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -38,9 +38,9 @@ import json, sys, time
 import lightgbm as lgb
 import pandas as pd
 from pathlib import Path
-from tabml.config import TrainParams
-from tabml.features import Preprocessor
-from tabml.model import _lgb_columns, _lgb_params
+from tabml.core.config import TrainParams
+from tabml.learning.features import Preprocessor
+from tabml.learning.model import _lgb_columns, _lgb_params
 params = TrainParams.load(Path("params.yaml"))
 schema, cfg, seed = params.dataset_schema, params.model, params.seed
 meta = json.loads(Path("models/model/model.json").read_text())

@@ -42,9 +42,9 @@ def quantiles(samples: list[float]) -> tuple[float, float]:
 def in_process(package: Path, repeats: int) -> list[tuple[str, float, float, float, float]]:
     import pandas as pd
 
-    from tabml import package as pkg
-    from tabml import serving
-    from tabml.metrics import ServiceMetrics
+    from tabml.learning import package as pkg
+    from tabml.service import serving
+    from tabml.service.metrics import ServiceMetrics
 
     loaded = pkg.load(package)
     schema_json = json.loads((package / pkg.SCHEMA).read_text())
@@ -143,8 +143,8 @@ def over_http(package: Path, seconds: float) -> dict[str, object]:
     for one and two workers; `Booster.predict` on the same 1,000-row matrices for the ratio."""
     import pandas as pd
 
-    from tabml import package as pkg
-    from tabml import serving
+    from tabml.learning import package as pkg
+    from tabml.service import serving
 
     loaded = pkg.load(package)
     cols = [loaded.schema.id, *loaded.schema.features]

@@ -1,7 +1,7 @@
 """The `tabml` command line: one thin command per pipeline stage and per user task.
 
 Every path is an argument: `dvc.yaml` writes the pipeline's folders; the commands that are
-not stages default to the same paths, from `tabml.catalog.Repo` (checked against dvc.yaml).
+not stages default to the same paths, from `tabml.core.catalog.Repo` (checked against dvc.yaml).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Annotated
 
 import typer
 
-from tabml.catalog import Monitoring, Repo, Splits
-from tabml.errors import ConfigError, DataError, TabmlError
+from tabml.core.catalog import Monitoring, Repo, Splits
+from tabml.core.errors import ConfigError, DataError, TabmlError
 
 app = typer.Typer(
     name="tabml",
@@ -79,7 +79,7 @@ def ingest(
     compute=local. A CSV source is read here. With schema.pii the scheduler must be tls:// or
     on this machine (the workers send the rows back before pseudonymisation). The workers must
     see the sources at the same path (docs/scale.md)."""
-    from tabml.io import guard_outputs
+    from tabml.core.io import guard_outputs
     from tabml.stages import ingest as stage
 
     guard_outputs([sources_dir, params, erasure_ledger], dirs=[output_dir])
@@ -100,7 +100,7 @@ def clean(
     compute.workers processes) read and type them, a row range a task, and this process keeps
     the file order: the files are byte for byte those of compute=local, for any worker count.
     The workers must see data/raw at the same path (docs/scale.md)."""
-    from tabml.io import guard_outputs
+    from tabml.core.io import guard_outputs
     from tabml.stages import clean as stage
 
     guard_outputs([input_dir, params], files=[report], dirs=[output_dir])
@@ -119,7 +119,7 @@ def split(
     Decided from the id, timestamp and target columns; the rows follow a batch at a time.
     With compute=dask in params.yaml, the Dask workers read the input a row group a task and
     deal its rows, and this process writes them in file order: the same files."""
-    from tabml.io import guard_outputs
+    from tabml.core.io import guard_outputs
     from tabml.stages import split as stage
 
     guard_outputs([input, params], files=[report], dirs=[output_dir])
@@ -156,11 +156,11 @@ def train(
     machine), or from the object store at $TABML_CLUSTER_STORAGE, where this command copies
     them first. docs/scale.md.
     """
-    from tabml.model import import_lightgbm_without_sklearn
+    from tabml.learning.model import import_lightgbm_without_sklearn
     from tabml.stages import train as stage
 
     import_lightgbm_without_sklearn()
-    from tabml.io import guard_outputs
+    from tabml.core.io import guard_outputs
 
     guard_outputs([input_dir, params], files=[reference, valid_scores], dirs=[model_dir, live_dir])
     stage.run(params, input_dir, model_dir, live_dir, reference, valid_scores)
@@ -187,8 +187,8 @@ def evaluate(
     $DASK_SCHEDULER_ADDRESS, or a local one), which read the files at the same path; the
     outputs are the same. docs/scale.md.
     """
-    from tabml.io import guard_outputs
-    from tabml.model import import_lightgbm_without_sklearn
+    from tabml.core.io import guard_outputs
+    from tabml.learning.model import import_lightgbm_without_sklearn
     from tabml.stages import evaluate as stage
 
     import_lightgbm_without_sklearn()  # this process never needs LightGBM's sklearn classes
@@ -244,7 +244,7 @@ def package_build(
     The package also carries the monitoring reference and config, so 'tabml monitor' needs
     nothing else.
     """
-    from tabml.io import guard_outputs
+    from tabml.core.io import guard_outputs
     from tabml.stages import package as stage
 
     inputs = [params, model_dir, metrics, slices, quality, split_report, *data, reference]
@@ -265,8 +265,8 @@ def package_example(
     """
     import json
 
-    from tabml import package as pkg
-    from tabml.serving import example_request
+    from tabml.learning import package as pkg
+    from tabml.service.serving import example_request
 
     with pkg.unpacked(path) as folder:
         print(json.dumps(example_request(pkg.load(folder), records)))
@@ -291,8 +291,8 @@ def package_verify(
 
     Exits 0 when everything matches and 4 otherwise, naming each missing, extra or changed file.
     """
-    from tabml import io
-    from tabml import package as pkg
+    from tabml.core import io
+    from tabml.learning import package as pkg
 
     if extract_to is not None:
         io.guard_outputs([path], dirs=[extract_to])
@@ -321,10 +321,10 @@ def predict(
     Writes the id column, `score` (probability of the positive class) and `label`. The package's
     manifest is verified before anything is loaded; columns the schema does not know are ignored.
     """
-    from tabml import io
-    from tabml import package as pkg
-    from tabml.log import info
-    from tabml.predict import score
+    from tabml.core import io
+    from tabml.core.log import info
+    from tabml.learning import package as pkg
+    from tabml.learning.predict import score
 
     io.guard_outputs([input, package], files=[output])
     if output.suffix.lower() not in (".csv", ".parquet", ".pq"):
@@ -428,8 +428,8 @@ def monitor(
     config; 3 bad input (missing or unrelated columns, unreadable files); 4 a package that
     fails verification.
     """
-    from tabml import monitor as mon
-    from tabml.config import ChunkingConfig, MonitorParams, parse
+    from tabml.core.config import ChunkingConfig, MonitorParams, parse
+    from tabml.monitoring import monitor as mon
     from tabml.stages import monitor as stage
 
     chosen = {"rows": chunk_rows, "count": chunk_count, "period": chunk_period}
@@ -440,13 +440,13 @@ def monitor(
     if given:
         (method, value), *_ = given.items()
         chunking = parse(ChunkingConfig, {"method": method, method: value}, "monitor.chunking")
-    from tabml.io import guard_outputs
+    from tabml.core.io import guard_outputs
 
     if since is not None and last_days is not None:
         raise TabmlError("give --since or --last-days, not both")
     from datetime import UTC, date, datetime, timedelta
 
-    from tabml import retention
+    from tabml.governance import retention
 
     first_day: date | None = None
     if last_days is not None:  # today included
@@ -581,7 +581,7 @@ def gate(
     latest release's test ROC AUC (read through DVC at its GTO tag), maximum monitoring alerts,
     minimum test rows. Exits 0 when all pass and 11 when any fails.
     """
-    from tabml import release as rel
+    from tabml.governance import release as rel
     from tabml.stages import release as stage
 
     results = stage.check(Path.cwd(), params, metrics, monitoring)
@@ -625,7 +625,7 @@ def release_check_tag(
     """Check that a tag registers a version of dvc.yaml's artefact (GTO's parsing, semver);
     print the version. Exits 2 for anything else: another artefact, a GTO deregistration or
     deprecation (`name@v1.2.3!`), a stage assignment (`name#prod#1`), a malformed tag."""
-    from tabml import release as rel
+    from tabml.governance import release as rel
     from tabml.stages.release import artifact
 
     name, _ = artifact(Path.cwd())
@@ -653,7 +653,7 @@ def release_build(
     `<artifact>-<version>.tar.gz` (byte-reproducible), its `.sha256`, `MODEL_CARD.md` and
     `RELEASE_NOTES.md` into --output-dir.
     """
-    from tabml.io import guard_outputs
+    from tabml.core.io import guard_outputs
     from tabml.stages import release as stage
 
     guard_outputs([package, params, metrics, monitoring, Path("src")], dirs=[output_dir])
@@ -768,9 +768,9 @@ def serve(
 
     import uvicorn
 
-    from tabml.access import Proxies, Tokens
-    from tabml.io import guard_outputs
-    from tabml.server import (
+    from tabml.core.io import guard_outputs
+    from tabml.service.access import Proxies, Tokens
+    from tabml.service.server import (
         SETTINGS_ENV,
         Settings,
         check_tls,
@@ -829,11 +829,11 @@ def serve(
     )
     hangup_stops()
     if workers == 1:
-        from tabml.server import uvicorn_options
+        from tabml.service.server import uvicorn_options
 
         uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options(settings, tls))
         return
-    from tabml import package as pkg
+    from tabml.learning import package as pkg
 
     with pkg.unpacked(package) as folder:  # fail here, once, rather than in every worker
         pkg.load(folder)
@@ -916,9 +916,9 @@ def logs_prune(
     import shutil
     from datetime import UTC, datetime
 
-    from tabml import retention
-    from tabml.config import PrivacyParams
-    from tabml.log import info
+    from tabml.core.config import PrivacyParams
+    from tabml.core.log import info
+    from tabml.governance import retention
 
     if days is None:
         days = PrivacyParams.load(params).privacy.retention_days
@@ -953,7 +953,7 @@ def logs_prune(
         if plan.expired and not dry_run:
             changed.append(folder)
     if dvc_add and changed:
-        from tabml import dvc_adapter
+        from tabml.adapters import dvc_adapter
 
         for path in dvc_adapter.tracked_roots(Path.cwd(), changed):
             dvc_adapter.add(path)
@@ -979,7 +979,8 @@ def logs_ship(
     logs pull' brings the partitions to where monitoring runs."""
     from datetime import UTC, datetime
 
-    from tabml import logship, retention
+    from tabml.governance import retention
+    from tabml.service import logship
 
     day = retention.parse_day(today, "--today") if today else datetime.now(UTC).date()
     moved = logship.ship(logs, to, day)
@@ -1007,8 +1008,9 @@ def logs_pull(
     'tabml append' then read. Then 'dvc add' the folder where it is tracked."""
     from datetime import UTC, datetime
 
-    from tabml import logship, retention
-    from tabml.config import PrivacyParams
+    from tabml.core.config import PrivacyParams
+    from tabml.governance import retention
+    from tabml.service import logship
 
     days = PrivacyParams.load(params).privacy.retention_days
     oldest = retention.window_start(datetime.now(UTC).date(), days, "privacy.retention_days")
@@ -1034,8 +1036,8 @@ def audit(
     """Who used the model: calls and records per caller, denied requests per client address,
     and hours of unusual volume (more than --factor times the caller's median calls per hour,
     and at least --floor). Exits 10 when there were denials or unusual hours, 0 otherwise."""
-    from tabml.access import log_files, read_lines, summarise
-    from tabml.access import printable as p
+    from tabml.service.access import log_files, read_lines, summarise
+    from tabml.service.access import printable as p
 
     files = log_files(log)
     if not files:
@@ -1179,10 +1181,11 @@ def synth(
     numeric column's spread; 2% of categories swapped), keeping dtypes, missing-value rates,
     ranges and the time order, with new ids. Point dataset.sources.development at the result.
     """
-    from tabml import datasets, io
-    from tabml.config import DatasetParams
-    from tabml.log import info
-    from tabml.synth import batches
+    from tabml.core import io
+    from tabml.core.config import DatasetParams
+    from tabml.core.log import info
+    from tabml.data import datasets
+    from tabml.data.synth import batches
 
     loaded = DatasetParams.load(params)
     source = datasets.resolve(loaded.sources.development, sources_dir)
@@ -1385,10 +1388,10 @@ def params(
     """
     import tempfile
 
-    from tabml import params_guard
-    from tabml.dvc_adapter import compose_params, conf_choices
-    from tabml.errors import ConfigError
-    from tabml.privacy import KEY_ENV
+    from tabml.adapters.dvc_adapter import compose_params, conf_choices
+    from tabml.core import params_guard
+    from tabml.core.errors import ConfigError
+    from tabml.governance.privacy import KEY_ENV
     from tabml.stages.check import in_conf_terms, validate
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -1401,7 +1404,7 @@ def params(
             raise in_conf_terms(err, composed, config_dir, choices) from None
         if not force:
             params_guard.refuse_to_lose(output, composed.read_text(encoding="utf-8"))
-        from tabml import io
+        from tabml.core import io
 
         io.write_text(output, composed.read_text(encoding="utf-8"))
     params_guard.remember(output)
@@ -1430,9 +1433,9 @@ def needs_key(
     personal data or has an erasure ledger; 'no' otherwise (ingest's outputs are then --base's,
     and 'dvc repro --pull' fetches them without the key). The pull-request workflow asks this
     before it gives the key to a run, and then only after a maintainer approves it."""
-    from tabml import erasure
-    from tabml.config import IngestParams
-    from tabml.dvc_adapter import stage_changes
+    from tabml.adapters.dvc_adapter import stage_changes
+    from tabml.core.config import IngestParams
+    from tabml.governance import erasure
 
     schema = IngestParams.load(params).dataset_schema
     personal = "pseudonymise" in schema.pii.values() or bool(erasure.read(ledger))
@@ -1449,7 +1452,7 @@ def needs_key(
 @app.command()
 def datasets() -> None:
     """List the data sets bundled in the nannyml package (usable as nannyml://FILE)."""
-    from tabml.datasets import bundled_dir, list_bundled
+    from tabml.data.datasets import bundled_dir, list_bundled
 
     print(f"# {bundled_dir()}", file=sys.stderr)
     for name in list_bundled():

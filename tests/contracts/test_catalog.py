@@ -1,4 +1,4 @@
-"""The catalog (tabml.catalog) and dvc.yaml name the same files.
+"""The catalog (tabml.core.catalog) and dvc.yaml name the same files.
 
 dvc.yaml writes the folders; the catalog writes the names inside them. A renamed output that
 one of the two missed would leave a stage reading a file nobody writes, or the pull-request
@@ -13,7 +13,7 @@ from pathlib import PurePosixPath
 import pytest
 import yaml
 
-from tabml import catalog
+from tabml.core import catalog
 from tests.conftest import ROOT
 
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
@@ -70,7 +70,8 @@ def test_every_file_dvc_yaml_names_inside_a_stage_folder_is_in_the_catalog() -> 
         for folder, names in FOLDERS.items():
             if parent == folder:
                 assert name in catalog.names(names).values(), (
-                    f"dvc.yaml names {path}, but tabml.catalog.{names.__name__} has no {name!r}"
+                    f"dvc.yaml names {path}, but tabml.core.catalog.{names.__name__} has no "
+                    f"{name!r}"
                 )
                 checked += 1
     assert checked >= 10  # the test looked at the files it is about
@@ -94,7 +95,7 @@ def test_every_repository_path_of_the_catalog_is_in_dvc_yaml() -> None:
 
 
 def test_the_report_reads_what_evaluate_and_monitor_write() -> None:
-    from tabml import report
+    from tabml.reporting import report
     from tabml.stages import report as stage
 
     for path in (report.METRICS, report.MONITORING_METRICS, report.SUMMARY, report.DATA_QUALITY):

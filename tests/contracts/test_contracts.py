@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tabml.adapters.dvc_adapter import compose_params
 from tabml.cli import app
-from tabml.dvc_adapter import compose_params
 from tests.conftest import ROOT
 
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
@@ -29,18 +29,24 @@ def test_stage_params_equal_what_its_module_declares(stage: str) -> None:
 
 
 def _tabml_imports(module: Path) -> set[str]:
-    """The tabml modules a source file imports, at its top or inside functions (lazily)."""
+    """The tabml modules a source file imports, at its top or inside functions (lazily), as
+    paths under tabml (`core/io`, `stages/compare`)."""
     import ast
 
     found: set[str] = set()
     for node in ast.walk(ast.parse(module.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module == "tabml":
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tabml."):
-            found.add(str(node.module).removeprefix("tabml."))
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "tabml":
+            base = str(node.module).removeprefix("tabml").lstrip(".").replace(".", "/")
+            if (ROOT / "src/tabml" / base / "__init__.py").is_file() or not base:
+                # `from tabml.core import io`: the names are modules of the package
+                found |= {f"{base}/{a.name}".lstrip("/") for a in node.names}
+            else:
+                found.add(base)
         elif isinstance(node, ast.Import):
             found |= {
-                a.name.removeprefix("tabml.") for a in node.names if a.name.startswith("tabml.")
+                a.name.removeprefix("tabml.").replace(".", "/")
+                for a in node.names
+                if a.name.startswith("tabml.")
             }
     return found
 
@@ -54,7 +60,8 @@ def test_a_stage_depends_on_every_module_its_command_imports(stage: str) -> None
     if "src/tabml" in deps:  # the whole package
         return
     imported = _tabml_imports(ROOT / f"src/tabml/stages/{stage}.py")
-    wanted = {f"src/tabml/{m}.py" for m in imported - {"log", "errors", "catalog", "config"}}
+    infrastructure = {"core/log", "core/errors", "core/catalog", "core/config"}
+    wanted = {f"src/tabml/{m}.py" for m in imported - infrastructure}
     assert sorted(wanted - set(deps)) == []
 
 
@@ -91,7 +98,7 @@ def test_params_yaml_is_what_conf_composes(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("override", ["model=logreg", "dataset=employment", "split=stratified"])
 def test_every_conf_option_composes_into_valid_typed_config(override: str, tmp_path: Path) -> None:
-    from tabml.config import ALL_PARAMS, read_params
+    from tabml.core.config import ALL_PARAMS, read_params
 
     out = tmp_path / "params.yaml"
     compose_params(ROOT / "conf", out, [override])
@@ -103,7 +110,7 @@ def test_every_conf_option_composes_into_valid_typed_config(override: str, tmp_p
 def test_every_stage_params_model_is_validated_by_tabml_params() -> None:
     """`tabml params` checks a new params.yaml with ALL_PARAMS: a stage's model left out of it
     would let a bad config through to the middle of `dvc repro`."""
-    from tabml.config import ALL_PARAMS
+    from tabml.core.config import ALL_PARAMS
 
     for stage in STAGES:
         module = importlib.import_module(f"tabml.stages.{stage}")
@@ -115,7 +122,7 @@ def test_every_stage_that_reads_params_runs_after_the_check() -> None:
     """DVC deletes a stage's outputs before running it: the check stage must fail first, so
     every stage that reads params.yaml depends on its stamp, and it tracks every section they
     read."""
-    from tabml.catalog import Repo
+    from tabml.core.catalog import Repo
 
     sections = set(STAGES["check"]["params"])
     for name, stage in STAGES.items():
@@ -253,8 +260,8 @@ def test_no_params_key_is_one_dvcs_run_cache_ignores(path: str) -> None:
 
 
 def test_params_loader_refuses_a_key_the_run_cache_ignores(tmp_path: Path) -> None:
-    from tabml.config import read_params
-    from tabml.errors import ConfigError
+    from tabml.core.config import read_params
+    from tabml.core.errors import ConfigError
 
     tree = yaml.safe_load((ROOT / "params.yaml").read_text())
     tree["monitor"]["chunking"] = {"method": "rows", "rows": 100, "size": 100}
@@ -267,7 +274,7 @@ def test_params_loader_refuses_a_key_the_run_cache_ignores(tmp_path: Path) -> No
 def test_every_plot_file_evaluate_writes_is_drawn_with_its_title() -> None:
     """Each plot is declared once, by the stage that writes it (a top-level definition of the
     same file would draw it twice), with the axes and title that make it readable."""
-    from tabml import catalog
+    from tabml.core import catalog
 
     plots = {next(iter(p)): next(iter(p.values())) for p in DVC["stages"]["evaluate"]["plots"]}
     names = {v for k, v in vars(catalog.Plots).items() if k.isupper()}
@@ -300,10 +307,11 @@ def test_every_stage_keeps_its_run_cache() -> None:
 def test_importing_tabml_modules_has_no_side_effects(tmp_path: Path) -> None:
     """Nothing happens at import: no files, and the heavy libraries stay unloaded."""
     code = (
-        "import sys, tabml.cli, tabml.config, tabml.schema, tabml.clean, tabml.split, "
-        "tabml.features, tabml.model, tabml.evaluate, tabml.package, tabml.predict, "
-        "tabml.monitor, tabml.nannyml_adapter, tabml.plots, tabml.stages.monitor, "
-        "tabml.stages.train\n"
+        "import sys, tabml.cli, tabml.core.config, tabml.core.schema, tabml.data.clean, "
+        "tabml.data.split, tabml.learning.features, tabml.learning.model, "
+        "tabml.learning.evaluate, tabml.learning.package, tabml.learning.predict, "
+        "tabml.monitoring.monitor, tabml.adapters.nannyml_adapter, tabml.reporting.plots, "
+        "tabml.stages.monitor, tabml.stages.train\n"
         "heavy = [m for m in ('lightgbm', 'nannyml', 'sklearn', 'dvc', 'pandas') "
         "if m in sys.modules]\n"
         "print(heavy)"
@@ -343,7 +351,7 @@ def test_mypy_catches_a_misspelt_params_attribute(tmp_path: Path) -> None:
     code = tmp_path / "stage_with_typos.py"
     code.write_text(
         "from pathlib import Path\n"
-        "from tabml.config import TrainParams\n"
+        "from tabml.core.config import TrainParams\n"
         "params = TrainParams.load(Path('params.yaml'))\n"
         "rows: int = params.reference.max_rows\n"
         "print(params.reference.max_rowz, params.modle)\n"

@@ -22,8 +22,8 @@ import pytest
 import yaml
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from tabml.config import DaskCompute, LightGBMConfig, SchemaConfig, parse
-from tabml.errors import ConfigError, TabmlError
+from tabml.core.config import DaskCompute, LightGBMConfig, SchemaConfig, parse
+from tabml.core.errors import ConfigError, TabmlError
 from tests.conftest import make_frame, schema_dict, write_groups, write_params
 
 CFG = LightGBMConfig(
@@ -85,7 +85,7 @@ def own_cluster(monkeypatch: pytest.MonkeyPatch, n: int = 2) -> Iterator[Any]:
 
 
 def _fit(splits: dict[str, Any], workers: int, model: LightGBMConfig = CFG, **compute: Any) -> Any:
-    from tabml.distributed import fit_dask
+    from tabml.compute.distributed import fit_dask
 
     cfg = DaskCompute(backend="dask", workers=workers, **{"connect_timeout_seconds": 5, **compute})
     return fit_dask(
@@ -113,7 +113,7 @@ def test_the_ranks_train_in_step_and_one_of_them_prints_the_rounds(
 def test_one_rank_is_single_machine_training_byte_for_byte(
     splits: dict[str, Any], scheduler: str
 ) -> None:
-    from tabml.model import fit
+    from tabml.learning.model import fit
 
     model, history = _fit(splits, 1)
     local, local_history = fit(splits["train_frame"], splits["valid_frame"], SCHEMA, CFG, 7)
@@ -127,7 +127,7 @@ def test_one_rank_is_single_machine_training_byte_for_byte(
 def test_a_fixed_rank_count_gives_the_same_model_every_run(
     splits: dict[str, Any], scheduler: str
 ) -> None:
-    from tabml.evaluate import roc_auc
+    from tabml.learning.evaluate import roc_auc
 
     texts = {}
     for n in (2, 4):
@@ -165,7 +165,7 @@ def test_a_rank_that_dies_fails_the_run_naming_it(
     splits: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
 
-    from tabml.distributed import workers
+    from tabml.compute.distributed import workers
 
     # training that runs until the rank is killed: slow learning, patient early stopping
     endless = CFG.model_copy(
@@ -289,7 +289,7 @@ def test_a_worker_lost_while_scoring_costs_time_not_the_run(
     """Scoring a row group has no other effect, so Dask runs a lost worker's tasks again
     elsewhere: the stage completes, with the same files."""
 
-    from tabml.distributed import workers
+    from tabml.compute.distributed import workers
 
     local = _evaluate_stage(tmp_path, splits, {"backend": "local"})
     with own_cluster(monkeypatch) as client:
@@ -307,12 +307,12 @@ class NoSharedFiles(WorkerPlugin):
     name = "no-shared-files"
 
     def setup(self, worker: Any) -> None:
-        import tabml.distributed
+        import tabml.compute.distributed
 
         def missing(path: str) -> Any:
             raise FileNotFoundError(2, "No such file or directory", path)
 
-        tabml.distributed._open = missing  # type: ignore[assignment]
+        tabml.compute.distributed._open = missing  # type: ignore[assignment]
 
 
 def test_workers_that_cannot_see_the_files_fail_the_run_saying_where_data_must_be(
@@ -441,7 +441,7 @@ def test_a_bad_source_is_refused_on_the_workers_as_it_is_here(
 ) -> None:
     """The same failures, counts, examples and file row numbers, whichever reads the rows:
     bad values in two row groups, and an id repeated with different values."""
-    from tabml.schema import ValidationError
+    from tabml.core.schema import ValidationError
 
     if email == "pseudonymise":
         monkeypatch.setenv("TABML_PII_KEY", KEY)
@@ -468,7 +468,7 @@ def test_raw_personal_data_never_crosses_an_unencrypted_network(
 ) -> None:
     """The workers send the rows they read before ingest pseudonymises them: a remote
     scheduler must be tls://. Refused before anything is read or written (no connection)."""
-    from tabml.errors import ConfigError
+    from tabml.core.errors import ConfigError
 
     monkeypatch.setenv("TABML_PII_KEY", KEY)
     monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://10.0.0.5:8786")
@@ -551,7 +551,7 @@ def test_a_worker_lost_mid_task_in_a_data_stage_costs_time_not_the_run(
 ) -> None:  # fmt: skip
     """The worker dies as it starts the stage's task; Dask runs the task again elsewhere and
     the files are those of one machine."""
-    from tabml.distributed import workers
+    from tabml.compute.distributed import workers
 
     monkeypatch.setenv("TABML_PII_KEY", KEY)
     run = _data_stage(stage, request, tmp_path)
@@ -576,7 +576,7 @@ def test_what_every_task_shares_outlives_the_worker_that_holds_it(
     workers through `shared`: when the worker holding them dies, Dask makes them again. What
     `scatter(broadcast=True)` sends is kept in one copy by Dask's memory manager and is lost
     with it (dask/dask#11148), which failed a monitor run in make test; this shows both."""
-    from tabml.distributed import shared, workers
+    from tabml.compute.distributed import shared, workers
 
     with own_cluster(monkeypatch) as client:
         if held_by == "shared":
@@ -616,7 +616,7 @@ def test_a_local_cluster_lets_lightgbm_threads_wait_passively_when_they_outnumbe
     cores took 0.55 s a boosting round on the default data, 6 minutes for train; 24 s
     passive, the same model), so its workers wait passively. Where they do not (one rank of
     two threads on 2 cores), waiting passively only slows each rank (25 s against 15 s)."""
-    from tabml.distributed import client
+    from tabml.compute.distributed import client
 
     cores = os.cpu_count() or 1
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)

@@ -22,10 +22,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from tabml import package as pkg
-from tabml import release as rel
 from tabml.cli import PIPELINE_MODULES
-from tabml.predict import score
+from tabml.governance import release as rel
+from tabml.learning import package as pkg
+from tabml.learning.predict import score
 from tests.conftest import BIN, ROOT, tool_env
 
 VERSION = "v9.8.7"

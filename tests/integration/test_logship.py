@@ -12,8 +12,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from tabml import logship, serving
-from tabml.predlog import PredictionLog
+from tabml.service import logship, serving
+from tabml.service.predlog import PredictionLog
 from tabml.stages import monitor
 from tests.conftest import run_cli, write_params
 
@@ -32,7 +32,7 @@ def s3(server: Any, monkeypatch: pytest.MonkeyPatch) -> str:
 
 def _serve_logs(project: Path, folder: Path) -> dict[str, int]:
     """What the service writes for 400 production records a day (the real PredictionLog)."""
-    from tabml import package as pkg
+    from tabml.learning import package as pkg
 
     stamp = pkg.load(project / "models/package").schema.timestamp
     batch = pd.read_parquet(project / "data/raw/production.parquet").head(1_600)

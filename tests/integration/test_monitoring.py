@@ -395,7 +395,7 @@ def scattered(project: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
 
 def _monitored(project: Path, batch: Path, labels: Path | None, out: Path, workers: int) -> Path:
     """The monitor stage in this process: here (`workers` 0), or on a local cluster."""
-    from tabml.config import DaskCompute
+    from tabml.core.config import DaskCompute
     from tabml.stages import monitor as stage
 
     compute = DaskCompute(backend="dask", workers=workers) if workers else None
@@ -422,7 +422,7 @@ def monitored_here(
 @pytest.fixture
 def small_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
     """Pieces of 3,000 rows, so that they straddle the chunks; no scheduler: a local cluster."""
-    from tabml import monitor_cluster
+    from tabml.compute import monitor_cluster
 
     monkeypatch.setattr(monitor_cluster, "PIECE_ROWS", 3_000)
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
@@ -445,7 +445,7 @@ def test_monitor_on_the_workers_writes_what_local_monitor_writes_for_any_worker_
 def test_a_bad_or_empty_batch_is_refused_on_the_workers_as_it_is_here(
     project: Path, scattered: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    from tabml.errors import DataError, EmptyBatchError
+    from tabml.core.errors import DataError, EmptyBatchError
 
     batch, _ = scattered
     bad = tmp_path / "bad"
@@ -472,7 +472,7 @@ def test_a_bad_or_empty_batch_is_refused_on_the_workers_as_it_is_here(
         _monitored(project, empty, None, tmp_path / "empty-0", 0),
         _monitored(project, empty, None, tmp_path / "empty-2", 2),
     )
-    from tabml.config import DaskCompute
+    from tabml.core.config import DaskCompute
     from tabml.stages import monitor as stage
 
     with pytest.raises(EmptyBatchError, match="no rows"):
@@ -489,8 +489,8 @@ def test_workers_lost_while_monitoring_cost_time_not_the_run(
     """One worker dies as it starts reading a piece, another as it starts monitoring a part
     (it holds pieces then): Dask computes what they held again on the third, and the outputs
     are one machine's."""
-    from tabml import monitor_cluster
-    from tabml.distributed import workers
+    from tabml.compute import monitor_cluster
+    from tabml.compute.distributed import workers
     from tests.integration.test_dask import DieWhenScoring, own_cluster
 
     monkeypatch.setattr(monitor_cluster, "PIECE_ROWS", 3_000)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from tabml import catalog
+from tabml.core import catalog
 from tests.conftest import BIN, run_cli, run_dvc, tool_env
 from tests.integration.conftest import ran
 
@@ -225,7 +225,7 @@ def test_a_bad_param_stops_the_run_before_any_output_is_deleted(project: Path) -
 def test_killed_stage_leaves_no_partial_output_and_repro_recovers(
     project: Path, tmp_path: Path
 ) -> None:
-    from tabml.model import load
+    from tabml.learning.model import load
 
     log = tmp_path / "dvc.log"
     env = tool_env()

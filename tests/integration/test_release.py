@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tabml.release import write_tarball
+from tabml.governance.release import write_tarball
 from tests.conftest import BIN, git, run_cli, run_dvc, tool_env
 
 TAG = "tabml-model@v1.0.0"
@@ -172,7 +172,7 @@ def test_build_refuses_a_workspace_not_at_the_tag(repo: Path, tmp_path: Path) ->
 
 def _rebuilt(repo: Path, tmp_path: Path, edit: str) -> Path:
     """The v1.0.0 tarball with metadata.json edited, re-tarred with a matching checksum."""
-    from tabml.package import sha256
+    from tabml.learning.package import sha256
 
     folder = tmp_path / "pkg"
     shutil.copytree(repo / "models/package", folder)

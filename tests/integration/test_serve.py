@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from tabml import package as pkg
-from tabml.predict import score
-from tabml.server import TOKEN_ENV, Settings, create_app
+from tabml.learning import package as pkg
+from tabml.learning.predict import score
+from tabml.service.server import TOKEN_ENV, Settings, create_app
 from tests.conftest import BIN, fill_disk, run_cli, small_disk, tool_env
 
 # starlette's TestClient warns that it will move from httpx to httpx2; not ours to fix
@@ -720,7 +720,7 @@ def test_named_tokens_are_taken_back_without_a_restart_and_every_call_is_audited
 def test_without_a_token_the_app_refuses_to_start_unless_told(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tabml.errors import ConfigError
+    from tabml.core.errors import ConfigError
 
     for name in (TOKEN_ENV, "TABML_API_TOKEN_FILE", "TABML_API_TOKENS_FILE"):
         monkeypatch.delenv(name, raising=False)
@@ -855,7 +855,7 @@ def _is_worker(pid: int) -> bool:
 def test_the_package_s_example_request_is_one_it_accepts(client: Any, project: Path) -> None:
     """`tabml package example` builds the README's request from the package's own schema, for
     any dataset: the service scores it."""
-    from tabml.serving import example_request
+    from tabml.service.serving import example_request
 
     body = example_request(pkg.load(project / "models/package"), records=3)
     response = client.post("/predict", json=body)

@@ -23,9 +23,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from tabml import package as pkg
-from tabml import release as rel
-from tabml import serving
+from tabml.governance import release as rel
+from tabml.learning import package as pkg
+from tabml.service import serving
 from tests.conftest import BIN, ROOT, git, tool_env
 from tests.harness import Runner, load, tag_triggers
 from tests.integration.test_remote import S3Server, point_at

@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tabml.access import parse_tokens, summarise
-from tabml.config import ReleaseConfig, parse
-from tabml.errors import ConfigError
-from tabml.fairness import fairness_metrics
-from tabml.package import model_card
-from tabml.release import gates
-from tabml.report import direction
+from tabml.core.config import ReleaseConfig, parse
+from tabml.core.errors import ConfigError
+from tabml.governance.fairness import fairness_metrics
+from tabml.governance.release import gates
+from tabml.learning.package import model_card
+from tabml.reporting.report import direction
+from tabml.service.access import parse_tokens, summarise
 
 
 def test_a_tokens_file_names_each_client_and_refuses_weak_or_shared_tokens() -> None:

@@ -1,16 +1,16 @@
 """Short chunks: merged, or shown without alerts; and thresholds no chunk can cross are an
-error (tabml.chunking, nannyml_adapter._blind, monitor.blind_error)."""
+error (tabml.core.chunking, nannyml_adapter._blind, monitor.blind_error)."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from tabml import chunking
-from tabml import monitor as mon
-from tabml.config import ChunkingConfig, DriftConfig, parse
-from tabml.errors import ConfigError
-from tabml.nannyml_adapter import Spec
+from tabml.adapters.nannyml_adapter import Spec
+from tabml.core import chunking
+from tabml.core.config import ChunkingConfig, DriftConfig, parse
+from tabml.core.errors import ConfigError
+from tabml.monitoring import monitor as mon
 from tests.unit.test_monitor import CFG, synthetic, synthetic_spec
 
 
@@ -53,7 +53,7 @@ def _spec(chunks: ChunkingConfig) -> Spec:
 
 
 def test_a_tiny_reference_chunk_makes_monitoring_blind_and_that_is_an_error() -> None:
-    from tabml.nannyml_adapter import run
+    from tabml.adapters.nannyml_adapter import run
 
     # six chunks of 500 and a 4-row seventh: its distance from the reference, large by chance,
     # widens the drift thresholds past anything a batch can show
@@ -80,7 +80,7 @@ def test_a_tiny_reference_chunk_makes_monitoring_blind_and_that_is_an_error() ->
 
 
 def test_a_short_batch_tail_is_merged_and_a_batch_shorter_than_a_chunk_does_not_alert() -> None:
-    from tabml.nannyml_adapter import run
+    from tabml.adapters.nannyml_adapter import run
 
     reference = synthetic(3_000, None, seed=1)
     rows = ChunkingConfig(method="rows", rows=500)

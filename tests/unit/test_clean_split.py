@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tabml.clean import REASON_COLUMN, clean_development, clean_production
-from tabml.config import SchemaConfig, SplitConfig, parse
-from tabml.errors import ConfigError, DataError
-from tabml.privacy import key_from_env
-from tabml.split import split
+from tabml.core.config import SchemaConfig, SplitConfig, parse
+from tabml.core.errors import ConfigError, DataError
+from tabml.data.clean import REASON_COLUMN, clean_development, clean_production
+from tabml.data.split import split
+from tabml.governance.privacy import key_from_env
 from tests.conftest import make_frame, schema_dict
 
 SCHEMA = parse(SchemaConfig, schema_dict())
@@ -91,8 +91,8 @@ def test_split_refuses_a_single_class_part() -> None:
 
 
 def test_many_level_categories_keep_the_frequent_levels_and_share_one_other() -> None:
-    from tabml.features import OTHER
-    from tabml.features import fit as fit_preprocessor
+    from tabml.learning.features import OTHER
+    from tabml.learning.features import fit as fit_preprocessor
 
     feature = {"kind": "categorical", "max_levels": 3, "min_frequency": 2}
     schema = parse(
@@ -135,7 +135,7 @@ def test_many_level_categories_keep_the_frequent_levels_and_share_one_other() ->
 def test_category_codes_are_the_exact_string_matches_pandas_finds(open_vocabulary: bool) -> None:
     """Codes come from Arrow's hash lookup (pandas' get_indexer is the oracle): exact text,
     whatever the column's dtype; missing is -1; unseen is -1, or OTHER's code when open."""
-    from tabml.features import Preprocessor
+    from tabml.learning.features import Preprocessor
 
     vocab = ["a", "b", "", "1", "é", "1.5"]
     pre = Preprocessor(

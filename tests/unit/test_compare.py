@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tabml.compare import delong, paired_auc
+from tabml.governance.compare import delong, paired_auc
 
 
 def _direct(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -7,9 +7,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tabml import io
-from tabml.config import IngestParams, ModelConfig, SchemaConfig, SplitConfig, SplitParams, parse
-from tabml.errors import ConfigError
+from tabml.core import io
+from tabml.core.config import (
+    IngestParams,
+    ModelConfig,
+    SchemaConfig,
+    SplitConfig,
+    SplitParams,
+    parse,
+)
+from tabml.core.errors import ConfigError
 from tests.conftest import ROOT, schema_dict
 
 
@@ -228,8 +235,8 @@ def test_a_promotion_that_would_not_reproduce_the_experiment_leaves_conf_as_it_w
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
 
-    from tabml import promote as plan
-    from tabml.errors import ConfigError
+    from tabml.core.errors import ConfigError
+    from tabml.governance import promote as plan
     from tabml.stages import promote as stage
 
     repo = _baseline(tmp_path)

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tabml.config import DaskCompute
-from tabml.errors import ConfigError
+from tabml.core.config import DaskCompute
+from tabml.core.errors import ConfigError
 
 
 def test_an_unreachable_scheduler_fails_within_seconds_naming_its_address(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from tabml.distributed import client
+    from tabml.compute.distributed import client
 
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
@@ -46,7 +46,7 @@ def test_compute_settings_a_cluster_cannot_honour_are_refused_before_training(
 ) -> None:
     import yaml
 
-    from tabml.config import TrainParams
+    from tabml.core.config import TrainParams
     from tests.conftest import ROOT
 
     tree = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -60,7 +60,7 @@ def test_compute_settings_a_cluster_cannot_honour_are_refused_before_training(
 def test_one_rank_with_clip_bounds_is_allowed_it_is_single_machine_training() -> None:
     import yaml
 
-    from tabml.config import TrainParams
+    from tabml.core.config import TrainParams
     from tests.conftest import ROOT
 
     tree = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -72,7 +72,7 @@ def test_one_rank_with_clip_bounds_is_allowed_it_is_single_machine_training() ->
 def test_row_ranges_cut_row_groups_where_batches_end() -> None:
     """Ranges come from the data alone: each lies in one row group and in one batch, and
     together they tile the file in order."""
-    from tabml.distributed import RowRange, row_ranges
+    from tabml.compute.distributed import RowRange, row_ranges
 
     spans = row_ranges([500, 500, 500, 403], batch_rows=1_200)
     assert [(s.group, s.start, s.stop) for s in spans] == [
@@ -99,7 +99,7 @@ def test_row_ranges_cut_row_groups_where_batches_end() -> None:
 def test_only_tls_or_this_machine_counts_as_private(address: str, private: bool) -> None:
     """Where ingest may send raw personal data from the workers (a host name could be
     anywhere, so only TLS makes it private)."""
-    from tabml.distributed import encrypted_or_local
+    from tabml.compute.distributed import encrypted_or_local
 
     assert encrypted_or_local(address) is private
 
@@ -110,9 +110,9 @@ def test_a_rank_reads_its_rows_in_blocks_as_the_dealt_frame_holds_them(tmp_path)
     labelled as the whole dealt frame would be; and the categories it never sees are named."""
     import numpy as np
 
-    from tabml import features
-    from tabml.config import SchemaConfig, parse
-    from tabml.distributed import deal, positives, rank_blocks, rows_kept
+    from tabml.compute.distributed import deal, positives, rank_blocks, rows_kept
+    from tabml.core.config import SchemaConfig, parse
+    from tabml.learning import features
     from tests.conftest import make_frame, schema_dict, write_groups
 
     schema = parse(SchemaConfig, schema_dict(), "dataset.schema")
@@ -146,7 +146,7 @@ def test_a_rank_reads_its_rows_in_blocks_as_the_dealt_frame_holds_them(tmp_path)
 def test_without_a_store_the_workers_get_the_files_absolute_paths(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tabml.distributed import for_workers
+    from tabml.compute.distributed import for_workers
 
     monkeypatch.delenv("TABML_CLUSTER_STORAGE", raising=False)
     monkeypatch.chdir(tmp_path)
@@ -160,7 +160,7 @@ def test_the_store_holds_the_workers_copies_only_while_the_stage_works_on_the_cl
 ) -> None:
     """Copies under <store>/<stage>-<random>/, readable by the URL the workers get, and gone
     afterwards: when the work ends, and when it fails."""
-    from tabml.distributed import for_workers, local_file
+    from tabml.compute.distributed import for_workers, local_file
 
     store = tmp_path / "store"
     store.mkdir()
@@ -194,7 +194,7 @@ def test_the_store_holds_the_workers_copies_only_while_the_stage_works_on_the_cl
 def test_a_store_that_cannot_be_written_is_an_error_naming_it_and_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tabml.distributed import for_workers
+    from tabml.compute.distributed import for_workers
 
     (tmp_path / "train.parquet").write_bytes(b"rows")
     blocked = tmp_path / "not-a-folder"
@@ -229,7 +229,7 @@ def test_forget_purge_removes_the_copies_a_killed_run_left_and_nothing_else(
 ) -> None:
     """A run killed mid-stage leaves its copies (pseudonymised rows): `tabml forget --purge`
     removes every such folder from the store, and leaves what else the prefix holds."""
-    from tabml.distributed import for_workers, remove_copies
+    from tabml.compute.distributed import for_workers, remove_copies
 
     store = tmp_path / "store"
     monkeypatch.delenv("TABML_CLUSTER_STORAGE", raising=False)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tabml import erasure
-from tabml.errors import ConfigError, DataError
+from tabml.core.errors import ConfigError, DataError
+from tabml.governance import erasure
 from tabml.stages import forget, ingest
 from tests.conftest import make_frame, write_params
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tabml import dvc_adapter, erasure
-from tabml.errors import ConfigError, DataError
+from tabml.adapters import dvc_adapter
+from tabml.core.errors import ConfigError, DataError
+from tabml.governance import erasure
 from tabml.stages import forget, ingest
 from tests.conftest import make_frame, schema_dict, write_params
 

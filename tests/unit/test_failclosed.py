@@ -16,10 +16,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from tabml.access import AuditLog, Proxies, Tokens, parse_tokens, printable, read_lines
-from tabml.errors import ConfigError
-from tabml.metrics import CLIENT_CLOSED, Watched
-from tabml.predlog import LogUnavailable, PredictionLog
+from tabml.core.errors import ConfigError
+from tabml.service.access import AuditLog, Proxies, Tokens, parse_tokens, printable, read_lines
+from tabml.service.metrics import CLIENT_CLOSED, Watched
+from tabml.service.predlog import LogUnavailable, PredictionLog
 from tests.conftest import BIN, fill_disk, small_disk
 
 GOOD = "t" * 32
@@ -194,7 +194,8 @@ def test_a_killed_server_s_spool_is_written_by_the_next_one(tmp_path: Path) -> N
     """What the service acknowledged is in the spool at once: a server killed before any flush
     (kill -9) leaves it there, and the next server on the volume writes it."""
     script = (
-        "import os, sys; from pathlib import Path; from tabml.predlog import PredictionLog\n"
+        "import os, sys; from pathlib import Path\n"
+        "from tabml.service.predlog import PredictionLog\n"
         "log = PredictionLog(Path(sys.argv[1]), flush_rows=10**6, flush_seconds=600)\n"
         "log.append([{'id': i, 'logged_at': '2026-12-01T10:00:00+00:00'} for i in range(7)])\n"
         "os.kill(os.getpid(), 9)\n"
@@ -212,7 +213,7 @@ def test_a_killed_server_s_spool_is_written_by_the_next_one(tmp_path: Path) -> N
 
 
 def _gate(timeout: float) -> Any:
-    from tabml.server import Gate
+    from tabml.service.server import Gate
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         raise AssertionError("the app is never reached")
@@ -265,7 +266,7 @@ def _pair(tmp_path: Path, name: str, **kw: Any) -> tuple[Path, Path]:
 
 
 def test_tls_files_are_checked_first_and_named(tmp_path: Path) -> None:
-    from tabml.server import check_tls
+    from tabml.service.server import check_tls
 
     cert, key = _pair(tmp_path, "good")
     check_tls(cert, key)
@@ -293,8 +294,8 @@ def test_tls_files_are_checked_first_and_named(tmp_path: Path) -> None:
 
 def test_an_output_that_cannot_be_written_is_named(disk: Path) -> None:
     """What evaluate (or any stage) says on a full disk: the file, not a bare errno."""
-    from tabml import io
-    from tabml.errors import WriteError
+    from tabml.core import io
+    from tabml.core.errors import WriteError
 
     fill_disk(disk)
     frame = pd.DataFrame({"x": range(50_000)})
@@ -316,7 +317,7 @@ def test_an_audit_folder_gets_one_file_per_process_and_day_and_is_read_and_prune
     import sys
     from datetime import datetime as real
 
-    from tabml import access
+    from tabml.service import access
 
     class Day:
         now_at = real(2026, 1, 1, 23, 59, tzinfo=UTC)

@@ -15,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tabml import io
-from tabml.config import SchemaConfig, parse
-from tabml.schema import BatchChecks, ValidationError, validate
+from tabml.core import io
+from tabml.core.config import SchemaConfig, parse
+from tabml.core.schema import BatchChecks, ValidationError, validate
 from tests.conftest import BIN, make_frame, schema_dict, tool_env, write_params
 from tests.unit.test_ingest_bad_input import run_main
 
@@ -143,7 +143,7 @@ def test_an_unreadable_file_is_a_message_not_a_traceback(open_tmp: Path) -> None
         io.read_batch(logs)
     proc = subprocess.run(
         [*_as_nobody(), sys.executable, "-c",
-         f"from tabml import io; io.read_batch(__import__('pathlib').Path({str(logs)!r}))"],
+         f"from tabml.core import io; io.read_batch(__import__('pathlib').Path({str(logs)!r}))"],
         capture_output=True, text=True, env=tool_env(),
     )  # fmt: skip
     assert "no permission to read" in proc.stderr and "PermissionError" not in proc.stderr

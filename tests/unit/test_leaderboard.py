@@ -1,11 +1,11 @@
 """`tabml exp compare`'s table: the params that differ, ROC AUC with its interval, response
-time, size, trees and the Pareto mark (tabml.leaderboard)."""
+time, size, trees and the Pareto mark (tabml.reporting.leaderboard)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from tabml import leaderboard as lb
+from tabml.reporting import leaderboard as lb
 
 
 def _entry(name: str, auc: float, p99: float, size: int, leaves: int) -> lb.Entry:
@@ -49,7 +49,7 @@ def test_the_interval_is_delongs_and_covers_the_auc() -> None:
 
 
 def test_a_paired_ratio_of_response_times_with_its_interval() -> None:
-    from tabml import latency
+    from tabml.reporting import latency
 
     rng = np.random.default_rng(1)
     # each round's machine speed moves both alike; the challenger takes twice as long
@@ -66,9 +66,10 @@ def test_a_paired_ratio_of_response_times_with_its_interval() -> None:
 
 
 def test_the_report_and_the_gate_flag_a_slower_change() -> None:
-    from tabml import latency, release
-    from tabml.config import ReleaseConfig, parse
-    from tabml.report import latency_line
+    from tabml.core.config import ReleaseConfig, parse
+    from tabml.governance import release
+    from tabml.reporting import latency
+    from tabml.reporting.report import latency_line
 
     timed = latency.Ratio(0.1, 0.2, 0.2, 0.5, 2.0, 1.9, 2.1, 30)
     assert "🔴" in latency_line(timed, 1.5) and "slower than the limit ×1.5" in latency_line(

@@ -1,4 +1,4 @@
-"""LightGBM datasets a block of rows at a time (tabml.lgbm_data): the same bins, the same
+"""LightGBM datasets a block of rows at a time (tabml.learning.lgbm_data): the same bins, the same
 model, byte for byte, as one whole matrix, with only the sampled rows encoded for the sample."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from tabml.lgbm_data import Blocks, _types, dataset, in_blocks
+from tabml.learning.lgbm_data import Blocks, _types, dataset, in_blocks
 
 ROWS = 3_000
 # a sample of 500 of the 3,000 rows: LightGBM picks it with the seed `seed` derives, and
@@ -115,7 +115,7 @@ def test_without_the_sample_plan_the_model_is_the_same_and_one_block_is_held(
 
 
 def test_a_constructed_dataset_lets_go_of_its_labels_and_reads_them_back() -> None:
-    from tabml.lgbm_data import constructed
+    from tabml.learning.lgbm_data import constructed
 
     x, y = _data(ROWS, 0)
     data = constructed(dataset([_blocks(x, y, 700, [])], PARAMS, NAMES, CATS))

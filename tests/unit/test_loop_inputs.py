@@ -9,11 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tabml.config import SchemaConfig, parse
-from tabml.errors import DataError
-from tabml.predlog import with_received_time
-from tabml.retrain import labelled_rows
-from tabml.schema import ValidationError, validate
+from tabml.core.config import SchemaConfig, parse
+from tabml.core.errors import DataError
+from tabml.core.schema import ValidationError, validate
+from tabml.data.retrain import labelled_rows
+from tabml.service.predlog import with_received_time
 from tabml.stages import append
 from tests.conftest import make_frame, schema_dict, write_params
 from tests.unit.test_retrain import logs_of
@@ -96,8 +96,8 @@ def test_timestamps_are_normalised_to_utc_or_refused_with_the_row() -> None:
 
 def test_predict_scores_a_batch_with_zoned_timestamps(tmp_path: Path) -> None:
     """The whole path a user takes: `tabml predict` on a file whose times carry offsets."""
-    from tabml import package as pkg
-    from tabml.predict import score
+    from tabml.learning import package as pkg
+    from tabml.learning.predict import score
     from tests.unit.test_model_package import _build_package
 
     folder = _build_package(tmp_path)

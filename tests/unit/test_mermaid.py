@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tabml import mermaid
+from tabml.reporting import mermaid
 
 
 def test_curves_are_sampled_on_the_grid_and_each_run_gets_a_line() -> None:
@@ -26,9 +26,9 @@ def _cell(value: float, alert: bool = False, lower: float | None = None) -> dict
 
 
 def test_monitoring_charts_count_drift_per_chunk_numbered_as_the_table() -> None:
-    from tabml.config import ChunkingConfig, parse
-    from tabml.monitor import summarize
-    from tabml.nannyml_adapter import Results
+    from tabml.adapters.nannyml_adapter import Results
+    from tabml.core.config import ChunkingConfig, parse
+    from tabml.monitoring.monitor import summarize
     from tests.unit.test_monitor import CFG
 
     results = Results(

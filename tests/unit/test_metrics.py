@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from tabml import evaluate as ev
-from tabml.config import EvaluateConfig, parse
+from tabml.core.config import EvaluateConfig, parse
+from tabml.learning import evaluate as ev
 
 
 @pytest.fixture(params=[0, 1, 2])
@@ -79,8 +79,8 @@ def _cfg(rule: str, value: float = 0.5) -> dict:
 def test_threshold_scores_are_matched_to_valid_by_id_and_refused_when_stale() -> None:
     import pandas as pd
 
-    from tabml.errors import DataError
-    from tabml.evaluate import held_out_valid
+    from tabml.core.errors import DataError
+    from tabml.learning.evaluate import held_out_valid
 
     valid = pd.DataFrame({"id": [3, 1, 2], "y": [1, 0, 1]})
     scores = pd.DataFrame({"id": [1, 2, 3], "score": [0.1, 0.2, 0.3]})
@@ -94,7 +94,7 @@ def test_threshold_scores_are_matched_to_valid_by_id_and_refused_when_stale() ->
 
 
 def test_the_confusion_chart_reads_counted_cells_and_a_base_with_a_row_per_sample() -> None:
-    from tabml.plots import confusion_grid
+    from tabml.reporting.plots import confusion_grid
 
     y = np.array([0, 0, 1, 1, 1])
     p = np.array([0.1, 0.9, 0.8, 0.7, 0.2])

@@ -15,14 +15,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from tabml import io
-from tabml import package as pkg
-from tabml.clean import clean_development
-from tabml.config import ModelConfig, SchemaConfig, SplitConfig, parse
-from tabml.errors import PackageError
-from tabml.model import fit, load, save
-from tabml.predict import score
-from tabml.split import split
+from tabml.core import io
+from tabml.core.config import ModelConfig, SchemaConfig, SplitConfig, parse
+from tabml.core.errors import PackageError
+from tabml.data.clean import clean_development
+from tabml.data.split import split
+from tabml.learning import package as pkg
+from tabml.learning.model import fit, load, save
+from tabml.learning.predict import score
 from tests.conftest import ROOT, make_frame, schema_dict
 
 SCHEMA = parse(SchemaConfig, schema_dict(pii={}))
@@ -47,7 +47,7 @@ def test_saved_model_predicts_like_the_fitted_one(kind: str, tmp_path: Path) -> 
     save(model, tmp_path)
     reloaded = load(tmp_path)
     np.testing.assert_allclose(reloaded.predict(test), model.predict(test), rtol=0, atol=1e-12)
-    from tabml.evaluate import roc_auc
+    from tabml.learning.evaluate import roc_auc
 
     assert roc_auc(test["y"].to_numpy(float), model.predict(test)) > 0.7
     assert history.curves["valid"]["auc"]
@@ -197,7 +197,7 @@ def test_lightgbm_can_load_without_its_sklearn_wrapper() -> None:
 
     code = (
         "import sys\n"
-        "from tabml.model import import_lightgbm_without_sklearn\n"
+        "from tabml.learning.model import import_lightgbm_without_sklearn\n"
         "import_lightgbm_without_sklearn()\n"
         "assert 'lightgbm' in sys.modules and 'sklearn' not in sys.modules\n"
         "import numpy as np, lightgbm as lgb\n"

@@ -13,9 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tabml import monitor as mon
-from tabml import plots
-from tabml.config import (
+from tabml.adapters.nannyml_adapter import Results, Spec
+from tabml.core.config import (
     ChunkingConfig,
     DriftConfig,
     MonitorConfig,
@@ -23,8 +22,9 @@ from tabml.config import (
     SchemaConfig,
     parse,
 )
-from tabml.errors import ConfigError, DataError
-from tabml.nannyml_adapter import Results, Spec
+from tabml.core.errors import ConfigError, DataError
+from tabml.monitoring import monitor as mon
+from tabml.reporting import plots
 from tests.conftest import ROOT, schema_dict
 
 SCHEMA = parse(SchemaConfig, schema_dict())
@@ -225,7 +225,7 @@ def test_nannyml_usage_logging_is_off_before_nannyml_loads() -> None:
     code = (
         "import os, sys\n"
         "os.environ.pop('NML_DISABLE_USAGE_LOGGING', None)\n"
-        "from tabml import nannyml_adapter\n"
+        "from tabml.adapters import nannyml_adapter\n"
         "assert 'nannyml' not in sys.modules\n"
         "nannyml_adapter._nannyml()\n"
         "import nannyml.usage_logging as u\n"
@@ -265,7 +265,7 @@ def synthetic_spec(
     chunking: ChunkingConfig, drift: DriftConfig, metrics: tuple[str, ...] = ("roc_auc",)
 ) -> Spec:
     """What to monitor in `synthetic`'s frames."""
-    from tabml.nannyml_adapter import Spec
+    from tabml.adapters.nannyml_adapter import Spec
 
     return Spec(
         numeric=["x1", "x2"],
@@ -284,7 +284,7 @@ def synthetic_spec(
 def test_adapter_runs_every_calculator_and_finds_a_known_shift(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    from tabml.nannyml_adapter import render, run
+    from tabml.adapters.nannyml_adapter import render, run
 
     cfg = DriftConfig(
         continuous_methods=("jensen_shannon", "kolmogorov_smirnov"),
@@ -324,7 +324,7 @@ def test_adapter_runs_every_calculator_and_finds_a_known_shift(
 
 
 def test_frames_reach_nannyml_with_numpy_missing_values() -> None:
-    from tabml.nannyml_adapter import _plain
+    from tabml.adapters.nannyml_adapter import _plain
 
     frame = pd.DataFrame(
         {
@@ -351,8 +351,8 @@ def test_open_vocabulary_columns_are_monitored_as_the_model_sees_them() -> None:
 
 
 def test_the_domain_classifier_is_quiet_and_uses_threads_only_where_they_pay() -> None:
-    from tabml.nannyml_adapter import DOMAIN_CLASSIFIER_ONE_THREAD_BELOW as SMALL
-    from tabml.nannyml_adapter import _domain_classifier_params
+    from tabml.adapters.nannyml_adapter import DOMAIN_CLASSIFIER_ONE_THREAD_BELOW as SMALL
+    from tabml.adapters.nannyml_adapter import _domain_classifier_params
 
     small, large = _domain_classifier_params(SMALL - 1), _domain_classifier_params(SMALL)
     assert small["n_jobs"] == 1 and large["n_jobs"] == -1  # NannyML's default: every core
@@ -370,7 +370,7 @@ def _in_parts(reference, analysis, spec, cuts):  # type: ignore[no-untyped-def]
     copy of the fitted calculators (as a worker unpickles them), and join the parts."""
     import pickle
 
-    from tabml.nannyml_adapter import (
+    from tabml.adapters.nannyml_adapter import (
         Collector,
         calculate,
         fit,
@@ -425,7 +425,7 @@ def test_a_batch_monitored_in_parts_gives_what_the_whole_batch_gives(
     run apart and the results joined, gives the summary and the charts of the whole batch
     (and a part with no labels at all). The domain classifier (a LightGBM model per chunk,
     the slow one) runs in one case only."""
-    from tabml.nannyml_adapter import render, run
+    from tabml.adapters.nannyml_adapter import render, run
 
     cfg = DriftConfig(
         continuous_methods=("jensen_shannon",),
@@ -456,7 +456,7 @@ def test_a_batch_monitored_in_parts_gives_what_the_whole_batch_gives(
 def test_chunks_are_planned_as_nannyml_cuts_them() -> None:
     """`plan_chunks` cuts from the time stamps alone where NannyML's chunker cut the whole
     frame: the same keys, rows and times, for every chunking method and short-chunk rule."""
-    from tabml.nannyml_adapter import _chunker, _nannyml, plan_chunks
+    from tabml.adapters.nannyml_adapter import _chunker, _nannyml, plan_chunks
 
     reference = half_hourly(synthetic(2_000, None, seed=1), "2023-10-01")
     analysis = half_hourly(synthetic(1_234, None, seed=2), "2024-01-01")
@@ -483,7 +483,7 @@ def test_rows_that_share_a_time_stamp_keep_the_batch_order_in_chunks() -> None:
     """NannyML sorts a batch by time stamp without a stable sort: rows sharing one were
     scattered over the chunks by chance (298 of 300 moved in this batch). The planned chunks
     keep the batch's own order (time, then id), on any machine and in any part."""
-    from tabml.nannyml_adapter import run
+    from tabml.adapters.nannyml_adapter import run
 
     cfg = DriftConfig(continuous_methods=("jensen_shannon",), categorical_methods=("chi2",))
     spec = synthetic_spec(ChunkingConfig(method="rows", rows=100), cfg)
@@ -501,8 +501,8 @@ def test_the_cluster_orders_rows_as_local_monitoring_does(timestamp: bool) -> No
     """Monitor on a cluster puts the batch in time order from its keys alone: a stable sort
     by timestamp then id (by id alone without a timestamp), the order `analysis_frame` gives
     the whole batch here; and with no timestamp the chunks are planned from the row count."""
-    from tabml.monitor_cluster import parts_of, time_positions
-    from tabml.nannyml_adapter import plan_chunks
+    from tabml.adapters.nannyml_adapter import plan_chunks
+    from tabml.compute.monitor_cluster import parts_of, time_positions
 
     raw = schema_dict()
     if not timestamp:

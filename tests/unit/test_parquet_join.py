@@ -1,4 +1,4 @@
-"""Parquet files joined without decoding (tabml.parquet_join): the join of one-group files is
+"""Parquet files joined without decoding (tabml.core.parquet_join): the join of one-group files is
 the file a single writer writes, byte for byte, and what cannot be moved is refused."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tabml import io
-from tabml.parquet_join import Joiner, decode, encode, split
+from tabml.core import io
+from tabml.core.parquet_join import Joiner, decode, encode, split
 
 
 def _frame(rows: int, seed: int = 0) -> pd.DataFrame:

@@ -1,11 +1,12 @@
-"""The pull-request comment previewed offline (tabml.preview): the Mermaid charts tabml writes
+"""The pull-request comment previewed offline (tabml.reporting.preview): the Mermaid charts tabml
+writes
 drawn as SVG, no script and nothing fetched."""
 
 from __future__ import annotations
 
 import re
 
-from tabml import mermaid, preview
+from tabml.reporting import mermaid, preview
 from tests.conftest import ROOT
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tabml.errors import ConfigError
+from tabml.core.errors import ConfigError
 from tabml.stages import clean, ingest
 from tests.conftest import make_frame, schema_dict, write_params
 
@@ -133,6 +133,6 @@ def test_the_key_is_needed_only_where_ingest_runs_again_on_personal_data(tmp_pat
     params.write_text(yaml.safe_dump(tree))
     assert ask() == "yes"
     git(repo, "checkout", "-q", "--", "params.yaml")
-    schema_py = repo / "src/tabml/schema.py"
+    schema_py = repo / "src/tabml/core/schema.py"
     schema_py.write_text(schema_py.read_text() + "\n# changed\n")
     assert ask() == "yes"

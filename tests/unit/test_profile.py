@@ -1,5 +1,5 @@
 """`tabml init-dataset`: a config proposed from the data, every guess stated, each decision that
-is the user's flagged (tabml.profile, tabml.stages.init_dataset)."""
+is the user's flagged (tabml.data.profile, tabml.stages.init_dataset)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from tabml.errors import DataError
-from tabml.profile import propose
+from tabml.core.errors import DataError
+from tabml.data.profile import propose
 from tests.conftest import ROOT, run_cli
 
 

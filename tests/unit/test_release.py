@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tabml import release as rel
-from tabml.config import ReleaseConfig, parse
+from tabml.core.config import ReleaseConfig, parse
+from tabml.governance import release as rel
 
 CFG = parse(
     ReleaseConfig,
@@ -125,7 +125,7 @@ def test_tarballs_extract_safely_with_or_without_python_extraction_filters(
 ) -> None:
     import io
 
-    from tabml.package import extract_safely
+    from tabml.learning.package import extract_safely
 
     if not filters:  # Python 3.11.0-3.11.3 (e.g. Debian 12's 3.11.2) have no filters
         monkeypatch.delattr(tarfile, "data_filter", raising=False)
@@ -171,7 +171,7 @@ def test_a_tarball_that_would_unpack_past_the_cap_is_refused_before_writing(
     byte is written (it wrote 8 GiB into /tmp before)."""
     import io
 
-    from tabml import package as pkg
+    from tabml.learning import package as pkg
 
     path = tmp_path / "bomb.tar.gz"
     with tarfile.open(path, "w:gz") as tar:
@@ -199,7 +199,7 @@ def test_metrics_that_are_not_numbers_or_not_an_object_are_named(tmp_path: Path)
     table = rel.gate_table(results)
     assert "test.roc_auc in given/metrics.json is '0.95', not a number" in table
     assert "alerts in given/monitoring.json is 'x', not a number" in table
-    from tabml.errors import DataError
+    from tabml.core.errors import DataError
     from tabml.stages.release import _json_object
 
     listed = tmp_path / "metrics.json"

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tabml import repeats
-from tabml.clean import DevelopmentCleaner, find_repeats, sort_development, type_development
-from tabml.config import SchemaConfig, parse
+from tabml.core import repeats
+from tabml.core.config import SchemaConfig, parse
+from tabml.data.clean import DevelopmentCleaner, find_repeats, sort_development, type_development
 from tests.conftest import make_frame, schema_dict
 
 
@@ -49,9 +49,9 @@ def test_clean_tells_colliding_keys_apart_by_the_ids(monkeypatch: pytest.MonkeyP
         pd.concat([kept for kept, _ in expected], ignore_index=True), one_read[0]
     )
     monkeypatch.setattr(repeats, "id_keys", lambda ids, step=0: np.zeros(len(ids), np.uint64))
-    import tabml.clean
+    import tabml.data.clean
 
-    monkeypatch.setattr(tabml.clean, "id_keys", repeats.id_keys)
+    monkeypatch.setattr(tabml.data.clean, "id_keys", repeats.id_keys)
     found = find_repeats(lambda: [frame.iloc[:30]["id"], frame.iloc[30:]["id"]])
     assert len(found.first) == 60  # every id is a candidate
     colliding = DevelopmentCleaner(schema, found)

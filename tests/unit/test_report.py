@@ -8,8 +8,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tabml import report as rep
-from tabml.dvc_adapter import Revision
+from tabml.adapters.dvc_adapter import Revision
+from tabml.reporting import report as rep
 from tests.conftest import BIN, git, run_cli, tool_env
 
 METRICS = {
@@ -23,8 +23,8 @@ PARAMS = {"dataset": {"name": "car_loan"}, "model": {"name": "lightgbm", "num_le
 def _summary() -> dict[str, Any]:
     """A monitoring summary as `tabml monitor` writes it: three chunks, `car_value` drifting
     from the second, the estimated ROC AUC alerting in the third."""
-    from tabml.monitor import summarize
-    from tabml.nannyml_adapter import Results
+    from tabml.adapters.nannyml_adapter import Results
+    from tabml.monitoring.monitor import summarize
     from tests.unit.test_monitor import CFG
 
     def c(value: float, alert: bool = False) -> dict[str, Any]:
@@ -196,13 +196,13 @@ def test_it_renders_as_github_flavoured_markdown() -> None:
 
 
 def _paired(delta: float, low: float, high: float, verdict: str) -> Any:
-    from tabml.compare import Paired
+    from tabml.governance.compare import Paired
 
     return Paired(7500, 3700, 0.95, 0.95 + delta, delta, 0.002, low, high, 0.01, verdict)  # type: ignore[arg-type]
 
 
 def test_the_verdict_comes_from_the_same_rows_when_there_are_some() -> None:
-    from tabml.compare import SameRows
+    from tabml.governance.compare import SameRows
 
     # per run, the change looks worse (its own split is harder); on the same rows it is better
     base, head = revision("origin/main"), revision(test__roc_auc=0.9)

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from tabml import report_process
-from tabml.errors import TabmlError
-from tabml.nannyml_adapter import Chart
-from tabml.report_process import HtmlPage
+from tabml.adapters.nannyml_adapter import Chart
+from tabml.core.errors import TabmlError
+from tabml.monitoring import report_process
+from tabml.monitoring.report_process import HtmlPage
 from tests.unit.test_monitor import summary
 
 forking = pytest.mark.skipif(not report_process.can_fork(), reason="needs Linux and 2 cores")

@@ -109,7 +109,8 @@ def test_a_missing_logs_folder_is_an_error_not_zero_deletions(
 
 
 def test_since_is_a_day_compared_as_a_day_whatever_its_iso_form(tmp_path: Path) -> None:
-    from tabml import io, retention
+    from tabml.core import io
+    from tabml.governance import retention
 
     logs = tmp_path / "logs"
     for day in ("2026-11-30", "2026-12-01", "2026-12-02"):

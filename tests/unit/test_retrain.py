@@ -7,10 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tabml import serving
-from tabml.config import SchemaConfig, parse
-from tabml.errors import DataError
-from tabml.retrain import labelled_rows, merge, within_schema
+from tabml.core.config import SchemaConfig, parse
+from tabml.core.errors import DataError
+from tabml.data.retrain import labelled_rows, merge, within_schema
+from tabml.service import serving
 from tabml.stages import ingest
 from tests.conftest import make_frame, schema_dict, write_params
 
@@ -105,7 +105,7 @@ def test_rows_the_development_schema_refuses_are_left_out_and_named() -> None:
 
 
 def test_left_out_rows_are_exactly_those_development_coerce_refuses() -> None:
-    from tabml.schema import coerce
+    from tabml.core.schema import coerce
 
     coded = parse(
         SchemaConfig,

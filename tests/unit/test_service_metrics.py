@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tabml import secrets
-from tabml.errors import ConfigError
-from tabml.metrics import SCORE_BUCKETS, ServiceMetrics, reason
-from tabml.predlog import LogUnavailable, PredictionLog
+from tabml.core import secrets
+from tabml.core.errors import ConfigError
+from tabml.service.metrics import SCORE_BUCKETS, ServiceMetrics, reason
+from tabml.service.predlog import LogUnavailable, PredictionLog
 
 
 def samples(metrics: ServiceMetrics, name: str) -> dict[tuple[tuple[str, str], ...], float]:

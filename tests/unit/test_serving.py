@@ -14,12 +14,13 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from tabml import privacy, serving
-from tabml.clean import clean_development
-from tabml.config import ModelConfig, SchemaConfig, parse
-from tabml.model import fit
-from tabml.predlog import LogUnavailable, PredictionLog, now_iso
-from tabml.schema import record_json_schema
+from tabml.core.config import ModelConfig, SchemaConfig, parse
+from tabml.core.schema import record_json_schema
+from tabml.data.clean import clean_development
+from tabml.governance import privacy
+from tabml.learning.model import fit
+from tabml.service import serving
+from tabml.service.predlog import LogUnavailable, PredictionLog, now_iso
 from tests.conftest import ROOT, make_frame, schema_dict
 
 SCHEMA = parse(SchemaConfig, schema_dict(pii={}))
@@ -288,7 +289,7 @@ def test_connections_on_the_workers_socket_send_without_waiting_for_an_ack() -> 
     """`tabml serve --workers N` listens on sockets it makes itself: asyncio sets TCP_NODELAY
     only on IPPROTO_TCP sockets, and uvicorn's own (protocol 0) left every response waiting
     ~40 ms for the client's delayed ACK (benchmarks/serve.py measures the latency)."""
-    from tabml.server import listening_socket
+    from tabml.service.server import listening_socket
 
     assert _accepted_nodelay(listening_socket("127.0.0.1", 0)) != 0
     # a socket made as uvicorn makes it does not get TCP_NODELAY: this test can fail
@@ -301,7 +302,7 @@ def test_a_number_coded_category_scores_the_same_served_or_batched() -> None:
     """Occupation codes 1-3: a CSV column of them reads as floats (5.0), a client may send
     "5.0" as text. Both are the level "5" for serving and batch scoring alike (one rule:
     schema.category_text)."""
-    from tabml.schema import as_text, validate
+    from tabml.core.schema import as_text, validate
 
     codes = {"low": "1", "mid": "2", "high": "3"}
     schema = parse(

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tabml.config import SchemaConfig, parse
-from tabml.distributed import deal, evenly_spaced
-from tabml.features import fit, fit_from_stats
-from tabml.stats import OrderSelect, column_stats, keys, merge_stats, value
+from tabml.compute.distributed import deal, evenly_spaced
+from tabml.core.config import SchemaConfig, parse
+from tabml.learning.features import fit, fit_from_stats
+from tabml.learning.stats import OrderSelect, column_stats, keys, merge_stats, value
 from tests.conftest import make_frame, schema_dict
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tabml.errors import DataError
+from tabml.core.errors import DataError
 from tabml.stages import clean, ingest
 from tests.conftest import make_frame, write_params
 

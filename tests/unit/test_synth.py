@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from tabml.config import SchemaConfig, parse
-from tabml.schema import validate
-from tabml.synth import synthesize
+from tabml.core.config import SchemaConfig, parse
+from tabml.core.schema import validate
+from tabml.data.synth import synthesize
 from tests.conftest import make_frame, run_cli, schema_dict
 
 
@@ -50,7 +50,7 @@ def test_synth_command_writes_a_bundled_lookalike(tmp_path: Path) -> None:
 
 
 def test_synth_works_a_batch_at_a_time_and_refuses_what_it_cannot_do(tmp_path: Path) -> None:
-    from tabml.synth import batches
+    from tabml.data.synth import batches
 
     source = make_frame(400)
     schema = parse(SchemaConfig, schema_dict())

@@ -1,5 +1,5 @@
 """The train stage fits LightGBM from the split files (a column, then a row group, at a time,
-one matrix let go before training): the same bytes as `tabml.model.fit` on the frames."""
+one matrix let go before training): the same bytes as `tabml.learning.model.fit` on the frames."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tabml.config import LightGBMConfig, SchemaConfig, parse
-from tabml.model import fit
+from tabml.core.config import LightGBMConfig, SchemaConfig, parse
+from tabml.learning.model import fit
 from tabml.stages.train import _fit_lightgbm
 from tests.conftest import make_frame, schema_dict, write_splits
 

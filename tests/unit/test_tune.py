@@ -1,5 +1,5 @@
 """`tabml tune`: a seeded study that gives the same best trial twice, reads only train and
-valid, prints its progress, and proposes a model option that composes (tabml.tune)."""
+valid, prints its progress, and proposes a model option that composes (tabml.learning.tune)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tabml.clean import clean_development
-from tabml.config import SchemaConfig, TuneConfig, parse
+from tabml.core.config import SchemaConfig, TuneConfig, parse
+from tabml.data.clean import clean_development
 from tests.conftest import ROOT, make_frame, run_cli, schema_dict, write_params
 
 SCHEMA = parse(SchemaConfig, {**schema_dict(), "pii": {}})
@@ -82,7 +82,7 @@ def test_the_proposal_composes_as_a_model_option(tmp_path: Path) -> None:
 
 
 def test_time_ordered_folds_validate_on_later_rows() -> None:
-    from tabml.tune import folds
+    from tabml.learning.tune import folds
 
     frame = clean_development(make_frame(500).drop(columns=["email"]), SCHEMA).clean
     cfg = parse(TuneConfig, {**TUNE, "objective": "cv", "cv_folds": 4})

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tabml import io
-from tabml.config import DatasetParams
-from tabml.errors import ConfigError
-from tabml.log import info
-from tabml.predlog import with_received_time
-from tabml.retrain import labelled_rows, merge, within_schema
+from tabml.core import io
+from tabml.core.config import DatasetParams
+from tabml.core.errors import ConfigError
+from tabml.core.log import info
+from tabml.data.retrain import labelled_rows, merge, within_schema
+from tabml.service.predlog import with_received_time
 
 PARAMS = DatasetParams.param_keys()
 
@@ -56,7 +56,7 @@ def run(params_file: Path, logs: Path, labels: Path, sources_dir: Path, dvc_add:
         f"{counts['replaced']:,} replaced by newer ones)"
     )
     if dvc_add:
-        from tabml.dvc_adapter import add
+        from tabml.adapters.dvc_adapter import add
 
         add(output)
         info(f"append: tracked with DVC: commit {output}.dvc, then 'dvc repro' retrains on it")

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tabml import io
-from tabml.config import (
+from tabml.core import io
+from tabml.core.config import (
     ALL_PARAMS,
     CleanParams,
     EvaluateParams,
@@ -25,8 +25,8 @@ from tabml.config import (
     TrainParams,
     read_params,
 )
-from tabml.errors import ConfigError
-from tabml.monitor import check_chunking
+from tabml.core.errors import ConfigError
+from tabml.monitoring.monitor import check_chunking
 
 # what the stages of dvc.yaml read; the sections only commands read (release, privacy) are
 # theirs to check, so that changing a release gate leaves the pipeline up to date

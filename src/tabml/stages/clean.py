@@ -3,7 +3,7 @@
 Streams data/raw in pieces of a quarter batch (`io.iter_grouped`): each piece is cleaned and
 appended to the clean and quarantine files, a row group per batch of `batch_rows` raw rows,
 and the report's counts are summed. A first pass reads only the id column and finds the ids
-that repeat and the row where each first occurs (`tabml.clean.Repeats`), so any piece is
+that repeat and the row where each first occurs (`tabml.data.clean.Repeats`), so any piece is
 sorted alone, and memory holds a piece, 8 bytes a row during that pass, and the repeated
 ids, not the whole data several times over nor every id. With compute=dask the workers clean
 and encode a batch each, and this process appends their row groups.
@@ -14,12 +14,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tabml import io
-from tabml.catalog import Interim, Raw
-from tabml.clean import DevelopmentCleaner, ProductionCleaner, Repeats, find_repeats
-from tabml.config import CleanParams, ComputeConfig, DaskCompute, SchemaConfig
-from tabml.errors import DataError
-from tabml.log import info
+from tabml.core import io
+from tabml.core.catalog import Interim, Raw
+from tabml.core.config import CleanParams, ComputeConfig, DaskCompute, SchemaConfig
+from tabml.core.errors import DataError
+from tabml.core.log import info
+from tabml.data.clean import DevelopmentCleaner, ProductionCleaner, Repeats, find_repeats
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,7 +62,7 @@ def _development(
     empty_kept = empty_rejected = None
     batch_rows = rows[0]
     if isinstance(compute, DaskCompute) and io.parquet_rows(path):
-        from tabml.distributed import cleaned_on_cluster
+        from tabml.compute.distributed import cleaned_on_cluster
 
         schemas = lambda: (kept_sink.schema, rejected_sink.schema)  # noqa: E731
         for batch in cleaned_on_cluster(str(path), schema, repeats, batch_rows, compute, schemas):

@@ -1,5 +1,5 @@
 """The champion (the base revision's package) against the challenger (this change's), scored
-on the same labelled rows: the shell around `tabml.compare`.
+on the same labelled rows: the shell around `tabml.governance.compare`.
 
 Used by `tabml report` (the pull-request verdict) and by the release gate against the release
 promoted to `prod`. The champion's package is read through DVC at its git revision (local cache,
@@ -14,12 +14,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tabml import io
-from tabml import package as pkg
-from tabml.compare import Paired, SameRows, paired_auc
-from tabml.errors import TabmlError
-from tabml.log import info
-from tabml.schema import validate
+from tabml.core import io
+from tabml.core.errors import TabmlError
+from tabml.core.log import info
+from tabml.core.schema import validate
+from tabml.governance.compare import Paired, SameRows, paired_auc
+from tabml.learning import package as pkg
 
 
 def _scores(model: pkg.Package, frame: Any, source: str) -> Any:
@@ -64,7 +64,7 @@ def against(
     the challenger was trained or early-stopped on (`trained_on`: its train and valid splits;
     after `tabml append`, production rows are part of the development data). Returns the
     reason as text when the champion's package cannot be had."""
-    from tabml.dvc_adapter import get_output
+    from tabml.adapters.dvc_adapter import get_output
 
     challenger = pkg.load(root / challenger_dir)
     with tempfile.TemporaryDirectory(prefix="tabml-champion-") as tmp:
@@ -115,9 +115,9 @@ def against(
 
 def paired_latency(champion: pkg.Package, challenger: pkg.Package, frame: Any, rounds: int) -> Any:
     """Both packages' one-record response time through the serving path, on the same records,
-    in `rounds` interleaved rounds in this process (tabml.latency)."""
-    from tabml import latency
-    from tabml.serving import Scorer
+    in `rounds` interleaved rounds in this process (tabml.reporting.latency)."""
+    from tabml.reporting import latency
+    from tabml.service.serving import Scorer
 
     schema = challenger.schema
     records = latency.records_of(frame, [schema.id, *schema.features], 1_000)

@@ -1,8 +1,9 @@
 """evaluate: score test and the labelled production batch; metrics, slices and plot data.
 
-The logic is `tabml.evaluate.evaluate`; this shell reads the model and the frames and writes
+The logic is `tabml.learning.evaluate.evaluate`; this shell reads the model and the frames and
+writes
 what it returns. Test and production are scored a row group at a time, here or, with
-compute=dask, on the cluster's workers (`tabml.distributed.score_files`, the same scores),
+compute=dask, on the cluster's workers (`tabml.compute.distributed.score_files`, the same scores),
 and this process reads only their id, target and segment columns: memory holds the scores
 and those columns, not the features.
 """
@@ -12,12 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tabml import io
-from tabml.catalog import Interim, Splits
-from tabml.config import DaskCompute, EvaluateParams
-from tabml.evaluate import evaluate, held_out_valid
-from tabml.log import info
-from tabml.model import load
+from tabml.core import io
+from tabml.core.catalog import Interim, Splits
+from tabml.core.config import DaskCompute, EvaluateParams
+from tabml.core.log import info
+from tabml.learning.evaluate import evaluate, held_out_valid
+from tabml.learning.model import load
 
 PARAMS = EvaluateParams.param_keys()
 
@@ -47,7 +48,7 @@ def run(
     )
     production = io.read_parquet(production_file, [schema.id])
     if isinstance(params.compute, DaskCompute):
-        from tabml.distributed import score_files
+        from tabml.compute.distributed import score_files
 
         # the workers read them (a shared volume, or copies in the object store: for_workers)
         paths = {"test": str(test_file), "production": str(production_file)}

@@ -24,10 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tabml import datasets, distributed, erasure, io, privacy
-from tabml.config import DatasetParams, SchemaConfig, SourcesConfig
-from tabml.errors import DataError
-from tabml.log import info
+from tabml.compute import distributed
+from tabml.core import io
+from tabml.core.config import DatasetParams, SchemaConfig, SourcesConfig
+from tabml.core.errors import DataError
+from tabml.core.log import info
+from tabml.data import datasets
+from tabml.governance import erasure, privacy
 
 PARAMS = DatasetParams.param_keys()
 TABLES = (".csv", ".parquet", ".pq")
@@ -166,7 +169,7 @@ def run(
     import hashlib
     import json
 
-    from tabml import dvc_adapter
+    from tabml.adapters import dvc_adapter
 
     ids = [erasure.check_id(i) for i in ids]
     journal = _journal(ledger)

@@ -22,13 +22,12 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tabml import datasets, erasure, io, privacy
-from tabml.catalog import Raw
-from tabml.config import ComputeConfig, DaskCompute, IngestParams, SchemaConfig, SourcesConfig
-from tabml.errors import ConfigError, DataError
-from tabml.log import info
-from tabml.monitor import check_chunking, check_reference_rows
-from tabml.schema import (
+from tabml.core import io
+from tabml.core.catalog import Raw
+from tabml.core.config import ComputeConfig, DaskCompute, IngestParams, SchemaConfig, SourcesConfig
+from tabml.core.errors import ConfigError, DataError
+from tabml.core.log import info
+from tabml.core.schema import (
     BatchChecks,
     CheckedBatch,
     Failure,
@@ -37,6 +36,9 @@ from tabml.schema import (
     check_batch,
     shorten,
 )
+from tabml.data import datasets
+from tabml.governance import erasure, privacy
+from tabml.monitoring.monitor import check_chunking, check_reference_rows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -67,7 +69,7 @@ def _stream(
     if cluster is not None and key is None:
         # no key, so no erased ids to find (a ledger needs one) and nothing to pseudonymise:
         # the workers apply the privacy rules and encode each batch's row group themselves
-        from tabml.distributed import ingested_on_cluster
+        from tabml.compute.distributed import ingested_on_cluster
 
         for batch in ingested_on_cluster(
             str(path), schema, role, pseudonymised, batch_rows, cluster, lambda: sink.schema
@@ -174,7 +176,7 @@ def _on_cluster(path: Path, schema: SchemaConfig) -> bool:
         if path.suffix == ".csv":
             info(f"ingest: {path.name} is read here: a CSV is not cut into parts for the workers")
         return False
-    from tabml.distributed import (
+    from tabml.compute.distributed import (
         SCHEDULER_ENV,
         STORAGE_ENV,
         encrypted_or_local,
@@ -217,7 +219,7 @@ def _checked(
     here a piece at a time, or on the Dask cluster a range at a time, the rows sent back here
     (where the key that pseudonymises them and finds erased ids stays)."""
     if cluster is not None:
-        from tabml.distributed import checked_on_cluster
+        from tabml.compute.distributed import checked_on_cluster
 
         yield from checked_on_cluster(str(path), schema, role, batch_rows, cluster)
         return

@@ -1,5 +1,5 @@
 """init-dataset: the shell of `tabml init-dataset FILE`: read a development file, propose its
-config (tabml.profile) and write it to conf/ as three files:
+config (tabml.data.profile) and write it to conf/ as three files:
 
 - `conf/dataset/NAME.yaml`: sources, schema (every column's kind; personal data and leaks
   flagged), segments and the protected-attribute question; it selects the next two;
@@ -13,11 +13,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tabml import io
-from tabml.datasets import is_bundled, resolve
-from tabml.errors import ConfigError
-from tabml.log import info
-from tabml.profile import Column, Proposal, propose
+from tabml.core import io
+from tabml.core.errors import ConfigError
+from tabml.core.log import info
+from tabml.data.datasets import is_bundled, resolve
+from tabml.data.profile import Column, Proposal, propose
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _DEFAULT_DATASET = re.compile(r"^(\s*-\s*dataset:\s*)(\S+)(.*)$", re.MULTILINE)

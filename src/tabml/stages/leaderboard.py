@@ -1,6 +1,6 @@
 """exp compare: the shell of `tabml exp compare`: the workspace's package and each chosen
 experiment's (read through DVC at its commit), scored on the same rows and timed in the same
-run, in interleaved rounds (tabml.leaderboard)."""
+run, in interleaved rounds (tabml.reporting.leaderboard)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tabml import io, latency
-from tabml import leaderboard as lb
-from tabml import package as pkg
-from tabml.catalog import Repo, Splits
-from tabml.errors import ConfigError
-from tabml.log import info
-from tabml.schema import validate
+from tabml.core import io
+from tabml.core.catalog import Repo, Splits
+from tabml.core.errors import ConfigError
+from tabml.core.log import info
+from tabml.core.schema import validate
+from tabml.learning import package as pkg
+from tabml.reporting import latency
+from tabml.reporting import leaderboard as lb
 
 MARKDOWN, HTML, JSON = "leaderboard.md", "leaderboard.html", "leaderboard.json"
 SPLITS = ("valid", "test")
@@ -32,7 +33,7 @@ def run(
 ) -> list[lb.Entry]:
     import yaml
 
-    from tabml.dvc_adapter import experiment_params, get_output, resolve_experiment
+    from tabml.adapters.dvc_adapter import experiment_params, get_output, resolve_experiment
 
     with tempfile.TemporaryDirectory(prefix="tabml-compare-") as tmp:
         loaded: list[tuple[lb.Entry, pkg.Package, Path]] = []
@@ -78,7 +79,7 @@ def run(
         f"Every package scored on the workspace's valid ({len(frames['valid']):,} rows, by "
         "the held-out scores train wrote before any refit on them) and "
         f"test ({len(frames['test']):,} rows) splits; response time through the serving path "
-        f"(tabml.serving.Scorer), in process, {rounds} interleaved rounds on this machine: "
+        f"(tabml.service.serving.Scorer), in process, {rounds} interleaved rounds on this machine: "
         "compare the rows with each other, not with another run."
     )
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -123,8 +124,9 @@ def _entry(
 def _time(
     loaded: list[tuple[lb.Entry, pkg.Package, Path]], test: Any, rounds: int, batch: int
 ) -> None:
-    """One-record times and 1,000-record throughput, in interleaved rounds (tabml.latency)."""
-    from tabml.serving import Scorer
+    """One-record times and 1,000-record throughput, in interleaved rounds
+    (tabml.reporting.latency)."""
+    from tabml.service.serving import Scorer
 
     schema = loaded[0][1].schema
     records = latency.records_of(test, [schema.id, *schema.features], max(batch, 200))

@@ -11,12 +11,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from tabml import io, plots
-from tabml import monitor as mon
-from tabml import package as pkg
-from tabml.catalog import Monitoring
-from tabml.chunking import floor as chunk_floor
-from tabml.config import (
+from tabml.core import io
+from tabml.core.catalog import Monitoring
+from tabml.core.chunking import floor as chunk_floor
+from tabml.core.config import (
     ChunkingConfig,
     ComputeConfig,
     DaskCompute,
@@ -25,11 +23,14 @@ from tabml.config import (
     SchemaConfig,
     parse,
 )
-from tabml.errors import DataError, EmptyBatchError, PackageError
-from tabml.log import info
-from tabml.predlog import with_received_time
-from tabml.report_process import HtmlPage
-from tabml.schema import validate
+from tabml.core.errors import DataError, EmptyBatchError, PackageError
+from tabml.core.log import info
+from tabml.core.schema import validate
+from tabml.learning import package as pkg
+from tabml.monitoring import monitor as mon
+from tabml.monitoring.report_process import HtmlPage
+from tabml.reporting import plots
+from tabml.service.predlog import with_received_time
 
 # the monitoring config comes from the package; params.yaml says only where to run
 PARAMS = MonitorParams.param_keys()
@@ -56,7 +57,7 @@ def _labels(path: Path | None, schema: SchemaConfig) -> Any:
 
 
 def _spec(schema: SchemaConfig, cfg: MonitorConfig, chunking: ChunkingConfig) -> Any:
-    from tabml.nannyml_adapter import Spec
+    from tabml.adapters.nannyml_adapter import Spec
 
     numeric = [c for c, f in schema.features.items() if f.kind == "numeric"]
     categorical = [c for c, f in schema.features.items() if f.kind != "numeric"]
@@ -91,7 +92,7 @@ def run(
     report (the pipeline's stage, for a dataset with no production batch yet). `since`
     (YYYY-MM-DD) keeps only the `date=` partitions of a folder of logs from that day on.
     With `compute` a `DaskCompute`, the batch is scored and monitored on the Dask cluster
-    (`tabml.monitor_cluster`): the same outputs.
+    (`tabml.compute.monitor_cluster`): the same outputs.
     """
     with pkg.unpacked(package_dir) as folder:
         loaded = pkg.load(folder)
@@ -140,7 +141,7 @@ def _monitor(
     )
     spec = _spec(schema, cfg, chunking)
 
-    from tabml import nannyml_adapter
+    from tabml.adapters import nannyml_adapter
 
     # NannyML (and plotly) imported before the page's drawing process forks, so both have them
     nannyml_adapter.load()
@@ -177,8 +178,8 @@ def _on_cluster(
 ) -> mon.Summary:
     """`_monitor`, with the batch scored and monitored on the Dask cluster's workers: this
     process holds the reference, the batch's ids and time stamps, and the results."""
-    from tabml import nannyml_adapter
-    from tabml.monitor_cluster import Scoring, monitor_on_cluster
+    from tabml.adapters import nannyml_adapter
+    from tabml.compute.monitor_cluster import Scoring, monitor_on_cluster
 
     schema = loaded.schema
     cfg = _config(loaded)
@@ -328,7 +329,7 @@ def _finish(
 
 
 def _empty_results() -> Any:
-    from tabml.nannyml_adapter import Results
+    from tabml.adapters.nannyml_adapter import Results
 
     return Results(chunks=[])
 

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import tabml
-from tabml import io
-from tabml import package as pkg
-from tabml.config import PackageParams, dump
-from tabml.log import info
-from tabml.schema import record_json_schema
+from tabml.core import io
+from tabml.core.config import PackageParams, dump
+from tabml.core.log import info
+from tabml.core.schema import record_json_schema
+from tabml.learning import package as pkg
 
 PARAMS = PackageParams.param_keys()
 

@@ -1,5 +1,5 @@
 """promote: the shell of `tabml promote EXP`: an experiment's params, carried into conf/ so that
-`tabml params` (and a fresh clone's `dvc repro`) reproduce it. See tabml.promote."""
+`tabml params` (and a fresh clone's `dvc repro`) reproduce it. See tabml.governance.promote."""
 
 from __future__ import annotations
 
@@ -7,19 +7,19 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tabml import io
-from tabml import promote as plan
-from tabml.config import read_params
-from tabml.errors import ConfigError
-from tabml.log import info
+from tabml.core import io
+from tabml.core.config import read_params
+from tabml.core.errors import ConfigError
+from tabml.core.log import info
+from tabml.governance import promote as plan
 
 
 def run(root: Path, experiment: str, config_dir: Path, output: Path) -> plan.Edits:
     """Write `experiment`'s params into conf/, check the round trip, then compose `output`."""
     import yaml
 
-    from tabml import params_guard
-    from tabml.dvc_adapter import experiment_params
+    from tabml.adapters.dvc_adapter import experiment_params
+    from tabml.core import params_guard
 
     theirs = yaml.safe_load(experiment_params(root, experiment))
     originals: dict[Path, str | None] = {}  # every conf file changed, as it was
@@ -53,7 +53,7 @@ def _carry(
 ) -> tuple[plan.Edits, str]:
     """Make the edits (recording each file's text first in `originals`), compose conf/ again
     and check that it gives the experiment's params; return the edits and the composed text."""
-    from tabml.dvc_adapter import compose_params, conf_choices
+    from tabml.adapters.dvc_adapter import compose_params, conf_choices
 
     def remember(path: Path) -> None:
         if path not in originals:

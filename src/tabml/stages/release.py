@@ -1,7 +1,8 @@
 """release: the shell of `tabml gate` and `tabml release register|build` (commands, not stages).
 
 Reads dvc.yaml's `artifacts:` (the one model artefact), params.yaml's `release` gates, the run's
-metrics, and the previous release through GTO and DVC; the decisions are `tabml.release`'s.
+metrics, and the previous release through GTO and DVC; the decisions are
+`tabml.governance.release`'s.
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ from typing import Any
 
 import yaml
 
-from tabml import io
-from tabml import package as pkg
-from tabml import release as rel
-from tabml.catalog import Repo
-from tabml.config import ReleaseParams
-from tabml.dvc_adapter import metrics_at, repro, unclean_outputs
-from tabml.errors import ConfigError, DataError
-from tabml.log import info
+from tabml.adapters.dvc_adapter import metrics_at, repro, unclean_outputs
+from tabml.core import io
+from tabml.core.catalog import Repo
+from tabml.core.config import ReleaseParams
+from tabml.core.errors import ConfigError, DataError
+from tabml.core.log import info
+from tabml.governance import release as rel
+from tabml.learning import package as pkg
 
 PARAMS = ReleaseParams.param_keys()
 # the GTO stage whose release the challenger is compared with on the same rows

@@ -1,7 +1,8 @@
 """report: the shell of `tabml report` (a command, not a dvc.yaml stage).
 
 Reads the base revision and the workspace through DVC, draws the overlay charts, copies the
-monitoring charts beside them, and writes the Markdown `tabml.report.build` returns. By default
+monitoring charts beside them, and writes the Markdown `tabml.reporting.report.build` returns. By
+default
 the Markdown carries the charts as Mermaid blocks (GitHub draws them; nothing is uploaded) and
 the PNGs are for the workflow's artifact; with `mermaid=False` it links the PNGs relative to
 the Markdown file, which is how `cml comment update --publish` finds and uploads them (the
@@ -16,12 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tabml import io, plots
-from tabml import report as rep
-from tabml.catalog import Monitoring, Repo
-from tabml.compare import SameRows
-from tabml.dvc_adapter import Revision, read_revisions
-from tabml.log import info
+from tabml.adapters.dvc_adapter import Revision, read_revisions
+from tabml.core import io
+from tabml.core.catalog import Monitoring, Repo
+from tabml.core.log import info
+from tabml.governance.compare import SameRows
+from tabml.reporting import plots
+from tabml.reporting import report as rep
 
 # caption -> plot kind (the image is `<kind>.png`, its data `Repo.PLOT_FILES[kind]`)
 OVERLAYS = {
@@ -102,7 +104,7 @@ def run(
     time_rounds: int = 30,
 ) -> str:
     """Write the report for the workspace at `root` against `base`; return its Markdown.
-    With `html`, also an offline HTML preview of it (tabml.preview)."""
+    With `html`, also an offline HTML preview of it (tabml.reporting.preview)."""
     from tabml.stages import compare
 
     info(f"report: reading metrics, params and plots at {base} and in the workspace (DVC)")
@@ -147,7 +149,7 @@ def run(
         f"{len(charts) + len(monitoring)} images in {images_dir}"
     )
     if html is not None:
-        from tabml.preview import html_page
+        from tabml.reporting.preview import html_page
 
         io.write_text(html, html_page(text, f"Pull-request report against {base}"))
         info(f"report: wrote {html}, the comment as GitHub shows it (open it in a browser)")

@@ -1,6 +1,6 @@
 """split: train, valid and test Parquet files and the split report.
 
-The logic is `tabml.split.plan`, decided from the key columns alone (id, timestamp, target);
+The logic is `tabml.data.split.plan`, decided from the key columns alone (id, timestamp, target);
 this shell reads those, then deals the clean file a row group at a time into the three split
 files, each input row group's rows of a file written as one row group of it. So it never
 holds the development set: its peak is the key columns and one row group with its rows dealt.
@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tabml import io
-from tabml.catalog import Splits
-from tabml.config import DaskCompute, SplitParams
-from tabml.log import info
-from tabml.split import key_columns, plan
+from tabml.core import io
+from tabml.core.catalog import Splits
+from tabml.core.config import DaskCompute, SplitParams
+from tabml.core.log import info
+from tabml.data.split import key_columns, plan
 
 PARAMS = SplitParams.param_keys()
 
@@ -32,7 +32,7 @@ def run(params_file: Path, input_file: Path, output_dir: Path, report: Path) -> 
         sinks = [io.ParquetSink(tmp / Splits.file(n), grouped=True) for n in Splits.NAMES]
         done = 0
         if isinstance(params.compute, DaskCompute) and len(which):
-            from tabml.distributed import dealt_on_cluster
+            from tabml.compute.distributed import dealt_on_cluster
 
             types = lambda: [sink.schema for sink in sinks]  # noqa: E731
             for read, parts in dealt_on_cluster(

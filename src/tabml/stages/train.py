@@ -1,6 +1,6 @@
 """train: fit the model on train (early-stopped on valid), log its curves, build the reference.
 
-The logic is `tabml.model.train`; this shell reads the splits (with compute=dask it hands
+The logic is `tabml.learning.model.train`; this shell reads the splits (with compute=dask it hands
 the Dask workers the train file's path instead: each rank reads its own rows), and writes the
 model, the valid split's held-out scores, the monitoring reference and the dvclive curves.
 """
@@ -10,19 +10,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tabml import io
-from tabml.catalog import Splits
-from tabml.config import DaskCompute, LightGBMConfig, SchemaConfig, TrainParams
-from tabml.log import info
-from tabml.model import History, Model, save, train
-from tabml.monitor import latest_rows
+from tabml.core import io
+from tabml.core.catalog import Splits
+from tabml.core.config import DaskCompute, LightGBMConfig, SchemaConfig, TrainParams
+from tabml.core.log import info
+from tabml.learning.model import History, Model, save, train
+from tabml.monitoring.monitor import latest_rows
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from tabml.features import Preprocessor
-    from tabml.lgbm_data import Blocks
+    from tabml.learning.features import Preprocessor
+    from tabml.learning.lgbm_data import Blocks
 
 PARAMS = TrainParams.param_keys()
 
@@ -41,7 +41,7 @@ def run(
     whole: dict[str, pd.DataFrame] = {}
     fitted = None
     if isinstance(params.compute, DaskCompute) and isinstance(params.model, LightGBMConfig):
-        from tabml.distributed import fit_dask
+        from tabml.compute.distributed import fit_dask
 
         valid = whole["valid"] = io.read_parquet(input_dir / Splits.VALID)
         # train is read by the ranks, each only its own rows, never all in this process
@@ -79,11 +79,12 @@ def run(
 def _fit_lightgbm(
     input_dir: Path, schema: SchemaConfig, cfg: LightGBMConfig, seed: int
 ) -> tuple[Model, History]:
-    """LightGBM on the train and valid files, as `tabml.model.fit` would fit it on their frames
+    """LightGBM on the train and valid files, as `tabml.learning.model.fit` would fit it on their
+    frames
     (the same bytes): the preprocessor fitted a column of train at a time, then LightGBM reads
     the rows a row group at a time (`fit_lightgbm_blocks`)."""
-    from tabml.features import fit_columns
-    from tabml.model import fit_lightgbm_blocks
+    from tabml.learning.features import fit_columns
+    from tabml.learning.model import fit_lightgbm_blocks
 
     paths = [input_dir / Splits.TRAIN, input_dir / Splits.VALID]
     prep = fit_columns(
@@ -98,7 +99,7 @@ def _fit_lightgbm(
 def _file_blocks(path: Path, prep: Preprocessor, target: str) -> Blocks:
     """A Parquet file's rows as LightGBM's blocks: its row groups, read and encoded when
     LightGBM asks for them."""
-    from tabml.lgbm_data import Blocks
+    from tabml.learning.lgbm_data import Blocks
 
     def encode(group: int, rows: np.ndarray | None) -> np.ndarray:
         return prep.transform(io.read_row_group(path, group, prep.features, rows), "codes")

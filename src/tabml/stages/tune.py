@@ -1,5 +1,6 @@
 """tune: the shell of `tabml tune`: read the train and valid splits (never test, never the
-production labels), run the study (tabml.tune), write reports/tuning/ and the proposed model
+production labels), run the study (tabml.learning.tune), write reports/tuning/ and the proposed
+model
 option conf/model/<dataset>_tuned.yaml."""
 
 from __future__ import annotations
@@ -7,11 +8,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tabml import io, plots
-from tabml import tune as core
-from tabml.catalog import Splits
-from tabml.config import TuneParams
-from tabml.log import info
+from tabml.core import io
+from tabml.core.catalog import Splits
+from tabml.core.config import TuneParams
+from tabml.core.log import info
+from tabml.learning import tune as core
+from tabml.reporting import plots
 
 TRIALS = "trials.csv"
 SUMMARY = "summary.json"
