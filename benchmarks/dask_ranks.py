@@ -50,7 +50,7 @@ def main() -> None:
 
     from tabml.compute.distributed import fit_dask
     from tabml.core.config import DaskCompute, LightGBMConfig, TrainParams
-    from tabml.learning.evaluate import roc_auc
+    from tabml.learning.metrics import roc_auc
     from tabml.learning.model import fit
 
     params = TrainParams.load(args.params)

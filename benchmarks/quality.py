@@ -40,7 +40,7 @@ def shipped_auc(name: str) -> float:
     import pandas as pd
 
     from tabml.data.datasets import bundled_dir
-    from tabml.learning.evaluate import roc_auc
+    from tabml.learning.metrics import roc_auc
 
     feats, score, labels, target = SHIPPED[name]
     read = pd.read_csv if feats.endswith(".csv") else pd.read_parquet
@@ -55,7 +55,7 @@ def per_year(repo: Path) -> list[tuple[int, float, float, int]]:
     from tabml.core.schema import validate
     from tabml.data.datasets import bundled_dir
     from tabml.learning import package as pkg
-    from tabml.learning.evaluate import roc_auc
+    from tabml.learning.metrics import roc_auc
 
     feats, score, labels, target = SHIPPED["employment"]
     batch = pd.read_parquet(bundled_dir() / feats).merge(

@@ -127,7 +127,7 @@ def test_one_rank_is_single_machine_training_byte_for_byte(
 def test_a_fixed_rank_count_gives_the_same_model_every_run(
     splits: dict[str, Any], scheduler: str
 ) -> None:
-    from tabml.learning.evaluate import roc_auc
+    from tabml.learning.metrics import roc_auc
 
     texts = {}
     for n in (2, 4):

@@ -7,7 +7,7 @@ import pytest
 from sklearn import metrics as skm
 
 from tabml.core.config import EvaluateConfig, parse
-from tabml.learning import evaluate as ev
+from tabml.learning import metrics as ev
 
 
 @pytest.fixture(params=[0, 1, 2])

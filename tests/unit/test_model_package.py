@@ -47,7 +47,7 @@ def test_saved_model_predicts_like_the_fitted_one(kind: str, tmp_path: Path) -> 
     save(model, tmp_path)
     reloaded = load(tmp_path)
     np.testing.assert_allclose(reloaded.predict(test), model.predict(test), rtol=0, atol=1e-12)
-    from tabml.learning.evaluate import roc_auc
+    from tabml.learning.metrics import roc_auc
 
     assert roc_auc(test["y"].to_numpy(float), model.predict(test)) > 0.7
     assert history.curves["valid"]["auc"]

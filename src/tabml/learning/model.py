@@ -408,7 +408,7 @@ def _fit_logreg(
 ) -> tuple[Model, History]:
     from sklearn.linear_model import LogisticRegression
 
-    from tabml.learning.evaluate import log_loss, roc_auc
+    from tabml.learning.metrics import log_loss, roc_auc
 
     clf = LogisticRegression(C=cfg.C, max_iter=cfg.max_iter, random_state=seed)
     clf.fit(prep.transform(train, "linear"), y_train)
