@@ -91,7 +91,7 @@ def test_split_refuses_a_single_class_part() -> None:
 
 
 def test_many_level_categories_keep_the_frequent_levels_and_share_one_other() -> None:
-    from tabml.learning.features import OTHER
+    from tabml.core.schema import OTHER
     from tabml.learning.features import fit as fit_preprocessor
 
     feature = {"kind": "categorical", "max_levels": 3, "min_frequency": 2}

@@ -26,6 +26,10 @@ MAX_EXAMPLES = 3
 # never echoed whole, to the terminal or to DVC's log)
 MAX_SHOWN_CHARS = 40
 
+# the level that stands for every value outside an open vocabulary: what the model encodes
+# such a value as (learning.features) and what monitoring collapses it to
+OTHER = "(other)"
+
 
 def shorten(value: Any, limit: int = MAX_SHOWN_CHARS) -> Any:
     """A text value cut to a short prefix with '…' and its length; other values unchanged."""

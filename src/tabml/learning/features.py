@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from tabml.core.config import FeatureSpec, SchemaConfig
+from tabml.core.schema import OTHER
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -32,8 +33,6 @@ if TYPE_CHECKING:
     from tabml.learning.stats import ColumnStats, OrderSelect
 
 Encoding = Literal["codes", "linear"]
-# the level that stands for every value outside an open vocabulary
-OTHER = "(other)"
 
 
 @dataclass(frozen=True)

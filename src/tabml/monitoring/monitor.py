@@ -176,7 +176,7 @@ def as_monitored(
 ) -> pd.DataFrame:
     """A scored frame (the reference, or the batch or a part of it) as monitoring reads it:
     the predictions at the package's threshold, and open vocabularies collapsed."""
-    from tabml.learning.features import OTHER
+    from tabml.core.schema import OTHER
 
     return collapse_levels(with_predictions(frame, threshold), open_vocabularies, OTHER)
 
