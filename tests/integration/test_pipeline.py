@@ -64,6 +64,22 @@ def test_metadata_records_the_data_hashes_dvc_records(project: Path) -> None:
     assert len(meta["git_commit"]) == 40 and meta["git_dirty"] is False
 
 
+def test_a_package_names_no_tabml_module_so_it_outlives_a_change_of_layout(
+    project: Path,
+) -> None:
+    """A package holds a LightGBM model file, JSON and Parquet: no pickle and no Python import
+    path. So a package built before tabml's modules moved (issue 30: `tabml.model` became
+    `tabml.learning.model`) loads and scores after it; a module path stored in any of its
+    files would tie the package to one layout."""
+    import re
+
+    folder = project / "models/package"
+    names = re.compile(rb"tabml\.(?:core|adapters|governance|data|monitoring|learning|service|"
+                       rb"compute|reporting|stages|cli|model|features|io|schema)\b")  # fmt: skip
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        assert not names.search(path.read_bytes()), f"{path.relative_to(folder)} names a module"
+
+
 def test_committing_the_run_leaves_a_rebuilt_package_identical(project: Path) -> None:
     """A fresh clone of the recorded run rebuilds the same package bytes (dvc.lock agrees)."""
     from tests.conftest import git
