@@ -106,7 +106,7 @@ COPY src/ src/
 RUN --mount=type=cache,target=/root/.cache/uv \
     /opt/uv/bin/uv sync --frozen --no-default-groups --group pipeline --no-editable \
  && /opt/tabml/bin/python -m compileall -q /opt/tabml/lib/python3*/site-packages/tabml \
- && /opt/tabml/bin/python -c "import dask.dataframe, distributed, lightgbm, dvc, nannyml, tabml.distributed, tabml.cli"
+ && /opt/tabml/bin/python -c "import dask.dataframe, distributed, lightgbm, dvc, nannyml, tabml.compute.distributed, tabml.cli"
 WORKDIR /work
 ENV PATH=/opt/tabml/bin:${PATH} \
     HOME=/tmp \
