@@ -75,7 +75,9 @@ def image(project: Path, podman: dict[str, str]) -> Iterator[str]:
     tag = built.stdout.strip().splitlines()[-1]
     assert tag == f"{IMAGE}:{VERSION}"
     yield tag
-    run(podman, "podman", "rmi", "-f", tag, check=False)
+    # the tag goes, the layers under it stay: a plain `rmi` also removes the untagged build
+    # layers, and the next run would install every package again (podman image prune frees them)
+    run(podman, "podman", "rmi", "--no-prune", "-f", tag, check=False)
 
 
 def free_port() -> int:
